@@ -1,0 +1,104 @@
+"""Shared fixtures: a busybox rootfs built from Debian's busybox-static, bundles, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oci_runtime.specgen import default_spec
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _bin(name: str) -> list[str]:
+    """The command for one of our console scripts, preferring the one beside this interpreter."""
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", {"pyrunc": "oci_runtime", "pydock": "builder"}[name]]
+
+
+PYRUNC = _bin("pyrunc")
+PYDOCK = _bin("pydock")
+
+
+def build_busybox_rootfs(dest: Path) -> Path:
+    """A minimal rootfs: static busybox with every applet linked, plus passwd/group files."""
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user"):
+        (dest / d).mkdir(parents=True, exist_ok=True)
+    os.chmod(dest / "tmp", 0o1777)
+    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list-full"], check=True, capture_output=True, text=True).stdout.split()
+    for applet in applets:
+        link = dest / applet
+        if link.name == "busybox" or link.exists() or link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/bin/busybox")
+    (dest / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+        "user:x:1000:1000:user:/home/user:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    (dest / "etc" / "group").write_text(
+        "root:x:0:\ndaemon:x:1:\ntty:x:5:\nwheel:x:10:user\nuser:x:1000:\nnogroup:x:65534:\n")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def busybox_template(tmp_path_factory) -> Path:
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed")
+    return build_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture
+def rootfs(busybox_template, tmp_path) -> Path:
+    """A private copy of the busybox rootfs for one test."""
+    dest = tmp_path / "bundle" / "rootfs"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(busybox_template), str(dest)], check=True)
+    return dest
+
+
+@pytest.fixture
+def make_bundle(rootfs):
+    """make_bundle(args, edit=callable) writes config.json beside the test's rootfs and returns the bundle dir."""
+
+    def make(args=("true",), edit=None, terminal=False, readonly=False) -> Path:
+        spec = default_spec(args=list(args), terminal=terminal)
+        spec["root"]["readonly"] = readonly
+        if edit:
+            edit(spec)
+        bundle = rootfs.parent
+        (bundle / "config.json").write_text(json.dumps(spec, indent=2))
+        return bundle
+
+    return make
+
+
+@pytest.fixture
+def state_root(tmp_path) -> Path:
+    d = tmp_path / "state"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def pyrunc(state_root):
+    """pyrunc(*args, **run_kwargs) -> CompletedProcess, with --root set to the test's own state dir."""
+
+    def run(*args, check=False, timeout=60, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run([*PYRUNC, "--root", str(state_root), *map(str, args)],
+                              check=check, timeout=timeout, **kw)
+
+    return run
