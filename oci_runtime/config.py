@@ -1,0 +1,67 @@
+"""Reading and checking a bundle's config.json before anything is created."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from . import hooks, namespaces, process
+from .errors import ConfigInvalid
+
+
+@dataclass
+class Bundle:
+    path: str                 # absolute bundle directory
+    config: dict
+    rootfs: str               # absolute, symlinks resolved
+    ns: namespaces.NamespacePlan
+
+
+def read_json(path: str, what: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
+        raise ConfigInvalid(f"{what} not found: {path}") from None
+    except ValueError as e:
+        raise ConfigInvalid(f"{what} is not valid JSON: {path}: {e}") from None
+    except OSError as e:
+        raise ConfigInvalid(f"reading {what} {path}: {e.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigInvalid(f"{what} must hold a JSON object: {path}")
+    return data
+
+
+def schema_check(config: dict) -> None:
+    """Validate against spec/config.schema.json with the project's small validator (cheap to import)."""
+    try:
+        from .validate import validate_config
+    except ImportError:  # pragma: no cover - the validator ships with the package
+        return
+    validate_config(config)
+
+
+def load_bundle(bundle_dir: str) -> Bundle:
+    bundle_dir = os.path.abspath(bundle_dir or ".")
+    if not os.path.isdir(bundle_dir):
+        raise ConfigInvalid(f"bundle directory {bundle_dir} does not exist")
+    config = read_json(os.path.join(bundle_dir, "config.json"), "config.json")
+    schema_check(config)
+    root = (config.get("root") or {}).get("path")
+    if not root:
+        raise ConfigInvalid("config.json: root.path is required")
+    rootfs = os.path.realpath(os.path.join(bundle_dir, root))
+    if not os.path.isdir(rootfs):
+        raise ConfigInvalid(f"rootfs ({rootfs}) does not exist")
+    proc = config.get("process")
+    if not proc:
+        raise ConfigInvalid("config.json: process is required to create a container")
+    process.check(proc)
+    ns = namespaces.plan(config.get("linux") or {})
+    namespaces.check_compatible(config, ns)
+    hooks.check_paths(config.get("hooks"))
+    for i, mount in enumerate(config.get("mounts") or []):
+        if not mount.get("destination"):
+            raise ConfigInvalid(f"mounts[{i}].destination is required")
+    return Bundle(bundle_dir, config, rootfs, ns)

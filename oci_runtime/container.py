@@ -1,0 +1,343 @@
+"""A container's lifecycle: create, start, state, kill, delete (and pause/resume through the cgroup)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from . import launch
+from .config import load_bundle
+from .errors import BadState, ContainerNotFound, RuntimeFailure
+from .hooks import run_hooks
+from .log import logger
+from .state import StateDir
+
+CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", "creating"
+
+
+def proc_start_time(pid: int) -> tuple[int, str] | None:
+    """(start time in clock ticks, state letter) of a live pid, or None; tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    return int(fields[19]), fields[0].decode()
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Exactly the decimal pid, no newline (docker and containerd parse it with Atoi); atomic."""
+    path = os.path.abspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class Container:
+    def __init__(self, state_dir: StateDir, state: dict):
+        self.dir = state_dir
+        self.state = state
+        self._cgroups = None
+
+    @property
+    def id(self) -> str:
+        return self.dir.id
+
+    @classmethod
+    def load(cls, root: str, container_id: str) -> "Container":
+        state_dir = StateDir(root, container_id)
+        return cls(state_dir, state_dir.load())
+
+    # -- status ---------------------------------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        return self.state.get("pid", 0)
+
+    def init_alive(self) -> bool:
+        info = proc_start_time(self.pid) if self.pid else None
+        return info is not None and info[0] == self.state.get("pid_start") and info[1] not in ("Z", "X")
+
+    @property
+    def cgroups(self):
+        if self._cgroups is None and self.state.get("cgroup"):
+            from .cgroups import open_manager_from_state
+            self._cgroups = open_manager_from_state(self.state["cgroup"])
+        return self._cgroups
+
+    def status(self) -> str:
+        if not self.init_alive():
+            return STOPPED
+        if self.dir.fifo.exists():
+            return CREATED
+        mgr = self.cgroups
+        if mgr is not None:
+            try:
+                if mgr.frozen():
+                    return PAUSED
+            except OSError:
+                pass
+        return RUNNING
+
+    def oci_state(self) -> dict:
+        status = self.status()
+        return {
+            "ociVersion": self.state.get("ociVersion", ""),
+            "id": self.id,
+            "pid": self.pid if status != STOPPED else 0,
+            "status": status,
+            "bundle": self.state.get("bundle", ""),
+            "rootfs": self.state.get("rootfs", ""),
+            "created": self.state.get("created", ""),
+            "owner": self.state.get("owner", ""),
+            "annotations": self.state.get("annotations") or {},
+        }
+
+    def hook_state(self, status: str) -> dict:
+        return {"ociVersion": self.state.get("ociVersion", ""), "id": self.id, "status": status,
+                "pid": self.pid, "bundle": self.state.get("bundle", ""),
+                "annotations": self.state.get("annotations") or {}}
+
+    # -- start ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        with self.dir.locked():
+            status = self.status()
+            if status == STOPPED:
+                raise BadState("cannot start a container that has stopped")
+            if status != CREATED:
+                raise BadState(f"cannot start an already {status} container")
+            self._release_init()
+            try:
+                os.unlink(self.dir.fifo)
+            except FileNotFoundError:
+                pass
+        for hook in self.state.get("hooks", {}).get("poststart") or []:
+            try:
+                run_hooks([hook], "poststart", self.hook_state(RUNNING))
+            except RuntimeFailure as e:  # the spec: a failing poststart hook is a warning
+                logger.warning(str(e))
+
+    def _release_init(self) -> None:
+        """Open exec.fifo: init, blocked opening its other end, goes on to exec the process."""
+        from . import sys as lsys
+
+        try:
+            pidfd = lsys.pidfd_open(self.pid)
+        except OSError:
+            raise BadState("cannot start a container that has stopped") from None
+        fifo = os.open(self.dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            poller = select.poll()
+            poller.register(fifo, select.POLLIN | select.POLLHUP)
+            poller.register(pidfd, select.POLLIN)
+            message = b""
+            writer_seen = False
+            while True:
+                events = dict(poller.poll())
+                if fifo in events:
+                    writer_seen = True
+                    chunk = os.read(fifo, 4096)
+                    if chunk:
+                        message += chunk
+                        continue
+                    if events[fifo] & select.POLLHUP:
+                        break  # init exec'd (the fifo closed on exec) or reported an error
+                if pidfd in events:
+                    if not writer_seen and not dict(poller.poll(0)).get(fifo):
+                        raise BadState("cannot start a container that has stopped")
+                    # init is gone: collect whatever it wrote before it went
+                    while chunk := _read_nonblock(fifo):
+                        message += chunk
+                    break
+        finally:
+            os.close(fifo)
+            os.close(pidfd)
+        if message:
+            raise RuntimeFailure(message.decode(errors="replace"))
+
+    # -- kill -----------------------------------------------------------------------------------
+    def kill(self, sig: int, all_processes: bool = False) -> None:
+        status = self.status()
+        if status == STOPPED and not all_processes:
+            raise BadState("container not running")
+        if all_processes and self.cgroups is not None:
+            self.cgroups.kill_all(sig)
+            return
+        if status == STOPPED:
+            raise BadState("container not running")
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            raise BadState("container not running") from None
+
+    # -- delete ---------------------------------------------------------------------------------
+    def delete(self, force: bool = False) -> None:
+        status = self.status()
+        if status in (RUNNING, PAUSED) and not force:
+            raise BadState(f"cannot delete container {self.id} that is not stopped: {status}")
+        if status != STOPPED:
+            self._kill_everything()
+        self.destroy()
+        for hook in self.state.get("hooks", {}).get("poststop") or []:
+            try:
+                run_hooks([hook], "poststop", self.hook_state(STOPPED))
+            except RuntimeFailure as e:  # the spec: a failing poststop hook is a warning
+                logger.warning(str(e))
+
+    def _kill_everything(self) -> None:
+        mgr = self.cgroups
+        if mgr is not None:
+            try:
+                if mgr.frozen():
+                    mgr.kill_all(signal.SIGKILL)
+                    mgr.thaw()
+            except OSError:
+                pass
+        if self.init_alive():
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if mgr is not None and not self.state.get("own_pidns", True):
+            mgr.kill_all(signal.SIGKILL)  # without a pid namespace, init's death does not end the others
+        wait_gone(self.pid, self.state.get("pid_start"), 10.0)
+
+    def destroy(self) -> None:
+        """Remove what the container owns on the host: its cgroup and its state directory."""
+        mgr = self.cgroups
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except OSError as e:
+                logger.warning(f"removing cgroup of {self.id}: {e}")
+        self.dir.remove()
+
+    # -- pause / resume -------------------------------------------------------------------------
+    def pause(self) -> None:
+        status = self.status()
+        if status not in (RUNNING, CREATED):
+            raise BadState(f"container not running" if status == STOPPED else f"container is {status}")
+        self._need_cgroups().freeze()
+
+    def resume(self) -> None:
+        if self.status() != PAUSED:
+            raise BadState("container not paused")
+        self._need_cgroups().thaw()
+
+    def _need_cgroups(self):
+        if self.cgroups is None:
+            raise RuntimeFailure(f"container {self.id} has no cgroup")
+        return self.cgroups
+
+
+def _read_nonblock(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return b""
+
+
+def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
+    """Wait until pid has exited (or become a zombie); True if it did within the timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while time.monotonic() < deadline:
+        info = proc_start_time(pid)
+        if info is None or info[0] != start or info[1] in ("Z", "X"):
+            return True
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return False
+
+
+def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, pid_file: str | None = None,
+           no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+           systemd_cgroup: bool = False, extra_env: dict | None = None) -> Container:
+    """Create a container whose init waits for `start`; on any failure nothing is left behind."""
+    bundle = load_bundle(bundle_dir)
+    config = bundle.config
+    linux = config.get("linux") or {}
+    seccomp = None
+    if linux.get("seccomp"):
+        from .security.seccomp import prepare_filter
+        seccomp = prepare_filter(linux["seccomp"])
+    state_dir = StateDir(root, container_id)
+    state_dir.claim()
+    mgr = None
+    init_pid = 0
+    try:
+        mgr = _make_cgroup(container_id, linux, systemd_cgroup)
+        os.mkfifo(state_dir.fifo, 0o622)
+        spec = launch.LaunchSpec(container_id, bundle, state_dir, mgr, console_sock, no_pivot,
+                                 no_new_keyring, preserve_fds, extra_env or {}, seccomp)
+        init_pid = launch.spawn_init(spec)
+        info = proc_start_time(init_pid)
+        state = {
+            "id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": init_pid,
+            "pid_start": info[0] if info else 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
+            "created": now_rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
+            "hooks": {k: v for k, v in (config.get("hooks") or {}).items() if k in ("poststart", "poststop")},
+            "cgroup": mgr.to_state() if mgr is not None else None,
+            "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
+        }
+        state_dir.save(state)
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+        return Container(state_dir, state)
+    except BaseException:
+        if init_pid:
+            try:
+                os.kill(init_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_gone(init_pid, None, 5.0)
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except OSError:
+                pass
+        state_dir.remove()
+        raise
+
+
+def _config_for_exec(config: dict) -> dict:
+    """What `exec` needs later, kept so that later edits of config.json do not affect the container."""
+    linux = config.get("linux") or {}
+    keep = {k: linux[k] for k in ("namespaces", "seccomp", "uidMappings", "gidMappings") if k in linux}
+    return {"linux": keep, "process": {k: v for k, v in config["process"].items() if k != "args"}}
+
+
+def _make_cgroup(container_id: str, linux: dict, systemd: bool):
+    try:
+        from .cgroups import open_manager
+    except ImportError:
+        return None
+    mgr = open_manager(linux.get("cgroupsPath"), container_id, systemd=systemd)
+    try:
+        mgr.create()
+        mgr.set(linux.get("resources") or {})
+    except BaseException:
+        try:
+            mgr.destroy()
+        except OSError:
+            pass
+        raise
+    return mgr
+
+
+def load_container(root: str, container_id: str) -> Container:
+    try:
+        return Container.load(root, container_id)
+    except ContainerNotFound:
+        raise

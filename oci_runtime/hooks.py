@@ -1,0 +1,59 @@
+"""OCI hooks: run with the container state on stdin, each with its own timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .errors import RuntimeFailure
+
+PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+class HookFailed(RuntimeFailure):
+    pass
+
+
+def run_hooks(hooks: list[dict] | None, phase: str, state: dict) -> None:
+    """Run each hook of one phase in order; the first failure raises HookFailed naming hook and cause."""
+    if not hooks:
+        return
+    import subprocess  # only paid for by containers that have hooks
+
+    payload = json.dumps(state).encode()
+    for hook in hooks:
+        path = hook.get("path", "")
+        args = hook.get("args") or [path]
+        env = {}
+        for item in hook.get("env") or []:
+            key, _, value = item.partition("=")
+            env[key] = value
+        timeout = hook.get("timeout")
+        try:
+            proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE, close_fds=True,
+                                    start_new_session=False)
+        except OSError as e:
+            raise HookFailed(f"{phase} hook {path}: {e.strerror or e}") from None
+        try:
+            try:
+                proc.stdin.write(payload)
+            except BrokenPipeError:
+                pass  # a hook need not read its stdin
+            proc.stdin.close()
+            code = proc.wait(timeout=timeout if timeout and timeout > 0 else None)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise HookFailed(f"{phase} hook {path}: timed out after {timeout} s") from None
+        if code != 0:
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            raise HookFailed(f"{phase} hook {path} failed: {how}")
+
+
+def check_paths(hooks: dict | None) -> None:
+    """Refuse hooks that cannot run, before anything is created (runtime-namespace hooks only)."""
+    for phase in ("prestart", "createRuntime", "poststart", "poststop"):
+        for hook in (hooks or {}).get(phase) or []:
+            path = hook.get("path", "")
+            if not os.path.isabs(path):
+                raise RuntimeFailure(f"hooks.{phase}: path {path!r} must be absolute")

@@ -1,0 +1,342 @@
+"""Creating the container's init: runtime <-> stage1 <-> init, synchronised over a socketpair.
+
+runtime (pyrunc create)          stage1 (forked)                    init (forked by stage1)
+  place stage1 in the cgroup  ->  joins namespaces by path
+                                  unshare(user) -> "userns"
+  write uid/gid maps          ->  unshare(the rest); fork          ->  rootfs mounts, hostname, ...
+                              <-  "pid" N; exit                       "hooks"
+  run prestart/createRuntime  ->                                       createContainer hooks, pivot_root,
+                                                                       console, rlimits, user, caps
+                              <-                                       "ready"; blocks opening exec.fifo
+  save state, exit 0                                                    (`start` opens it) -> execve
+Every failure in stage1 or init is sent back as {"t": "error"} and the runtime cleans up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+
+from . import console, namespaces, process as proc_setup, rootfs as rootfs_mod
+from . import sys as lsys
+from .config import Bundle
+from .errors import RuntimeFailure
+from .hooks import run_hooks
+from .state import StateDir
+
+_MSG_MAX = 1 << 16
+
+
+@dataclass
+class LaunchSpec:
+    container_id: str
+    bundle: Bundle
+    state_dir: StateDir
+    cgroups: object | None = None
+    console_sock: socket.socket | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    extra_env: dict = field(default_factory=dict)
+    seccomp: object | None = None
+
+
+def _send(sock: socket.socket, **msg) -> None:
+    sock.send(json.dumps(msg).encode())
+
+
+def _recv(sock: socket.socket) -> dict | None:
+    data = sock.recv(_MSG_MAX)
+    return json.loads(data) if data else None
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, RuntimeFailure):
+        return str(e)
+    if isinstance(e, OSError):
+        return e.strerror if e.strerror and not e.filename else str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
+    config = spec.bundle.config
+    return {"ociVersion": config.get("ociVersion", ""), "id": spec.container_id, "status": status,
+            "pid": pid, "bundle": spec.bundle.path, "annotations": config.get("annotations") or {}}
+
+
+# -- runtime side ---------------------------------------------------------------------------------
+def spawn_init(spec: LaunchSpec) -> int:
+    """Fork stage1 and drive the handshake until init is ready; return init's host pid."""
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    ns_fds = namespaces.open_joins(spec.bundle.ns)
+    try:
+        stage1 = os.fork()
+        if stage1 == 0:  # pragma: no cover - runs in the child
+            parent_sock.close()
+            try:
+                _stage1(spec, child_sock, ns_fds)
+            except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
+                try:
+                    _send(child_sock, t="error", msg=_error_text(e))
+                except OSError:
+                    pass
+            os._exit(1)
+    finally:
+        for _, fd in ns_fds:
+            os.close(fd)
+    child_sock.close()
+    init_pid = 0
+    try:
+        init_pid = _drive(spec, parent_sock, stage1)
+        return init_pid
+    except BaseException:
+        if init_pid:
+            _kill(init_pid)
+        raise
+    finally:
+        parent_sock.close()
+        _reap(stage1)
+
+
+def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
+    linux = spec.bundle.config.get("linux") or {}
+    hooks = spec.bundle.config.get("hooks") or {}
+    if spec.cgroups is not None:
+        spec.cgroups.apply(stage1)
+    _send(sock, t="go")
+    init_pid = 0
+    try:
+        while True:
+            msg = _recv(sock)
+            if msg is None:
+                raise RuntimeFailure("container init exited unexpectedly before it was ready")
+            kind = msg["t"]
+            if kind == "userns":
+                namespaces.write_id_maps(stage1, linux)
+                _send(sock, t="ok")
+            elif kind == "pid":
+                init_pid = msg["pid"]
+            elif kind == "hooks":
+                state = state_for_hooks(spec, "creating", init_pid)
+                try:
+                    run_hooks(hooks.get("prestart"), "prestart", state)
+                    run_hooks(hooks.get("createRuntime"), "createRuntime", state)
+                except RuntimeFailure as e:
+                    _send(sock, t="error", msg=str(e))
+                    raise
+                _send(sock, t="ok", state=state)
+            elif kind == "ready":
+                return init_pid
+            elif kind == "error":
+                raise RuntimeFailure(msg["msg"])
+    except BaseException:
+        if init_pid:
+            _kill(init_pid)
+        raise
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+# -- stage1: namespaces ---------------------------------------------------------------------------
+def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]) -> None:
+    lsys.prctl(lsys.PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or open us via /proc
+    if (_recv(sock) or {}).get("t") != "go":
+        os._exit(1)
+    ns = spec.bundle.ns
+    paths = dict(ns.join)
+    for kind, fd in ns_fds:
+        if kind == "user":
+            namespaces.join(kind, fd, paths[kind])
+    if ns.creates("user"):
+        lsys.unshare(lsys.CLONE_NEWUSER)
+        _send(sock, t="userns")
+        reply = _recv(sock)
+        if not reply or reply.get("t") != "ok":
+            os._exit(1)
+    if ns.has("user"):
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    for kind, fd in ns_fds:
+        if kind != "user":
+            namespaces.join(kind, fd, paths[kind])
+    if ns.new & ~lsys.CLONE_NEWUSER:
+        try:
+            lsys.unshare(ns.new & ~lsys.CLONE_NEWUSER)
+        except OSError as e:
+            raise RuntimeFailure(f"creating namespaces: {e.strerror}") from None
+    if ns.creates("time"):
+        namespaces.write_time_offsets((spec.bundle.config.get("linux") or {}).get("timeOffsets"))
+    released_r, released_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(released_w)
+        try:
+            # wait until stage1 has told the runtime our pid, so that messages arrive in order
+            os.read(released_r, 1)
+            os.close(released_r)
+            _init(spec, sock)
+        except BaseException as e:  # noqa: BLE001
+            try:
+                _send(sock, t="error", msg=_error_text(e))
+            except OSError:
+                pass
+        os._exit(1)
+    _send(sock, t="pid", pid=pid)
+    os.write(released_w, b"1")
+    os._exit(0)
+
+
+# -- init: the container's first process ----------------------------------------------------------
+def _init(spec: LaunchSpec, sock: socket.socket) -> None:
+    config = spec.bundle.config
+    linux = config.get("linux") or {}
+    process = config["process"]
+    hooks = config.get("hooks") or {}
+    ns = spec.bundle.ns
+    os.setsid()
+    if not spec.no_new_keyring:
+        _join_session_keyring(spec.container_id)
+
+    # handles we need after pivot_root, opened while the host's filesystem is still visible
+    fifo_fd = os.open(spec.state_dir.fifo, lsys.O_PATH | os.O_CLOEXEC)
+    proc_fd = os.open("/proc", lsys.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    builder = None
+    if ns.creates("mount"):
+        builder = rootfs_mod.RootfsBuilder(config, spec.bundle.path, spec.bundle.rootfs, spec.cgroups,
+                                           in_userns=ns.has("user"))
+        builder.prepare()
+    if ns.creates("network"):
+        namespaces.loopback_up()
+    if ns.has("uts"):
+        if config.get("hostname"):
+            lsys.sethostname(config["hostname"])
+        if config.get("domainname"):
+            lsys.setdomainname(config["domainname"])
+
+    state = None
+    if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
+        _send(sock, t="hooks")
+        reply = _recv(sock)
+        if not reply or reply.get("t") != "ok":
+            os._exit(1)
+        state = reply["state"]
+        run_hooks(hooks.get("createContainer"), "createContainer", state)
+
+    if hooks.get("startContainer"):
+        import subprocess  # noqa: F401 - run_hooks needs it after pivot_root, when the host's stdlib is gone
+    if builder is not None:
+        builder.pivot(spec.no_pivot)
+        builder.finish()
+    else:
+        os.chroot(spec.bundle.rootfs)
+        os.chdir("/")
+    rootfs_mod.write_sysctls(linux.get("sysctl"))
+
+    if process.get("terminal"):
+        _setup_terminal(spec, process)
+    elif spec.console_sock is not None:
+        spec.console_sock.close()
+
+    proc_setup.set_oom_score_adj(process.get("oomScoreAdj"))
+    proc_setup.set_rlimits(process.get("rlimits"))
+    proc_setup.check_lsm(process)
+    user = process.get("user") or {}
+    env = proc_setup.final_env(process, user.get("uid", 0))
+    env.update(spec.extra_env)
+    seccomp_early = spec.seccomp is not None and not process.get("noNewPrivileges")
+    if seccomp_early:  # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before dropping caps
+        spec.seccomp.load()
+    proc_setup.set_user(user, process.get("capabilities"), setgroups_allowed=_setgroups_allowed(ns))
+    proc_setup.set_no_new_privs(process)
+    cwd = process.get("cwd", "/")
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: {e.strerror.lower()}') from None
+    args = process["args"]
+    executable = proc_setup.lookup_executable(args[0], env, cwd)
+    proc_setup.apply_lsm(process)
+
+    _send(sock, t="ready")
+    sock.close()
+
+    # Block until `pyrunc start` opens the fifo for reading; from now on errors go to it.
+    fifo = os.open(f"self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
+    os.close(fifo_fd)
+    os.close(proc_fd)
+    try:
+        if hooks.get("startContainer"):
+            run_hooks(hooks["startContainer"], "startContainer", dict(state or {}, status="created", pid=os.getpid()))
+        if spec.seccomp is not None and not seccomp_early:
+            spec.seccomp.load()
+        lsys.close_range(3 + spec.preserve_fds, 0xFFFFFFFF, lsys.CLOSE_RANGE_CLOEXEC)
+        os.set_inheritable(fifo, False)
+        os.execve(executable, args, env)
+    except BaseException as e:  # noqa: BLE001 - report to `start`, which prints it
+        try:
+            os.write(fifo, _error_text(e).encode() or b"exec failed")
+        except OSError:
+            pass
+        os._exit(127)
+
+
+def _setgroups_allowed(ns: namespaces.NamespacePlan) -> bool:
+    if not ns.has("user"):
+        return True
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return False
+
+
+def _setup_terminal(spec: LaunchSpec, process: dict) -> None:
+    if spec.console_sock is None:
+        raise RuntimeFailure("process.terminal is true but no --console-socket was given")
+    master, slave_path = console.open_pty_in_container()
+    slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    user = process.get("user") or {}
+    os.fchown(slave, user.get("uid", 0), user.get("gid", 0))
+    console.set_size(master, process.get("consoleSize"))
+    try:
+        _bind_console(slave_path)
+        console.send_fd(spec.console_sock, master)
+    finally:
+        spec.console_sock.close()
+        os.close(master)
+    console.make_controlling(slave)
+    os.close(slave)
+
+
+def _bind_console(slave_path: str) -> None:
+    """/dev/console in the container is the pty slave, as runc sets it up."""
+    try:
+        if not os.path.exists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        lsys.mount(slave_path, "/dev/console", None, lsys.MS_BIND, None)
+    except OSError:
+        pass  # a read-only /dev is allowed; the console then is only the process's stdio
+
+
+def _join_session_keyring(container_id: str) -> None:
+    import ctypes
+
+    keyctl = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, 250)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(keyctl, 1, f"_ses.{container_id}".encode())  # KEYCTL_JOIN_SESSION_KEYRING; best effort

@@ -1,0 +1,69 @@
+"""runc-compatible logging: `--log FILE` and `--log-format text|json`.
+
+Engines read the *last* `"level":"error"` JSON object of the log file and show its msg to the user
+(see runtime-cli-contract.md, section 6), so every failure is written there as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+class Logger:
+    def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False):
+        self.path = path
+        self.fmt = fmt
+        self.threshold = _LEVELS["debug" if debug else "info"]
+
+    def _line(self, level: str, msg: str) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+        if self.fmt == "json":
+            return json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
+        return f'time="{stamp}" level={level} msg={json.dumps(msg)}\n'
+
+    def log(self, level: str, msg: str) -> None:
+        if _LEVELS[level] < self.threshold:
+            return
+        line = self._line(level, msg)
+        if self.path:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+                return
+            except OSError:
+                pass  # an unwritable log file must not hide the message: fall back to stderr
+        if level != "error":  # errors are printed by error() below in any case
+            sys.stderr.write(line)
+
+    def debug(self, msg: str) -> None:
+        self.log("debug", msg)
+
+    def warning(self, msg: str) -> None:
+        self.log("warning", msg)
+
+    def error(self, msg: str) -> None:
+        """Log to the --log file and always print the plain message on stderr."""
+        self.log("error", msg)
+        try:
+            sys.stderr.write(msg + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+# The process-wide logger; the CLI replaces it once the global flags are parsed.
+logger = Logger()
+
+
+def configure(path: str | None, fmt: str, debug: bool) -> Logger:
+    global logger
+    logger = Logger(path, fmt, debug)
+    return logger

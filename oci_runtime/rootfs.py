@@ -1,0 +1,417 @@
+"""The container's root filesystem, prepared inside its new mount namespace by init.
+
+Every mount destination is resolved with openat2(RESOLVE_IN_ROOT) against a handle on the rootfs and
+mounted through /proc/self/fd/N, so a symlink planted in the rootfs can never redirect a mount to the
+host (the class of runc CVE-2021-30465).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+
+from . import sys as lsys
+from .errors import RuntimeFailure
+
+# option -> (clears the flag?, flag)
+MOUNT_FLAGS = {
+    "async": (True, lsys.MS_SYNCHRONOUS), "atime": (True, lsys.MS_NOATIME), "bind": (False, lsys.MS_BIND),
+    "defaults": (False, 0), "dev": (True, lsys.MS_NODEV), "diratime": (True, lsys.MS_NODIRATIME),
+    "dirsync": (False, lsys.MS_DIRSYNC), "exec": (True, lsys.MS_NOEXEC), "iversion": (False, lsys.MS_I_VERSION),
+    "lazytime": (False, lsys.MS_LAZYTIME), "loud": (True, lsys.MS_SILENT), "mand": (False, lsys.MS_MANDLOCK),
+    "noatime": (False, lsys.MS_NOATIME), "nodev": (False, lsys.MS_NODEV), "nodiratime": (False, lsys.MS_NODIRATIME),
+    "noexec": (False, lsys.MS_NOEXEC), "noiversion": (True, lsys.MS_I_VERSION),
+    "nolazytime": (True, lsys.MS_LAZYTIME), "nomand": (True, lsys.MS_MANDLOCK),
+    "norelatime": (True, lsys.MS_RELATIME), "nostrictatime": (True, lsys.MS_STRICTATIME),
+    "nosuid": (False, lsys.MS_NOSUID), "nosymfollow": (False, lsys.MS_NOSYMFOLLOW),
+    "rbind": (False, lsys.MS_BIND | lsys.MS_REC), "relatime": (False, lsys.MS_RELATIME),
+    "remount": (False, lsys.MS_REMOUNT), "ro": (False, lsys.MS_RDONLY), "rw": (True, lsys.MS_RDONLY),
+    "silent": (False, lsys.MS_SILENT), "strictatime": (False, lsys.MS_STRICTATIME),
+    "suid": (True, lsys.MS_NOSUID), "symfollow": (True, lsys.MS_NOSYMFOLLOW),
+    "sync": (False, lsys.MS_SYNCHRONOUS),
+}
+PROPAGATION = {
+    "private": lsys.MS_PRIVATE, "rprivate": lsys.MS_PRIVATE | lsys.MS_REC,
+    "shared": lsys.MS_SHARED, "rshared": lsys.MS_SHARED | lsys.MS_REC,
+    "slave": lsys.MS_SLAVE, "rslave": lsys.MS_SLAVE | lsys.MS_REC,
+    "unbindable": lsys.MS_UNBINDABLE, "runbindable": lsys.MS_UNBINDABLE | lsys.MS_REC,
+}
+# Options engines send that are not kernel options: handled by us, never passed as data.
+EXTRA_OPTIONS = {"tmpcopyup", "notmpcopyup", "idmap", "ridmap"}
+# Recursive attribute options (mount_setattr); treated like their plain forms on the top mount.
+RECURSIVE_ATTRS = {"rro": "ro", "rrw": "rw", "rnosuid": "nosuid", "rsuid": "suid", "rnodev": "nodev",
+                   "rdev": "dev", "rnoexec": "noexec", "rexec": "exec", "rnoatime": "noatime",
+                   "ratime": "atime", "rrelatime": "relatime", "rstrictatime": "strictatime",
+                   "rnodiratime": "nodiratime", "rdiratime": "diratime", "rnosymfollow": "nosymfollow",
+                   "rsymfollow": "symfollow"}
+# statvfs f_flag bits the kernel locks on mounts inherited into a user namespace
+_LOCKED = {os.ST_RDONLY: lsys.MS_RDONLY, os.ST_NOSUID: lsys.MS_NOSUID, os.ST_NODEV: lsys.MS_NODEV,
+           os.ST_NOEXEC: lsys.MS_NOEXEC, getattr(os, "ST_NOATIME", 1024): lsys.MS_NOATIME,
+           getattr(os, "ST_NODIRATIME", 2048): lsys.MS_NODIRATIME, getattr(os, "ST_RELATIME", 4096): lsys.MS_RELATIME}
+
+DEFAULT_DEVICES = [  # path, major, minor: created in every container that has its own /dev
+    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+]
+DEV_SYMLINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr")]
+
+
+def parse_options(options: list[str] | None) -> tuple[int, int, list[str], set[str]]:
+    """Split mount options into (flags, propagation flags, data options, extra options)."""
+    flags = prop = 0
+    data: list[str] = []
+    extra: set[str] = set()
+    for opt in options or []:
+        opt = RECURSIVE_ATTRS.get(opt, opt)
+        if opt in MOUNT_FLAGS:
+            clear, flag = MOUNT_FLAGS[opt]
+            flags = flags & ~flag if clear else flags | flag
+        elif opt in PROPAGATION:
+            prop |= PROPAGATION[opt]
+        elif opt in EXTRA_OPTIONS:
+            extra.add(opt)
+        else:
+            data.append(opt)
+    return flags, prop, data, extra
+
+
+def is_bind(mount: dict) -> bool:
+    return mount.get("type") == "bind" or any(o in ("bind", "rbind") for o in mount.get("options") or [])
+
+
+class SafeRoot:
+    """A handle on the rootfs; paths inside it resolve as if it were `/`, symlinks included."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, lsys.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def open(self, path: str, flags: int = lsys.O_PATH, *, follow: bool = True) -> int:
+        resolve = lsys.RESOLVE_IN_ROOT | lsys.RESOLVE_NO_MAGICLINKS
+        if not follow:
+            flags |= os.O_NOFOLLOW
+        return lsys.openat2(self.fd, path.lstrip("/") or ".", flags, 0, resolve)
+
+    def ensure(self, path: str, *, directory: bool = True, mode: int = 0o755) -> int:
+        """Open `path` (O_PATH), creating missing parents as directories and the last part as a dir or file."""
+        path = posixpath.normpath("/" + path)
+        try:
+            return self.open(path)
+        except FileNotFoundError:
+            pass
+        parent, name = posixpath.split(path)
+        parent_fd = self.ensure(parent) if parent != "/" else os.dup(self.fd)
+        try:
+            try:
+                if directory:
+                    os.mkdir(name, mode, dir_fd=parent_fd)
+                else:
+                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     0o644, dir_fd=parent_fd))
+            except FileExistsError:
+                pass  # made by someone else meanwhile, or a dangling symlink: resolved safely below
+            return lsys.openat2(parent_fd, name, lsys.O_PATH, 0, lsys.RESOLVE_IN_ROOT | lsys.RESOLVE_NO_MAGICLINKS)
+        finally:
+            os.close(parent_fd)
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def _remount_bind(target: str, flags: int, label: str) -> None:
+    """Apply flags to a bind mount; keep the flags the kernel locked (user namespaces) if it refuses."""
+    remount = lsys.MS_BIND | lsys.MS_REMOUNT | (flags & ~(lsys.MS_BIND | lsys.MS_REC | lsys.MS_REMOUNT))
+    try:
+        lsys.mount(None, target, None, remount, None, label=label)
+    except PermissionError:
+        locked = 0
+        st = os.statvfs(target)
+        for bit, flag in _LOCKED.items():
+            if st.f_flag & bit:
+                locked |= flag
+        lsys.mount(None, target, None, remount | locked, None, label=label)
+
+
+class RootfsBuilder:
+    """Prepares the mounts of one container; runs in init, inside the new mount namespace."""
+
+    def __init__(self, config: dict, bundle: str, rootfs: str, cgroup_manager=None, in_userns: bool = False):
+        self.config = config
+        self.linux = config.get("linux") or {}
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.cgroups = cgroup_manager
+        self.in_userns = in_userns
+        self.root: SafeRoot | None = None
+
+    # -- before pivot_root ------------------------------------------------------------------------
+    def prepare(self) -> None:
+        propagation = self.linux.get("rootfsPropagation")
+        flag = PROPAGATION.get(propagation, lsys.MS_SLAVE | lsys.MS_REC) if propagation else lsys.MS_SLAVE | lsys.MS_REC
+        if propagation in ("shared", "rshared", "slave", "rslave"):
+            flag = lsys.MS_SLAVE | lsys.MS_REC  # the host side stays untouched until after pivot_root
+        lsys.mount(None, "/", None, flag | lsys.MS_REC, None, label="/ (propagation)")
+        # pivot_root needs the rootfs to be a mount point of its own
+        lsys.mount(self.rootfs, self.rootfs, None, lsys.MS_BIND | lsys.MS_REC, None, label="rootfs")
+        self.root = SafeRoot(self.rootfs)
+        for mount in self.config.get("mounts") or []:
+            self.mount_one(mount)
+        if self._needs_dev_setup():
+            self.create_devices()
+            self.create_dev_symlinks()
+
+    def _needs_dev_setup(self) -> bool:
+        for mount in self.config.get("mounts") or []:
+            if posixpath.normpath(mount.get("destination", "")) == "/dev" and is_bind(mount):
+                return False
+        return True
+
+    def mount_one(self, mount: dict) -> None:
+        dest = mount.get("destination", "")
+        if not dest.startswith("/"):
+            dest = "/" + dest  # runc accepts relative destinations as relative to /
+        dest = posixpath.normpath(dest)
+        mtype = mount.get("type") or ""
+        options = mount.get("options") or []
+        flags, prop, data, extra = parse_options(options)
+        label = f'{mtype or "bind"} to rootfs at "{dest}"'
+        try:
+            if is_bind(mount):
+                self._mount_bind(mount, dest, flags, label)
+            elif mtype == "cgroup":
+                self._mount_cgroup(dest, flags, label)
+            else:
+                if mtype in ("proc", "sysfs"):
+                    self._refuse_symlink(dest, mtype)
+                fd = self.root.ensure(dest)
+                try:
+                    target = fd_path(fd)
+                    lsys.mount(mount.get("source") or mtype, target, mtype, flags & ~lsys.MS_REMOUNT,
+                               ",".join(data) or None, label=dest)
+                    if "tmpcopyup" in extra:
+                        self._copy_up(dest)
+                finally:
+                    os.close(fd)
+            if prop:
+                fd = self.root.open(dest)
+                try:
+                    lsys.mount(None, fd_path(fd), None, prop, None, label=dest)
+                finally:
+                    os.close(fd)
+        except OSError as e:
+            raise RuntimeFailure(f"error mounting {label}: {e.strerror or e}") from None
+
+    def _refuse_symlink(self, dest: str, mtype: str) -> None:
+        try:
+            st = os.stat(dest.lstrip("/"), dir_fd=self.root.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise RuntimeFailure(f'{mtype} cannot be mounted on "{dest}": it is a symlink (refused, see CVE-2019-19921)')
+
+    def _mount_bind(self, mount: dict, dest: str, flags: int, label: str) -> None:
+        source = mount.get("source") or ""
+        if not os.path.isabs(source):
+            source = os.path.join(self.bundle, source)
+        try:
+            st = os.stat(source)
+        except FileNotFoundError:
+            raise RuntimeFailure(f'error mounting {label}: mount source "{mount.get("source")}" does not exist') from None
+        src_fd = os.open(source, lsys.O_PATH | os.O_CLOEXEC)
+        try:
+            fd = self.root.ensure(dest, directory=stat.S_ISDIR(st.st_mode))
+            try:
+                target = fd_path(fd)
+                lsys.mount(fd_path(src_fd), target, None, lsys.MS_BIND | (flags & lsys.MS_REC), None, label=dest)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(src_fd)
+        if flags & ~(lsys.MS_BIND | lsys.MS_REC):
+            fd = self.root.open(dest)
+            try:
+                _remount_bind(fd_path(fd), flags, dest)
+            finally:
+                os.close(fd)
+
+    def _mount_cgroup(self, dest: str, flags: int, label: str) -> None:
+        flags &= ~(lsys.MS_BIND | lsys.MS_REC | lsys.MS_REMOUNT)
+        fd = self.root.ensure(dest)
+        try:
+            target = fd_path(fd)
+            if self.cgroups is None:
+                return
+            if self.cgroups.version == 2:
+                if any(ns.get("type") == "cgroup" and not ns.get("path") for ns in self.linux.get("namespaces") or []):
+                    lsys.mount("cgroup2", target, "cgroup2", flags, None, label=dest)
+                    return
+                host_dir = self.cgroups.mounts_for_container()[0][0]
+                lsys.mount(host_dir, target, None, lsys.MS_BIND | lsys.MS_REC, None, label=dest)
+                _remount_bind(target, flags | lsys.MS_BIND, dest)
+                return
+            # cgroup v1: a tmpfs holding a bind of the container's own cgroup for each controller
+            lsys.mount("tmpfs", target, "tmpfs", flags & ~lsys.MS_RDONLY, "mode=755", label=dest)
+        finally:
+            os.close(fd)
+        for host_dir, sub in self.cgroups.mounts_for_container():
+            sub_dest = posixpath.join(dest, sub)
+            if not os.path.isdir(host_dir):
+                continue
+            sfd = self.root.ensure(sub_dest)
+            try:
+                lsys.mount(host_dir, fd_path(sfd), None, lsys.MS_BIND | lsys.MS_REC, None, label=sub_dest)
+                _remount_bind(fd_path(sfd), flags | lsys.MS_BIND, sub_dest)
+            finally:
+                os.close(sfd)
+        if flags & lsys.MS_RDONLY:
+            fd = self.root.open(dest)
+            try:
+                lsys.mount(None, fd_path(fd), None, lsys.MS_REMOUNT | flags, "mode=755", label=dest)
+            finally:
+                os.close(fd)
+
+    def _copy_up(self, dest: str) -> None:
+        """podman's tmpcopyup: the new tmpfs starts with what the image had at that path."""
+        import shutil
+        import subprocess
+
+        fd = self.root.open(dest)
+        try:
+            # The image content is still visible through the rootfs's own mount in the host's view.
+            src = os.path.join(self.rootfs, dest.lstrip("/"))
+            if os.path.isdir(src) and shutil.which("cp"):
+                subprocess.run(["cp", "-a", "--", src + "/.", fd_path(fd) + "/"], check=False)
+        finally:
+            os.close(fd)
+
+    def create_devices(self) -> None:
+        devices = [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0}
+                   for p, ma, mi in DEFAULT_DEVICES]
+        configured = {posixpath.normpath(d["path"]) for d in self.linux.get("devices") or []}
+        devices = [d for d in devices if d["path"] not in configured] + list(self.linux.get("devices") or [])
+        for dev in devices:
+            self._create_device(dev)
+
+    def _create_device(self, dev: dict) -> None:
+        path = posixpath.normpath("/" + dev["path"])
+        kind = dev.get("type", "c")
+        mode = dev.get("fileMode", 0o666) & 0o7777
+        parent, name = posixpath.split(path)
+        pfd = self.root.ensure(parent)
+        try:
+            try:
+                os.unlink(name, dir_fd=pfd)
+            except (FileNotFoundError, IsADirectoryError):
+                pass
+            try:
+                if kind == "p":
+                    os.mkfifo(name, mode, dir_fd=pfd)
+                else:
+                    fmt = stat.S_IFBLK if kind == "b" else stat.S_IFCHR
+                    os.mknod(name, fmt | mode, os.makedev(dev.get("major", 0), dev.get("minor", 0)), dir_fd=pfd)
+            except PermissionError:
+                if not self.in_userns:
+                    raise
+                # mknod is refused in a user namespace: bind the host's node instead
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=pfd))
+                nfd = lsys.openat2(pfd, name, lsys.O_PATH, 0, lsys.RESOLVE_IN_ROOT)
+                try:
+                    lsys.mount(path, fd_path(nfd), None, lsys.MS_BIND, None, label=path)
+                finally:
+                    os.close(nfd)
+                return
+            os.chmod(name, mode, dir_fd=pfd)  # umask may have cut the mode
+            os.chown(name, dev.get("uid", 0), dev.get("gid", 0), dir_fd=pfd, follow_symlinks=False)
+        except OSError as e:
+            raise RuntimeFailure(f'creating device node "{path}": {e.strerror or e}') from None
+        finally:
+            os.close(pfd)
+
+    def create_dev_symlinks(self) -> None:
+        links = list(DEV_SYMLINKS)
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "/dev/core"))
+        if any(posixpath.normpath(m.get("destination", "")) == "/dev/pts" for m in self.config.get("mounts") or []):
+            links.append(("pts/ptmx", "/dev/ptmx"))
+        dfd = self.root.ensure("/dev")
+        try:
+            for target, link in links:
+                name = posixpath.basename(link)
+                try:
+                    os.symlink(target, name, dir_fd=dfd)
+                except FileExistsError:
+                    if name == "ptmx":  # a ptmx device node from the image gives way to the devpts one
+                        os.unlink(name, dir_fd=dfd)
+                        os.symlink(target, name, dir_fd=dfd)
+        finally:
+            os.close(dfd)
+
+    # -- pivot_root and after ---------------------------------------------------------------------
+    def pivot(self, no_pivot: bool = False) -> None:
+        os.fchdir(self.root.fd)
+        if no_pivot:
+            lsys.mount(".", "/", None, lsys.MS_MOVE, None, label="/ (move rootfs)")
+            os.chroot(".")
+        else:
+            lsys.pivot_root(".", ".")
+            # the old root is now stacked under "."; keep its unmount from propagating to the host
+            lsys.mount(None, ".", None, lsys.MS_SLAVE | lsys.MS_REC, None, label="old root")
+            lsys.umount2(".", lsys.MNT_DETACH)
+        os.chdir("/")
+        self.root.close()
+        self.root = None
+        propagation = self.linux.get("rootfsPropagation")
+        if propagation in PROPAGATION:
+            lsys.mount(None, "/", None, PROPAGATION[propagation] | lsys.MS_REC, None, label="/ (propagation)")
+
+    def finish(self) -> None:
+        """Masked and read-only paths, then a read-only root: all after pivot_root."""
+        for path in self.linux.get("readonlyPaths") or []:
+            self._readonly(path)
+        for path in self.linux.get("maskedPaths") or []:
+            self._mask(path)
+        if (self.config.get("root") or {}).get("readonly"):
+            _remount_bind("/", lsys.MS_BIND | lsys.MS_RDONLY, "/")
+
+    @staticmethod
+    def _readonly(path: str) -> None:
+        try:
+            lsys.mount(path, path, None, lsys.MS_BIND | lsys.MS_REC, None)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise RuntimeFailure(f'making "{path}" read-only: {e.strerror}') from None
+        _remount_bind(path, lsys.MS_BIND | lsys.MS_RDONLY | lsys.MS_NOSUID | lsys.MS_NODEV | lsys.MS_NOEXEC, path)
+
+    @staticmethod
+    def _mask(path: str) -> None:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                lsys.mount("tmpfs", path, "tmpfs", lsys.MS_RDONLY, None)
+            else:
+                lsys.mount("/dev/null", path, None, lsys.MS_BIND, None)
+        except OSError as e:
+            if e.errno in (errno.ENOENT,):
+                return
+            raise RuntimeFailure(f'masking "{path}": {e.strerror}') from None
+
+
+def write_sysctls(sysctls: dict[str, str] | None) -> None:
+    for key, value in (sysctls or {}).items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            raise RuntimeFailure(f"setting sysctl {key}={value}: {e.strerror or e}") from None
