@@ -62,8 +62,11 @@ EXPANDED_FLAGS: Mapping[str, frozenset[str]] = {
 _SPECIAL_PARAMS = "@*#?-$!0"
 
 
-def _is_space(ch: str) -> bool:
-    """Go's unicode.IsSpace (Python's str.isspace also counts \\x1c-\\x1f)."""
+def is_go_space(ch: str) -> bool:
+    """Go's unicode.IsSpace, which docker uses to split words.
+
+    Python's str.isspace differs on \\x1c-\\x1f (separators, not spaces to Go).
+    """
     if ch <= "\xff":
         return ch in " \t\n\v\f\r\x85\xa0"
     return ch.isspace()
@@ -86,7 +89,7 @@ class _Words:
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
-        if _is_space(ch):
+        if is_go_space(ch):
             if self.in_word and self.buf:
                 self.words.append(self.buf)
                 self.buf = ""

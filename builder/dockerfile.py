@@ -1,0 +1,996 @@
+"""Dockerfile parser: the text of a Dockerfile -> a list of checked instructions.
+
+It follows `docker build` (BuildKit's Dockerfile frontend) closely, in two passes as
+docker does, so the same file fails with the same first error:
+
+1. Lines -> instructions: BOM, parser directives at the very top (`# escape=`,
+   `# syntax=`, `# check=`), comments, line continuations with the escape character
+   (continuation lines that are blank or comments are skipped), instruction flags
+   (`--name=value` words right after the instruction), exec (JSON array) or shell
+   form, ENV/LABEL pairs, and heredocs (`<<EOF`, `<<-EOF`, `<<'EOF'`) for RUN, COPY,
+   ADD (and ONBUILD of those).
+2. Each instruction is checked: known instruction, flags it accepts, argument counts,
+   FROM stage names, ONBUILD triggers, HEALTHCHECK options, SHELL in JSON form, and
+   that every instruction but ARG comes after a FROM.
+
+Nothing is expanded here: `$VAR` stays as written (see builder.expand).
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from builder.errors import BuildError, DockerfileError, go_quote
+from builder.expand import ShellLexer, is_go_space
+
+DEFAULT_ESCAPE = "\\"
+
+INSTRUCTIONS = (
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+)
+
+# Directives docker knows; any other `# name=value` line is a comment and ends the
+# directive block.
+KNOWN_DIRECTIVES = ("syntax", "escape", "check")
+
+# Flag kinds: a string flag needs "=value"; a bool flag takes none or true/false; a
+# list flag may be repeated.
+_STR, _BOOL, _LIST = "string", "bool", "list"
+
+FLAG_SPECS: dict[str, dict[str, str]] = {
+    "ADD": {"chown": _STR, "chmod": _STR, "link": _BOOL, "keep-git-dir": _BOOL, "checksum": _STR,
+            "unpack": _BOOL, "exclude": _LIST},
+    "COPY": {"chown": _STR, "from": _STR, "chmod": _STR, "link": _BOOL, "exclude": _LIST, "parents": _BOOL},
+    "FROM": {"platform": _STR},
+    "RUN": {"mount": _LIST, "network": _STR, "security": _STR, "device": _LIST},
+    "HEALTHCHECK": {"interval": _STR, "timeout": _STR, "start-period": _STR, "start-interval": _STR,
+                    "retries": _STR},
+}
+
+RUN_NETWORK_MODES = ("default", "none", "host")
+RUN_SECURITY_MODES = ("insecure", "sandbox")
+
+_VALID_STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
+_DIRECTIVE_LINE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
+_SPLIT_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
+_HEREDOC_WORD = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
+_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
+_ONBUILD_PREFIX = re.compile(r"^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", re.IGNORECASE)
+_HEREDOC_COMMANDS = ("ADD", "COPY", "RUN")
+
+
+@dataclass
+class Heredoc:
+    """An inline file: `<<NAME` on the instruction line, its body on the lines after.
+
+    content is the body exactly as written (each line with its newline);
+    expand is False when any part of the delimiter was quoted (`<<'EOF'`, `<<"EOF"`,
+    `<<E"O"F`): then docker expands no variables in the body.  chomp is `<<-`:
+    leading tabs of every body line are dropped (see text).  fd is the file
+    descriptor number written before `<<` (`3<<EOF`), 0 when none.
+    """
+
+    name: str
+    content: str
+    expand: bool
+    chomp: bool
+    fd: int = 0
+
+    @property
+    def text(self) -> str:
+        """The body as the command sees it: leading tabs removed for `<<-`."""
+        return chomp_heredoc(self.content) if self.chomp else self.content
+
+
+@dataclass
+class Instruction:
+    """One instruction, unexpanded.
+
+    cmd is upper-case.  flags maps a flag name to its values in order ("--from=x" ->
+    {"from": ["x"]}); bool flags are normalised to "true"/"false"; flags docker ignores
+    (on ARG, STOPSIGNAL, HEALTHCHECK NONE) are left out.
+    args is the exec-form array when json_form, else [the rest of the line after the
+    flags] ([] when there is none).  words is the argument list as docker's parser
+    splits it: the JSON array; whitespace-separated words for ADD, COPY, VOLUME, EXPOSE
+    and FROM (quotes are not special there); ARG's words (quotes kept);
+    [TYPE, *command] for HEALTHCHECK; otherwise the same as args.
+    For ONBUILD, trigger is the parsed inner instruction.
+    lineno/end_lineno are 1-based and include heredoc bodies; original is the
+    instruction line with continuations joined.
+    """
+
+    cmd: str
+    args: list[str]
+    flags: dict[str, list[str]]
+    json_form: bool
+    heredocs: list[Heredoc]
+    lineno: int
+    end_lineno: int
+    original: str
+    words: list[str] = field(default_factory=list)
+    trigger: Instruction | None = None
+
+    def flag(self, name: str, default: str | None = None) -> str | None:
+        """The last value of a flag, or default when it was not given."""
+        values = self.flags.get(name)
+        return values[-1] if values else default
+
+    @property
+    def onbuild_expression(self) -> str:
+        """For ONBUILD: the trigger as docker stores it in the image config's OnBuild
+        list (heredoc bodies appended); parse() of it gives the trigger back."""
+        if self.cmd != "ONBUILD":
+            raise ValueError(f"{self.cmd} is not an ONBUILD instruction")
+        text = _ONBUILD_PREFIX.sub("", self.original, count=1)
+        for heredoc in self.heredocs:
+            text += "\n" + heredoc.content + heredoc.name
+        return text
+
+
+@dataclass
+class Dockerfile:
+    filename: str
+    directives: dict[str, str]
+    escape: str
+    instructions: list[Instruction]
+
+
+@dataclass
+class CopyParts:
+    """The operands of ADD/COPY: file sources, inline (heredoc) sources, destination."""
+
+    sources: list[str]
+    heredocs: list[Heredoc]
+    dest: str
+
+
+# ---------------------------------------------------------------------------
+# small helpers shared by both passes
+
+
+def _lstrip(text: str) -> str:
+    i = 0
+    while i < len(text) and is_go_space(text[i]):
+        i += 1
+    return text[i:]
+
+
+def _strip(text: str) -> str:
+    text = _lstrip(text)
+    j = len(text)
+    while j > 0 and is_go_space(text[j - 1]):
+        j -= 1
+    return text[:j]
+
+
+def _split_whitespace(text: str) -> list[str]:
+    return _SPLIT_WHITESPACE.split(text) if text else []
+
+
+def _is_comment(line: str) -> bool:
+    return _lstrip(line).startswith("#")
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def chomp_heredoc(content: str) -> str:
+    """Drop the leading tabs of every line (the `<<-` heredoc form)."""
+    return _LEADING_TABS.sub("", content)
+
+
+# ---------------------------------------------------------------------------
+# pass 1: lines -> raw nodes
+
+
+class _Directives:
+    """Parser directives: only at the top, before any instruction, comment or blank line."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.values: dict[str, str] = {}
+        self.escape = DEFAULT_ESCAPE
+        self.continuation = _continuation_regex(DEFAULT_ESCAPE)
+
+    def parse_line(self, line: str) -> bool:
+        """True if line is a directive; raises BuildError for a repeated or bad one."""
+        if self.done:
+            return False
+        if not line.startswith("#"):
+            self.done = True
+            return False
+        match = _DIRECTIVE_LINE.match(_lstrip(line[1:]))
+        if not match or match.group(1).lower() not in KNOWN_DIRECTIVES:
+            self.done = True
+            return False
+        name, value = match.group(1).lower(), match.group(2)
+        if name in self.values:
+            raise BuildError(f"only one {name} parser directive can be used")
+        if name == "escape":
+            if value not in ("`", "\\"):
+                raise BuildError(f"invalid escape token '{value}' does not match ` or \\")
+            self.escape = value
+            self.continuation = _continuation_regex(value)
+        self.values[name] = value
+        return True
+
+
+def _continuation_regex(escape: str) -> re.Pattern[str]:
+    # The escape character as the last non-blank character continues the line,
+    # unless it is itself escaped ("foo \\" ends the line).
+    e = re.escape(escape)
+    return re.compile(rf"([^{e}]){e}[ \t]*\Z|^{e}[ \t]*\Z")
+
+
+@dataclass
+class _Node:
+    """An instruction line as pass 1 sees it, before any checking."""
+
+    cmd: str  # as written
+    raw_flags: list[str]
+    rest: str
+    words: list[str]
+    json_form: bool
+    original: str
+    lineno: int
+    end_lineno: int = 0
+    heredocs: list[Heredoc] = field(default_factory=list)
+    pairs: list[tuple[str, str]] | None = None
+    child: _Node | None = None
+
+
+def _split_lines(text: str) -> list[str]:
+    """Split at \\n only (as docker does), keeping the line endings."""
+    lines = text.split("\n")
+    result = [line + "\n" for line in lines[:-1]]
+    if lines[-1]:
+        result.append(lines[-1])
+    return result
+
+
+def _read_nodes(text: str, filename: str) -> tuple[list[_Node], _Directives]:
+    directives = _Directives()
+    lines = _split_lines(text[1:] if text.startswith("\ufeff") else text)
+    nodes: list[_Node] = []
+    lineno = 0
+    i = 0
+
+    def fail(message: str, line: int) -> DockerfileError:
+        return DockerfileError(filename, line, message)
+
+    while i < len(lines):
+        raw = lines[i]
+        i += 1
+        lineno += 1
+        line = _lstrip(raw.rstrip("\r\n"))
+        try:
+            directives.parse_line(line)
+        except BuildError as err:
+            raise fail(str(err), lineno) from None
+        if _is_comment(line):
+            line = ""
+        start = lineno
+        line, ended = _trim_continuation(line, directives)
+        if ended and not line:
+            continue
+        parts = [line]
+        while not ended and i < len(lines):
+            raw = lines[i]
+            i += 1
+            lineno += 1
+            if _is_comment(raw):
+                continue
+            line = raw.rstrip("\r\n")
+            if not _lstrip(line):
+                continue  # blank continuation lines are skipped
+            line, ended = _trim_continuation(line, directives)
+            parts.append(line)
+        joined = "".join(parts)
+        try:
+            node = _node_from_line(joined, directives.escape, start)
+        except BuildError as err:
+            raise fail(str(err), start) from None
+
+        target = node.child if node.cmd.upper() == "ONBUILD" and node.child else node
+        if target.cmd.upper() in _HEREDOC_COMMANDS and not target.json_form and "<<" in joined:
+            try:
+                wanted = _heredocs_from_line(joined)
+            except BuildError as err:
+                raise fail(str(err), start) from None
+            for heredoc in wanted:
+                body: list[str] = []
+                terminated = False
+                while i < len(lines):
+                    raw = lines[i]
+                    i += 1
+                    lineno += 1
+                    candidate = raw.rstrip("\r\n")
+                    if heredoc.chomp:
+                        candidate = candidate.lstrip("\t")
+                    if candidate == heredoc.name:
+                        terminated = True
+                        break
+                    body.append(raw)
+                if not terminated:
+                    raise fail(f"unterminated heredoc {heredoc.name}", start)
+                heredoc.content = "".join(body)
+                node.heredocs.append(heredoc)
+            if node.child is not None:
+                node.child.heredocs = node.heredocs
+        node.end_lineno = lineno
+        if node.child is not None:
+            node.child.end_lineno = lineno
+        nodes.append(node)
+    return nodes, directives
+
+
+def _trim_continuation(line: str, directives: _Directives) -> tuple[str, bool]:
+    """Remove a trailing continuation character; the bool is True when the line ends."""
+    trimmed, count = directives.continuation.subn(r"\1", line)
+    return (trimmed, False) if count else (line, True)
+
+
+def _node_from_line(line: str, escape: str, lineno: int) -> _Node:
+    stripped = _strip(line)
+    cmd_and_rest = _SPLIT_WHITESPACE.split(stripped, maxsplit=1)
+    cmd = cmd_and_rest[0]
+    raw_flags: list[str] = []
+    rest = ""
+    if len(cmd_and_rest) == 2:
+        rest, raw_flags = _extract_flags(cmd_and_rest[1], escape)
+        rest = _strip(rest)
+    node = _Node(cmd=cmd, raw_flags=raw_flags, rest=rest, words=[], json_form=False, original=line, lineno=lineno)
+    kind = cmd.upper()
+    if kind in ("ADD", "COPY", "VOLUME"):
+        node.words, node.json_form = _maybe_json_or_split(rest)
+    elif kind in ("EXPOSE", "FROM"):
+        node.words = _split_whitespace(rest)
+    elif kind in ("CMD", "ENTRYPOINT", "RUN", "SHELL"):
+        node.words, node.json_form = _maybe_json(rest)
+    elif kind in ("ENV", "LABEL"):
+        node.pairs = parse_key_values(rest, escape, cmd=kind) if rest else []
+        node.words = [rest] if rest else []
+    elif kind == "ARG":
+        node.words = _parse_words(rest, escape)
+    elif kind == "HEALTHCHECK":
+        node.words, node.json_form = _healthcheck_words(rest)
+    elif kind == "ONBUILD":
+        node.words = [rest] if rest else []
+        if rest:
+            node.child = _node_from_line(rest, escape, lineno)
+    else:
+        node.words = [rest] if rest else []
+    return node
+
+
+def _extract_flags(text: str, escape: str) -> tuple[str, list[str]]:
+    """Split leading `--flag[=value]` words off text; returns (rest, flags).
+
+    Quotes and the escape character work inside flag words; a bare `--` ends them.
+    """
+    flags: list[str] = []
+    n = len(text)
+    pos = 0
+    while True:
+        while pos < n and is_go_space(text[pos]):
+            pos += 1
+        if pos == n:
+            return "", flags
+        if not text.startswith("--", pos):
+            return text[pos:], flags
+        word: list[str] = []
+        quote = ""
+        quoted = False
+        while pos < n:
+            ch = text[pos]
+            if quote:
+                if ch == quote:
+                    quote = ""
+                    pos += 1
+                    continue
+            elif is_go_space(ch):
+                break
+            elif ch in "'\"":
+                quote = ch
+                quoted = True
+                pos += 1
+                continue
+            if ch == escape:
+                if pos + 1 == n:
+                    quote = ""
+                    pos += 1
+                    continue
+                pos += 1
+                ch = text[pos]
+            word.append(ch)
+            pos += 1
+        flag = "".join(word)
+        if flag == "--":
+            return text[pos:], flags
+        if flag or quoted:
+            flags.append(flag)
+
+
+def _parse_json_array(text: str) -> list[str] | None:
+    """The JSON array of strings text holds, or None when text is not a JSON array.
+
+    A valid array with a non-string item is an error, as in docker.
+    """
+    text = _lstrip(text)
+    if not text.startswith("["):
+        return None
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, list):
+        return None
+    if not all(isinstance(item, str) for item in value):
+        raise BuildError("when using JSON array syntax, arrays must be comprised of strings only")
+    return [_replace_lone_surrogates(item) for item in value]
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity are not JSON (Go refuses them)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(text: str) -> str:
+    # Go decodes an unpaired \ud800 escape as U+FFFD; keep our strings encodable too.
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _maybe_json(rest: str) -> tuple[list[str], bool]:
+    if not rest:
+        return [], False
+    array = _parse_json_array(rest)
+    if array is not None:
+        return array, True
+    return [rest], False
+
+
+def _maybe_json_or_split(rest: str) -> tuple[list[str], bool]:
+    array = _parse_json_array(rest)
+    if array is not None:
+        return array, True
+    return _split_whitespace(rest), False
+
+
+def _healthcheck_words(rest: str) -> tuple[list[str], bool]:
+    end = 0
+    while end < len(rest) and not is_go_space(rest[end]):
+        end += 1
+    if end == 0:
+        return [], False
+    kind = rest[:end]
+    command, json_form = _maybe_json(_lstrip(rest[end:]))
+    return [kind, *command], json_form
+
+
+def _parse_words(text: str, escape: str) -> list[str]:
+    """Split text at blanks outside quotes, keeping quotes and escapes (ARG, ENV, LABEL)."""
+    words: list[str] = []
+    word: list[str] = []
+    quote = ""
+    keep_empty = False
+    in_word = False
+    n = len(text)
+    pos = 0
+    while pos < n:
+        ch = text[pos]
+        if not in_word:
+            if is_go_space(ch):
+                pos += 1
+                continue
+            in_word = True
+        if quote:
+            if ch == quote:
+                quote = ""
+            elif ch == escape and quote != "'":
+                if pos + 1 == n:
+                    pos += 1
+                    continue
+                word.append(ch)
+                pos += 1
+                ch = text[pos]
+            word.append(ch)
+            pos += 1
+            continue
+        if is_go_space(ch):
+            if keep_empty or word:
+                words.append("".join(word))
+            word, keep_empty, in_word = [], False, False
+            pos += 1
+            continue
+        if ch in "'\"":
+            quote = ch
+            keep_empty = True
+        elif ch == escape:
+            if pos + 1 == n:
+                pos += 1
+                continue
+            # An escaped character (even a quote) is kept with its escape.
+            word.append(ch)
+            pos += 1
+            ch = text[pos]
+        word.append(ch)
+        pos += 1
+    if in_word and (keep_empty or word):
+        words.append("".join(word))
+    return words
+
+
+def parse_key_values(text: str, escape: str = DEFAULT_ESCAPE, *, cmd: str) -> list[tuple[str, str]]:
+    """The (key, value) pairs of an ENV or LABEL argument text, unexpanded.
+
+    `k=v k2="v 2"` gives one pair per word (quotes kept, for expand() to remove);
+    the legacy `ENV k some value` gives one pair whose value is the rest of the line.
+    """
+    words = _parse_words(text, escape)
+    if not words:
+        return []
+    if "=" not in words[0]:
+        parts = _SPLIT_WHITESPACE.split(text, maxsplit=1)
+        if len(parts) < 2:
+            raise BuildError(f"{cmd} must have two arguments")
+        return [(parts[0], parts[1])]
+    pairs = []
+    for word in words:
+        if "=" not in word:
+            raise BuildError(f"Syntax error - can't find = in {go_quote(word)}. Must be of the form: name=value")
+        key, value = word.split("=", 1)
+        pairs.append((key, value))
+    return pairs
+
+
+def parse_arg(text: str, escape: str = DEFAULT_ESCAPE) -> list[tuple[str, str | None]]:
+    """The (name, default) pairs of an ARG argument text; default None when not given."""
+    pairs: list[tuple[str, str | None]] = []
+    for word in _parse_words(text, escape):
+        if "=" in word:
+            key, value = word.split("=", 1)
+            if not key:
+                raise BuildError("ARG names can not be blank")
+            pairs.append((key, value))
+        else:
+            pairs.append((word, None))
+    return pairs
+
+
+def parse_heredoc_word(word: str) -> Heredoc | None:
+    """The heredoc a word like `<<EOF`, `<<-'EOF'` or `3<<EOF` opens, else None.
+
+    The returned Heredoc has empty content.
+    """
+    match = _HEREDOC_WORD.match(word)
+    if not match or not match.group(3):
+        return None
+    fd, chomp, rest = match.groups()
+    names = ShellLexer("\\", skip_unset=True).process_words(rest, {})
+    if len(names) != 1:
+        return None
+    raw = ShellLexer("\\", skip_unset=True, raw_quotes=True).process_words(rest, {})
+    if len(raw) != 1:
+        raise BuildError(f"internal lexing of heredoc produced inconsistent results: {rest}")
+    name = names[0]
+    # Any quoting in the delimiter turns expansion off: compare with and without quotes.
+    quoted = raw[0].count("'") + raw[0].count('"') != name.count("'") + name.count('"')
+    return Heredoc(name=name, content="", expand=not quoted, chomp=chomp == "-", fd=int(fd or 0))
+
+
+def _heredoc_marker(word: str) -> Heredoc | None:
+    """parse_heredoc_word, with a malformed marker counting as no marker (as in docker)."""
+    try:
+        return parse_heredoc_word(word)
+    except BuildError:
+        return None
+
+
+def _heredocs_from_line(line: str) -> list[Heredoc]:
+    lexer = ShellLexer("\\", raw_quotes=True, raw_escapes=True, skip_unset=True)
+    try:
+        words = lexer.process_words(line, {})
+    except BuildError:
+        return []  # docker ignores a line it cannot split here; the shell will complain
+    found = []
+    for word in words:
+        heredoc = parse_heredoc_word(word)
+        if heredoc is not None:
+            found.append(heredoc)
+    return found
+
+
+# ---------------------------------------------------------------------------
+# pass 2: nodes -> checked instructions
+
+
+def _parse_flags(node: _Node, spec: dict[str, str]) -> dict[str, list[str]]:
+    flags: dict[str, list[str]] = {}
+    for arg in node.raw_flags:
+        if arg == "--":
+            break
+        if not arg.startswith("--"):
+            raise BuildError(f"arg should start with -- : {arg}")
+        written, has_value, value = arg.partition("=")
+        name = written[2:]
+        kind = spec.get(name)
+        if kind is None:
+            raise BuildError(f"unknown flag: {written}{_suggest(name, list(spec))}")
+        if name in flags and kind != _LIST:
+            raise BuildError(f"duplicate flag specified: {written}")
+        if kind == _BOOL:
+            if has_value and value == "":
+                raise BuildError(f"missing a value on flag: {written}")
+            if value.lower() in ("true", ""):
+                flags[name] = ["true"]
+            elif value.lower() == "false":
+                flags[name] = ["false"]
+            else:
+                raise BuildError(f"expecting boolean value for flag {written}, not: {value}")
+        else:
+            if not has_value:
+                raise BuildError(f"missing a value on flag: {written}")
+            flags.setdefault(name, []).append(value)
+    return flags
+
+
+def _check_instruction(node: _Node, escape: str) -> Instruction:
+    kind = node.cmd.upper()
+    if kind not in INSTRUCTIONS:
+        raise BuildError(f"unknown instruction: {node.cmd}{_suggest(node.cmd, INSTRUCTIONS)}")
+    inst = Instruction(
+        cmd=kind,
+        args=_contract_args(node, kind),
+        flags={},
+        json_form=node.json_form,
+        heredocs=node.heredocs,
+        lineno=node.lineno,
+        end_lineno=node.end_lineno,
+        original=node.original,
+        words=list(node.words),
+    )
+    _CHECKS[kind](node, inst, escape)
+    return inst
+
+
+def _contract_args(node: _Node, kind: str) -> list[str]:
+    if node.json_form and kind != "HEALTHCHECK":
+        return list(node.words)
+    return [node.rest] if node.rest else []
+
+
+def _at_least_one(node: _Node, kind: str) -> None:
+    if not node.words:
+        raise BuildError(f"{kind} requires at least one argument")
+
+
+def _exactly_one(node: _Node, kind: str) -> None:
+    if len(node.words) != 1:
+        raise BuildError(f"{kind} requires exactly one argument")
+
+
+def _check_key_values(node: _Node, inst: Instruction, escape: str) -> None:
+    inst.flags = _parse_flags(node, {})
+    if not node.pairs:
+        raise BuildError(f"{inst.cmd} requires at least one argument")
+    if any(key == "" for key, _ in node.pairs):
+        raise BuildError(f"{inst.cmd} names can not be blank")
+
+
+def _check_maintainer(node: _Node, inst: Instruction, escape: str) -> None:
+    _exactly_one(node, inst.cmd)
+    inst.flags = _parse_flags(node, {})
+
+
+def _check_copy(node: _Node, inst: Instruction, escape: str) -> None:
+    if len(node.words) < 2:
+        raise BuildError(
+            f"{inst.cmd} requires at least two arguments, but only one was provided. Destination could not be determined"
+        )
+    inst.flags = _parse_flags(node, FLAG_SPECS[inst.cmd])
+    if _heredoc_marker(node.words[-1]) is not None:
+        raise BuildError(f"{inst.cmd} cannot accept a heredoc as a destination")
+
+
+def _check_from(node: _Node, inst: Instruction, escape: str) -> None:
+    _stage_name(node.words)
+    inst.flags = _parse_flags(node, FLAG_SPECS["FROM"])
+
+
+def _stage_name(words: list[str]) -> str | None:
+    if len(words) == 3 and words[1].lower() == "as":
+        name = words[2].lower()
+        if not _VALID_STAGE_NAME.match(name):
+            raise BuildError(
+                f"invalid name for build stage: {go_quote(words[2])}, name can't start with a number or contain symbols"
+            )
+        return name
+    if len(words) != 1:
+        raise BuildError("FROM requires either one or three arguments")
+    return None
+
+
+def _check_onbuild(node: _Node, inst: Instruction, escape: str) -> None:
+    _at_least_one(node, "ONBUILD")
+    inst.flags = _parse_flags(node, {})
+    assert node.child is not None
+    trigger = node.child.cmd.upper()
+    if trigger == "ONBUILD":
+        raise BuildError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if trigger in ("MAINTAINER", "FROM"):
+        raise BuildError(f"{trigger} isn't allowed as an ONBUILD trigger")
+    # Docker only checks the trigger when a child image runs it; we check it now.
+    inst.trigger = _check_instruction(node.child, escape)
+
+
+def _check_workdir_user(node: _Node, inst: Instruction, escape: str) -> None:
+    _exactly_one(node, inst.cmd)
+    inst.flags = _parse_flags(node, {})
+
+
+def _check_run(node: _Node, inst: Instruction, escape: str) -> None:
+    inst.flags = _parse_flags(node, FLAG_SPECS["RUN"])
+    network = inst.flag("network", "default")
+    if network not in RUN_NETWORK_MODES:
+        raise BuildError(f"invalid network mode {go_quote(network)}")
+    security = inst.flag("security", "sandbox")
+    if security not in RUN_SECURITY_MODES:
+        raise BuildError(f"security {go_quote(security)} is not valid")
+    for spec in inst.flags.get("mount", []):
+        _precheck_mount(spec)
+
+
+def _precheck_mount(spec: str) -> None:
+    # What docker checks before expansion: CSV syntax, and no variables in from=.
+    for item in _csv_fields(spec):
+        key, has_value, value = item.partition("=")
+        if has_value and key.lower() == "from":
+            dollar = value.find("$")
+            if dollar != -1 and dollar != len(value) - 1:
+                raise BuildError(f"'{key.lower()}' doesn't support variable expansion, define alias stage instead")
+
+
+def _csv_fields(text: str) -> list[str]:
+    """One CSV record (the --mount syntax): commas split, "double quotes" group."""
+    try:
+        rows = list(csv.reader([text], strict=True))
+    except csv.Error as err:
+        raise BuildError(f"failed to parse csv mounts: {err}") from None
+    return rows[0] if rows else []
+
+
+def _check_plain(node: _Node, inst: Instruction, escape: str) -> None:
+    inst.flags = _parse_flags(node, {})
+
+
+def _check_healthcheck(node: _Node, inst: Instruction, escape: str) -> None:
+    _at_least_one(node, "HEALTHCHECK")
+    if node.words[0].upper() != "NONE":  # docker ignores the flags of HEALTHCHECK NONE
+        inst.flags = _parse_flags(node, FLAG_SPECS["HEALTHCHECK"])
+    healthcheck_config(inst)
+
+
+def _check_expose(node: _Node, inst: Instruction, escape: str) -> None:
+    _at_least_one(node, "EXPOSE")
+    inst.flags = _parse_flags(node, {})
+
+
+def _check_volume(node: _Node, inst: Instruction, escape: str) -> None:
+    _at_least_one(node, "VOLUME")
+    inst.flags = _parse_flags(node, {})
+    if any(_strip(word) == "" for word in node.words):
+        raise BuildError("VOLUME specified can not be an empty string")
+
+
+def _check_stopsignal(node: _Node, inst: Instruction, escape: str) -> None:
+    _exactly_one(node, "STOPSIGNAL")  # docker does not look at STOPSIGNAL's flags
+
+
+def _check_arg(node: _Node, inst: Instruction, escape: str) -> None:
+    _at_least_one(node, "ARG")  # docker does not look at ARG's flags
+    parse_arg(node.rest, escape)
+
+
+def _check_shell(node: _Node, inst: Instruction, escape: str) -> None:
+    inst.flags = _parse_flags(node, {})
+    if not node.words:
+        raise BuildError("SHELL requires at least one argument")
+    if not node.json_form:
+        raise BuildError("SHELL requires the arguments to be in JSON form")
+
+
+_CHECKS: dict[str, Callable[[_Node, Instruction, str], None]] = {
+    "ADD": _check_copy,
+    "ARG": _check_arg,
+    "CMD": _check_plain,
+    "COPY": _check_copy,
+    "ENTRYPOINT": _check_plain,
+    "ENV": _check_key_values,
+    "EXPOSE": _check_expose,
+    "FROM": _check_from,
+    "HEALTHCHECK": _check_healthcheck,
+    "LABEL": _check_key_values,
+    "MAINTAINER": _check_maintainer,
+    "ONBUILD": _check_onbuild,
+    "RUN": _check_run,
+    "SHELL": _check_shell,
+    "STOPSIGNAL": _check_stopsignal,
+    "USER": _check_workdir_user,
+    "VOLUME": _check_volume,
+    "WORKDIR": _check_workdir_user,
+}
+
+
+# ---------------------------------------------------------------------------
+# typed views of some instructions, for the engine
+
+
+def from_parts(inst: Instruction) -> tuple[str, str | None]:
+    """FROM's (image, stage name or None); the name lower-cased as docker does."""
+    if inst.cmd != "FROM":
+        raise ValueError(f"{inst.cmd} is not FROM")
+    return inst.words[0], _stage_name(inst.words)
+
+
+def copy_parts(inst: Instruction) -> CopyParts:
+    """ADD/COPY operands; `<<NAME` sources become the heredocs of that name."""
+    if inst.cmd not in ("ADD", "COPY"):
+        raise ValueError(f"{inst.cmd} is not ADD or COPY")
+    by_name = {heredoc.name: heredoc for heredoc in inst.heredocs}
+    sources: list[str] = []
+    inline: list[Heredoc] = []
+    for word in inst.words[:-1]:
+        marker = _heredoc_marker(word)
+        if marker is None:
+            sources.append(word)
+        else:
+            found = by_name.get(marker.name)
+            inline.append(Heredoc(marker.name, found.content if found else "", marker.expand, marker.chomp, marker.fd))
+    return CopyParts(sources=sources, heredocs=inline, dest=inst.words[-1])
+
+
+def volume_paths(inst: Instruction) -> list[str]:
+    """VOLUME's paths (each trimmed, as docker does), unexpanded."""
+    if inst.cmd != "VOLUME":
+        raise ValueError(f"{inst.cmd} is not VOLUME")
+    return [_strip(word) for word in inst.words]
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1000, "\u00b5s": 1000, "\u03bcs": 1000, "ms": 10**6, "s": 10**9,
+                   "m": 60 * 10**9, "h": 3600 * 10**9}
+_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
+
+
+def parse_go_duration(text: str) -> int:
+    """Go's time.ParseDuration ("1m30s", "1.5h", "300ms"), in nanoseconds."""
+    rest = text
+    negative = False
+    if rest[:1] in ("-", "+"):
+        negative = rest[0] == "-"
+        rest = rest[1:]
+    if rest == "0":
+        return 0
+    if not rest:
+        raise BuildError(f"time: invalid duration {go_quote(text)}")
+    total = 0
+    while rest:
+        match = _DURATION_PART.match(rest)
+        whole, frac = match.group(1), match.group(2)
+        if not whole and not frac:
+            raise BuildError(f"time: invalid duration {go_quote(text)}")
+        rest = rest[match.end():]
+        end = 0
+        while end < len(rest) and rest[end] != "." and not ("0" <= rest[end] <= "9"):
+            end += 1
+        if end == 0:
+            raise BuildError(f"time: missing unit in duration {go_quote(text)}")
+        unit = _DURATION_UNITS.get(rest[:end])
+        if unit is None:
+            raise BuildError(f"time: unknown unit {go_quote(rest[:end])} in duration {go_quote(text)}")
+        rest = rest[end:]
+        total += int(whole or 0) * unit
+        if frac:
+            total += int(frac) * unit // 10 ** len(frac)
+        if total > 2**63 - 1:
+            raise BuildError(f"time: invalid duration {go_quote(text)}")
+    return -total if negative else total
+
+
+def _interval(inst_flags: dict[str, list[str]], name: str) -> int:
+    values = inst_flags.get(name)
+    if not values or values[-1] == "":
+        return 0
+    nanos = parse_go_duration(values[-1])
+    if nanos == 0:
+        return 0
+    if nanos < 10**6:
+        raise BuildError(f"Interval {go_quote(name)} cannot be less than 1ms")
+    return nanos
+
+
+def _parse_int32(text: str) -> int:
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise BuildError(f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax")
+    value = int(text)
+    if not -(2**31) <= value < 2**31:
+        raise BuildError(f"strconv.ParseInt: parsing {go_quote(text)}: value out of range")
+    return value
+
+
+def healthcheck_config(inst: Instruction) -> dict:
+    """HEALTHCHECK as docker's image config "Healthcheck" object.
+
+    Keys: Test (["NONE"], ["CMD", ...] or ["CMD-SHELL", "cmd"]), Interval, Timeout,
+    StartPeriod, StartInterval (nanoseconds), Retries; zero values are left out, as
+    docker's JSON does.
+    """
+    if inst.cmd != "HEALTHCHECK":
+        raise ValueError(f"{inst.cmd} is not HEALTHCHECK")
+    if not inst.words:
+        raise BuildError("HEALTHCHECK requires at least one argument")
+    kind = inst.words[0].upper()
+    command = inst.words[1:]
+    if kind == "NONE":
+        if command:
+            raise BuildError("HEALTHCHECK NONE takes no arguments")
+        return {"Test": ["NONE"]}
+    if kind != "CMD":
+        raise BuildError(f"Unknown type {go_quote(kind)} in HEALTHCHECK (try CMD)")
+    if not command:
+        raise BuildError("Missing command after HEALTHCHECK CMD")
+    config: dict = {"Test": ["CMD", *command] if inst.json_form else ["CMD-SHELL", " ".join(command)]}
+    for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
+                      ("start-interval", "StartInterval")):
+        nanos = _interval(inst.flags, flag)
+        if nanos:
+            config[key] = nanos
+    retries = inst.flag("retries", "")
+    if retries:
+        count = _parse_int32(retries)
+        if count < 0:
+            raise BuildError(f"--retries cannot be negative ({count})")
+        if count:
+            config["Retries"] = count
+    return config
+
+
+# ---------------------------------------------------------------------------
+
+
+def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
+    """Parse and check a Dockerfile; raises DockerfileError naming file, line and problem."""
+    if text == "":
+        raise DockerfileError(filename, 0, "the Dockerfile cannot be empty")
+    nodes, directives = _read_nodes(text, filename)
+    if not nodes:
+        raise DockerfileError(filename, 0, "file with no instructions")
+    instructions: list[Instruction] = []
+    seen_from = False
+    for node in nodes:
+        try:
+            inst = _check_instruction(node, directives.escape)
+            if inst.cmd == "FROM":
+                seen_from = True
+            elif not seen_from and inst.cmd != "ARG":
+                raise BuildError("no build stage in current context")
+        except BuildError as err:
+            raise DockerfileError(filename, node.lineno, str(err)) from None
+        instructions.append(inst)
+    if not seen_from:
+        raise DockerfileError(filename, 0, "dockerfile contains no stages to build")
+    return Dockerfile(
+        filename=filename,
+        directives=dict(directives.values),
+        escape=directives.escape,
+        instructions=instructions,
+    )
