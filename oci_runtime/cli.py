@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 
 from . import log
@@ -26,6 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_signal(text: str) -> int:
+    import _signal as signal  # names as constants, without the enum set-up of `signal`
+
     text = text.strip()
     if text.isdigit():
         number = int(text)
@@ -35,17 +36,16 @@ def parse_signal(text: str) -> int:
     name = text.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
-            base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
-            offset = name[9:]
-            if offset.isdigit():
-                number = base + int(offset) if base == signal.SIGRTMIN else base - int(offset)
-                if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
-                    return number
-        raise RuntimeFailure(f"invalid signal: {text}") from None
+    number = getattr(signal, name, None)
+    if isinstance(number, int) and not name.startswith("SIG_"):  # SIG_DFL, SIG_BLOCK... are not signals
+        return number
+    for base_name, sign in (("SIGRTMIN+", 1), ("SIGRTMAX-", -1)):
+        offset = name[len(base_name):]
+        if name.startswith(base_name) and offset.isdigit():
+            number = getattr(signal, base_name[:-1]) + sign * int(offset)
+            if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+                return number
+    raise RuntimeFailure(f"invalid signal: {text}")
 
 
 def _root(args) -> str:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
 from . import hooks, namespaces, process
 from .errors import ConfigInvalid
 
 
-@dataclass
 class Bundle:
-    path: str                 # absolute bundle directory
-    config: dict
-    rootfs: str               # absolute, symlinks resolved
-    ns: namespaces.NamespacePlan
+    def __init__(self, path: str, config: dict, rootfs: str, ns: namespaces.NamespacePlan):
+        self.path = path          # absolute bundle directory
+        self.config = config
+        self.rootfs = rootfs      # absolute, symlinks resolved
+        self.ns = ns
 
 
 def read_json(path: str, what: str) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import array
 import fcntl
 import os
-import socket
 import struct
-import termios
+
+import _socket as socket  # the C module: `socket` is slow to import
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
@@ -21,9 +21,13 @@ def open_pty_in_container() -> tuple[int, str]:
     return master, f"/dev/pts/{number}"
 
 
+TIOCSWINSZ = 0x5414
+TIOCSCTTY = 0x540E
+
+
 def set_size(fd: int, size: dict | None) -> None:
     if size:
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+        fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
 
 
 def send_fd(sock: socket.socket, fd: int, name: str = "/dev/ptmx") -> None:
@@ -56,6 +60,6 @@ def connect(path: str) -> socket.socket:
 
 def make_controlling(slave_fd: int) -> None:
     """Make the pty slave the session's controlling terminal and the process's stdio."""
-    fcntl.ioctl(slave_fd, termios.TIOCSCTTY, 0)
+    fcntl.ioctl(slave_fd, TIOCSCTTY, 0)
     for target in (0, 1, 2):
         os.dup2(slave_fd, target)

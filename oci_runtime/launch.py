@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-from dataclasses import dataclass, field
+import _socket as socket  # the C module: `socket` costs milliseconds of enum set-up at import
 
 from . import console, namespaces, process as proc_setup, rootfs as rootfs_mod
 from . import sys as lsys
@@ -30,18 +28,20 @@ from .state import StateDir
 _MSG_MAX = 1 << 16
 
 
-@dataclass
 class LaunchSpec:
-    container_id: str
-    bundle: Bundle
-    state_dir: StateDir
-    cgroups: object | None = None
-    console_sock: socket.socket | None = None
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
-    extra_env: dict = field(default_factory=dict)
-    seccomp: object | None = None
+    def __init__(self, container_id: str, bundle: Bundle, state_dir: StateDir, cgroups=None, console_sock=None,
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+                 extra_env: dict | None = None, seccomp=None):
+        self.container_id = container_id
+        self.bundle = bundle
+        self.state_dir = state_dir
+        self.cgroups = cgroups
+        self.console_sock = console_sock
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.extra_env = extra_env or {}
+        self.seccomp = seccomp
 
 
 def _send(sock: socket.socket, **msg) -> None:
@@ -140,7 +140,7 @@ def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
 
 def _kill(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, 9)  # SIGKILL
     except ProcessLookupError:
         pass
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
-from dataclasses import dataclass, field
+
+import _socket as socket
 
 from . import sys as lsys
 from .errors import ConfigInvalid, RuntimeFailure
@@ -22,10 +22,10 @@ PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts
 JOIN_ORDER = ["user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount"]
 
 
-@dataclass
 class NamespacePlan:
-    new: int = 0                                               # CLONE_NEW* flags to unshare
-    join: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns, in JOIN_ORDER
+    def __init__(self) -> None:
+        self.new = 0                              # CLONE_NEW* flags to unshare
+        self.join: list[tuple[str, str]] = []     # (type, path) to setns, in JOIN_ORDER
 
     def creates(self, kind: str) -> bool:
         return bool(self.new & FLAGS[kind])
@@ -121,7 +121,10 @@ def write_time_offsets(offsets: dict | None) -> None:
 def loopback_up() -> None:
     """Bring `lo` up in a new network namespace (ioctl; no netlink library on the hot path)."""
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()

@@ -235,11 +235,14 @@ class RootfsBuilder:
         finally:
             os.close(src_fd)
         if flags & ~(lsys.MS_BIND | lsys.MS_REC):
-            fd = self.root.open(dest)
-            try:
-                _remount_bind(fd_path(fd), flags, dest)
-            finally:
-                os.close(fd)
+            self._remount_at(dest, flags)
+
+    def _remount_at(self, dest: str, flags: int) -> None:
+        fd = self.root.open(dest)  # resolved anew, so the handle is on the new mount, not under it
+        try:
+            _remount_bind(fd_path(fd), flags, dest)
+        finally:
+            os.close(fd)
 
     def _mount_cgroup(self, dest: str, flags: int, label: str) -> None:
         flags &= ~(lsys.MS_BIND | lsys.MS_REC | lsys.MS_REMOUNT)
@@ -254,7 +257,7 @@ class RootfsBuilder:
                     return
                 host_dir = self.cgroups.mounts_for_container()[0][0]
                 lsys.mount(host_dir, target, None, lsys.MS_BIND | lsys.MS_REC, None, label=dest)
-                _remount_bind(target, flags | lsys.MS_BIND, dest)
+                self._remount_at(dest, flags | lsys.MS_BIND)
                 return
             # cgroup v1: a tmpfs holding a bind of the container's own cgroup for each controller
             lsys.mount("tmpfs", target, "tmpfs", flags & ~lsys.MS_RDONLY, "mode=755", label=dest)
@@ -267,9 +270,9 @@ class RootfsBuilder:
             sfd = self.root.ensure(sub_dest)
             try:
                 lsys.mount(host_dir, fd_path(sfd), None, lsys.MS_BIND | lsys.MS_REC, None, label=sub_dest)
-                _remount_bind(fd_path(sfd), flags | lsys.MS_BIND, sub_dest)
             finally:
                 os.close(sfd)
+            self._remount_at(sub_dest, flags | lsys.MS_BIND)
         if flags & lsys.MS_RDONLY:
             fd = self.root.open(dest)
             try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import select
-import signal
-import socket
+
+import _signal as signal  # the C modules: `signal` and `socket` spend milliseconds building enums
+import _socket as socket
 
 from . import sys as lsys
 from .errors import RuntimeFailure

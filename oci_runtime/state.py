@@ -9,25 +9,28 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
-import shutil
-from contextlib import contextmanager
-from pathlib import Path
 
 from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
 
 DEFAULT_ROOT = "/run/pyrunc"
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_.+-")
 _MAX_ID = 1024
+
+
+def valid_id(container_id: str) -> bool:
+    """^[A-Za-z0-9][A-Za-z0-9_.+-]*$ without importing re (startup time matters here)."""
+    return (bool(container_id) and container_id[0] in _ID_FIRST
+            and all(c in _ID_CHARS for c in container_id))
 
 
 def check_id(container_id: str) -> None:
     """An id names a directory under --root, so it must never be a path."""
     if not container_id:
         raise RuntimeFailure("container id cannot be empty")
-    if len(container_id) > _MAX_ID or not _ID_RE.match(container_id) or container_id in (".", ".."):
+    if len(container_id) > _MAX_ID or not valid_id(container_id):
         raise RuntimeFailure(f"invalid container id format: {container_id!r} "
                              "(letters, digits and _ . + - only, starting with a letter or digit)")
 
@@ -35,31 +38,25 @@ def check_id(container_id: str) -> None:
 class StateDir:
     def __init__(self, root: str, container_id: str):
         check_id(container_id)
-        self.root = Path(root)
+        self.root = root
         self.id = container_id
-        self.path = self.root / container_id
-
-    @property
-    def state_file(self) -> Path:
-        return self.path / STATE_FILE
-
-    @property
-    def fifo(self) -> Path:
-        return self.path / FIFO_NAME
+        self.path = os.path.join(root, container_id)
+        self.state_file = os.path.join(self.path, STATE_FILE)
+        self.fifo = os.path.join(self.path, FIFO_NAME)
 
     def claim(self) -> None:
         """Create the directory; mkdir is atomic, so two creates of one id cannot both win."""
-        self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        os.makedirs(self.root, 0o711, exist_ok=True)
         try:
             os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise ContainerExists(self.id) from None
 
     def exists(self) -> bool:
-        return self.path.is_dir()
+        return os.path.isdir(self.path)
 
     def save(self, state: dict) -> None:
-        tmp = self.path / f".{STATE_FILE}.{os.getpid()}"
+        tmp = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}")
         data = json.dumps(state, separators=(",", ":")).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -77,21 +74,30 @@ class StateDir:
         except ValueError as e:
             raise RuntimeFailure(f"container {self.id}: corrupt state file {self.state_file}: {e}") from None
 
-    @contextmanager
-    def locked(self):
+    def locked(self) -> "_DirLock":
         """Serialise state-changing commands on one container (flock on the directory itself)."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise ContainerNotFound(self.id) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return _DirLock(self)
 
     def remove(self) -> None:
+        import shutil
+
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+class _DirLock:
+    def __init__(self, state_dir: StateDir):
+        self.state_dir = state_dir
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            self.fd = os.open(self.state_dir.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.state_dir.id) from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
 
 
 def list_ids(root: str) -> list[str]:
@@ -99,4 +105,4 @@ def list_ids(root: str) -> list[str]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if _ID_RE.match(n) and os.path.isdir(os.path.join(root, n)))
+    return sorted(n for n in names if valid_id(n) and os.path.isdir(os.path.join(root, n)))

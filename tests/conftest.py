@@ -91,14 +91,37 @@ def state_root(tmp_path) -> Path:
     return d
 
 
+def run_captured(cmd: list[str], timeout: float = 60, input: str | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run with stdout/stderr captured in files, not pipes: a container created by `cmd` inherits them
+    and may outlive it, and waiting for EOF on a pipe would wait for the container too."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        stdin = subprocess.PIPE if input is not None else kw.pop("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, **kw)
+        try:
+            if input is not None:
+                proc.communicate(input.encode(), timeout=timeout)
+            else:
+                proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read().decode(errors="replace"),
+                                           err.read().decode(errors="replace"))
+
+
 @pytest.fixture
 def pyrunc(state_root):
-    """pyrunc(*args, **run_kwargs) -> CompletedProcess, with --root set to the test's own state dir."""
+    """pyrunc(*args) -> CompletedProcess (text stdout/stderr), with --root set to the test's own state dir.
+    Containers left behind by a test are force-deleted afterwards."""
 
-    def run(*args, check=False, timeout=60, **kw):
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        return subprocess.run([*PYRUNC, "--root", str(state_root), *map(str, args)],
-                              check=check, timeout=timeout, **kw)
+    def run(*args, timeout=60, **kw):
+        return run_captured([*PYRUNC, "--root", str(state_root), *map(str, args)], timeout=timeout, **kw)
 
-    return run
+    yield run
+    for cid in os.listdir(state_root):
+        run("delete", "--force", cid)
