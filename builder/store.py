@@ -14,6 +14,7 @@ Every file is written to tmp/, fsync()ed, and renamed into place, so a crash nev
 
 from __future__ import annotations
 
+import copy
 import errno
 import fcntl
 import json
@@ -387,16 +388,15 @@ class ImageStore:
     def load_image(self, manifest_desc: Descriptor) -> Image:
         """The Image a manifest descriptor names (blobs verified; cached, since they are content-addressed)."""
         cached = self._images.get(manifest_desc.digest)
-        if cached is not None:
-            return Image(manifest_desc, cached.manifest, cached.config)
+        if cached is not None:  # copies: callers may edit what they get
+            return Image(manifest_desc, copy.deepcopy(cached.manifest), copy.deepcopy(cached.config))
         manifest = self.read_json(manifest_desc.digest)
         if not isinstance(manifest, dict) or "config" not in manifest:
             raise BuildError(f"{manifest_desc.digest} is not an image manifest")
         config_desc = Descriptor.from_json(manifest["config"])
         config = self.read_json(config_desc.digest, config_desc.size)
-        image = Image(manifest_desc, manifest, config)
-        self._images[manifest_desc.digest] = image
-        return image
+        self._images[manifest_desc.digest] = Image(manifest_desc, manifest, config)
+        return Image(manifest_desc, copy.deepcopy(manifest), copy.deepcopy(config))
 
     def commit_manifest(self, config_desc: Descriptor, layers: list[Descriptor],
                         annotations: dict[str, str] | None = None) -> Image:
@@ -413,15 +413,20 @@ class ImageStore:
         }
         if annotations:
             manifest["annotations"] = dict(annotations)
-        manifest_desc = self.put_json(manifest, mt.OCI_MANIFEST)
+        return self.add_manifest(self.put_json(manifest, mt.OCI_MANIFEST))
+
+    def add_manifest(self, manifest_desc: Descriptor) -> Image:
+        """Record a manifest blob already in the store (with its config and layers) in index.json,
+        untagged unless it is there already. Returns the Image."""
         image = self.load_image(manifest_desc)
         manifest_desc.platform = image.platform
         with self._edit_index() as entries:
-            for desc in (config_desc, *layers):  # a concurrent rmi may have removed a shared blob
+            for desc in (manifest_desc, image.config_desc, *image.layers):
+                # checked under the lock: a concurrent rmi may have removed a shared blob
                 if not self.has_blob(desc.digest):
-                    raise BuildError(f"cannot commit image: blob {desc.digest} was removed meanwhile")
+                    raise BuildError(f"cannot record image {image.id}: blob {desc.digest} is not in the store")
             if not any(e.digest == manifest_desc.digest for e in entries):
-                entries.append(Descriptor(mt.OCI_MANIFEST, manifest_desc.digest, manifest_desc.size,
+                entries.append(Descriptor(manifest_desc.media_type, manifest_desc.digest, manifest_desc.size,
                                           None, image.platform))
         return image
 

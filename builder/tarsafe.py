@@ -226,6 +226,91 @@ def xattrs_of(member: tarfile.TarInfo) -> dict[str, bytes]:
 
 # --- extraction -----------------------------------------------------------------------------------
 
+def resolve_dir(root_fd: int, parts: list[str], *, in_root: bool, create: bool = False,
+                entry: str = "") -> int:
+    """An fd of the directory `parts` names below root_fd, resolving symlinks ourselves: in_root, absolute
+    targets restart at root_fd and `..` stops there; otherwise either one is a BuildError naming `entry`.
+    Missing directories are made (0755) when `create`, else FileNotFoundError."""
+    stack = [os.dup(root_fd)]
+    pending = list(parts)
+    links = 0
+    try:
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if len(stack) == 1:
+                    if in_root:
+                        continue
+                    raise BuildError(f"refusing to extract {entry!r}: its path climbs out of the destination "
+                                     "through a symlink")
+                os.close(stack.pop())
+                continue
+            try:
+                st = os.stat(part, dir_fd=stack[-1], follow_symlinks=False)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=stack[-1])
+                st = os.stat(part, dir_fd=stack[-1], follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise BuildError(f"cannot extract {entry!r}: too many levels of symbolic links")
+                target = os.readlink(part, dir_fd=stack[-1])
+                if target.startswith("/"):
+                    if not in_root:
+                        raise BuildError(f"refusing to extract {entry!r}: its path goes through the symlink "
+                                         f"{part!r} -> {target!r}, which points outside the destination")
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                pending[:0] = target.split("/")
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise BuildError(f"cannot extract {entry!r}: {part!r} on its path is not a directory")
+            stack.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=stack[-1]))
+        return stack.pop()
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def read_in_root(root: Path | str, path: str) -> bytes | None:
+    """The content of `path` inside a root filesystem, symlinks resolved inside it; None if missing
+    (or not a regular file). For reading e.g. /etc/passwd of an image without trusting its symlinks."""
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        parts = [p for p in path.split("/") if p]
+        for _ in range(MAX_SYMLINKS):
+            if not parts or parts[-1] in (".", ".."):
+                return None
+            try:
+                dir_fd = resolve_dir(root_fd, parts[:-1], in_root=True, entry=path)
+            except (FileNotFoundError, BuildError):
+                return None
+            try:
+                st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(parts[-1], dir_fd=dir_fd)
+                    base = [] if target.startswith("/") else parts[:-1]
+                    parts = [p for p in base + target.split("/") if p]
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    return None
+                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                with os.fdopen(fd, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                return None
+            finally:
+                os.close(dir_fd)
+        return None
+    finally:
+        os.close(root_fd)
+
+
 class Extractor:
     """Creates tar members under `dest`, refusing anything that would land outside it (see module doc).
 
@@ -247,51 +332,7 @@ class Extractor:
     # -- path resolution
 
     def _walk(self, parts: list[str], *, create: bool, entry: str) -> int:
-        """An fd of the directory `parts` names under dest, following symlinks by the mode's rules."""
-        stack = [os.dup(self.root_fd)]
-        pending = list(parts)
-        links = 0
-        try:
-            while pending:
-                part = pending.pop(0)
-                if part in ("", "."):
-                    continue
-                if part == "..":
-                    if len(stack) == 1:
-                        if self.in_root:
-                            continue
-                        raise BuildError(f"refusing to extract {entry!r}: its path climbs out of the destination "
-                                         "through a symlink")
-                    os.close(stack.pop())
-                    continue
-                try:
-                    st = os.stat(part, dir_fd=stack[-1], follow_symlinks=False)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(part, 0o755, dir_fd=stack[-1])
-                    st = os.stat(part, dir_fd=stack[-1], follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    links += 1
-                    if links > MAX_SYMLINKS:
-                        raise BuildError(f"cannot extract {entry!r}: too many levels of symbolic links")
-                    target = os.readlink(part, dir_fd=stack[-1])
-                    if target.startswith("/"):
-                        if not self.in_root:
-                            raise BuildError(f"refusing to extract {entry!r}: its path goes through the symlink "
-                                             f"{part!r} -> {target!r}, which points outside the destination")
-                        while len(stack) > 1:
-                            os.close(stack.pop())
-                    pending[:0] = target.split("/")
-                    continue
-                if not stat.S_ISDIR(st.st_mode):
-                    raise BuildError(f"cannot extract {entry!r}: {part!r} on its path is not a directory")
-                stack.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                     dir_fd=stack[-1]))
-            return stack.pop()
-        finally:
-            for fd in stack:
-                os.close(fd)
+        return resolve_dir(self.root_fd, parts, in_root=self.in_root, create=create, entry=entry)
 
     def _parent_fd(self, path: str, entry: str, *, create: bool = True) -> tuple[int, str]:
         """(fd of the parent directory, final name) for a cleaned path; the fd belongs to a one-slot cache."""
