@@ -10,21 +10,33 @@ that lets v1 move a running cgroup to new rules with the fewest writes, never pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .fileio import CgroupError
 
 WILDCARD = -1
 _ACCESS_ORDER = "rwm"
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRule:
-    allow: bool
-    type: str      # "a" (all), "b" (block) or "c" (char)
-    major: int     # -1 is any
-    minor: int     # -1 is any
-    access: str    # a subset of "rwm"
+class DeviceRule(tuple):
+    """One device access rule: (allow, type, major, minor, access). Immutable and hashable.
+
+    type is "a" (all), "b" (block) or "c" (char); major/minor -1 mean any; access is a subset of "rwm".
+    A plain tuple subclass rather than a dataclass: this module is imported on every container start.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, allow: bool, type: str, major: int, minor: int, access: str) -> "DeviceRule":
+        return tuple.__new__(cls, (allow, type, major, minor, access))
+
+    allow = property(lambda self: self[0])
+    type = property(lambda self: self[1])
+    major = property(lambda self: self[2])
+    minor = property(lambda self: self[3])
+    access = property(lambda self: self[4])
+
+    def __repr__(self) -> str:
+        return (f"DeviceRule(allow={self.allow}, type={self.type!r}, major={self.major}, minor={self.minor}, "
+                f"access={self.access!r})")
 
     def cgroup_string(self) -> str:
         """The devices.allow / devices.deny line, e.g. "c 1:3 rwm" or "c 136:* rwm"."""

@@ -128,9 +128,16 @@ class Transaction:
 
     def rollback(self) -> None:
         """Best effort, newest first: the error that caused the rollback is what the user needs to see."""
+        failed = []
         while self._undo:
-            directory, name, value = self._undo.pop()
+            step = self._undo.pop()
             try:
-                write_file(directory, name, value)
+                write_file(*step)
+            except CgroupError:
+                failed.append(step)
+        # Pairs like memory and memory+swap must go back in the order that keeps memory <= memory+swap.
+        for step in failed:
+            try:
+                write_file(*step)
             except CgroupError:
                 pass

@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
 
 from .fileio import CgroupError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-@dataclass(frozen=True, slots=True)
 class CgroupMount:
-    mountpoint: str
-    root: str                    # the cgroup shown at the mount point ("/" unless inside a cgroup namespace)
-    fstype: str                  # "cgroup" (v1) or "cgroup2"
-    subsystems: tuple[str, ...]  # v1 controllers and "name=..." hierarchies; () for cgroup2
+    """One cgroup mount from mountinfo."""
+
+    __slots__ = ("mountpoint", "root", "fstype", "subsystems")
+
+    def __init__(self, mountpoint: str, root: str, fstype: str, subsystems: tuple[str, ...]):
+        self.mountpoint = mountpoint
+        self.root = root                # the cgroup shown at the mount point ("/" unless in a cgroup namespace)
+        self.fstype = fstype            # "cgroup" (v1) or "cgroup2"
+        self.subsystems = subsystems    # v1 controllers and "name=..." hierarchies; () for cgroup2
+
+    def __repr__(self) -> str:
+        return f"CgroupMount({self.mountpoint!r}, root={self.root!r}, {self.fstype}, {self.subsystems})"
 
     @property
     def name(self) -> str:
@@ -145,7 +151,7 @@ def inner_path(cgroups_path: str | None, container_id: str) -> str:
     return clean_cgroups_path(cgroups_path)
 
 
-def _below_mount(mount: CgroupMount, cgroup_path: str) -> str:
+def dir_in_mount(mount: CgroupMount, cgroup_path: str) -> str:
     """Host directory for `cgroup_path` (a path from the hierarchy root) in this mount."""
     if mount.root in ("", "/"):
         return posixpath.join(mount.mountpoint, cgroup_path.lstrip("/"))
@@ -160,11 +166,11 @@ def v1_directory(mount: CgroupMount, inner: str, own: dict[str, str]) -> str:
     if inner.startswith("/"):
         return posixpath.join(mount.mountpoint, inner.lstrip("/"))
     base = own.get(mount.subsystems[0], "/")
-    return _below_mount(mount, posixpath.join(base, inner))
+    return dir_in_mount(mount, posixpath.join(base, inner))
 
 
 def v2_directory(mountpoint: str, inner: str, own: dict[str, str], mount_root: str = "/") -> str:
     if inner.startswith("/"):
         return posixpath.join(mountpoint, inner.lstrip("/"))
     base = posixpath.dirname(own.get("", "/").rstrip("/")) or "/"
-    return _below_mount(CgroupMount(mountpoint, mount_root, "cgroup2", ()), posixpath.join(base, inner))
+    return dir_in_mount(CgroupMount(mountpoint, mount_root, "cgroup2", ()), posixpath.join(base, inner))
