@@ -18,7 +18,6 @@ Nothing is expanded here: `$VAR` stays as written (see builder.expand).
 
 from __future__ import annotations
 
-import csv
 import difflib
 import json
 import re
@@ -761,12 +760,37 @@ def _precheck_mount(spec: str) -> None:
 
 
 def _csv_fields(text: str) -> list[str]:
-    """One CSV record (the --mount syntax): commas split, "double quotes" group."""
-    try:
-        rows = list(csv.reader([text], strict=True))
-    except csv.Error as err:
-        raise BuildError(f"failed to parse csv mounts: {err}") from None
-    return rows[0] if rows else []
+    """One CSV record (the --mount syntax), with Go encoding/csv's strict quoting rules."""
+    fields: list[str] = []
+    pos, n = 0, len(text)
+    while True:
+        if pos < n and text[pos] == '"':
+            pos += 1
+            value: list[str] = []
+            while True:
+                close = text.find('"', pos)
+                if close == -1:
+                    raise BuildError(f'failed to parse csv mounts: extraneous or missing " in quoted-field: {text}')
+                value.append(text[pos:close])
+                pos = close + 1
+                if pos < n and text[pos] == '"':  # "" is a quote inside quotes
+                    value.append('"')
+                    pos += 1
+                    continue
+                break
+            if pos < n and text[pos] != ",":
+                raise BuildError(f'failed to parse csv mounts: extraneous or missing " in quoted-field: {text}')
+            fields.append("".join(value))
+        else:
+            comma = text.find(",", pos)
+            end = n if comma == -1 else comma
+            if '"' in text[pos:end]:
+                raise BuildError(f'failed to parse csv mounts: bare " in non-quoted-field: {text}')
+            fields.append(text[pos:end])
+            pos = end
+        if pos >= n:
+            return fields
+        pos += 1  # the comma
 
 
 def _check_plain(node: _Node, inst: Instruction, escape: str) -> None:
