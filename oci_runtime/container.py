@@ -279,6 +279,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
     try:
         mgr = _make_cgroup(container_id, linux, systemd_cgroup)
         os.mkfifo(state_dir.fifo, 0o622)
+        os.chmod(state_dir.fifo, 0o622)  # not cut by the umask: init may be another uid (user namespaces)
         spec = launch.LaunchSpec(container_id, bundle, state_dir, mgr, console_sock, no_pivot,
                                  no_new_keyring, preserve_fds, extra_env or {}, seccomp)
         init_pid = launch.spawn_init(spec)

@@ -42,6 +42,7 @@ class LaunchSpec:
         self.preserve_fds = preserve_fds
         self.extra_env = extra_env or {}
         self.seccomp = seccomp
+        self.fifo_fd = self.proc_fd = -1
 
 
 def _send(sock: socket.socket, **msg) -> None:
@@ -71,6 +72,9 @@ def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
 def spawn_init(spec: LaunchSpec) -> int:
     """Fork stage1 and drive the handshake until init is ready; return init's host pid."""
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    # opened here, not in init: in a user namespace init may not be allowed to walk the host's paths
+    spec.fifo_fd = os.open(spec.state_dir.fifo, lsys.O_PATH | os.O_CLOEXEC)
+    spec.proc_fd = os.open("/proc", lsys.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     ns_fds = namespaces.open_joins(spec.bundle.ns)
     try:
         stage1 = os.fork()
@@ -87,6 +91,8 @@ def spawn_init(spec: LaunchSpec) -> int:
     finally:
         for _, fd in ns_fds:
             os.close(fd)
+        os.close(spec.fifo_fd)
+        os.close(spec.proc_fd)
     child_sock.close()
     init_pid = 0
     try:
@@ -212,10 +218,7 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
     if not spec.no_new_keyring:
         _join_session_keyring(spec.container_id)
 
-    # handles we need after pivot_root, opened while the host's filesystem is still visible
-    fifo_fd = os.open(spec.state_dir.fifo, lsys.O_PATH | os.O_CLOEXEC)
-    proc_fd = os.open("/proc", lsys.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-
+    fifo_fd, proc_fd = spec.fifo_fd, spec.proc_fd  # needed after pivot_root, when host paths are gone
     builder = None
     if ns.creates("mount"):
         builder = rootfs_mod.RootfsBuilder(config, spec.bundle.path, spec.bundle.rootfs, spec.cgroups,
@@ -242,11 +245,12 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
         import subprocess  # noqa: F401 - run_hooks needs it after pivot_root, when the host's stdlib is gone
     if builder is not None:
         builder.pivot(spec.no_pivot)
-        builder.finish()
     else:
         os.chroot(spec.bundle.rootfs)
         os.chdir("/")
-    rootfs_mod.write_sysctls(linux.get("sysctl"))
+    rootfs_mod.write_sysctls(linux.get("sysctl"))  # before /proc/sys becomes read-only
+    if builder is not None:
+        builder.finish()
 
     if process.get("terminal"):
         _setup_terminal(spec, process)

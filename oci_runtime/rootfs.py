@@ -99,26 +99,62 @@ class SafeRoot:
         return lsys.openat2(self.fd, path.lstrip("/") or ".", flags, 0, resolve)
 
     def ensure(self, path: str, *, directory: bool = True, mode: int = 0o755) -> int:
-        """Open `path` (O_PATH), creating missing parents as directories and the last part as a dir or file."""
+        """Open `path` (O_PATH), creating what is missing: parents as directories, the last part as a
+        directory or an empty file. Symlinks met on the way are followed by hand, always inside the root,
+        and a dangling one gets its target created inside the root (never on the host)."""
         path = posixpath.normpath("/" + path)
         try:
             return self.open(path)
         except FileNotFoundError:
             pass
-        parent, name = posixpath.split(path)
-        parent_fd = self.ensure(parent) if parent != "/" else os.dup(self.fd)
+        parts = [p for p in path.split("/") if p]
+        current = "/"
+        fd = os.dup(self.fd)
+        links = 0
         try:
-            try:
-                if directory:
-                    os.mkdir(name, mode, dir_fd=parent_fd)
-                else:
-                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                     0o644, dir_fd=parent_fd))
-            except FileExistsError:
-                pass  # made by someone else meanwhile, or a dangling symlink: resolved safely below
-            return lsys.openat2(parent_fd, name, lsys.O_PATH, 0, lsys.RESOLVE_IN_ROOT | lsys.RESOLVE_NO_MAGICLINKS)
-        finally:
-            os.close(parent_fd)
+            while parts:
+                name = parts.pop(0)
+                if name == "..":
+                    current = posixpath.dirname(current)
+                    os.close(fd)
+                    fd = self.open(current)
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    self._create(fd, name, directory or bool(parts), mode)
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > 40:
+                        raise OSError(errno.ELOOP, f'too many symlinks resolving "{path}"')
+                    target = os.readlink(name, dir_fd=fd)
+                    if target.startswith("/"):
+                        current = "/"
+                        os.close(fd)
+                        fd = os.dup(self.fd)
+                    parts = [p for p in target.split("/") if p] + parts
+                    continue
+                # one component, no symlink allowed: a swap by a racing process fails instead of escaping
+                child = lsys.openat2(fd, name, lsys.O_PATH, 0, lsys.RESOLVE_NO_SYMLINKS | lsys.RESOLVE_BENEATH)
+                os.close(fd)
+                fd = child
+                current = posixpath.join(current, name)
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @staticmethod
+    def _create(dir_fd: int, name: str, directory: bool, mode: int) -> None:
+        try:
+            if directory:
+                os.mkdir(name, mode, dir_fd=dir_fd)
+            else:
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o644, dir_fd=dir_fd))
+        except FileExistsError:
+            pass  # made meanwhile by someone else: inspected by the caller like any existing entry
 
 
 def fd_path(fd: int) -> str:
