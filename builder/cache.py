@@ -77,6 +77,9 @@ class BuildCache:
                 pass
             raise
 
+    def remove(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def referenced_blobs(self) -> set[str]:
         """Every layer digest a cache entry points at (so a store gc can keep them, if it wants)."""
         out: set[str] = set()

@@ -30,6 +30,7 @@ class Source:
 
     relpath: str
     st: os.stat_result
+    written: str = ""   # the path as the Dockerfile named it (a followed symlink keeps its own name)
 
     @property
     def is_dir(self) -> bool:
@@ -37,7 +38,7 @@ class Source:
 
     @property
     def name(self) -> str:
-        return posixpath.basename(self.relpath)
+        return posixpath.basename(self.written or self.relpath)
 
 
 def clean_source_path(src: str) -> str:
@@ -167,7 +168,7 @@ class BuildContext:
                 real = self.resolve(gomatch.unescape(rel))
             except FileNotFoundError:
                 raise BuildError(f"file not found in build context: {src}") from None
-            return [Source(real, self.entries[real])]
+            return [Source(real, self.entries[real], gomatch.unescape(rel))]
         # Split into the literal directory prefix and the wildcard part, then match below the prefix.
         parts = rel.split("/")
         cut = next(i for i, p in enumerate(parts) if gomatch.has_wildcards(p))
@@ -192,7 +193,7 @@ class BuildContext:
                         target = self.resolve(child)
                     except FileNotFoundError:
                         raise BuildError(f"file not found in build context: {child} (dangling symlink)") from None
-                    out.append(Source(target, self.entries[target]))
+                    out.append(Source(target, self.entries[target], child))
                 else:
                     out.append(Source(child, st))
                 if stat.S_ISDIR(st.st_mode):

@@ -1,0 +1,712 @@
+"""The build engine: runs a plan's stages step by step, with the cache, and commits the target image.
+
+Filesystem steps (RUN, COPY, ADD, WORKDIR) each make one layer: the step runs on an overlayfs over the
+parent's unpacked layers, and the upper dir is tarred into the store (and then kept as that layer's
+unpacked form, so the next step needs no extraction). Their results are cached by a key chained from
+the parent's key, the expanded instruction and its inputs; a hit touches no rootfs at all. Metadata
+steps only change the config and history. A failed build leaves the store as it was: new cache entries,
+blobs, unpacked layers and index entries are removed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+import stat
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from builder import gomatch
+from builder.cache import BuildCache, CacheEntry, step_key
+from builder.copying import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
+from builder.errors import BuildError, DockerfileError
+from builder.instructions import (METADATA, Expander, ImageState, base_config, dest_path, do_arg,
+                                  env_from_config, normalize_workdir, run_history, scratch_config)
+from builder.stages import PROXY_ARGS, SCRATCH, BuildPlan, Stage, host_platform, make_plan
+
+
+class StepFailed(BuildError):
+    """A step failed with a message that needs no "<CMD> failed:" prefix (RUN's exit status)."""
+
+
+@dataclass
+class BuildOptions:
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    network: str = "none"
+    labels: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
+    outputs: list[dict[str, str]] = field(default_factory=list)
+
+
+class Progress:
+    """docker-classic style step lines on stdout (nothing in quiet mode); RUN output goes to the same fds."""
+
+    def __init__(self, quiet: bool, out=None, err=None):
+        self.quiet = quiet
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._devnull = None
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def warn(self, text: str) -> None:
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def run_fds(self) -> tuple[int, int]:
+        """The fds a RUN command writes to."""
+        if self.quiet:
+            if self._devnull is None:
+                self._devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            return self._devnull, self._devnull
+        self.out.flush()
+        self.err.flush()
+        return self.out.fileno(), self.err.fileno()
+
+    def close(self) -> None:
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
+
+
+def rfc3339(ts: float) -> str:
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    if ts == int(ts):
+        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_url(src: str) -> bool:
+    return src.startswith(("http://", "https://"))
+
+
+def _short(key: str) -> str:
+    return key.split(":")[-1][:12]
+
+
+def _oneline(text: str) -> str:
+    return " ".join(text.split("\n")[0].split()) if "\n" in text else text
+
+
+class Builder:
+    def __init__(self, store, context, dockerfile, options: BuildOptions, progress: Progress | None = None):
+        self.store = store
+        self.context = context
+        self.dockerfile = dockerfile
+        self.opts = options
+        self.progress = progress or Progress(options.quiet)
+        self.cache = BuildCache(store.root)
+        self.ex = Expander(dockerfile.escape)
+        self.epoch = self._source_date_epoch()
+        self.results: dict[int, ImageState] = {}
+        self.step_no = 0
+        self.total = 0
+        self.plan: BuildPlan | None = None
+        self._new_cache_keys: list[str] = []
+        self._new_unpacked: list[Path] = []
+        self._blobs_before: set[str] = set()
+        self._images_before: set[str] = set()
+        self._tmp: Path | None = None
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _source_date_epoch(self) -> int | None:
+        value = self.opts.build_args.get("SOURCE_DATE_EPOCH", os.environ.get("SOURCE_DATE_EPOCH", ""))
+        if not value:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise BuildError(f"invalid SOURCE_DATE_EPOCH {value!r}: want seconds since 1970") from None
+
+    def now(self) -> str:
+        return rfc3339(self.epoch if self.epoch is not None else time.time())
+
+    def _lowers(self, state: ImageState) -> list[Path]:
+        return [self.store.unpacked_layer(diff_id, layer) for layer, diff_id in zip(state.layers, state.diff_ids)]
+
+    def _tmpdir(self) -> Path:
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="build-", dir=self.store.tmp_dir))
+        return self._tmp
+
+    def _fail(self, instr, err: BuildError) -> DockerfileError:
+        if isinstance(err, DockerfileError):
+            return err
+        msg = str(err) if isinstance(err, StepFailed) else f"{instr.cmd} failed: {err}"
+        return DockerfileError(self.dockerfile.filename, instr.lineno, msg)
+
+    # -- the build ---------------------------------------------------------------------------------
+
+    def build(self):
+        """Build the target stage and commit it; returns the store Image."""
+        self._blobs_before = set(os.listdir(self.store.root / "blobs" / "sha256"))
+        self._images_before = {img.digest for _, img in self.store.images()}
+        try:
+            image = self._build()
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+            self.progress.close()
+        if self.context is not None:
+            self.context.save_hash_cache()
+        return image
+
+    def _build(self):
+        self.plan = plan = make_plan(self.dockerfile, self.opts.build_args, self.opts.target)
+        unused = plan.unused_build_args(self.opts.build_args)
+        if unused:
+            self.progress.warn(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
+        self.total = plan.step_count()
+        for stage in plan.needed:
+            self._stage_result(stage)
+        final = self.results[plan.target.index]
+        image = self._commit(final)
+        for out in self.opts.outputs:
+            self._export(image, out)
+        for tag in self.opts.tags:
+            self.store.tag(image, tag)
+        self.progress.line(f"Successfully built {_short(image.id)}")
+        for tag in self.opts.tags:
+            from builder.store import normalize_name
+
+            self.progress.line(f"Successfully tagged {normalize_name(tag)}")
+        return image
+
+    def _rollback(self) -> None:
+        """Undo what a failed build added to the store (cache entries, blobs, unpacked layers, images)."""
+        for key in self._new_cache_keys:
+            self.cache.remove(key)
+        try:
+            for _, img in self.store.images():
+                if img.digest not in self._images_before:
+                    self.store.remove(img.id, force=True)
+            referenced: set[str] = set()
+            for _, img in self.store.images():
+                referenced |= {img.digest, img.id, *(layer.digest for layer in img.layers)}
+            blob_dir = self.store.root / "blobs" / "sha256"
+            for name in set(os.listdir(blob_dir)) - self._blobs_before:
+                if f"sha256:{name}" not in referenced:
+                    (blob_dir / name).unlink(missing_ok=True)
+        except BuildError:
+            pass
+        for d in self._new_unpacked:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def _stage_result(self, stage: Stage) -> ImageState:
+        if stage.index not in self.results:
+            self.results[stage.index] = self._build_stage(stage)
+        return self.results[stage.index]
+
+    def _build_stage(self, stage: Stage) -> ImageState:
+        state, triggers = self._from(stage)
+        for instr in triggers:
+            self.progress.line(f" # Executing build trigger: {_oneline(instr.original)}")
+            self._step(stage, state, instr, count=False)
+        for instr in stage.instructions:
+            self._step(stage, state, instr)
+        return state
+
+    # -- FROM ----------------------------------------------------------------------------------------
+
+    def _from(self, stage: Stage) -> tuple[ImageState, list]:
+        instr = stage.from_instruction
+        self.step_no += 1
+        self.progress.line(f"Step {self.step_no}/{self.total} : {_oneline(instr.original)}")
+        try:
+            state, onbuild = self._base_state(stage)
+        except BuildError as e:
+            raise self._fail(instr, e) from None
+        triggers = []
+        if onbuild:
+            from builder.dockerfile import parse
+
+            for text in onbuild:
+                try:
+                    parsed = parse(text, self.dockerfile.filename).instructions
+                except BuildError as e:
+                    raise DockerfileError(self.dockerfile.filename, instr.lineno,
+                                          f"invalid ONBUILD trigger {text!r}: {getattr(e, 'message', e)}") from None
+                for t in parsed:
+                    t.lineno = instr.lineno
+                    if t.cmd in ("ONBUILD", "FROM", "MAINTAINER"):
+                        raise DockerfileError(self.dockerfile.filename, instr.lineno,
+                                              f"{t.cmd} isn't allowed as an ONBUILD trigger")
+                    triggers.append(t)
+        self.progress.line(f" ---> {_short(state.key)}")
+        return state, triggers
+
+    def _base_state(self, stage: Stage) -> tuple[ImageState, list[str]]:
+        if stage.base_stage is not None:
+            base = self._stage_result(stage.base_stage)
+            state = base.clone()
+            onbuild = list(state.cc.pop("OnBuild", None) or [])
+            state.cmd_set = False
+            return state, onbuild
+        if stage.base_name.lower() == SCRATCH:
+            config = scratch_config(host_platform())
+            return ImageState(config, [], "scratch", env_from_config(config["config"])), []
+        image = self.resolve_image(stage.base_name)
+        onbuild = list((image.config.get("config") or {}).get("OnBuild") or [])
+        config = base_config(image.config)
+        if len(config["rootfs"]["diff_ids"]) != len(image.layers):
+            raise BuildError(f"image {stage.base_name} is inconsistent: "
+                             f"{len(config['rootfs']['diff_ids'])} diff_ids for {len(image.layers)} layers")
+        state = ImageState(config, list(image.layers), "image:" + image.digest, env_from_config(config["config"]))
+        return state, onbuild
+
+    def resolve_image(self, ref: str):
+        """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]")."""
+        if ref.startswith("oci:"):
+            from builder.layout import import_layout
+
+            path, tag = ref[4:], None
+            head, sep, tail = path.rpartition(":")
+            if sep and head and "/" not in tail:
+                path, tag = head, tail
+            if not Path(path).is_dir():
+                raise BuildError(f"OCI layout not found: {path}")
+            return import_layout(self.store, Path(path), tag)
+        return self.store.resolve(ref)
+
+    # -- one step ------------------------------------------------------------------------------------
+
+    def _step(self, stage: Stage, state: ImageState, instr, count: bool = True) -> None:
+        if count:
+            self.step_no += 1
+            self.progress.line(f"Step {self.step_no}/{self.total} : {_oneline(instr.original)}")
+        cmd = instr.cmd
+        try:
+            if cmd in METADATA:
+                created_by = METADATA[cmd](state, instr, self.ex)
+                if created_by is not None:
+                    state.add_history(created_by, self.now(), empty_layer=True)
+                self._show_meta(state)
+            elif cmd == "ARG":
+                created_by = do_arg(state, instr, self.ex, build_args=self.opts.build_args,
+                                    global_args=self.plan.global_args)
+                state.add_history(created_by, self.now(), empty_layer=True)
+                self._show_meta(state)
+            elif cmd == "WORKDIR":
+                self._workdir(state, instr)
+            elif cmd == "RUN":
+                self._run(state, instr)
+            elif cmd in ("COPY", "ADD"):
+                self._copy(stage, state, instr)
+            else:
+                raise BuildError(f"unknown instruction: {cmd}")
+        except BuildError as e:
+            raise self._fail(instr, e) from None
+
+    def _show_meta(self, state: ImageState) -> None:
+        from builder.digest import canonical_json
+
+        self.progress.line(f" ---> {hashlib.sha256(state.key.encode() + canonical_json(state.config)).hexdigest()[:12]}")
+
+    def _fs_step(self, state: ImageState, payload: dict, created_by: str, perform) -> None:
+        """Run (or take from the cache) a step that makes a layer."""
+        from builder.digest import Descriptor
+
+        key = step_key(state.key, payload)
+        entry = None if self.opts.no_cache else self.cache.get(key, self.store.has_blob)
+        if entry is not None:
+            self.progress.line(" ---> Using cache")
+        else:
+            entry = self._make_layer(state, perform)
+            self.cache.put(key, entry)
+            self._new_cache_keys.append(key)
+        state.layers.append(Descriptor.from_json(entry.layer))
+        state.diff_ids.append(entry.diff_id)
+        state.key = key
+        state.add_history(created_by, entry.created, empty_layer=False)
+        self.progress.line(f" ---> {_short(key)}")
+
+    def _make_layer(self, state: ImageState, perform) -> CacheEntry:
+        from builder.layers import write_layer_from_dir
+        from builder.workspace import Workspace
+
+        lowers = self._lowers(state)
+        created = self.now()
+        with Workspace(self.store, lowers) as ws:
+            perform(ws)
+            ws.unmount()
+            desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
+                                                 source_date_epoch=self.epoch,
+                                                 progress=False if self.opts.quiet else None)
+            dest = Path(self.store.unpacked_dir) / diff_id.split(":", 1)[1]
+            if not dest.exists() and ws.take_upper(dest):
+                self._new_unpacked.append(dest)
+        return CacheEntry(desc.to_json(), diff_id, created)
+
+    # -- WORKDIR -------------------------------------------------------------------------------------
+
+    def _workdir(self, state: ImageState, instr) -> None:
+        from builder.users import resolve_exec_user
+
+        raw = instr.args[0] if instr.args else ""
+        wd = normalize_workdir(state.workdir, self.ex.word(raw, state.env))
+        state.cc["WorkingDir"] = wd
+        if wd == "/":
+            state.add_history(f"WORKDIR {wd}", self.now(), empty_layer=True)
+            self._show_meta(state)
+            return
+        user = state.cc.get("User") or ""
+
+        def perform(ws) -> None:
+            owner = resolve_exec_user(ws.merged, user) if user else None
+            mkdir_in_root(ws.merged, wd, owner=(owner.uid, owner.gid) if owner else (0, 0))
+
+        self._fs_step(state, {"op": "WORKDIR", "path": wd, "user": user}, f"WORKDIR {wd}", perform)
+
+    # -- RUN -----------------------------------------------------------------------------------------
+
+    def _run_args(self, state: ImageState, instr) -> tuple[list[str], dict[str, bytes]]:
+        if instr.json_form:
+            return [str(a) for a in instr.args], {}
+        cmdline = instr.args[0] if instr.args else ""
+        files: dict[str, bytes] = {}
+        if instr.heredocs:
+            from builder.dockerfile import parse_heredoc_word
+
+            marker = None
+            try:
+                marker = parse_heredoc_word(cmdline.strip())
+            except BuildError:
+                marker = None
+            if marker is not None and len(instr.heredocs) == 1:
+                doc = instr.heredocs[0]
+                data = doc.text
+                if data.startswith("#!"):
+                    # A script with its own interpreter: mount it and run it (BuildKit's /dev/pipes).
+                    path = "/dev/pipes/" + doc.name
+                    files[path] = data.encode()
+                    cmdline = path
+                else:
+                    cmdline = data
+            else:
+                cmdline = cmdline + "".join("\n" + d.content + d.name for d in instr.heredocs)
+        return state.shell + [cmdline], files
+
+    def _run(self, state: ImageState, instr) -> None:
+        from builder.runner import RunSpec, failure_message, run_in_workspace
+
+        if instr.flags.get("mount"):
+            raise BuildError("RUN --mount is not supported by pydock")
+        network = instr.flag("network") if hasattr(instr, "flag") else None
+        if network in (None, "", "default"):
+            network = self.opts.network
+        if network not in ("none", "host"):
+            raise BuildError(f"unsupported network mode {network!r} (use none or host)")
+        args, files = self._run_args(state, instr)
+        env = [f"{k}={v}" for k, v in state.env.items()]
+        env += [f"{k}={self.opts.build_args[k]}" for k in PROXY_ARGS
+                if k in self.opts.build_args and k not in state.env]
+        user = state.cc.get("User") or ""
+        cwd = state.workdir
+        payload = {"op": "RUN", "args": args, "env": env, "user": user, "cwd": cwd, "network": network,
+                   "files": {p: hashlib.sha256(c).hexdigest() for p, c in files.items()}}
+        created_by = run_history(args, state) + " # buildkit"
+
+        def perform(ws) -> None:
+            container_id = os.urandom(6).hex()
+            self.progress.line(f" ---> Running in {container_id}")
+            out, err = self.progress.run_fds()
+            status = run_in_workspace(ws, RunSpec(args, env, user, cwd, network, files,
+                                                  "pydock-build-" + container_id),
+                                      state_root=Path(self.store.root) / "runtime", stdout=out, stderr=err)
+            if status != 0:
+                raise StepFailed(failure_message(args, status))
+
+        self._fs_step(state, payload, created_by, perform)
+
+    # -- COPY / ADD ----------------------------------------------------------------------------------
+
+    def _copy(self, stage: Stage, state: ImageState, instr) -> None:
+        from builder.dockerfile import copy_parts
+
+        is_add = instr.cmd == "ADD"
+        parts = copy_parts(instr)
+        env = state.env
+        srcs = [self.ex.word(s, env) for s in parts.sources]
+        dest = dest_path(state.workdir, self.ex.word(parts.dest, env))
+        chown = self.ex.word(instr.flag("chown"), env) if instr.flag("chown") else ""
+        chmod_text = self.ex.word(instr.flag("chmod"), env) if instr.flag("chmod") else ""
+        chmod = None
+        if chmod_text:
+            try:
+                chmod = int(chmod_text, 8)
+            except ValueError:
+                chmod = -1
+            if not 0 <= chmod <= 0o7777:
+                raise BuildError(f"invalid chmod parameter: '{chmod_text}'. it should be octal string "
+                                 "and between 0 and 07777")
+        checksum = self.ex.word(instr.flag("checksum"), env) if is_add and instr.flag("checksum") else ""
+        from_ref = instr.flag("from") if not is_add else None
+        if checksum and (len(srcs) != 1 or not is_url(srcs[0])):
+            raise BuildError("checksum requires a single HTTP(S) source")
+        if not is_add and any(is_url(s) for s in srcs):
+            raise BuildError("source can't be a URL for COPY")
+
+        history = [instr.cmd]
+        if chown:
+            history.append(f"--chown={chown}")
+        if chmod_text:
+            history.append(f"--chmod={chmod_text}")
+        history += srcs + [f"<<{d.name}" for d in parts.heredocs] + [self.ex.word(parts.dest, env)]
+        created_by = " ".join(history) + " # buildkit"
+
+        inline = []
+        for doc in parts.heredocs:
+            text = doc.text
+            if doc.expand:
+                from builder.expand import expand_heredoc
+
+                text = expand_heredoc(text, env)
+            inline.append((doc.name, text.encode()))
+
+        if from_ref:
+            self._copy_from(stage, state, instr, from_ref, srcs, dest, chown, chmod, created_by)
+            return
+
+        items: list[tuple[str, object]] = []   # ("ctx", Source) | ("url", (path, name, mtime))
+        key_sources: list = []
+        for src in srcs:
+            if is_add and is_url(src):
+                path, name, mtime, digest = self._download(src, checksum)
+                items.append(("url", (path, name, mtime)))
+                key_sources.append(["url", src, name, digest])
+                continue
+            found = self.context.sources(src) if self.context is not None else []
+            if not found and not gomatch.has_wildcards(src):
+                raise BuildError(f"file not found in build context: {src}")
+            for s in found:
+                items.append(("ctx", s))
+            key_sources.append(["ctx", src, [[s.relpath, s.name, self.context.source_digest(s)] for s in found]])
+        count = len(items) + len(inline)
+        if (count > 1 or len(srcs) + len(inline) > 1) and not dest.endswith("/"):
+            raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                             "must be a directory and end with a /")
+        payload = {"op": instr.cmd, "dest": dest, "chown": chown, "chmod": chmod_text, "sources": key_sources,
+                   "inline": [[n, hashlib.sha256(c).hexdigest()] for n, c in inline]}
+
+        def perform(ws) -> None:
+            opts = self._copy_options(ws, chown, chmod, keep_owner=False)
+            for kind, item in items:
+                if kind == "ctx":
+                    self._copy_context_source(ws, item, dest, opts, is_add)
+                else:
+                    path, name, mtime = item
+                    st = os.lstat(path)
+                    copy_sources(ws.merged, [SourceTree(path, st, name)], dest, opts)
+            for name, content in inline:
+                path = ws.dir / "inline" / name.replace("/", "_")
+                path.parent.mkdir(exist_ok=True)
+                path.write_bytes(content)
+                os.chmod(path, 0o644)
+                if self.epoch is not None:
+                    os.utime(path, (self.epoch, self.epoch))
+                copy_sources(ws.merged, [SourceTree(path, os.lstat(path), name)], dest, opts)
+
+        self._fs_step(state, payload, created_by, perform)
+
+    def _copy_options(self, ws, chown: str, chmod: int | None, keep_owner: bool) -> CopyOptions:
+        from builder.users import resolve_chown
+
+        if chown:
+            uid, gid = resolve_chown(ws.merged, chown)
+            return CopyOptions(uid=uid, gid=gid, mode=chmod, dir_owner=(uid, gid))
+        return CopyOptions(keep_owner=keep_owner, mode=chmod)
+
+    def _copy_context_source(self, ws, source, dest: str, opts: CopyOptions, is_add: bool) -> None:
+        ctx = self.context
+        path = ctx.abspath(source.relpath)
+        if is_add and stat.S_ISREG(source.st.st_mode):
+            from builder.tarsafe import extract_archive, is_archive
+
+            if is_archive(path):
+                target = mkdir_in_root(ws.merged, dest, opts.dir_owner)
+                owner = (opts.uid, opts.gid) if opts.uid is not None else None
+                extract_archive(path, target, chown=owner)
+                return
+        children = ()
+        if source.is_dir:
+            offset = len(source.relpath) + 1 if source.relpath else 0
+            children = [(c[offset:], ctx.entries[c]) for c in ctx.children(source.relpath)]
+        copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts)
+
+    def _copy_from(self, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,
+                   chown: str, chmod: int | None, created_by: str) -> None:
+        from builder.workspace import Workspace
+
+        src_stage = self.plan.find_stage(ref) if self.plan else None
+        if src_stage is not None:
+            if src_stage.index >= stage.index:
+                raise BuildError(f"cannot copy from stage {ref!r}, it needs to be defined before "
+                                 f"current stage {stage.display_name!r}")
+            source = self._stage_result(src_stage)
+            what = f"stage {src_stage.display_name}"
+        else:
+            image = self.resolve_image(ref)
+            source = ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
+            what = f"image {ref}"
+        if len(srcs) > 1 and not dest.endswith("/"):
+            raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                             "must be a directory and end with a /")
+        payload = {"op": "COPY", "from": list(source.diff_ids), "dest": dest, "chown": chown,
+                   "chmod": "" if chmod is None else oct(chmod), "paths": srcs}
+
+        def perform(ws) -> None:
+            opts = self._copy_options(ws, chown, chmod, keep_owner=True)
+            with Workspace(self.store, self._lowers(source), name="from") as src_ws:
+                trees: list[SourceTree] = []
+                for src in srcs:
+                    found = rootfs_sources(src_ws.merged, src)
+                    if not found and not gomatch.has_wildcards(src):
+                        raise BuildError(f"file not found in {what}: {src}")
+                    trees.extend(found)
+                if len(trees) > 1 and not dest.endswith("/"):
+                    raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                                     "must be a directory and end with a /")
+                for tree in trees:
+                    copy_sources(ws.merged, [tree], dest, opts)
+
+        self._fs_step(state, payload, created_by, perform)
+
+    # -- ADD <url> -----------------------------------------------------------------------------------
+
+    def _download(self, url: str, checksum: str) -> tuple[Path, str, float, str]:
+        """Fetch a URL into the build's temp dir; (path, file name, mtime, sha256 digest)."""
+        import email.utils
+        from urllib.parse import urlparse
+
+        import requests
+
+        name = posixpath.basename(urlparse(url).path) or "__unnamed__"
+        if name in (".", "/"):
+            name = "__unnamed__"
+        dest = Path(tempfile.mkdtemp(dir=self._tmpdir())) / "download"
+        h = hashlib.sha256()
+        try:
+            with requests.get(url, stream=True, timeout=60) as resp:
+                if resp.status_code >= 400:
+                    raise BuildError(f"failed to fetch {url}: HTTP {resp.status_code}")
+                with open(dest, "wb") as f:
+                    for chunk in resp.iter_content(1 << 20):
+                        h.update(chunk)
+                        f.write(chunk)
+                modified = resp.headers.get("Last-Modified")
+        except requests.RequestException as e:
+            raise BuildError(f"failed to fetch {url}: {e}") from None
+        digest = "sha256:" + h.hexdigest()
+        if checksum and checksum != digest:
+            raise BuildError(f"digest mismatch for {url}: expected {checksum}, got {digest}")
+        mtime = time.time()
+        if modified:
+            try:
+                mtime = email.utils.parsedate_to_datetime(modified).timestamp()
+            except (TypeError, ValueError):
+                pass
+        os.chmod(dest, 0o600)
+        os.utime(dest, (mtime, mtime))
+        return dest, name, mtime, digest
+
+    # -- the result ----------------------------------------------------------------------------------
+
+    def _commit(self, final: ImageState):
+        config = final.config
+        cc = config.setdefault("config", {})
+        if self.opts.labels:
+            labels = cc.get("Labels") or {}
+            labels.update(self.opts.labels)
+            cc["Labels"] = labels
+        for k in [k for k, v in cc.items() if v in (None, [], {}, "") and k != "WorkingDir"]:
+            cc.pop(k)
+        config["created"] = self.now()
+        config["rootfs"] = {"type": "layers", "diff_ids": list(final.diff_ids)}
+        return self.store.commit_image(config, list(final.layers))
+
+    def _export(self, image, out: dict[str, str]) -> None:
+        kind = out.get("type", "")
+        dest = out.get("dest", "")
+        if not dest:
+            raise BuildError(f"output type={kind} needs dest=")
+        if kind == "oci":
+            from builder.layout import write_layout
+
+            names = self._ref_names()
+            for name in names or [None]:
+                write_layout(self.store, image, Path(dest), name)
+        elif kind in ("docker", "tar"):
+            from builder.archive import save
+
+            refs = [image.id]
+            if self.opts.tags:
+                for tag in self.opts.tags:
+                    self.store.tag(image, tag)
+                refs = list(self.opts.tags)
+            save(self.store, refs, Path(dest), format="docker")
+        else:
+            raise BuildError(f"unsupported output type {kind!r} (use type=oci or type=docker)")
+
+    def _ref_names(self) -> list[str]:
+        """Names for the image in an OCI layout output: each -t as given, its "name:tag" form, and its bare
+        tag (what `umoci unpack --image DIR[:TAG]` and `skopeo oci:DIR:REF` look up)."""
+        from builder.store import normalize_name, split_ref
+
+        names: list[str] = []
+        for tag in self.opts.tags:
+            full = normalize_name(tag)
+            names += [tag, full, split_ref(full)[1] or "latest"]
+        return list(dict.fromkeys(names))
+
+
+def rootfs_sources(root: Path, src: str) -> list[SourceTree]:
+    """COPY --from sources inside another image's rootfs (symlinks resolved inside that root)."""
+    rel = posixpath.normpath("/" + src).lstrip("/")
+    if not gomatch.has_wildcards(rel):
+        path = resolve_in_root(root, gomatch.unescape(rel))
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        children = walk_host_tree(path) if stat.S_ISDIR(st.st_mode) else ()
+        return [SourceTree(path, st, posixpath.basename(gomatch.unescape(rel)) or "/", children)]
+    parts = rel.split("/")
+    cut = next(i for i, p in enumerate(parts) if gomatch.has_wildcards(p))
+    base = resolve_in_root(root, "/".join(gomatch.unescape(p) for p in parts[:cut]))
+    pattern = "/".join(parts[cut:])
+    if not base.is_dir():
+        return []
+    out: list[SourceTree] = []
+    skip = None
+    for child, st in walk_host_tree(base):
+        if skip and child.startswith(skip):
+            continue
+        if gomatch.match(pattern, child):
+            path = base / child
+            if stat.S_ISLNK(st.st_mode):
+                path = resolve_in_root(root, str(path.relative_to(root)))
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+            children = walk_host_tree(path) if stat.S_ISDIR(st.st_mode) else ()
+            out.append(SourceTree(path, st, posixpath.basename(child), children))
+            if stat.S_ISDIR(st.st_mode):
+                skip = child + "/"
+    return out
