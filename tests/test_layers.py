@@ -1,0 +1,373 @@
+"""Layer tars: deterministic output, every file type kept, overlayfs whiteouts both ways, safe extraction,
+and flat memory for big files. Runs as root against the real filesystem and a real overlayfs mount."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import resource
+import stat
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from builder.errors import BuildError
+from builder.layers import apply_layer, write_layer_from_dir, write_tar
+from builder.snapshot import mount_overlay, unmount
+from builder.store import ImageStore
+
+# A file capability set: version 2, cap_net_raw (bit 13) permitted + effective.
+CAP_NET_RAW = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
+SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
+
+
+def tree_state(root: Path, *, dir_mtimes: bool = False) -> dict[str, tuple]:
+    """Everything a layer must carry about each path under root (hard links as shared inode groups)."""
+    out: dict[str, tuple] = {}
+    inodes: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            st = os.lstat(path)
+            xattrs = {}
+            for key in os.listxattr(path, follow_symlinks=False):
+                if not key.startswith(SKIP_XATTRS):
+                    xattrs[key] = os.getxattr(path, key, follow_symlinks=False)
+            kind = stat.S_IFMT(st.st_mode)
+            detail: object = None
+            if stat.S_ISREG(st.st_mode):
+                detail = hashlib.sha256(path.read_bytes()).hexdigest()
+                if st.st_nlink > 1:
+                    detail = (detail, inodes.setdefault((st.st_dev, st.st_ino), rel))
+            elif stat.S_ISLNK(st.st_mode):
+                detail = os.readlink(path)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                detail = (os.major(st.st_rdev), os.minor(st.st_rdev))
+            mtime = int(st.st_mtime) if (dir_mtimes or not stat.S_ISDIR(st.st_mode)) else None
+            out[rel] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, detail, mtime,
+                        tuple(sorted(xattrs.items())))
+    return out
+
+
+def raw_names(data: bytes) -> list[str]:
+    """Member names exactly as stored (tarfile strips the trailing "/" of directories)."""
+    names, offset, pax_path = [], 0, None
+    while offset + 512 <= len(data):
+        header = data[offset:offset + 512]
+        if header == bytes(512):
+            break
+        size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+        kind = header[156:157]
+        body = data[offset + 512:offset + 512 + size]
+        if kind == b"x":
+            for record in body.split(b"\n"):
+                if b" path=" in record:
+                    pax_path = record.split(b" path=", 1)[1].decode()
+        else:
+            name = header[0:100].rstrip(b"\0").decode()
+            prefix = header[345:500].rstrip(b"\0").decode()
+            names.append(pax_path or (f"{prefix}/{name}" if prefix else name))
+            pax_path = None
+        offset += 512 + (size + 511) // 512 * 512
+    return names
+
+
+def make_sample_tree(root: Path) -> Path:
+    """Regular files, dirs, a hard link pair, symlinks, devices, a fifo, special mode bits, xattrs, owners."""
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "hostname").write_text("box\n")
+    (root / "bin").mkdir()
+    ping = root / "bin" / "ping"
+    ping.write_bytes(b"\x7fELF-not-really" * 100)
+    os.chmod(ping, 0o4755)
+    os.setxattr(ping, "security.capability", CAP_NET_RAW)
+    os.link(ping, root / "bin" / "ping-hardlink")
+    (root / "bin" / "sgid").write_text("x")
+    os.chmod(root / "bin" / "sgid", 0o2711)
+    (root / "tmp").mkdir()
+    os.chmod(root / "tmp", 0o1777)
+    (root / "lib").symlink_to("usr/lib")
+    (root / "usr" / "lib").mkdir(parents=True)
+    (root / "usr" / "lib" / "abs-link").symlink_to("/etc/hostname")
+    (root / "dev").mkdir()
+    os.mknod(root / "dev" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.mknod(root / "dev" / "loop9", stat.S_IFBLK | 0o660, os.makedev(7, 9))
+    os.mkfifo(root / "dev" / "fifo", 0o600)
+    owned = root / "home" / "user" / "notes.txt"
+    owned.parent.mkdir(parents=True)
+    owned.write_text("mine")
+    os.chown(owned, 1234, 5678)
+    os.chown(owned.parent, 1234, 5678)
+    os.setxattr(owned, "user.comment", b"hello \xff binary")
+    (root / "-dash").write_text("sorts before dots")
+    (root / "\u00e9t\u00e9.txt").write_text("utf-8 name")
+    long_dir = root / ("d" * 80) / ("e" * 80)
+    long_dir.mkdir(parents=True)
+    (long_dir / "f").write_text("long path")
+    os.utime(root / "etc" / "hostname", (1_600_000_000, 1_600_000_000))
+    return root
+
+
+@pytest.fixture
+def store(tmp_path) -> ImageStore:
+    return ImageStore(tmp_path / "store")
+
+
+def layer_bytes(store: ImageStore, desc) -> bytes:
+    with store.open_blob(desc.digest, desc.size) as f:
+        return f.read()
+
+
+def test_same_tree_gives_same_digest_and_sorted_normalised_entries(store, tmp_path):
+    tree = make_sample_tree(tmp_path / "tree")
+    first = write_layer_from_dir(tree, store)
+    second = write_layer_from_dir(tree, store)
+    assert first == second
+    desc, diff_id = first
+    assert desc.media_type == "application/vnd.oci.image.layer.v1.tar+gzip"
+    compressed = layer_bytes(store, desc)
+    assert compressed[:2] == b"\x1f\x8b"
+    assert compressed[4:8] == b"\0\0\0\0", "gzip header mtime must be 0"
+    assert not compressed[3] & 0x08, "gzip header must not carry a file name"
+
+    plain, plain_diff = write_layer_from_dir(tree, store, compression=None)
+    assert plain_diff == diff_id == plain.digest
+    data = layer_bytes(store, plain)
+    names = raw_names(data)
+    # depth-first, children in byte order, parents first, directories with a trailing slash, no root entry
+    assert names[:3] == ["-dash", "bin/", "bin/ping"]
+    assert names.index("usr/") < names.index("usr/lib/") < names.index("usr/lib/abs-link")
+    assert "tmp/" in names and "lib" in names and "./" not in names and "" not in names
+    assert names == sorted(names, key=lambda n: [p.encode() for p in n.rstrip("/").split("/")])
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = {m.name: m for m in tar}
+    assert all(m.uname == "" and m.gname == "" for m in members.values())
+    assert members["home/user/notes.txt"].uid == 1234 and members["home/user/notes.txt"].gid == 5678
+    assert members["bin/ping-hardlink"].islnk() and members["bin/ping-hardlink"].linkname == "bin/ping"
+    assert members["bin/ping"].pax_headers["SCHILY.xattr.security.capability"].encode(
+        "utf-8", "surrogateescape") == CAP_NET_RAW
+    assert members["etc/hostname"].mtime == 1_600_000_000
+
+
+def test_source_date_epoch_clamps_mtimes(store, tmp_path):
+    a = make_sample_tree(tmp_path / "a")
+    b = make_sample_tree(tmp_path / "b")
+    epoch = 1_500_000_000
+    for path in [b, *b.rglob("*")]:
+        os.utime(path, (epoch + 12345, epoch + 12345), follow_symlinks=False)
+    unclamped_a, _ = write_layer_from_dir(a, store)
+    unclamped_b, _ = write_layer_from_dir(b, store)
+    assert unclamped_a != unclamped_b
+    clamped_a, diff_a = write_layer_from_dir(a, store, source_date_epoch=epoch)
+    clamped_b, diff_b = write_layer_from_dir(b, store, source_date_epoch=epoch)
+    assert (clamped_a, diff_a) == (clamped_b, diff_b)
+    with tarfile.open(fileobj=io.BytesIO(layer_bytes(store, clamped_a))) as tar:
+        assert {m.mtime for m in tar} == {epoch}
+
+
+def test_round_trip_keeps_links_devices_modes_owners_xattrs(store, tmp_path):
+    tree = make_sample_tree(tmp_path / "tree")
+    desc, diff_id = write_layer_from_dir(tree, store)
+    out = tmp_path / "out"
+    with store.open_blob(desc.digest, desc.size) as blob:
+        assert apply_layer(blob, out) == diff_id
+    assert tree_state(out, dir_mtimes=True) == tree_state(tree, dir_mtimes=True)
+    ping, hard = os.stat(out / "bin" / "ping"), os.stat(out / "bin" / "ping-hardlink")
+    assert ping.st_ino == hard.st_ino and stat.S_IMODE(ping.st_mode) == 0o4755
+    assert os.getxattr(out / "bin" / "ping", "security.capability") == CAP_NET_RAW
+    assert stat.S_IMODE(os.stat(out / "tmp").st_mode) == 0o1777
+
+
+def test_zstd_and_plain_layers_hold_the_same_tar(store, tmp_path):
+    tree = make_sample_tree(tmp_path / "tree")
+    gz, gz_diff = write_layer_from_dir(tree, store, compression="gzip")
+    zst, zst_diff = write_layer_from_dir(tree, store, compression="zstd")
+    again, _ = write_layer_from_dir(tree, store, compression="zstd")
+    assert zst.media_type == "application/vnd.oci.image.layer.v1.tar+zstd"
+    assert layer_bytes(store, zst)[:4] == b"\x28\xb5\x2f\xfd"
+    assert zst == again and zst_diff == gz_diff
+    out = tmp_path / "out"
+    with store.open_blob(zst.digest, zst.size) as blob:
+        assert apply_layer(blob, out) == gz_diff
+    assert tree_state(out) == tree_state(tree)
+
+
+def test_sockets_are_skipped(store, tmp_path):
+    import socket
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "file").write_text("x")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tree / "sock"))
+    sock.close()
+    desc, _ = write_layer_from_dir(tree, store, compression=None)
+    assert raw_names(layer_bytes(store, desc)) == ["file"]
+
+
+def _mutate_through_overlay(merged: Path) -> None:
+    (merged / "deleted.txt").unlink()
+    subprocess.run(["rm", "-rf", str(merged / "replaced")], check=True)
+    (merged / "replaced").mkdir()
+    (merged / "replaced" / "fresh.txt").write_text("new content")
+    (merged / "kept" / "changed.txt").write_text("changed")
+    (merged / "kept" / "gone").unlink()
+    (merged / "dir-to-file").rmdir()
+    (merged / "dir-to-file").write_text("was a dir")
+    (merged / "added").mkdir()
+    (merged / "added" / "new.bin").write_bytes(os.urandom(3000))
+    os.chmod(merged / "kept" / "mode.txt", 0o4750)
+
+
+def _make_lower(lower: Path) -> None:
+    (lower / "kept").mkdir(parents=True)
+    (lower / "deleted.txt").write_text("bye")
+    (lower / "replaced" / "sub").mkdir(parents=True)
+    (lower / "replaced" / "old.txt").write_text("old")
+    (lower / "replaced" / "sub" / "deep.txt").write_text("deep")
+    (lower / "kept" / "changed.txt").write_text("original")
+    (lower / "kept" / "gone").write_text("x")
+    (lower / "kept" / "mode.txt").write_text("m")
+    (lower / "kept" / "untouched.txt").write_text("same")
+    (lower / "dir-to-file").mkdir()
+
+
+def test_overlay_whiteouts_round_trip(store, tmp_path):
+    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
+    _make_lower(lower)
+    mount_overlay([lower], upper, work, merged)
+    try:
+        _mutate_through_overlay(merged)
+        expected = tree_state(merged)
+    finally:
+        unmount(merged)
+    # overlayfs recorded the deletion and the replacement its own way
+    assert stat.S_ISCHR(os.lstat(upper / "deleted.txt").st_mode) and os.lstat(upper / "deleted.txt").st_rdev == 0
+    assert os.getxattr(upper / "replaced", "trusted.overlay.opaque") == b"y"
+
+    desc, diff_id = write_layer_from_dir(upper, store, compression=None)
+    names = raw_names(layer_bytes(store, desc))
+    assert ".wh.deleted.txt" in names and "kept/.wh.gone" in names
+    assert names[names.index("replaced/") + 1] == "replaced/.wh..wh..opq"
+    assert "replaced/old.txt" not in names and "deleted.txt" not in names
+
+    # apply on a copy of the lower dir: the result is what the overlay showed
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(lower), str(copy)], check=True)
+    with store.open_blob(desc.digest, desc.size) as blob:
+        assert apply_layer(blob, copy) == diff_id
+    assert tree_state(copy) == expected
+
+    # and in "overlay" form the layer stacks over the lower dir as an overlayfs lowerdir again
+    unpacked = tmp_path / "unpacked"
+    with store.open_blob(desc.digest, desc.size) as blob:
+        apply_layer(blob, unpacked, whiteouts="overlay")
+    assert os.lstat(unpacked / "deleted.txt").st_rdev == 0
+    assert os.getxattr(unpacked / "replaced", "trusted.overlay.opaque") == b"y"
+    upper2, work2, merged2 = tmp_path / "upper2", tmp_path / "work2", tmp_path / "merged2"
+    mount_overlay([lower, unpacked], upper2, work2, merged2)
+    try:
+        assert tree_state(merged2) == expected
+    finally:
+        unmount(merged2)
+
+
+def _tar_with(*members: tuple[tarfile.TarInfo, bytes | None]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    buf.seek(0)
+    return buf
+
+
+def _entry(name: str, kind=tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    return info
+
+
+def test_apply_layer_refuses_escapes_and_keeps_symlinks_inside(tmp_path):
+    dest = tmp_path / "rootfs"
+    with pytest.raises(BuildError, match=r"\.\./evil"):
+        apply_layer(_tar_with((_entry("../evil"), b"x")), dest)
+    assert not (tmp_path / "evil").exists()
+    with pytest.raises(BuildError, match="hard link"):
+        apply_layer(_tar_with((_entry("h", tarfile.LNKTYPE, "../../etc/passwd"), None)), dest)
+
+    # absolute symlinks in a layer are resolved inside the rootfs, as the layer's author meant
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    layer = _tar_with((_entry("link", tarfile.SYMTYPE, str(host_dir)), None),
+                      (_entry("link/planted"), b"x"),
+                      (_entry("up", tarfile.SYMTYPE, "../../../.."), None),
+                      (_entry("up/climbed"), b"y"))
+    apply_layer(layer, dest)
+    assert list(host_dir.iterdir()) == []
+    assert (dest / str(host_dir).lstrip("/") / "planted").read_bytes() == b"x"
+    assert (dest / "climbed").read_bytes() == b"y"
+    assert not (tmp_path / "climbed").exists()
+
+    # a whiteout removes a symlink, never what it points to
+    target = tmp_path / "precious"
+    target.write_text("keep")
+    (dest / "victim").symlink_to(target)
+    apply_layer(_tar_with((_entry(".wh.victim"), b"")), dest)
+    assert not (dest / "victim").is_symlink() and target.read_text() == "keep"
+    with pytest.raises(BuildError, match="names no file"):
+        apply_layer(_tar_with((_entry("sub/.wh.."), b"")), dest)
+
+
+def test_write_tar_matches_layer_diff_id(store, tmp_path):
+    tree = make_sample_tree(tmp_path / "tree")
+    _, diff_id = write_layer_from_dir(tree, store, overlay_whiteouts=False)
+    buf = io.BytesIO()
+    write_tar(tree, buf)
+    assert "sha256:" + hashlib.sha256(buf.getvalue()).hexdigest() == diff_id
+
+
+MEMORY_PROBE = textwrap.dedent("""
+    import os, resource, sys
+    from pathlib import Path
+    from builder.store import ImageStore
+    from builder.layers import apply_layer, write_layer_from_dir
+    tree, store_dir, out = map(Path, sys.argv[1:4])
+    store = ImageStore(store_dir)
+    desc, diff_id = write_layer_from_dir(tree, store, progress=False)
+    with store.open_blob(desc.digest, desc.size) as blob:
+        assert apply_layer(blob, out) == diff_id
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""")
+
+
+def _peak_rss_kb(tree: Path, tmp_path: Path, tag: str) -> int:
+    proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tree), str(tmp_path / f"store-{tag}"),
+                           str(tmp_path / f"out-{tag}")], capture_output=True, text=True, check=True)
+    return int(proc.stdout.strip())
+
+
+def test_big_file_layer_uses_bounded_memory(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "f").write_bytes(b"tiny")
+    big = tmp_path / "big"
+    big.mkdir()
+    block = os.urandom(1024 * 1024)
+    with open(big / "f", "wb") as f:
+        for i in range(50):
+            f.write(block[i:] + block[:i])  # no two MiB alike
+    baseline = _peak_rss_kb(small, tmp_path, "small")
+    peak = _peak_rss_kb(big, tmp_path, "big")
+    # Reading the 50 MiB file (or the layer) whole would add at least 50 MiB; allow a generous 20.
+    assert peak - baseline < 20 * 1024, (baseline, peak)
+    assert (tmp_path / "out-big" / "f").stat().st_size == 50 * 1024 * 1024
