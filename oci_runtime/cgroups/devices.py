@@ -97,7 +97,8 @@ def parse_oci_rules(rules: list | None) -> list[DeviceRule]:
             value = raw.get(key)
             if value is None:
                 value = WILDCARD
-            if not isinstance(value, int) or isinstance(value, bool) or value < WILDCARD or value >= 2**32:
+            # Linux device numbers are 12-bit major, 20-bit minor; anything near 2**31 is a mistake.
+            if not isinstance(value, int) or isinstance(value, bool) or value < WILDCARD or value >= 2**31:
                 raise CgroupError(f"cgroup: {where}: invalid {key} {value!r}")
             numbers.append(value)
         access = normalise_access(raw.get("access") or "", where)

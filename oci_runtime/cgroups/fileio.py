@@ -10,9 +10,15 @@ from __future__ import annotations
 import errno
 import os
 
+from ..errors import RuntimeFailure
 
-class CgroupError(Exception):
-    """A cgroup operation failed; the message names the file and the value involved."""
+
+class CgroupError(RuntimeFailure, OSError):
+    """A cgroup operation failed; the message names the file and the value involved.
+
+    A RuntimeFailure, so the CLI prints it as one clear line; also an OSError (with `errno` set
+    when the kernel gave one), so best-effort cleanup written as `except OSError` covers it.
+    """
 
     def __init__(self, message: str, *, errno_value: int | None = None):
         super().__init__(message)
@@ -115,8 +121,11 @@ class Transaction:
 
     def write(self, directory: str, name: str, value: str, *, undo: str | None | object = _READ_CURRENT) -> None:
         if self.enabled and undo is _READ_CURRENT:
-            current = read_file_or_none(directory, name)
-            undo = current.strip() if current is not None else None
+            try:
+                current = read_file_or_none(directory, name)
+            except CgroupError:   # a write-only file: nothing to put back
+                current = None
+            undo = current.strip() if current is not None and current.strip() else None
         write_file(directory, name, value)
         if self.enabled and isinstance(undo, str) and undo != value:
             self._undo.append((directory, name, undo))
