@@ -8,6 +8,7 @@ from builder.dockerfile import (
     Dockerfile,
     Heredoc,
     Instruction,
+    RunMount,
     chomp_heredoc,
     copy_parts,
     from_parts,
@@ -17,9 +18,11 @@ from builder.dockerfile import (
     parse_go_duration,
     parse_heredoc_word,
     parse_key_values,
+    parse_mount,
     volume_paths,
 )
 from builder.errors import BuildError, DockerfileError
+from builder.expand import expand
 
 
 def only(text: str, escape_line: str = "") -> Instruction:
@@ -821,3 +824,64 @@ CMD ["serve"]
     assert copy_parts(by_line[20]).heredocs[0].content == "listen: :8080\n"
     assert by_line[23].lineno == 23 and by_line[23].end_lineno == 24
     assert healthcheck_config(by_line[27])["Test"][0] == "CMD"
+
+
+# ---------------------------------------------------------------- RUN --mount
+
+MOUNT_CASES = [
+    ("type=cache,target=/root/.cache", RunMount(type="cache", target="/root/.cache", readonly=False)),
+    ("target=/src", RunMount(type="bind", target="/src", readonly=True)),
+    ("type=bind,source=.,target=/src,rw", RunMount(type="bind", source=".", target="/src", readonly=False)),
+    ("type=bind,src=a,dst=/b,readonly=false", RunMount(type="bind", source="a", target="/b", readonly=False)),
+    ("type=bind,from=build,source=/out,destination=/in",
+     RunMount(type="bind", from_="build", source="/out", target="/in")),
+    ("type=tmpfs,target=/tmp,size=64m", RunMount(type="tmpfs", target="/tmp", readonly=False, size=64 * 2**20)),
+    ("type=tmpfs,target=/t,size=1.5g", RunMount(type="tmpfs", target="/t", readonly=False, size=3 * 2**29)),
+    ("type=cache,target=/c,id=go,sharing=locked,mode=0755,uid=1000,gid=1000",
+     RunMount(type="cache", target="/c", id="go", sharing="locked", mode=0o755, uid=1000, gid=1000,
+              readonly=False)),
+    ("type=cache,target=/c,ro", RunMount(type="cache", target="/c", readonly=True)),
+    ("type=secret,id=token", RunMount(type="secret", id="token")),
+    ("type=secret,id=token,env=TOKEN,required", RunMount(type="secret", id="token", env="TOKEN", required=True)),
+    ("type=ssh,required=true", RunMount(type="ssh", required=True)),
+    ("TYPE=Cache,Target=/c", RunMount(type="cache", target="/c", readonly=False)),
+    ('type=bind,"source=a,b",target=/x', RunMount(type="bind", source="a,b", target="/x")),
+]
+
+
+@pytest.mark.parametrize(("spec", "expected"), MOUNT_CASES)
+def test_parse_mount(spec: str, expected: RunMount) -> None:
+    assert parse_mount(spec) == expected
+
+
+MOUNT_ERRORS = [
+    ("type=volume,target=/x", 'unsupported mount type "volume"'),
+    ("type=cache,target=/c,sharing=all", 'unsupported sharing value "all"'),
+    ("type=bind,target=/c,sharing=shared", "invalid cache sharing set for bind mount"),
+    ("target=/c,mode=0644", 'mode not allowed for "bind" type mounts'),
+    ("type=tmpfs,target=/c,uid=0", 'uid not allowed for "tmpfs" type mounts'),
+    ("type=cache,target=/c,uid=-1", "invalid value -1 for uid"),
+    ("type=cache,target=/c,mode=9", "invalid value 9 for mode"),
+    ("type=bind,target=/c,size=1m", "unexpected key 'size' for mount type 'bind'"),
+    ("type=tmpfs,target=/c,size=lots", "invalid value for size: lots"),
+    ("type=bind,target=/c,required", "unexpected key 'required' for mount type 'bind'"),
+    ("type=bind,target=/c,ro=maybe", "invalid value for ro: maybe"),
+    ("type=bind,target=/c,bogus=1", "unexpected key 'bogus' in 'bogus=1'"),
+    ("type=bind,nokey", "invalid field 'nokey' must be a key=value pair"),
+    ("type=secret", "invalid secret mount. one of source, target required"),
+    ("type=secret,id=a,source=b", "both source and id can't be set"),
+    ("type=secret,id=a,from=x", "secret mount should not have a from"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), MOUNT_ERRORS)
+def test_parse_mount_errors(spec: str, message: str) -> None:
+    with pytest.raises(BuildError) as caught:
+        parse_mount(spec)
+    assert message in str(caught.value)
+
+
+def test_parse_mount_expands_values() -> None:
+    env = {"CACHE": "/var/cache/apt", "KIND": "cache"}
+    mount = parse_mount("type=$KIND,target=${CACHE},sharing=locked", lambda word: expand(word, env))
+    assert (mount.type, mount.target, mount.sharing, mount.readonly) == ("cache", "/var/cache/apt", "locked", False)
