@@ -430,6 +430,13 @@ def test_v1_memory_limit_below_usage_is_explained(v1mgr, children):
     with pytest.raises(CgroupError, match=r"rejecting memory limit 4194304 <= usage \d+"):
         v1mgr.update({"memory": {"limit": 4 * MiB, "checkBeforeUpdate": True}})
     assert read(mem, "memory.limit_in_bytes") == str(512 * MiB)
+    if not os.path.exists("/proc/swaps") or len(open("/proc/swaps").read().splitlines()) > 1:
+        return   # with swap the kernel could push the memory out instead of refusing
+    # Without the check the kernel tries to reclaim, fails (no swap), and refuses with EBUSY.
+    with pytest.raises(CgroupError, match=r'writing "4194304" to .*memory.limit_in_bytes: device or resource busy: '
+                                          r"unable to set memory limit to 4194304 \(current usage: \d+"):
+        v1mgr.update({"memory": {"limit": 4 * MiB}})
+    assert read(mem, "memory.limit_in_bytes") == str(512 * MiB)
 
 
 def test_v1_stats(v1mgr, children):
@@ -621,3 +628,45 @@ def test_v2_state_round_trip_and_mount(v2mgr, children):
     assert again.pids() == [p.pid] and again.path == v2mgr.path
     assert v2mgr.mounts_for_container() == [(v2mgr.path, "")]
     assert v2mgr.stats()["pids"]["current"] == 1
+
+
+def test_v1_realtime_idle_and_kernel_memory(v1mgr):
+    v1mgr.set({"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 10000},
+               "memory": {"kernel": 64 * MiB, "kernelTCP": 32 * MiB}})
+    cpu, mem = v1mgr.path("cpu"), v1mgr.path("memory")
+    assert read(cpu, "cpu.rt_period_us") == "1000000"
+    assert read(cpu, "cpu.rt_runtime_us") == "10000"
+    if os.path.exists(os.path.join(mem, "memory.kmem.tcp.limit_in_bytes")):
+        assert int(read(mem, "memory.kmem.tcp.limit_in_bytes")) == 32 * MiB
+    if os.path.exists(os.path.join(cpu, "cpu.idle")):
+        v1mgr.update({"cpu": {"idle": 1}})
+        assert read(cpu, "cpu.idle") == "1"
+
+
+def test_v1_device_update_and_rollback(v1mgr):
+    devices = v1mgr.path("devices")
+    v1mgr.set({"devices": [{"allow": False, "access": "rwm"}]})
+    before = sorted(read(devices, "devices.list").splitlines())
+    kmsg = {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}
+    v1mgr.update({"devices": [{"allow": False, "access": "rwm"}, kmsg]})
+    assert sorted(read(devices, "devices.list").splitlines()) == sorted(before + ["c 1:11 r"])
+    # A later refusal puts the device rules back too.
+    with pytest.raises(CgroupError, match="cpu.cfs_quota_us"):
+        v1mgr.update({"devices": [{"allow": False, "access": "rwm"}], "cpu": {"quota": 500}})
+    assert sorted(read(devices, "devices.list").splitlines()) == sorted(before + ["c 1:11 r"])
+
+
+def test_v1_freeze_reaches_nested_cgroups(v1mgr, children):
+    p = children.start(["sleep", "60"])
+    nested = os.path.join(v1mgr.path("freezer"), "nested")
+    os.mkdir(nested)
+    with open(os.path.join(nested, "cgroup.procs"), "w") as f:
+        f.write(str(p.pid))
+    assert v1mgr.pids() == [p.pid]
+    v1mgr.freeze()
+    assert proc_state(p.pid) == "D"
+    assert read(nested, "freezer.state") == "FROZEN"
+    v1mgr.thaw()
+    assert wait_until(lambda: proc_state(p.pid) == "S")
+    v1mgr.kill_all(9)
+    assert p.wait(timeout=30) == -9

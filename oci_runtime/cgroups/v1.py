@@ -360,8 +360,9 @@ class V1Manager:
     def kill_all(self, sig: int) -> None:
         unified = self._dirs.get(UNIFIED)
         if sig == SIGKILL and unified and os.path.exists(os.path.join(unified, "cgroup.kill")):
+            # Hybrid hosts: the kernel kills the whole cgroup2 subtree at once, forks included.
+            # The v1 pass below still runs for anything moved around in v1 hierarchies only.
             write_file(unified, "cgroup.kill", "1")
-            return
         if "freezer" not in self._dirs:
             signal_pids(self.pids(), sig)
             return
