@@ -54,9 +54,8 @@ def load_bundle(bundle_dir: str) -> Bundle:
     if not os.path.isdir(rootfs):
         raise ConfigInvalid(f"rootfs ({rootfs}) does not exist")
     proc = config.get("process")
-    if not proc:
-        raise ConfigInvalid("config.json: process is required to create a container")
-    process.check(proc)
+    if proc is not None:  # optional at create (the spec requires it only to start a process)
+        process.check(proc)
     ns = namespaces.plan(config.get("linux") or {})
     namespaces.check_compatible(config, ns)
     hooks.check_paths(config.get("hooks"))

@@ -8,7 +8,7 @@ import time
 
 from . import launch
 from .config import load_bundle
-from .errors import BadState, ContainerNotFound, RuntimeFailure
+from .errors import BadState, RuntimeFailure
 from .hooks import run_hooks
 from .log import logger
 from .state import StateDir
@@ -117,6 +117,13 @@ class Container:
                 raise BadState("cannot start a container that has stopped")
             if status != CREATED:
                 raise BadState(f"cannot start an already {status} container")
+            try:
+                # prestart hooks run when `start` is called, before the user process (the runtime-tools
+                # suite checks this timing), with the container's namespaces already in place
+                run_hooks(self.state.get("hooks", {}).get("prestart"), "prestart", self.hook_state(CREATED))
+            except RuntimeFailure:
+                self._kill_everything()
+                raise
             self._release_init()
             try:
                 os.unlink(self.dir.fifo)
@@ -184,7 +191,7 @@ class Container:
     # -- delete ---------------------------------------------------------------------------------
     def delete(self, force: bool = False) -> None:
         status = self.status()
-        if status in (RUNNING, PAUSED) and not force:
+        if status in (CREATED, RUNNING, PAUSED) and not force:
             raise BadState(f"cannot delete container {self.id} that is not stopped: {status}")
         if status != STOPPED:
             self._kill_everything()
@@ -217,6 +224,14 @@ class Container:
         """Remove what the container owns on the host: its cgroup and its state directory."""
         mgr = self.cgroups
         if mgr is not None:
+            try:
+                if mgr.pids():  # leftovers of a killed create, or processes outliving init without a pid ns
+                    mgr.kill_all(SIGKILL)
+                    deadline = time.monotonic() + 5
+                    while mgr.pids() and time.monotonic() < deadline:
+                        time.sleep(0.01)
+            except OSError:
+                pass
             try:
                 mgr.destroy()
             except OSError as e:
@@ -277,7 +292,13 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
     mgr = None
     init_pid = 0
     try:
-        mgr = _make_cgroup(container_id, linux, systemd_cgroup)
+        mgr = _open_cgroup(container_id, linux, systemd_cgroup)
+        # Recorded before anything is made, so that `delete --force` can clean up after a create that was
+        # killed at any point (its status reads "stopped": pid 0).
+        state_dir.save({"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0,
+                        "bundle": bundle.path, "cgroup": mgr.to_state() if mgr is not None else None})
+        if mgr is not None:
+            _setup_cgroup(mgr, linux)
         os.mkfifo(state_dir.fifo, 0o622)
         os.chmod(state_dir.fifo, 0o622)  # not cut by the umask: init may be another uid (user namespaces)
         spec = launch.LaunchSpec(container_id, bundle, state_dir, mgr, console_sock, no_pivot,
@@ -288,7 +309,8 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
             "id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": init_pid,
             "pid_start": info[0] if info else 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
             "created": now_rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
-            "hooks": {k: v for k, v in (config.get("hooks") or {}).items() if k in ("poststart", "poststop")},
+            "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
+                      if k in ("prestart", "poststart", "poststop")},
             "cgroup": mgr.to_state() if mgr is not None else None,
             "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
         }
@@ -316,29 +338,18 @@ def _config_for_exec(config: dict) -> dict:
     """What `exec` needs later, kept so that later edits of config.json do not affect the container."""
     linux = config.get("linux") or {}
     keep = {k: linux[k] for k in ("namespaces", "seccomp", "uidMappings", "gidMappings") if k in linux}
-    return {"linux": keep, "process": {k: v for k, v in config["process"].items() if k != "args"}}
+    process = config.get("process") or {}
+    return {"linux": keep, "process": {k: v for k, v in process.items() if k != "args"}}
 
 
-def _make_cgroup(container_id: str, linux: dict, systemd: bool):
+def _open_cgroup(container_id: str, linux: dict, systemd: bool):
     try:
         from .cgroups import open_manager
     except ImportError:
         return None
-    mgr = open_manager(linux.get("cgroupsPath"), container_id, systemd=systemd)
-    try:
-        mgr.create()
-        mgr.set(linux.get("resources") or {})
-    except BaseException:
-        try:
-            mgr.destroy()
-        except OSError:
-            pass
-        raise
-    return mgr
+    return open_manager(linux.get("cgroupsPath"), container_id, systemd=systemd)
 
 
-def load_container(root: str, container_id: str) -> Container:
-    try:
-        return Container.load(root, container_id)
-    except ContainerNotFound:
-        raise
+def _setup_cgroup(mgr, linux: dict) -> None:
+    mgr.create()
+    mgr.set(linux.get("resources") or {})

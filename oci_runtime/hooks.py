@@ -31,7 +31,7 @@ def run_hooks(hooks: list[dict] | None, phase: str, state: dict) -> None:
         timeout = hook.get("timeout")
         try:
             proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE, close_fds=True,
-                                    start_new_session=False)
+                                    bufsize=0)
         except OSError as e:
             raise HookFailed(f"{phase} hook {path}: {e.strerror or e}") from None
         try:
@@ -39,7 +39,10 @@ def run_hooks(hooks: list[dict] | None, phase: str, state: dict) -> None:
                 proc.stdin.write(payload)
             except BrokenPipeError:
                 pass  # a hook need not read its stdin
-            proc.stdin.close()
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
             code = proc.wait(timeout=timeout if timeout and timeout > 0 else None)
         except subprocess.TimeoutExpired:
             proc.kill()

@@ -128,7 +128,6 @@ def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
             elif kind == "hooks":
                 state = state_for_hooks(spec, "creating", init_pid)
                 try:
-                    run_hooks(hooks.get("prestart"), "prestart", state)
                     run_hooks(hooks.get("createRuntime"), "createRuntime", state)
                 except RuntimeFailure as e:
                     _send(sock, t="error", msg=str(e))
@@ -211,7 +210,7 @@ def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]
 def _init(spec: LaunchSpec, sock: socket.socket) -> None:
     config = spec.bundle.config
     linux = config.get("linux") or {}
-    process = config["process"]
+    process = config.get("process")
     hooks = config.get("hooks") or {}
     ns = spec.bundle.ns
     os.setsid()
@@ -233,16 +232,16 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
             lsys.setdomainname(config["domainname"])
 
     state = None
-    if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
-        _send(sock, t="hooks")
+    if hooks.get("createRuntime") or hooks.get("createContainer") or hooks.get("startContainer"):
+        _send(sock, t="hooks")  # the runtime runs createRuntime and sends the state (with our host pid)
         reply = _recv(sock)
         if not reply or reply.get("t") != "ok":
             os._exit(1)
         state = reply["state"]
         run_hooks(hooks.get("createContainer"), "createContainer", state)
-
     if hooks.get("startContainer"):
         import subprocess  # noqa: F401 - run_hooks needs it after pivot_root, when the host's stdlib is gone
+
     if builder is not None:
         builder.pivot(spec.no_pivot)
     else:
@@ -252,11 +251,39 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
     if builder is not None:
         builder.finish()
 
+    prepared = _prepare_process(spec, process) if process is not None else None
+    _send(sock, t="ready")
+    sock.close()
+
+    # Block until `pyrunc start` opens the fifo for reading; from now on errors go to it.
+    fifo = os.open(f"self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
+    os.close(fifo_fd)
+    os.close(proc_fd)
+    try:
+        if hooks.get("startContainer"):
+            run_hooks(hooks["startContainer"], "startContainer", dict(state, status="created"))
+        if prepared is None:
+            os._exit(0)  # a container without a process: started, it has nothing to run
+        executable, args, env, seccomp_late = prepared
+        if seccomp_late:  # as late as possible: nothing of ours runs under the filter
+            spec.seccomp.load()
+        lsys.close_range(3 + spec.preserve_fds, 0xFFFFFFFF, lsys.CLOSE_RANGE_CLOEXEC)
+        os.execve(executable, args, env)
+    except BaseException as e:  # noqa: BLE001 - report to `start`, which prints it
+        try:
+            os.write(fifo, _error_text(e).encode() or b"exec failed")
+        except OSError:
+            pass
+        os._exit(127)
+
+
+def _prepare_process(spec: LaunchSpec, process: dict) -> tuple[str, list[str], dict, bool]:
+    """Everything about the process that can fail, done before `create` returns so errors reach it."""
+    ns = spec.bundle.ns
     if process.get("terminal"):
         _setup_terminal(spec, process)
     elif spec.console_sock is not None:
         spec.console_sock.close()
-
     proc_setup.set_oom_score_adj(process.get("oomScoreAdj"))
     proc_setup.set_rlimits(process.get("rlimits"))
     proc_setup.check_lsm(process)
@@ -276,28 +303,7 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
     args = process["args"]
     executable = proc_setup.lookup_executable(args[0], env, cwd)
     proc_setup.apply_lsm(process)
-
-    _send(sock, t="ready")
-    sock.close()
-
-    # Block until `pyrunc start` opens the fifo for reading; from now on errors go to it.
-    fifo = os.open(f"self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
-    os.close(fifo_fd)
-    os.close(proc_fd)
-    try:
-        if hooks.get("startContainer"):
-            run_hooks(hooks["startContainer"], "startContainer", dict(state or {}, status="created", pid=os.getpid()))
-        if spec.seccomp is not None and not seccomp_early:
-            spec.seccomp.load()
-        lsys.close_range(3 + spec.preserve_fds, 0xFFFFFFFF, lsys.CLOSE_RANGE_CLOEXEC)
-        os.set_inheritable(fifo, False)
-        os.execve(executable, args, env)
-    except BaseException as e:  # noqa: BLE001 - report to `start`, which prints it
-        try:
-            os.write(fifo, _error_text(e).encode() or b"exec failed")
-        except OSError:
-            pass
-        os._exit(127)
+    return executable, args, env, spec.seccomp is not None and not seccomp_early
 
 
 def _setgroups_allowed(ns: namespaces.NamespacePlan) -> bool:
