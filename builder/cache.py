@@ -78,7 +78,14 @@ class BuildCache:
             raise
 
     def remove(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        """Drop an entry (and the directories it leaves empty)."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        for d in (path.parent, self.dir):
+            try:
+                d.rmdir()
+            except OSError:
+                break
 
     def referenced_blobs(self) -> set[str]:
         """Every layer digest a cache entry points at (so a store gc can keep them, if it wants)."""

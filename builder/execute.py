@@ -115,7 +115,7 @@ class Builder:
         self.total = 0
         self.plan: BuildPlan | None = None
         self._new_cache_keys: list[str] = []
-        self._new_unpacked: list[Path] = []
+        self._unpacked_before: set[str] = set()
         self._blobs_before: set[str] = set()
         self._images_before: set[str] = set()
         self._tmp: Path | None = None
@@ -154,6 +154,7 @@ class Builder:
         """Build the target stage and commit it; returns the store Image."""
         self._blobs_before = set(os.listdir(self.store.root / "blobs" / "sha256"))
         self._images_before = {img.digest for _, img in self.store.images()}
+        self._unpacked_before = set(os.listdir(self.store.unpacked_dir))
         try:
             image = self._build()
         except BaseException:
@@ -205,8 +206,8 @@ class Builder:
                     (blob_dir / name).unlink(missing_ok=True)
         except BuildError:
             pass
-        for d in self._new_unpacked:
-            shutil.rmtree(d, ignore_errors=True)
+        for name in set(os.listdir(self.store.unpacked_dir)) - self._unpacked_before:
+            shutil.rmtree(Path(self.store.unpacked_dir) / name, ignore_errors=True)
 
     def _stage_result(self, stage: Stage) -> ImageState:
         if stage.index not in self.results:
@@ -349,8 +350,8 @@ class Builder:
                                                  source_date_epoch=self.epoch,
                                                  progress=False if self.opts.quiet else None)
             dest = Path(self.store.unpacked_dir) / diff_id.split(":", 1)[1]
-            if not dest.exists() and ws.take_upper(dest):
-                self._new_unpacked.append(dest)
+            if not dest.exists():
+                ws.take_upper(dest)
         return CacheEntry(desc.to_json(), diff_id, created)
 
     # -- WORKDIR -------------------------------------------------------------------------------------
@@ -428,7 +429,7 @@ class Builder:
             out, err = self.progress.run_fds()
             status = run_in_workspace(ws, RunSpec(args, env, user, cwd, network, files,
                                                   "pydock-build-" + container_id),
-                                      state_root=Path(self.store.root) / "runtime", stdout=out, stderr=err)
+                                      state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
             if status != 0:
                 raise StepFailed(failure_message(args, status))
 
