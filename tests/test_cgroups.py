@@ -670,3 +670,37 @@ def test_v1_freeze_reaches_nested_cgroups(v1mgr, children):
     assert wait_until(lambda: proc_state(p.pid) == "S")
     v1mgr.kill_all(9)
     assert p.wait(timeout=30) == -9
+
+
+def test_v2_blacklist_program_denies_only_the_listed_access(v2mgr, children):
+    from oci_runtime.cgroups import bpf
+    state = DeviceState.from_rules([DeviceRule(True, "a", -1, -1, "rwm"), DeviceRule(False, "c", 1, 3, "w")])
+    bpf.set_device_filter(v2mgr.path, state)
+    code = ("import errno\nfor flags in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):\n"
+            "    try:\n        os.close(os.open('/dev/null', flags)); print('ok')\n"
+            "    except OSError as e:\n        print(errno.errorcode[e.errno])\n")
+    p = children.python(code)
+    v2mgr.apply(p.pid)
+    go(p)
+    out, _ = p.communicate(timeout=30)
+    assert out.split() == ["ok", "EPERM", "EPERM"]   # as v1 would: any overlap with a denied access
+
+
+def test_v2_destroy_removes_the_tree_and_names_live_processes(cgroup2_root, children):
+    mgr = open_manager("/" + unique_name(), "x", v2_mountpoint=cgroup2_root)
+    mgr.create()
+    try:
+        os.makedirs(os.path.join(mgr.path, "a", "b"))
+        p = children.start(["sleep", "60"])
+        mgr.apply(p.pid)
+        with pytest.raises(CgroupError, match=rf"removing {mgr.path}: device or resource busy "
+                                              rf"\(processes still in it: \[{p.pid}\]\)"):
+            mgr.destroy()
+        assert os.path.isdir(mgr.path) and not os.path.exists(os.path.join(mgr.path, "a"))
+        mgr.kill_all(9)
+        p.wait(timeout=30)
+        mgr.destroy()
+        assert not os.path.exists(mgr.path)
+        mgr.destroy()
+    finally:
+        _cleanup(mgr)
