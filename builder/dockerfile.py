@@ -694,7 +694,8 @@ def _check_maintainer(node: _Node, inst: Instruction, escape: str) -> None:
 def _check_copy(node: _Node, inst: Instruction, escape: str) -> None:
     if len(node.words) < 2:
         raise BuildError(
-            f"{inst.cmd} requires at least two arguments, but only one was provided. Destination could not be determined"
+            f"{inst.cmd} requires at least two arguments, but only one was provided."
+            " Destination could not be determined"
         )
     inst.flags = _parse_flags(node, FLAG_SPECS[inst.cmd])
     if _heredoc_marker(node.words[-1]) is not None:

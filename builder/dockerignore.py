@@ -94,6 +94,10 @@ def read_patterns(text: str) -> list[str]:
     return patterns
 
 
+def _bad_pattern(pattern: str) -> str:
+    return f"invalid .dockerignore pattern {go_quote(pattern)}: syntax error in pattern"
+
+
 def _check_glob_syntax(pattern: str) -> None:
     """Refuse what Go's filepath.Match calls a bad pattern (docker checks every pattern)."""
     i, n = 0, len(pattern)
@@ -151,7 +155,7 @@ class Pattern:
                 try:
                     self.regex = re.compile(source, re.ASCII)
                 except re.error:
-                    raise BuildError(f"invalid .dockerignore pattern {go_quote(self.text)}: syntax error in pattern") from None
+                    raise BuildError(_bad_pattern(self.text)) from None
 
     def match(self, path: str) -> bool:
         if self.kind == "exact":
@@ -231,7 +235,7 @@ def _escape(ch: str, pattern: str) -> str:
     if ch.isascii() and ch.isalnum():
         if ch in _SAME_ESCAPES:
             return _SAME_ESCAPES[ch]
-        raise BuildError(f"invalid .dockerignore pattern {go_quote(pattern)}: syntax error in pattern")
+        raise BuildError(_bad_pattern(pattern))
     return re.escape(ch)
 
 
@@ -253,7 +257,7 @@ class IgnoreMatcher:
             try:
                 _check_glob_syntax(text)
             except ValueError:
-                raise BuildError(f"invalid .dockerignore pattern {go_quote(raw)}: syntax error in pattern") from None
+                raise BuildError(_bad_pattern(raw)) from None
             self.patterns.append(Pattern(text, exclusion))
         self.has_exceptions = any(p.exclusion for p in self.patterns)
         # Docker prunes excluded directories only when every exception is a plain prefix.

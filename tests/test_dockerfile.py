@@ -559,7 +559,9 @@ def test_copy_parts() -> None:
     parts = copy_parts(df.instructions[1])
     assert parts.sources == ["x", "y"]
     assert parts.dest == "/dst/"
-    assert [(h.name, h.text, h.expand) for h in parts.heredocs] == [("ONE", "first\n", True), ("TWO", "second $V\n", False)]
+    assert [(h.name, h.text, h.expand) for h in parts.heredocs] == [
+        ("ONE", "first\n", True), ("TWO", "second $V\n", False),
+    ]
     json_copy = only('COPY ["a b", "c", "/d"]\n')
     assert copy_parts(json_copy).sources == ["a b", "c"] and copy_parts(json_copy).heredocs == []
 
@@ -635,7 +637,9 @@ def test_healthcheck_configs() -> None:
 
     assert config("HEALTHCHECK NONE") == {"Test": ["NONE"]}
     assert config("HEALTHCHECK none") == {"Test": ["NONE"]}
-    assert config("HEALTHCHECK CMD curl -f http://x/ || exit 1") == {"Test": ["CMD-SHELL", "curl -f http://x/ || exit 1"]}
+    assert config("HEALTHCHECK CMD curl -f http://x/ || exit 1") == {
+        "Test": ["CMD-SHELL", "curl -f http://x/ || exit 1"],
+    }
     assert config('HEALTHCHECK CMD ["curl", "-f", "http://x/"]') == {"Test": ["CMD", "curl", "-f", "http://x/"]}
     assert config("HEALTHCHECK --interval=5s --timeout=3s --retries=3 \\\n  CMD /check --quiet") == {
         "Test": ["CMD-SHELL", "/check --quiet"], "Interval": 5 * 10**9, "Timeout": 3 * 10**9, "Retries": 3,
