@@ -471,6 +471,8 @@ HEREDOC_CASES = [
     ("RUN <<- EOF", "", []),
     ("RUN echo <<", "", []),
     ("RUN a<b", "", []),
+    ("RUN cat<<EOF", "", []),  # "<<" must start the word
+
     ('RUN ["<<EOF"]', "", []),
     ("RUN cat <<'EOF", "", []),
 ]
