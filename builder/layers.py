@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import lzma
 import os
 import stat
 import subprocess
@@ -21,6 +22,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -376,7 +378,11 @@ def apply_layer(fileobj: BinaryIO, dest: Path, *, whiteouts: str = "apply") -> s
             pass
     except tarfile.TarError as e:
         raise BuildError(f"broken layer tar: {e}") from None
-    except (EOFError, gzip.BadGzipFile) as e:
+    except (EOFError, lzma.LZMAError, zlib.error) as e:
+        raise BuildError(f"broken layer compression: {e}") from None
+    except OSError as e:
+        if e.errno is not None:
+            raise  # a real I/O error; bad gzip/bzip2 data raises OSError without errno
         raise BuildError(f"broken layer compression: {e}") from None
     finally:
         if stream is not fileobj and hasattr(stream, "close"):

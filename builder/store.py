@@ -25,7 +25,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from builder import mediatypes as mt
 from builder.digest import (CHUNK, Descriptor, HashingWriter, VerifyingReader, canonical_json,
@@ -131,7 +131,10 @@ class _TempPath:
 
     def rename_to(self, dest: Path, *, replace: bool = True) -> bool:
         """fsync and rename into place; returns False if dest existed and replace was False (self dropped)."""
-        os.fsync(self.fd)
+        if self.directory:
+            _syncfs(self.fd)  # a directory tree: flush all of it, not just the directory inode
+        else:
+            os.fsync(self.fd)
         try:
             if replace:
                 os.rename(self.path, dest)
@@ -173,6 +176,23 @@ def _rename_noreplace(src: Path, dest: Path) -> None:
     else:
         os.link(src, dest)
         os.unlink(src)
+
+
+def _syncfs(fd: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syncfs(fd) != 0:
+        os.sync()
+
+
+def _mount_points() -> list[str]:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.readlines()
+    except OSError:
+        return []
+    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in lines]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -276,7 +296,10 @@ class ImageStore:
     def clean_tmp(self) -> int:
         """Remove leftovers of crashed writers from tmp/ (those nobody holds a lock on). Returns the count."""
         removed = 0
+        mounts = _mount_points()
         for entry in os.scandir(self.tmp_dir):
+            if any(m == entry.path or m.startswith(entry.path + "/") for m in mounts):
+                continue  # a crashed build's overlay is still mounted here: never rmtree through it
             try:
                 fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import resource
 import stat
 import subprocess
 import sys
@@ -371,3 +370,15 @@ def test_big_file_layer_uses_bounded_memory(tmp_path):
     # Reading the 50 MiB file (or the layer) whole would add at least 50 MiB; allow a generous 20.
     assert peak - baseline < 20 * 1024, (baseline, peak)
     assert (tmp_path / "out-big" / "f").stat().st_size == 50 * 1024 * 1024
+
+
+def test_broken_layer_data_is_a_build_error(tmp_path):
+    good = _tar_with((_entry("f"), b"content"))
+    import gzip
+
+    broken = gzip.compress(good.getvalue())
+    broken = broken[:20] + bytes(b ^ 0x5A for b in broken[20:40]) + broken[40:]
+    with pytest.raises(BuildError, match="broken layer"):
+        apply_layer(io.BytesIO(broken), tmp_path / "out")
+    with pytest.raises(BuildError, match="broken layer"):
+        apply_layer(io.BytesIO(gzip.compress(good.getvalue())[:-30]), tmp_path / "out2")

@@ -261,3 +261,17 @@ def test_inspect_data(store, tmp_path):
     assert data["RootFS"] == {"Type": "layers", "Layers": image.diff_ids}
     assert data["Architecture"] == "amd64" and data["Os"] == "linux"
     assert data["Size"] == image.size > 0
+
+
+def test_cleanup_never_touches_a_mounted_leftover(store):
+    leftover = store.tmp_dir / "crashed-step"
+    (leftover / "merged").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(leftover / "merged")], check=True)
+    try:
+        (leftover / "merged" / "file").write_text("inside a live mount")
+        assert store.clean_tmp() == 0
+        assert (leftover / "merged" / "file").exists()
+    finally:
+        subprocess.run(["umount", str(leftover / "merged")], check=True)
+    assert store.clean_tmp() == 1
+    assert not leftover.exists()
