@@ -239,7 +239,8 @@ class Builder:
 
             for text in onbuild:
                 try:
-                    parsed = parse(text, self.dockerfile.filename).instructions
+                    # The parser wants a stage around instructions: give it one, then drop it.
+                    parsed = parse("FROM scratch\n" + text, self.dockerfile.filename).instructions[1:]
                 except BuildError as e:
                     raise DockerfileError(self.dockerfile.filename, instr.lineno,
                                           f"invalid ONBUILD trigger {text!r}: {getattr(e, 'message', e)}") from None
