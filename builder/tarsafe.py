@@ -382,7 +382,11 @@ class Extractor:
         if member.isdir():
             if existing is not None and stat.S_ISLNK(existing.st_mode) and not self.replace_dirs:
                 # ADD onto an existing symlink to a directory: keep the link, but only if it stays inside.
-                os.close(self._walk(path.split("/"), create=False, entry=member.name))
+                try:
+                    os.close(self._walk(path.split("/"), create=False, entry=member.name))
+                except FileNotFoundError:
+                    raise BuildError(f"cannot extract {member.name!r}: it is a dangling symlink in the "
+                                     "destination") from None
                 self.created.add(path)
                 return path
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
