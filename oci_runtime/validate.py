@@ -45,20 +45,24 @@ _KEYWORD_GROUPS = {
 
 
 class ValidationError(ValueError):
-    """A document does not match its schema. str(): "<document>: <path>: <message>"."""
+    """A document does not match its schema. str(): "<document>: <path>: <message>".
 
-    def __init__(self, path: str, message: str, document: str = ""):
+    path is the field as text ("linux.namespaces[2].type"); segments the same as keys and indices.
+    """
+
+    def __init__(self, path: str, message: str, document: str = "", *, segments: tuple = ()):
         self.path = path
         self.message = message
         self.document = document
+        self.segments = tuple(segments)
         super().__init__(": ".join(part for part in (document, path, message) if part))
 
 
 class ConfigError(ValidationError, ConfigInvalid):
     """config.json (or an exec process.json) is invalid; the CLI prints str() as the error."""
 
-    def __init__(self, path: str, message: str, document: str = "config.json"):
-        super().__init__(path, message, document)
+    def __init__(self, path: str, message: str, document: str = "config.json", *, segments: tuple = ()):
+        super().__init__(path, message, document, segments=segments)
 
 
 class SchemaUnsupported(Exception):
@@ -77,21 +81,20 @@ def validate(instance: object, schema_name: str, *, document: str | None = None)
     except _Invalid as e:
         if document is None:
             document = _spec.schema_filename(schema_name.split("#", 1)[0]).split(".", 1)[0]
-        raise ValidationError(format_path(reversed(e.path)), e.message, document) from None
+        segments = e.path[::-1]
+        raise ValidationError(format_path(segments), e.message, document, segments=segments) from None
 
 
 def validate_config(config: object) -> None:
-    """Check a bundle's config.json as `create` needs it; raise ConfigError naming the field.
+    """Check a bundle's config.json; raise ConfigError naming the field.
 
-    Beyond the schema this applies the rules JSON Schema cannot express and runc enforces:
-    a process is required, and namespace types and rlimit types must not repeat.
+    Beyond the schema this applies the spec's rules JSON Schema cannot express: namespace types
+    and rlimit types must not repeat. process stays optional (the spec needs it only to start).
     """
     _check_as_config(config, "config.schema.json", "config.json")
-    if "process" not in config:
-        raise ConfigError("process", "required field is missing")
     _check_no_duplicates(config.get("linux", {}).get("namespaces", ()), "linux.namespaces", "namespace type",
                          "config.json")
-    _check_no_duplicates(config["process"].get("rlimits", ()), "process.rlimits", "rlimit", "config.json")
+    _check_no_duplicates(config.get("process", {}).get("rlimits", ()), "process.rlimits", "rlimit", "config.json")
 
 
 def validate_process(process: object, document: str = "process.json") -> None:
@@ -110,7 +113,8 @@ def _check_as_config(instance: object, schema_name: str, document: str) -> None:
     try:
         check(instance)
     except _Invalid as e:
-        raise ConfigError(format_path(reversed(e.path)), e.message, document) from None
+        segments = e.path[::-1]
+        raise ConfigError(format_path(segments), e.message, document, segments=segments) from None
 
 
 def _check_no_duplicates(entries, where: str, what: str, document: str) -> None:
@@ -118,7 +122,8 @@ def _check_no_duplicates(entries, where: str, what: str, document: str) -> None:
     for i, entry in enumerate(entries):
         kind = entry["type"]
         if kind in seen:
-            raise ConfigError(f"{where}[{i}].type", f"duplicate {what} {_show(kind)}", document)
+            raise ConfigError(f"{where}[{i}].type", f"duplicate {what} {_show(kind)}", document,
+                              segments=(*where.split("."), i, "type"))
         seen.add(kind)
 
 

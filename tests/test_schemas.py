@@ -525,17 +525,19 @@ def registry() -> Registry:
         (spec.ID_PREFIX + name, Resource.from_contents(spec.load_schema(name))) for name in spec.schema_names())
 
 
-_REGISTRY = None
+_VALIDATORS: dict = {}  # schema name -> validator, and "registry" -> the shared Registry
 
 
 def jsonschema_validator(schema_name: str) -> Draft202012Validator:
     """A real jsonschema validator for "config.schema.json" or a pointer like "config.schema.json#/$defs/process"."""
-    global _REGISTRY
-    if _REGISTRY is None:
-        _REGISTRY = registry()
-    filename, _, pointer = schema_name.partition("#")
-    schema = {"$ref": spec.ID_PREFIX + filename + ("#" + pointer if pointer else "")}
-    return Draft202012Validator(schema, registry=_REGISTRY)
+    validator = _VALIDATORS.get(schema_name)
+    if validator is None:
+        if not _VALIDATORS:
+            _VALIDATORS["registry"] = registry()
+        filename, _, pointer = schema_name.partition("#")
+        schema = {"$ref": spec.ID_PREFIX + filename + ("#" + pointer if pointer else "")}
+        validator = _VALIDATORS[schema_name] = Draft202012Validator(schema, registry=_VALIDATORS["registry"])
+    return validator
 
 
 def errors_of(instance, schema_name: str) -> list[str]:
@@ -636,30 +638,30 @@ def _set(doc: dict, path: tuple, value) -> dict:
     target = doc
     for key in path[:-1]:
         target = target[key]
-    if value is _DELETE:
+    if value is DELETE:
         del target[path[-1]]
     else:
         target[path[-1]] = value
     return doc
 
 
-_DELETE = object()
+DELETE = object()
 
 BROKEN_CONFIGS = {
-    "no ociVersion": (("ociVersion",), _DELETE),
+    "no ociVersion": (("ociVersion",), DELETE),
     "ociVersion not semver": (("ociVersion",), "1.0"),
     "ociVersion a number": (("ociVersion",), 1),
-    "no root": (("root",), _DELETE),
+    "no root": (("root",), DELETE),
     "empty root path": (("root", "path"), ""),
     "args empty": (("process", "args"), []),
     "args a string": (("process", "args"), "sh -c true"),
     "args item not string": (("process", "args"), ["sh", 1]),
-    "no cwd": (("process", "cwd"), _DELETE),
+    "no cwd": (("process", "cwd"), DELETE),
     "relative cwd": (("process", "cwd"), "tmp"),
     "uid negative": (("process", "user", "uid"), -1),
     "uid too big": (("process", "user", "uid"), 2 ** 32),
     "uid a string": (("process", "user", "uid"), "0"),
-    "no gid": (("process", "user", "gid"), _DELETE),
+    "no gid": (("process", "user", "gid"), DELETE),
     "terminal a string": (("process", "terminal"), "true"),
     "consoleSize without width": (("process", "consoleSize"), {"height": 10}),
     "capability lower case": (("process", "capabilities", "bounding"), ["cap_kill"]),
@@ -797,23 +799,23 @@ def _broken_image_documents():
         ("descriptor.schema.json", _set(layer, ("digest",), "sha256:" + "a" * 63)),
         ("descriptor.schema.json", _set(layer, ("digest",), "no-colon")),
         ("descriptor.schema.json", _set(layer, ("size",), -1)),
-        ("descriptor.schema.json", _set(layer, ("size",), _DELETE)),
+        ("descriptor.schema.json", _set(layer, ("size",), DELETE)),
         ("descriptor.schema.json", _set(layer, ("mediaType",), "not a media type")),
         ("descriptor.schema.json", _set(layer, ("data",), "not base64!")),
         ("descriptor.schema.json", _set(layer, ("platform",), {"os": "linux"})),
         ("manifest.schema.json", _set(manifest, ("schemaVersion",), 1)),
         ("manifest.schema.json", _set(manifest, ("mediaType",), "application/vnd.oci.image.index.v1+json")),
-        ("manifest.schema.json", _set(manifest, ("config",), _DELETE)),
-        ("manifest.schema.json", _set(manifest, ("layers",), _DELETE)),
+        ("manifest.schema.json", _set(manifest, ("config",), DELETE)),
+        ("manifest.schema.json", _set(manifest, ("layers",), DELETE)),
         ("manifest.schema.json", _set(manifest, ("layers", 0, "digest"), "md5")),
         ("manifest.schema.json", _set(manifest, ("config", "mediaType"), "application/vnd.oci.empty.v1+json")),
         ("manifest.schema.json", _set(manifest, ("annotations",), {"k": 1})),
-        ("index.schema.json", _set(index, ("manifests",), _DELETE)),
+        ("index.schema.json", _set(index, ("manifests",), DELETE)),
         ("index.schema.json", _set(index, ("manifests", 0, "platform"), {"architecture": "amd64"})),
         ("index.schema.json", _set(index, ("schemaVersion",), "2")),
         ("image-config.schema.json", _set(config, ("rootfs", "type"), "layer")),
-        ("image-config.schema.json", _set(config, ("rootfs",), _DELETE)),
-        ("image-config.schema.json", _set(config, ("architecture",), _DELETE)),
+        ("image-config.schema.json", _set(config, ("rootfs",), DELETE)),
+        ("image-config.schema.json", _set(config, ("architecture",), DELETE)),
         ("image-config.schema.json", _set(config, ("created",), "yesterday")),
         ("image-config.schema.json", _set(config, ("config", "ExposedPorts"), {"http": {}})),
         ("image-config.schema.json", _set(config, ("config", "Env"), "A=b")),
