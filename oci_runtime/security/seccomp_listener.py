@@ -1,0 +1,72 @@
+"""Hand a seccomp notify fd to the agent at `linux.seccomp.listenerPath`, as the runtime spec says.
+
+One AF_UNIX stream connection per container process: the container process state JSON as the
+payload, the fd as SCM_RIGHTS in the first sendmsg, then close.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from oci_runtime.security.seccomp_errors import SeccompError
+
+SECCOMP_FD_NAME = "seccompFd"
+DEFAULT_OCI_VERSION = "1.0.2"
+SYS_PIDFD_GETFD = 438           # the same number on every architecture (added after the unification)
+
+
+def container_process_state(state: dict, pid: int, metadata: str) -> dict:
+    """The spec's "container process state" wrapping the container `state`."""
+    payload: dict = {
+        "ociVersion": state.get("ociVersion") or DEFAULT_OCI_VERSION,
+        "fds": [SECCOMP_FD_NAME],
+        "pid": pid,
+    }
+    if metadata:
+        payload["metadata"] = metadata
+    payload["state"] = state
+    return payload
+
+
+def send_listener_fd(listener_path: str, notify_fd: int, state: dict, pid: int, metadata: str = "") -> None:
+    """Connect to the agent, send the process state with the fd attached, and close the connection."""
+    import array
+    import socket
+
+    data = json.dumps(container_process_state(state, pid, metadata)).encode()
+    fds = array.array("i", [notify_fd])
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(listener_path)
+            sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            # A stream socket may take only part of a large state; the fd went with the first part.
+            sock.sendall(data[sent:])
+    except OSError as err:
+        raise SeccompError(f"cannot send the seccomp notify fd to the agent at "
+                           f"linux.seccomp.listenerPath {listener_path!r}: {err.strerror or err}") from None
+
+
+def fd_from_process(pid: int, target_fd: int) -> int:
+    """A duplicate (O_CLOEXEC) of fd `target_fd` of process `pid`, through pidfd_getfd(2).
+
+    Lets the runtime take the listener fd from the container's init, which only has to report the
+    fd number (as runc does); needs ptrace access to the process, which the runtime as its parent has.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as err:
+        raise SeccompError(f"cannot take the seccomp notify fd from process {pid}: "
+                           f"pidfd_open: {err.strerror}") from None
+    try:
+        fd = libc.syscall(ctypes.c_long(SYS_PIDFD_GETFD), ctypes.c_int(pidfd), ctypes.c_int(target_fd),
+                          ctypes.c_uint(0))
+        if fd < 0:
+            raise SeccompError(f"cannot take the seccomp notify fd {target_fd} from process {pid}: "
+                               f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
+        return fd
+    finally:
+        os.close(pidfd)
