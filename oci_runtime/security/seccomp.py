@@ -1,0 +1,161 @@
+"""Seccomp for the container process, through libseccomp.
+
+    flt = prepare_filter(spec["linux"].get("seccomp"))   # runtime, before fork: checks everything
+    notify_fd = flt.load()                               # container init, just before exec
+    flt.send_listener(fd, state)                         # runtime side, when flt.notify_required
+
+`prepare_filter` raises SeccompError for anything wrong in the profile, so the container fails
+before any process exists. `load` needs no_new_privs or CAP_SYS_ADMIN: the runtime sets
+no_new_privs itself when `process.noNewPrivileges` asks, and otherwise must load the filter
+while init still holds CAP_SYS_ADMIN.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING
+
+from oci_runtime.security.seccomp_errors import SeccompError
+
+if TYPE_CHECKING:       # these are imported only when a profile is used
+    from oci_runtime.security.seccomp_lib import Libseccomp
+    from oci_runtime.security.seccomp_profile import SeccompProfile
+
+__all__ = ["SeccompError", "SeccompFilter", "prepare_filter", "seccomp_features"]
+
+
+class SeccompFilter:
+    """A built, not yet loaded filter. A disabled one (no profile) loads nothing."""
+
+    def __init__(self, profile: SeccompProfile):
+        self.profile = profile
+        self._lib: Libseccomp          # set by _build() when the profile is enabled
+        self._ctx: int | None = None
+        self._loaded = False
+        self.flags: tuple[str, ...] = ()
+        self.rule_count = 0
+        self.notify_required = False
+        # Names libseccomp does not know; skipped like runc does (worth a debug log line).
+        self.unknown_syscalls: tuple[str, ...] = ()
+        if profile.enabled:
+            self._build()
+
+    @property
+    def enabled(self) -> bool:
+        return self.profile.enabled
+
+    def _build(self) -> None:
+        from oci_runtime.security import seccomp_lib
+        from oci_runtime.security.seccomp_build import build_context
+
+        self._lib = seccomp_lib.library()
+        built = build_context(self._lib, self.profile)
+        self._ctx = built.ctx
+        self.flags = built.flags
+        self.rule_count = built.rule_count
+        self.notify_required = built.notify
+        self.unknown_syscalls = built.unknown_syscalls
+
+    def load(self) -> int | None:
+        """Install the filter on the calling process; the listener fd when SCMP_ACT_NOTIFY is used, else None.
+
+        The listener fd is O_CLOEXEC: it does not leak into the container's program.
+        """
+        if not self.enabled:
+            return None
+        if self._ctx is None:
+            raise SeccompError("the seccomp filter was closed before it was loaded")
+        if self._loaded:
+            raise SeccompError("the seccomp filter is already loaded in this process")
+        rc = self._lib.load(self._ctx)
+        if rc < 0:
+            raise SeccompError(f"loading the seccomp filter into the kernel failed: {os.strerror(-rc)}"
+                               + _LOAD_HINTS.get(-rc, ""))
+        self._loaded = True
+        if not self.notify_required:
+            return None
+        fd = self._lib.notify_fd(self._ctx)
+        if fd < 0:
+            raise SeccompError(f"the seccomp filter is loaded but its notify fd is missing: {os.strerror(-fd)}")
+        return fd
+
+    def send_listener(self, notify_fd: int, state: dict, pid: int | None = None) -> None:
+        """Send the notify fd and the container process state to `linux.seccomp.listenerPath`.
+
+        `state` is the container's state (ociVersion, id, status, pid, bundle, annotations);
+        `pid` is the process the filter was loaded in, by default state["pid"].
+        """
+        from oci_runtime.security.seccomp_listener import send_listener_fd
+
+        if not self.profile.listener_path:
+            raise SeccompError("linux.seccomp.listenerPath is not set: there is no agent to send the notify fd to")
+        send_listener_fd(self.profile.listener_path, notify_fd, state,
+                         state.get("pid", 0) if pid is None else pid, self.profile.listener_metadata)
+
+    def export_pfc(self) -> str:
+        """libseccomp's pseudo filter code: a readable dump of the filter, for debugging."""
+        return self._export("pfc").decode()
+
+    def export_bpf(self) -> bytes:
+        """The BPF program seccomp_load() would install."""
+        return self._export("bpf")
+
+    def _export(self, fmt: str) -> bytes:
+        if self._ctx is None:
+            raise SeccompError("a disabled or closed seccomp filter has nothing to export")
+        return self._lib.export(self._ctx, fmt)
+
+    def close(self) -> None:
+        """Free the libseccomp context (a loaded filter stays in the kernel)."""
+        if self._ctx is not None:
+            self._lib.release(self._ctx)
+            self._ctx = None
+
+    def __enter__(self) -> SeccompFilter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+_LOAD_HINTS = {
+    errno.EACCES: " (the process needs no_new_privs or CAP_SYS_ADMIN to load a filter: "
+                  "set process.noNewPrivileges, or load before dropping capabilities)",
+    errno.EBUSY: " (only one seccomp notify listener is allowed per process)",
+}
+
+
+def prepare_filter(seccomp: dict | None) -> SeccompFilter:
+    """Check `linux.seccomp` and build its filter; call before fork. Raises SeccompError."""
+    from oci_runtime.security.seccomp_profile import parse_profile
+
+    return SeccompFilter(parse_profile(seccomp))
+
+
+def seccomp_features() -> dict:
+    """The `linux.seccomp` part of `features` output, for this libseccomp and kernel."""
+    from oci_runtime.security import seccomp_lib
+    from oci_runtime.security.seccomp_build import flag_supported
+    from oci_runtime.security.seccomp_profile import ACTIONS, ARCHITECTURES, FLAGS, OPERATORS
+
+    try:
+        lib = seccomp_lib.library()
+    except SeccompError:
+        return {"enabled": False}
+    ctx = lib.new_context(ACTIONS["SCMP_ACT_ALLOW"])
+    try:
+        supported = [flag for flag in FLAGS if flag_supported(lib, ctx, flag) == 0]
+    finally:
+        lib.release(ctx)
+    return {
+        "enabled": True,
+        "actions": sorted(ACTIONS),
+        "operators": sorted(OPERATORS),
+        "archs": sorted(arch for arch, name in ARCHITECTURES.items() if lib.arch_token(name)),
+        "knownFlags": list(FLAGS),
+        "supportedFlags": supported,
+    }
