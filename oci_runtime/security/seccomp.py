@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING
 
 from oci_runtime.security.seccomp_errors import SeccompError
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:       # these are imported only when a profile is used
     from oci_runtime.security.seccomp_lib import Libseccomp
     from oci_runtime.security.seccomp_profile import SeccompProfile
 
-__all__ = ["SeccompError", "SeccompFilter", "prepare_filter", "seccomp_features"]
+__all__ = ["SeccompError", "SeccompFilter", "features", "prepare_filter"]
 
 
 class SeccompFilter:
@@ -136,7 +136,7 @@ def prepare_filter(seccomp: dict | None) -> SeccompFilter:
     return SeccompFilter(parse_profile(seccomp))
 
 
-def seccomp_features() -> dict:
+def features() -> dict:
     """The `linux.seccomp` part of `features` output, for this libseccomp and kernel."""
     from oci_runtime.security import seccomp_lib
     from oci_runtime.security.seccomp_build import flag_supported

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 from oci_runtime.security import seccomp_lib as lib_
 from oci_runtime.security.seccomp_errors import SeccompError
@@ -34,8 +34,9 @@ OPTIMIZE_ABOVE_RULES = 32       # binary-tree dispatch pays off for long profile
 Condition = tuple[int, int, int, int]
 
 
-@dataclass
-class BuiltFilter:
+class BuiltFilter(namedtuple("BuiltFilter", "ctx flags rule_count notify unknown_syscalls")):
+    """A context ready to load, with what went into it."""
+    __slots__ = ()
     ctx: int
     flags: tuple[str, ...]
     rule_count: int

@@ -7,8 +7,7 @@ refusal names the field and the value so the user can fix config.json.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
-from typing import TypeVar
+from collections import namedtuple
 
 from oci_runtime.security.seccomp_errors import SeccompError
 
@@ -76,12 +75,13 @@ MAX_SYSCALL_ARGS = 6
 UINT64_MAX = (1 << 64) - 1
 ERRNO_DATUM_MAX = 0xFFFF        # SECCOMP_RET_DATA is 16 bits wide
 
-T = TypeVar("T")
 
+# Records are namedtuples, not dataclasses: docker sends a profile with every container, so this
+# module is on the create path, where importing dataclasses alone costs more than parsing.
 
-@dataclass(frozen=True)
-class ArgCondition:
+class ArgCondition(namedtuple("ArgCondition", "index op value value_two")):
     """One `args[]` entry: compare syscall argument `index` with `value` (MASKED_EQ: mask, then valueTwo)."""
+    __slots__ = ()
     index: int
     op: str
     value: int
@@ -92,9 +92,9 @@ class ArgCondition:
         return OPERATORS[self.op]
 
 
-@dataclass(frozen=True)
-class SyscallRule:
+class SyscallRule(namedtuple("SyscallRule", "names action errno_ret args field")):
     """One `syscalls[]` entry; `field` is where it sits in config.json, for messages."""
+    __slots__ = ()
     names: tuple[str, ...]
     action: str
     errno_ret: int | None
@@ -111,8 +111,10 @@ class SyscallRule:
         return len(indexes) != len(set(indexes))
 
 
-@dataclass(frozen=True)
-class SeccompProfile:
+class SeccompProfile(namedtuple("SeccompProfile", "default_action default_errno_ret architectures flags "
+                                                  "listener_path listener_metadata rules enabled",
+                                defaults=(True,))):
+    __slots__ = ()
     default_action: str
     default_errno_ret: int | None
     architectures: tuple[str, ...]
@@ -120,7 +122,7 @@ class SeccompProfile:
     listener_path: str
     listener_metadata: str
     rules: tuple[SyscallRule, ...]
-    enabled: bool = True
+    enabled: bool
 
     @property
     def default_action_value(self) -> int:
@@ -146,8 +148,8 @@ def parse_profile(seccomp: dict | None) -> SeccompProfile:
     """Check `linux.seccomp` and return it as records; raise SeccompError naming the bad field."""
     if seccomp is None:
         return DISABLED
-    seccomp = _of_type(seccomp, dict, FIELD, "an object")
-    raw_rules = _of_type(seccomp.get("syscalls") or [], list, f"{FIELD}.syscalls", "an array")
+    seccomp = _dict(seccomp, FIELD)
+    raw_rules = _list(seccomp.get("syscalls") or [], f"{FIELD}.syscalls", "an array")
     # runc: neither a default action nor rules means seccomp is not wanted at all.
     if not seccomp.get("defaultAction") and not raw_rules:
         return DISABLED
@@ -179,24 +181,24 @@ def parse_profile(seccomp: dict | None) -> SeccompProfile:
 
 
 def _rule(raw: object, field: str) -> SyscallRule:
-    raw = _of_type(raw, dict, field, "an object")
+    raw = _dict(raw, field)
     action = _action(raw.get("action"), f"{field}.action")
-    names = _of_type(raw.get("names"), list, f"{field}.names", "a non-empty array of syscall names")
+    names = _list(raw.get("names"), f"{field}.names", "a non-empty array of syscall names")
     if not names:
         raise SeccompError(f"{field}.names: expected a non-empty array of syscall names, got []")
     for i, name in enumerate(names):
-        if not _of_type(name, str, f"{field}.names[{i}]", "a syscall name"):
-            raise SeccompError(f"{field}.names[{i}]: expected a syscall name, got ''")
+        if not isinstance(name, str) or not name:
+            raise SeccompError(f"{field}.names[{i}]: expected a syscall name, got {name!r}")
     if action == "SCMP_ACT_NOTIFY" and "write" in names:
         # The init writes the listener fd number to the runtime after loading; notifying write would hang it.
         raise SeccompError(f"{field}: SCMP_ACT_NOTIFY cannot be used for the write syscall")
-    raw_args = _of_type(raw.get("args") or [], list, f"{field}.args", "an array")
+    raw_args = _list(raw.get("args") or [], f"{field}.args", "an array")
     args = tuple(_condition(arg, f"{field}.args[{i}]") for i, arg in enumerate(raw_args))
     return SyscallRule(tuple(names), action, _errno_ret(raw, "errnoRet", action, field), args, field)
 
 
 def _condition(raw: object, field: str) -> ArgCondition:
-    raw = _of_type(raw, dict, field, "an object")
+    raw = _dict(raw, field)
     index = _uint(raw.get("index"), f"{field}.index", MAX_SYSCALL_ARGS - 1,
                   f"an argument index from 0 to {MAX_SYSCALL_ARGS - 1}")
     op = raw.get("op")
@@ -227,24 +229,27 @@ def _errno_ret(raw: dict, key: str, action: str, field: str) -> int | None:
 def _architectures(raw: object) -> tuple[str, ...]:
     if raw is None:
         return ()
-    for i, arch in enumerate(_of_type(raw, list, f"{FIELD}.architectures", "an array")):
+    for i, arch in enumerate(_list(raw, f"{FIELD}.architectures", "an array")):
         if arch not in ARCHITECTURES:
             raise SeccompError(f"{FIELD}.architectures[{i}]: unknown architecture {arch!r} "
                                f"(known: {', '.join(ARCHITECTURES)})")
-    return tuple(raw)  # type: ignore[arg-type]  # checked element by element above
+    return tuple(raw)  # type: ignore[arg-type]  # each element checked above
 
 
 def _flags(raw: object) -> tuple[str, ...] | None:
     if raw is None:
         return None
-    for i, flag in enumerate(_of_type(raw, list, f"{FIELD}.flags", "an array")):
+    for i, flag in enumerate(_list(raw, f"{FIELD}.flags", "an array")):
         if flag not in FLAGS:
             raise SeccompError(f"{FIELD}.flags[{i}]: unknown seccomp flag {flag!r} (known: {', '.join(FLAGS)})")
-    return tuple(raw)  # type: ignore[arg-type]  # checked element by element above
+    return tuple(raw)  # type: ignore[arg-type]  # each element checked above
 
 
 def _optional_str(raw: dict, key: str) -> str:
-    return _of_type(raw.get(key) or "", str, f"{FIELD}.{key}", "a string")
+    value = raw.get(key) or ""
+    if not isinstance(value, str):
+        raise SeccompError(f"{FIELD}.{key}: expected a string, got {value!r}")
+    return value
 
 
 def _uint(value: object, field: str, maximum: int, wanted: str) -> int:
@@ -253,7 +258,13 @@ def _uint(value: object, field: str, maximum: int, wanted: str) -> int:
     raise SeccompError(f"{field}: expected {wanted}, got {value!r}")
 
 
-def _of_type(value: object, kind: type[T], field: str, wanted: str) -> T:
-    if isinstance(value, kind):
+def _dict(value: object, field: str) -> dict:
+    if isinstance(value, dict):
+        return value
+    raise SeccompError(f"{field}: expected an object, got {value!r}")
+
+
+def _list(value: object, field: str, wanted: str) -> list:
+    if isinstance(value, list):
         return value
     raise SeccompError(f"{field}: expected {wanted}, got {value!r}")
