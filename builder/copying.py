@@ -143,23 +143,31 @@ def _copy_data(src_fd: int, dst_fd: int, size: int) -> None:
         left -= n
 
 
-def copy_xattrs(src: Path, dst: Path, *, follow: bool = False) -> None:
+def copy_xattrs(src, dst, *, follow: bool = False) -> None:
+    """Copy extended attributes; src and dst may be paths or open fds."""
     try:
-        names = os.listxattr(src, follow_symlinks=follow)
+        names = os.listxattr(src, follow_symlinks=follow) if not isinstance(src, int) else os.listxattr(src)
     except OSError:
         return
     for name in names:
         if name.startswith(_SKIP_XATTR_PREFIXES):
             continue
         try:
-            os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=follow), follow_symlinks=follow)
+            if isinstance(src, int):
+                value = os.getxattr(src, name)
+            else:
+                value = os.getxattr(src, name, follow_symlinks=follow)
+            if isinstance(dst, int):
+                os.setxattr(dst, name, value)
+            else:
+                os.setxattr(dst, name, value, follow_symlinks=follow)
         except OSError as e:
             if e.errno in (errno.ENOTSUP, errno.EPERM, errno.EACCES) and not name.startswith(("user.", "security.capability")):
                 continue
             raise BuildError(f"cannot copy xattr {name} to {dst}: {e.strerror}") from None
 
 
-def _prepare_target(dst: Path, want_dir: bool) -> bool:
+def _prepare_target(dst: str, want_dir: bool) -> bool:
     """Make room for a new entry at dst; returns True if an existing directory is to be reused."""
     try:
         st = os.lstat(dst)
@@ -168,7 +176,7 @@ def _prepare_target(dst: Path, want_dir: bool) -> bool:
     if stat.S_ISDIR(st.st_mode):
         if want_dir:
             return True
-        raise BuildError(f"cannot copy a file over the directory {dst.name}")
+        raise BuildError(f"cannot copy a file over the directory {os.path.basename(dst)}")
     os.unlink(dst)
     return False
 
@@ -181,63 +189,84 @@ def _owner(st: os.stat_result, opts: CopyOptions) -> tuple[int, int]:
     return 0, 0
 
 
-def copy_entry(src: Path, st: os.stat_result, dst: Path, opts: CopyOptions,
-               dir_times: list | None = None) -> None:
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def copy_entry(src, st: os.stat_result, dst, opts: CopyOptions, dir_times: list | None = None,
+               *, fresh: bool = False) -> bool:
     """Copy one entry (not what is below a directory). Directory times are queued in `dir_times`
-    (to be set after their contents), everything else is finished here."""
+    (to be set after their contents), everything else is finished here. `fresh`: dst's parent was
+    just created by us, so nothing can be in the way. Returns True if a new directory was made."""
+    src, dst = os.fspath(src), os.fspath(dst)
     mode = st.st_mode
     uid, gid = _owner(st, opts)
     perm = stat.S_IMODE(mode) if opts.mode is None else opts.mode
     if stat.S_ISREG(mode):
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and key in opts.links:
-            _prepare_target(dst, False)
+            if not fresh:
+                _prepare_target(dst, False)
             os.link(opts.links[key], dst)
-            return
-        _prepare_target(dst, False)
-        src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            return False
+        if not fresh:
+            _prepare_target(dst, False)
+        src_fd = os.open(src, _READ)
         try:
-            dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            dst_fd = os.open(dst, _CREATE, 0o600)
             try:
-                _copy_data(src_fd, dst_fd, st.st_size)
-                os.fchown(dst_fd, uid, gid)
+                if st.st_size:
+                    _copy_data(src_fd, dst_fd, st.st_size)
+                os.fchown(dst_fd, uid, gid)  # always: a setgid parent would otherwise pass its group on
                 os.fchmod(dst_fd, perm)  # after chown, which clears setuid bits
+                copy_xattrs(src_fd, dst_fd)
+                os.utime(dst_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             finally:
                 os.close(dst_fd)
         finally:
             os.close(src_fd)
-        copy_xattrs(src, dst)
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         if st.st_nlink > 1:
             opts.links[key] = dst
-    elif stat.S_ISDIR(mode):
-        if not _prepare_target(dst, True):
+        return False
+    if stat.S_ISDIR(mode):
+        created = fresh or not _prepare_target(dst, True)
+        if created:
             os.mkdir(dst, 0o700)
         os.chown(dst, uid, gid)
         os.chmod(dst, perm)
         copy_xattrs(src, dst)
         if dir_times is not None:
             dir_times.append((dst, st))
-    elif stat.S_ISLNK(mode):
-        _prepare_target(dst, False)
+        return created
+    if stat.S_ISLNK(mode):
+        if not fresh:
+            _prepare_target(dst, False)
         os.symlink(os.readlink(src), dst)
         os.chown(dst, uid, gid, follow_symlinks=False)
         copy_xattrs(src, dst)
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
-        _prepare_target(dst, False)
+        if not fresh:
+            _prepare_target(dst, False)
         os.mknod(dst, stat.S_IFMT(mode) | 0o600, st.st_rdev)
         os.chown(dst, uid, gid)
         os.chmod(dst, perm)
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     # sockets are skipped, as docker does
+    return False
 
 
 def copy_tree(src: SourceTree, dst_dir: Path, opts: CopyOptions) -> None:
     """Copy what lies below a source directory into dst_dir (which exists)."""
     dir_times: list = []
+    fresh_dirs: set[str] = set()
+    src_root, dst_root = os.fspath(src.path), os.fspath(dst_dir)
     for rel, st in src.children:
-        copy_entry(src.path / rel, st, dst_dir / rel, opts, dir_times)
+        parent = rel.rpartition("/")[0]
+        made = copy_entry(f"{src_root}/{rel}", st, f"{dst_root}/{rel}", opts, dir_times,
+                          fresh=bool(parent) and parent in fresh_dirs)
+        if made:
+            fresh_dirs.add(rel)
     for d, st in reversed(dir_times):
         os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 

@@ -116,6 +116,7 @@ class Builder:
         self.plan: BuildPlan | None = None
         self._new_cache_keys: list[str] = []
         self._unpacked_before: set[str] = set()
+        self._base_history_len: dict[int, int] = {}
         self._blobs_before: set[str] = set()
         self._images_before: set[str] = set()
         self._tmp: Path | None = None
@@ -257,6 +258,7 @@ class Builder:
         if stage.base_stage is not None:
             base = self._stage_result(stage.base_stage)
             state = base.clone()
+            self._base_history_len[id(state)] = self._base_history_len.get(id(base), 0)
             onbuild = list(state.cc.pop("OnBuild", None) or [])
             state.cmd_set = False
             return state, onbuild
@@ -270,6 +272,7 @@ class Builder:
             raise BuildError(f"image {stage.base_name} is inconsistent: "
                              f"{len(config['rootfs']['diff_ids'])} diff_ids for {len(image.layers)} layers")
         state = ImageState(config, list(image.layers), "image:" + image.digest, env_from_config(config["config"]))
+        self._base_history_len[id(state)] = len(config["history"])
         return state, onbuild
 
     def resolve_image(self, ref: str):
@@ -297,12 +300,12 @@ class Builder:
             if cmd in METADATA:
                 created_by = METADATA[cmd](state, instr, self.ex)
                 if created_by is not None:
-                    state.add_history(created_by, self.now(), empty_layer=True)
+                    state.add_history(created_by, None, empty_layer=True)
                 self._show_meta(state)
             elif cmd == "ARG":
                 created_by = do_arg(state, instr, self.ex, build_args=self.opts.build_args,
                                     global_args=self.plan.global_args)
-                state.add_history(created_by, self.now(), empty_layer=True)
+                state.add_history(created_by, None, empty_layer=True)
                 self._show_meta(state)
             elif cmd == "WORKDIR":
                 self._workdir(state, instr)
@@ -364,7 +367,7 @@ class Builder:
         wd = normalize_workdir(state.workdir, self.ex.word(raw, state.env))
         state.cc["WorkingDir"] = wd
         if wd == "/":
-            state.add_history(f"WORKDIR {wd}", self.now(), empty_layer=True)
+            state.add_history(f"WORKDIR {wd}", None, empty_layer=True)
             self._show_meta(state)
             return
         user = state.cc.get("User") or ""
@@ -638,7 +641,10 @@ class Builder:
             cc["Labels"] = labels
         for k in [k for k, v in cc.items() if v in (None, [], {}, "") and k != "WorkingDir"]:
             cc.pop(k)
-        config["created"] = self.now()
+        history = config.setdefault("history", [])
+        fill_history_times(history, self._base_history_len.get(id(final), 0),
+                           self.now() if self.epoch is not None else None)
+        config["created"] = history[-1]["created"] if history and history[-1].get("created") else self.now()
         config["rootfs"] = {"type": "layers", "diff_ids": list(final.diff_ids)}
         return self.store.commit_image(config, list(final.layers))
 
@@ -675,6 +681,34 @@ class Builder:
             full = normalize_name(tag)
             names += [tag, full, split_ref(full)[1] or "latest"]
         return list(dict.fromkeys(names))
+
+
+def fill_history_times(history: list[dict], base_len: int, epoch: str | None) -> None:
+    """Give every history entry a time as BuildKit's exporter does: an entry without one takes the time of
+    the first new layer after it, or of the latest layer before it; with SOURCE_DATE_EPOCH, the entries
+    this build added are clamped to it (the base image's keep theirs)."""
+    created = None
+    missing = False
+    for h in history:
+        if h.get("created"):
+            created = h["created"]
+            if missing:
+                break
+        else:
+            missing = True
+    missing = False
+    for h in history:
+        if h.get("created"):
+            if missing:
+                created = h["created"]
+        else:
+            missing = True
+            if created:
+                h["created"] = created
+    if epoch is not None:
+        for h in history[base_len:]:
+            if not h.get("created") or h["created"] > epoch:
+                h["created"] = epoch
 
 
 def rootfs_sources(root: Path, src: str) -> list[SourceTree]:

@@ -82,8 +82,11 @@ RUN cat /data.txt > /copy.txt
 """, {"data.txt": "one\n"})
     first = pydock.build(ctx, "-t", "c").stdout
     assert _runs(first) == 2
+    first_id = pydock("inspect", "-f", "{{.Id}}", "c", check=True).stdout
     again = pydock.build(ctx, "-t", "c").stdout
     assert _runs(again) == 0 and again.count("Using cache") == 3
+    # as with BuildKit, a fully cached rebuild gives the very same image
+    assert pydock("inspect", "-f", "{{.Id}}", "c", check=True).stdout == first_id
     os.utime(ctx / "data.txt", (1, 1))
     assert _runs(pydock.build(ctx, "-t", "c").stdout) == 0
     (ctx / "data.txt").write_text("two\n")
