@@ -140,7 +140,9 @@ class Builder:
 
     def _tmpdir(self) -> Path:
         if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="build-", dir=self.store.tmp_dir))
+            from builder.workspace import locked_tempdir
+
+            self._tmp, self._tmp_fd = locked_tempdir(self.store.tmp_dir, "build-")
         return self._tmp
 
     def _fail(self, instr, err: BuildError) -> DockerfileError:
@@ -164,6 +166,7 @@ class Builder:
         finally:
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
+                os.close(self._tmp_fd)
             self.progress.close()
         if self.context is not None:
             self.context.save_hash_cache()

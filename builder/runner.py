@@ -12,8 +12,6 @@ import json
 import os
 import secrets
 import stat
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,24 +201,18 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
 
 
 def _run_container(bundle: Path, container_id: str, state_root: Path, stdout, stderr) -> int:
+    from oci_runtime.api import delete_container, run_container
+
+    status = -1
     try:
-        from oci_runtime.api import run_container
-    except ImportError:
-        run_container = None
-    if run_container is not None:
         with open(os.devnull, "rb") as devnull:
-            return run_container(bundle, container_id, root=str(state_root), stdin=devnull,
-                                 stdout=stdout, stderr=stderr)
-    # The runtime's library entry point is not there yet: run its CLI.
-    proc = subprocess.run([sys.executable, "-m", "oci_runtime", "--root", str(state_root), "run",
-                           "--bundle", str(bundle), container_id],
-                          stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
-    if proc.returncode != 0:
-        # A failure of the runtime itself (not of the command) leaves the container behind: remove it.
-        subprocess.run([sys.executable, "-m", "oci_runtime", "--root", str(state_root), "delete", "--force",
-                        container_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    return proc.returncode
+            status = run_container(bundle, container_id, root=str(state_root), stdin=devnull,
+                                   stdout=stdout, stderr=stderr)
+        return status
+    finally:
+        if status != 0:
+            # After an interruption or a runtime failure, remove whatever the runtime left behind.
+            delete_container(container_id, root=str(state_root))
 
 
 def failure_message(args: list[str], status: int) -> str:

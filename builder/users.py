@@ -87,7 +87,7 @@ def resolve_exec_user(rootfs: Path, spec: str) -> ExecUser:
     if group:
         gid = _lookup_group_id(rootfs, group)
     additional: list[int] = []
-    if name:
+    if name and not group:  # runc's rule: supplementary groups only when no group is given
         for row in _read_db(rootfs, "group"):
             if len(row) >= 4 and name in row[3].split(","):
                 try:

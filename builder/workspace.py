@@ -15,6 +15,28 @@ import tempfile
 from pathlib import Path
 
 
+def locked_tempdir(tmp_dir: Path, prefix: str) -> tuple[Path, int]:
+    """A new dir under the store's tmp/, flock()ed (so the store's crash cleaner leaves it alone).
+    Returns (path, fd holding the lock). Re-checks after locking that the dir is still the one created:
+    another process may have cleaned it between mkdtemp and flock."""
+    tmp_dir = Path(tmp_dir)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp_dir))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return path, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise OSError(f"cannot create a work directory under {tmp_dir}")
+
+
 class Workspace:
     """`with Workspace(store, lowers) as ws:` ws.merged is the mounted rootfs, ws.upper its changes.
 
@@ -31,12 +53,8 @@ class Workspace:
         self._mounted = False
 
     def __enter__(self) -> "Workspace":
-        tmp_dir = Path(self.store.tmp_dir)
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=tmp_dir))
+        self.dir, self._lock_fd = locked_tempdir(self.store.tmp_dir, f"{self.name}-")
         try:
-            self._lock_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             self.upper = self.dir / "upper"
             work = self.dir / "work"
             self.merged = self.dir / "merged"
