@@ -122,7 +122,9 @@ class Container:
                 # suite checks this timing), with the container's namespaces already in place
                 run_hooks(self.state.get("hooks", {}).get("prestart"), "prestart", self.hook_state(CREATED))
             except RuntimeFailure:
+                # the spec: stop the container and go on with the lifecycle at "delete"
                 self._kill_everything()
+                self._delete_stopped()
                 raise
             self._release_init()
             try:
@@ -195,6 +197,9 @@ class Container:
             raise BadState(f"cannot delete container {self.id} that is not stopped: {status}")
         if status != STOPPED:
             self._kill_everything()
+        self._delete_stopped()
+
+    def _delete_stopped(self) -> None:
         self.destroy()
         for hook in self.state.get("hooks", {}).get("poststop") or []:
             try:

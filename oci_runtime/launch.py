@@ -267,7 +267,6 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
         executable, args, env, seccomp_late = prepared
         if seccomp_late:  # as late as possible: nothing of ours runs under the filter
             spec.seccomp.load()
-        lsys.close_range(3 + spec.preserve_fds, 0xFFFFFFFF, lsys.CLOSE_RANGE_CLOEXEC)
         os.execve(executable, args, env)
     except BaseException as e:  # noqa: BLE001 - report to `start`, which prints it
         try:
@@ -280,6 +279,9 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
 def _prepare_process(spec: LaunchSpec, process: dict) -> tuple[str, list[str], dict, bool]:
     """Everything about the process that can fail, done before `create` returns so errors reach it."""
     ns = spec.bundle.ns
+    # Whatever the caller leaked to us (a shim's socket, ...) must not reach the process; marked now,
+    # before any seccomp filter could refuse close_range. Every fd we open later is O_CLOEXEC.
+    proc_setup.mark_cloexec_from(3 + spec.preserve_fds)
     if process.get("terminal"):
         _setup_terminal(spec, process)
     elif spec.console_sock is not None:

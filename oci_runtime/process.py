@@ -37,6 +37,20 @@ def check(process: dict) -> None:
     capabilities.check(process.get("capabilities"))
 
 
+def mark_cloexec_from(first: int) -> None:
+    """Set close-on-exec on every fd >= first."""
+    try:
+        lsys.close_range(first, 0xFFFFFFFF, lsys.CLOSE_RANGE_CLOEXEC)
+    except OSError:  # kernels before 5.11: walk our fd table instead
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= first:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
+
+
 def env_dict(env: list[str] | None) -> dict[str, str]:
     result: dict[str, str] = {}
     for item in env or []:

@@ -218,15 +218,98 @@ _REGEX_SPECIALS = frozenset("\\.^$*+?{}[]|()")
 
 
 def _compile_pattern(source: str):
-    """A predicate for an ECMA-262 style pattern (searched, not anchored, as JSON Schema says).
+    """A predicate equal to `re.search(source, x) is not None` (the pattern keyword: searched, not anchored).
 
-    "^/" and other literal prefixes become str.startswith: compiling regexes is most of a cold run.
+    Compiling a regex costs 0.1-0.4 ms on a slow machine, the largest part of a cold validation, so
+    the shapes our schemas use most get exact hand-made equivalents: a literal prefix ("^/"), one
+    character class ("^CAP_[A-Z0-9_]+$", "^[rwm]{0,3}$") and the SemVer pattern. Anything else, or
+    a SemVer pattern edited in spec/, simply goes to re. tests/test_validate.py checks them against re.
     """
+    fast = _FAST_PATTERNS.get(source) or _literal_prefix(source) or _single_class(source)
+    if fast is not None:
+        return fast
+    search = re.compile(source).search
+    return lambda x: search(x) is not None
+
+
+def _literal_prefix(source: str):
+    """^abc with no special characters -> startswith."""
     if source.startswith("^") and len(source) > 1 and not (_REGEX_SPECIALS & set(source[1:])):
         prefix = source[1:]
         return lambda x: x.startswith(prefix)
-    search = re.compile(source).search
-    return lambda x: search(x) is not None
+    return None
+
+
+def _single_class(source: str):
+    """^<literal>[<chars and ranges>]<quantifier>$ -> a predicate; None for any other shape."""
+    if not (source.startswith("^") and source.endswith("$")):
+        return None
+    opening = source.find("[")
+    closing = source.find("]", opening + 1)
+    if opening < 0 or closing < 0:
+        return None
+    prefix, members, quantifier = source[1:opening], source[opening + 1:closing], source[closing + 1:-1]
+    if _REGEX_SPECIALS & set(prefix) or not members or members[0] == "^" or "\\" in members or "[" in members:
+        return None
+    allowed, i = set(), 0
+    while i < len(members):
+        if i + 2 < len(members) and members[i + 1] == "-":
+            if members[i] > members[i + 2]:
+                return None
+            allowed.update(map(chr, range(ord(members[i]), ord(members[i + 2]) + 1)))
+            i += 3
+        else:
+            allowed.add(members[i])
+            i += 1
+    if "\n" in allowed or "\n" in prefix:
+        return None  # keep the trailing-newline rule below exact
+    bounds = _QUANTIFIERS.get(quantifier)
+    if bounds is None:
+        low, comma, high = quantifier[1:-1].partition(",")
+        if not (quantifier[:1] == "{" and quantifier[-1:] == "}" and _is_count(low) and (not high or _is_count(high))):
+            return None
+        bounds = (int(low), (int(high) if high else None) if comma else int(low))
+    least, most = bounds
+    allowed = frozenset(allowed)
+    size = len(prefix)
+
+    def match(x: str) -> bool:
+        if x.endswith("\n"):  # Python's "$" also matches just before a final newline
+            x = x[:-1]
+        n = len(x) - size
+        return (x.startswith(prefix) and n >= least and (most is None or n <= most)
+                and allowed.issuperset(x[size:]))
+    return match
+
+
+_QUANTIFIERS = {"": (1, 1), "?": (0, 1), "*": (0, None), "+": (1, None)}
+
+
+def _is_count(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+SEMVER_PATTERN = ("^(?:0|[1-9][0-9]*)\\.(?:0|[1-9][0-9]*)\\.(?:0|[1-9][0-9]*)"
+                  "(?:-[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$")
+_DIGITS = frozenset("0123456789")
+_IDENTIFIER = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-")
+
+
+def _is_semver(x: str) -> bool:
+    """SEMVER_PATTERN without re: major.minor.patch, optional -prerelease and +build identifiers."""
+    if x.endswith("\n"):
+        x = x[:-1]
+    x, plus, build = x.partition("+")
+    core, dash, prerelease = x.partition("-")
+    parts = core.split(".")
+    return (len(parts) == 3 and all(p and set(p) <= _DIGITS and (p == "0" or p[0] != "0") for p in parts)
+            and (not dash or _dotted_identifiers(prerelease)) and (not plus or _dotted_identifiers(build)))
+
+
+def _dotted_identifiers(text: str) -> bool:
+    return all(part and set(part) <= _IDENTIFIER for part in text.split("."))
+
+
+_FAST_PATTERNS = {SEMVER_PATTERN: _is_semver}
 
 
 def _accept(x) -> None:
