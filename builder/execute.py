@@ -413,9 +413,7 @@ class Builder:
     def _run(self, state: ImageState, instr) -> None:
         from builder.runner import RunSpec, failure_message, run_in_workspace
 
-        if instr.flags.get("mount"):
-            raise BuildError("RUN --mount is not supported by pydock")
-        network = instr.flag("network") if hasattr(instr, "flag") else None
+        network = instr.flag("network")
         if network in (None, "", "default"):
             network = self.opts.network
         if network not in ("none", "host"):
@@ -426,21 +424,104 @@ class Builder:
                 if k in self.opts.build_args and k not in state.env]
         user = state.cc.get("User") or ""
         cwd = state.workdir
+        mounts = self._run_mounts(state, instr)
         payload = {"op": "RUN", "args": args, "env": env, "user": user, "cwd": cwd, "network": network,
-                   "files": {p: hashlib.sha256(c).hexdigest() for p, c in files.items()}}
+                   "files": {p: hashlib.sha256(c).hexdigest() for p, c in files.items()},
+                   "mounts": [m["key"] for m in mounts]}
         created_by = run_history(args, state) + " # buildkit"
 
         def perform(ws) -> None:
+            import contextlib
+
             container_id = os.urandom(6).hex()
             self.progress.line(f" ---> Running in {container_id}")
             out, err = self.progress.run_fds()
-            status = run_in_workspace(ws, RunSpec(args, env, user, cwd, network, files,
-                                                  "pydock-build-" + container_id),
-                                      state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
+            with contextlib.ExitStack() as stack:
+                runtime_mounts = [self._prepare_mount(stack, ws, m) for m in mounts]
+                status = run_in_workspace(ws, RunSpec(args, env, user, cwd, network, files,
+                                                      "pydock-build-" + container_id, runtime_mounts),
+                                          state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
             if status != 0:
                 raise StepFailed(failure_message(args, status))
 
         self._fs_step(state, payload, created_by, perform)
+
+    def _run_mounts(self, state: ImageState, instr) -> list[dict]:
+        """RUN --mount specs resolved to what the step needs (and what its cache key must cover)."""
+        from builder.dockerfile import parse_mount
+
+        out = []
+        for spec in instr.flags.get("mount") or []:
+            m = parse_mount(spec, expand=lambda w: self.ex.word(w, state.env))
+            target = m.target
+            if m.type in ("secret", "ssh"):
+                if m.required:
+                    raise BuildError(f"{m.type} mounts are not supported by pydock (no --secret/--ssh)")
+                continue
+            if not target:
+                raise BuildError(f"RUN --mount type={m.type} needs target=")
+            target = posixpath.normpath(posixpath.join(state.workdir, target))
+            item = {"type": m.type, "target": target, "readonly": m.readonly, "spec": m}
+            if m.type == "cache":
+                cache_id = m.id or target
+                item["dir"] = Path(self.store.root) / "cache" / "mounts" / hashlib.sha256(cache_id.encode()).hexdigest()[:32]
+                item["key"] = {"type": "cache", "target": target, "id": cache_id}
+            elif m.type == "tmpfs":
+                item["key"] = {"type": "tmpfs", "target": target, "size": m.size}
+            elif m.type == "bind":
+                source = m.source or "/"
+                if m.from_:
+                    src_stage = self.plan.find_stage(m.from_) if self.plan else None
+                    if src_stage is not None:
+                        src_state = self._stage_result(src_stage)
+                    else:
+                        image = self.resolve_image(m.from_)
+                        src_state = ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
+                    item["from_state"] = src_state
+                    item["key"] = {"type": "bind", "target": target, "from": list(src_state.diff_ids),
+                                   "source": source, "rw": not m.readonly}
+                else:
+                    [found] = self.context.sources(source) if self.context is not None else [None]
+                    if found is None:
+                        raise BuildError(f"RUN --mount source {source} not found in build context")
+                    item["context_source"] = found
+                    item["key"] = {"type": "bind", "target": target, "source": source, "rw": not m.readonly,
+                                   "digest": self.context.source_digest(found)}
+            else:
+                raise BuildError(f"unsupported mount type {m.type!r}")
+            out.append(item)
+        return out
+
+    def _prepare_mount(self, stack, ws, item: dict) -> dict:
+        """The runtime mount entry for one RUN --mount (making cache dirs, source views, rw overlays)."""
+        from builder.workspace import Workspace
+
+        m = item["spec"]
+        target = item["target"]
+        if item["type"] == "cache":
+            d: Path = item["dir"]
+            if not d.exists():
+                d.mkdir(parents=True, exist_ok=True)
+                os.chown(d, m.uid or 0, m.gid or 0)
+                os.chmod(d, 0o755 if m.mode is None else m.mode)
+            opts = ["rbind", "ro" if m.readonly else "rw"]
+            return {"destination": target, "type": "bind", "source": str(d), "options": opts}
+        if item["type"] == "tmpfs":
+            opts = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
+            return {"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}
+        if "from_state" in item:
+            view = stack.enter_context(Workspace(self.store, self._lowers(item["from_state"]), name="mount"))
+            source = resolve_in_root(view.merged, m.source or "/")
+            if not source.exists():
+                raise BuildError(f"RUN --mount source {m.source} not found in {m.from_}")
+        else:
+            source = self.context.abspath(item["context_source"].relpath)
+        if not m.readonly and source.is_dir():
+            # A writable bind mount sees its writes, but they go nowhere: an overlay with a scratch upper.
+            rw = stack.enter_context(Workspace(self.store, [source], name="rwmount"))
+            source = rw.merged
+        return {"destination": target, "type": "bind", "source": str(source),
+                "options": ["rbind", "ro" if m.readonly else "rw"]}
 
     # -- COPY / ADD ----------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class RunSpec:
     network: str = "none"
     files: dict[str, bytes] = field(default_factory=dict)  # read-only extra files: container path -> content
     container_id: str = ""
+    mounts: list[dict] = field(default_factory=list)  # extra runtime mounts (RUN --mount), dirs as targets
 
 
 def hosts_file() -> str:
@@ -77,11 +78,11 @@ def _nameservers(text: str, skip_local: bool) -> list[str]:
     return out
 
 
-def _make_stubs(root: Path) -> tuple[list[str], dict[str, tuple[int, int, int]]]:
+def _make_stubs(root: Path, extra: list[tuple[str, bool]] = ()) -> tuple[list[str], dict[str, tuple[int, int, int]]]:
     """Create missing mount points; returns (created paths, attributes of existing parents they touched)."""
     created: list[str] = []
     parents: dict[str, tuple[int, int, int]] = {}
-    for path, is_dir in [(p, True) for p in _STUB_DIRS] + [(p, False) for p in _STUB_FILES]:
+    for path, is_dir in [(p, True) for p in _STUB_DIRS] + [(p, False) for p in _STUB_FILES] + list(extra):
         host = resolve_in_root(root, path, follow_last=False)
         if host.exists() or host.is_symlink():
             continue
@@ -166,6 +167,7 @@ def _spec(rootfs: Path, bundle: Path, run: RunSpec, uid: int, gid: int, groups: 
     for i, (path, _) in enumerate(sorted(run.files.items())):
         mounts.append({"destination": path, "type": "bind", "source": str(bundle / f"file-{i}"),
                        "options": ["rbind", "ro", "rprivate"]})
+    mounts.extend(run.mounts)
     linux = spec["linux"]
     if run.network == "host":
         linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
@@ -179,7 +181,11 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
     cwd_host = resolve_in_root(root, run.cwd or "/")
     if not cwd_host.exists():
         mkdir_in_root(root, run.cwd, owner=(user.uid, user.gid))
-    created, parents = _make_stubs(root)
+    extra = []
+    for m in run.mounts:
+        is_dir = not (m["type"] == "bind" and os.path.isfile(m["source"]))
+        extra.append((m["destination"], is_dir))
+    created, parents = _make_stubs(root, extra)
     bundle = Path(os.path.abspath(ws.dir)) / "bundle"
     bundle.mkdir()
     (bundle / "hosts").write_text(hosts_file())

@@ -251,3 +251,28 @@ def test_stdin_dockerfile_without_context(pydock, tmp_path):
     assert "from-stdin" in proc.stdout
     proc = pydock("build", "-", input="FROM busybox\nCOPY x /\n")
     assert proc.returncode == 1 and "file not found in build context: x" in proc.stderr
+
+
+def test_run_mounts_cache_bind_tmpfs(pydock, tmp_path):
+    ctx = make_context(tmp_path / "ctx", """\
+FROM busybox AS tools
+RUN echo tool-data > /tool.txt
+
+FROM busybox
+RUN --mount=type=cache,target=/var/cache/app echo run1 >> /var/cache/app/log && cp /var/cache/app/log /seen1
+RUN --mount=type=cache,target=/var/cache/app echo run2 >> /var/cache/app/log && cp /var/cache/app/log /seen2
+RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in.txt > /from-bind.txt
+RUN --mount=type=bind,from=tools,source=/tool.txt,target=/mnt/tool.txt cat /mnt/tool.txt > /from-stage.txt
+RUN --mount=type=bind,source=data,target=/mnt/rw,rw echo scribble > /mnt/rw/in.txt
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && cat /scratch/t > /from-tmpfs.txt
+""", {"data/in.txt": "bound\n"})
+    pydock.build(ctx, "-t", "mnt", "-o", f"type=oci,dest={tmp_path}/layout")
+    rootfs, _ = unpack(tmp_path / "layout", "mnt", tmp_path / "u")
+    assert (rootfs / "seen1").read_text() == "run1\n"
+    assert (rootfs / "seen2").read_text() == "run1\nrun2\n"
+    assert (rootfs / "from-bind.txt").read_text() == "bound\n"
+    assert (rootfs / "from-stage.txt").read_text() == "tool-data\n"
+    assert (rootfs / "from-tmpfs.txt").read_text() == "t\n"
+    assert (ctx / "data" / "in.txt").read_text() == "bound\n"  # rw bind writes are thrown away
+    for gone in ("mnt", "scratch", "var/cache/app/log"):
+        assert not (rootfs / gone).exists(), gone
