@@ -271,6 +271,11 @@ def copy_tree(src: SourceTree, dst_dir: Path, opts: CopyOptions) -> None:
         os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
+def _dir_mode(opts: CopyOptions) -> int:
+    """Directories COPY creates on the way to dest: 0755, or the --chmod mode (as BuildKit does)."""
+    return 0o755 if opts.mode is None else opts.mode
+
+
 def copy_sources(rootfs: Path, sources: list[SourceTree], dest: str, opts: CopyOptions) -> list[str]:
     """docker's COPY rules: a directory's contents go into dest; a file goes to dest, or into it when
     dest ends with "/" or is an existing directory. Returns the in-image paths written."""
@@ -278,18 +283,18 @@ def copy_sources(rootfs: Path, sources: list[SourceTree], dest: str, opts: CopyO
     written = []
     for src in sources:
         if src.is_dir:
-            target = mkdir_in_root(rootfs, dest, opts.dir_owner)
+            target = mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
             copy_tree(src, target, opts)
             written.append(dest)
             continue
         resolved = resolve_in_root(rootfs, dest)
         if dest_is_dir or resolved.is_dir():
-            parent = mkdir_in_root(rootfs, dest, opts.dir_owner)
+            parent = mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
             target = parent / src.name
             written.append(dest.rstrip("/") + "/" + src.name)
         else:
             parent_path, _, leaf = dest.rstrip("/").rpartition("/")
-            parent = mkdir_in_root(rootfs, parent_path or "/", opts.dir_owner)
+            parent = mkdir_in_root(rootfs, parent_path or "/", opts.dir_owner, _dir_mode(opts))
             target = parent / leaf  # an existing symlink there is replaced, not followed
             written.append(dest)
         copy_entry(src.path, src.st, target, opts)

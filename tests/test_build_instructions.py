@@ -136,6 +136,8 @@ EOF
     assert sorted(os.listdir(rootfs / "docs")) == ["three.md", "two.md"]
     st = os.stat(rootfs / "owned" / "one.txt")
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 10, 0o640)
+    st = os.stat(rootfs / "owned")  # BuildKit gives the directories it creates the owner and --chmod mode
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 10, 0o640)
     st = os.stat(rootfs / "numeric" / "exec.sh")
     assert (st.st_uid, st.st_gid) == (1234, 1234)
     st = os.stat(rootfs / "dircontents" / "a.txt")
