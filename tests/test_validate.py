@@ -363,6 +363,53 @@ def test_import_stays_off_heavy_modules():
     assert all(m.split(".")[0] in stdlib | {"oci_runtime", "spec"} for m in new), new
 
 
+# -- the regex-free pattern predicates equal re --------------------------------------------------------
+
+def _patterns_in_spec() -> set[str]:
+    found = set()
+    for name in spec.schema_names():
+        for node in _schema_nodes(spec.load_schema(name)):
+            if "pattern" in node:
+                found.add(node["pattern"])
+    return found
+
+
+_EXTRA_PATTERNS = ["^[a-]{2}$", "^[-a]+$", "^x[a-c]?$", "^[ab]{2,}$", "^[ab]*$", "^[.$]+$", "^pre[0-9]{1,3}$",
+                   "^[a\n]{2}$", "^[^a]+$", "^a[bc]+d$", "^[bc]+$x", "^abc", "^a.c", "^[]a]$", "^[ab]{,2}$"]
+
+
+def _strings_for(pattern: str, rng: random.Random) -> list[str]:
+    alphabet = sorted(set(pattern) | set("0123456789azAZ-.+_:/\n \u0663\u00e9"))
+    out = ["", "\n", "\n\n", "1.0.2-dev", "1.0.2-dev\n", "1.0.2-dev\n\n", "01.0.0", "1.0.0-", "1.0.0+",
+           "1.0.0-a..b", "1.0.0-a.b+c.d", "1.0.0+b+c", "1.0.0-+", "1.2.3-0A-z.9+x-1", "\u0663.0.0", "1.0",
+           "CAP_KILL", "CAP_KILL\n", "cap_kill", "CAP_", "rwm", "rwmr", "rw\n", "/abs", "MB:1", "x/abs", "aa", "a-",
+           "xa", "x", "ab", "abab", "ad", "abcd", "pre1", "pre1234", "a\n", "a\nb"]
+    for _ in range(2500):
+        out.append("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10))))
+    for _ in range(500):  # near-misses of real versions
+        text = rng.choice(["1.0.2-dev", "10.20.30+build.1", "1.0.0-alpha.1"])
+        i = rng.randrange(len(text) + 1)
+        out.append(text[:i] + rng.choice(alphabet) + text[i + rng.randint(0, 1):])
+    return out
+
+
+@pytest.mark.parametrize("pattern", sorted(_patterns_in_spec()) + _EXTRA_PATTERNS)
+def test_pattern_predicates_equal_re(pattern):
+    import re
+
+    predicate = v._compile_pattern(pattern)
+    search = re.compile(pattern).search
+    for text in _strings_for(pattern, random.Random(pattern)):
+        assert predicate(text) == (search(text) is not None), f"{pattern!r} on {text!r}"
+
+
+def test_fast_paths_are_in_use():
+    """The patterns a docker config meets are matched without compiling a regex (that is their point)."""
+    for pattern in (v.SEMVER_PATTERN, "^/", "^CAP_[A-Z0-9_]+$", "^[rwm]{0,3}$"):
+        assert pattern in _patterns_in_spec()
+        assert "search" not in v._compile_pattern(pattern).__code__.co_freevars, pattern
+
+
 # -- random documents (hypothesis, when installed) ------------------------------------------------------
 
 try:
