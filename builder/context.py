@@ -227,7 +227,7 @@ class BuildContext:
             digest = cached[5]
         else:
             h = hashlib.sha256()
-            with open(self.abspath(relpath), "rb") as f:
+            with open(self._abs(relpath), "rb") as f:
                 while chunk := f.read(_CHUNK):
                     h.update(chunk)
             digest = h.hexdigest()
@@ -250,13 +250,16 @@ class BuildContext:
         elif stat.S_ISDIR(mode):
             body = f"dir\0{perm:o}"
         elif stat.S_ISLNK(mode):
-            body = f"symlink\0{os.readlink(self.abspath(relpath))}"
+            body = f"symlink\0{os.readlink(self._abs(relpath))}"
         else:
             body = f"special\0{stat.S_IFMT(mode):o}\0{perm:o}\0{getattr(st, 'st_rdev', 0)}"
         return f"{name}\0{body}\0{self._xattrs(relpath)}"
 
+    def _abs(self, relpath: str) -> str:
+        return f"{self.root}/{relpath}" if relpath else str(self.root)
+
     def _xattrs(self, relpath: str) -> str:
-        path = self.abspath(relpath)
+        path = self._abs(relpath)
         try:
             names = sorted(os.listxattr(path, follow_symlinks=False))
         except OSError:
