@@ -31,7 +31,7 @@ SUPPORTED_KEYWORDS = frozenset({
 ANNOTATION_KEYWORDS = frozenset({
     "$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples", "deprecated",
 })
-# Which check a keyword belongs to ("then"/"else" only act through "if"; annotations map to None-like "").
+# Which check builds on a keyword; "" for those that build none themselves ("then"/"else" act through "if").
 _KEYWORD_GROUPS = {
     **{k: "object" for k in ("properties", "required", "additionalProperties", "propertyNames",
                              "dependentRequired", "minProperties")},
@@ -287,6 +287,7 @@ _QUANTIFIERS = {"": (1, 1), "?": (0, 1), "*": (0, None), "+": (1, None)}
 
 def _is_count(text: str) -> bool:
     return text.isascii() and text.isdigit()
+
 
 SEMVER_PATTERN = ("^(?:0|[1-9][0-9]*)\\.(?:0|[1-9][0-9]*)\\.(?:0|[1-9][0-9]*)"
                   "(?:-[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$")

@@ -1,4 +1,4 @@
-"""The schemas in spec/ checked with the real jsonschema: valid schemas, real engine configs accepted, broken ones refused.
+"""spec/ checked with the real jsonschema: the schemas are valid, real engine configs pass, broken ones do not.
 
 The engine-shaped documents here follow /work/shared/runtime-cli-contract.md section 5 (what docker 20.10,
 podman 4.3 and containerd 1.6 sent to runc); tests/test_validate.py reuses them.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import subprocess
 
@@ -136,13 +135,15 @@ def docker_config(read_only: bool = False) -> dict:
     for name in ("resolv.conf", "hostname", "hosts"):
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": f"{state}/{name}",
                        "options": ["rbind", "rprivate"]})
-    mounts.append({"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind", "ro", "rprivate"]})
+    mounts.append({"destination": "/data", "type": "bind", "source": "/srv/data",
+                   "options": ["rbind", "ro", "rprivate"]})
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
             "user": {"uid": 0, "gid": 0, "additionalGids": [0, 1, 2, 3, 4, 6, 10, 11, 20, 26, 27]},
             "args": ["sh", "-c", "echo hi"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", f"HOSTNAME={CONTAINER_ID[:12]}"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    f"HOSTNAME={CONTAINER_ID[:12]}"],
             "cwd": "/",
             "capabilities": {"bounding": list(ENGINE_CAPS), "effective": list(ENGINE_CAPS),
                              "permitted": list(ENGINE_CAPS)},
@@ -156,9 +157,9 @@ def docker_config(read_only: bool = False) -> dict:
             "sysctl": {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"},
             "resources": {
                 "devices": [
-                    _dev_rule(False), _dev_rule(True, "c", 1, 5), _dev_rule(True, "c", 1, 3), _dev_rule(True, "c", 1, 9),
-                    _dev_rule(True, "c", 1, 8), _dev_rule(True, "c", 5, 0), _dev_rule(True, "c", 5, 1),
-                    _dev_rule(False, "c", 10, 229),
+                    _dev_rule(False), _dev_rule(True, "c", 1, 5), _dev_rule(True, "c", 1, 3),
+                    _dev_rule(True, "c", 1, 9), _dev_rule(True, "c", 1, 8), _dev_rule(True, "c", 5, 0),
+                    _dev_rule(True, "c", 5, 1), _dev_rule(False, "c", 10, 229),
                 ],
                 "memory": {"limit": 134217728, "swap": 268435456, "disableOOMKiller": False},
                 "cpu": {"shares": 0},
@@ -258,9 +259,10 @@ def containerd_config() -> dict:
         "linux": {
             "resources": {
                 "devices": [
-                    _dev_rule(False), _dev_rule(True, "c", 1, 3), _dev_rule(True, "c", 1, 8), _dev_rule(True, "c", 1, 7),
-                    _dev_rule(True, "c", 5, 0), _dev_rule(True, "c", 1, 5), _dev_rule(True, "c", 1, 9),
-                    _dev_rule(True, "c", 5, 1), _dev_rule(True, "c", 136), _dev_rule(True, "c", 5, 2),
+                    _dev_rule(False), _dev_rule(True, "c", 1, 3), _dev_rule(True, "c", 1, 8),
+                    _dev_rule(True, "c", 1, 7), _dev_rule(True, "c", 5, 0), _dev_rule(True, "c", 1, 5),
+                    _dev_rule(True, "c", 1, 9), _dev_rule(True, "c", 5, 1), _dev_rule(True, "c", 136),
+                    _dev_rule(True, "c", 5, 2),
                 ],
                 "cpu": {"shares": 1024},
                 "memory": {"limit": 67108864},
@@ -784,7 +786,8 @@ def test_broken_features_are_refused(broken):
 
 # -- image spec ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,index", [(name, i) for name, docs in image_documents().items() for i in range(len(docs))])
+@pytest.mark.parametrize("name,index",
+                         [(name, i) for name, docs in image_documents().items() for i in range(len(docs))])
 def test_image_documents_are_accepted(name, index):
     assert errors_of(image_documents()[name][index], name) == []
 

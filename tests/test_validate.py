@@ -450,8 +450,9 @@ _TARGETS = [
         "root", "mount", "user", "capabilities", "rlimit", "scheduler", "hook", "hooks", "namespace",
         "timeOffset", "device", "deviceRule", "memory", "cpu", "blockIO", "throttleDevice", "seccomp", "syscall",
         "syscallArg", "intelRdt", "idMapping")
-] + ["config.schema.json#/$defs/process/properties/ioPriority", "config.schema.json#/$defs/linux/properties/memoryPolicy",
-     "config.schema.json#/$defs/resources/properties/rdma", "state.schema.json", "features.schema.json",
+] + ["config.schema.json#/$defs/process/properties/ioPriority",
+     "config.schema.json#/$defs/linux/properties/memoryPolicy", "config.schema.json#/$defs/resources/properties/rdma",
+     "state.schema.json", "features.schema.json",
      "descriptor.schema.json", "descriptor.schema.json#/$defs/platform", "oci-layout.schema.json",
      "image-config.schema.json#/$defs/execution", "manifest.schema.json", "index.schema.json"]
 
