@@ -420,8 +420,9 @@ class Builder:
             raise BuildError(f"unsupported network mode {network!r} (use none or host)")
         args, files = self._run_args(state, instr)
         env = [f"{k}={v}" for k, v in state.env.items()]
-        env += [f"{k}={self.opts.build_args[k]}" for k in PROXY_ARGS
-                if k in self.opts.build_args and k not in state.env]
+        # Proxy settings reach the command but, as in BuildKit, not the cache key.
+        proxies = [f"{k}={self.opts.build_args[k]}" for k in PROXY_ARGS
+                   if k in self.opts.build_args and k not in state.env]
         user = state.cc.get("User") or ""
         cwd = state.workdir
         mounts = self._run_mounts(state, instr)
@@ -438,7 +439,7 @@ class Builder:
             out, err = self.progress.run_fds()
             with contextlib.ExitStack() as stack:
                 runtime_mounts = [self._prepare_mount(stack, ws, m) for m in mounts]
-                status = run_in_workspace(ws, RunSpec(args, env, user, cwd, network, files,
+                status = run_in_workspace(ws, RunSpec(args, env + proxies, user, cwd, network, files,
                                                       "pydock-build-" + container_id, runtime_mounts),
                                           state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
             if status != 0:
