@@ -116,6 +116,9 @@ class Builder:
         self.plan: BuildPlan | None = None
         self._new_cache_keys: list[str] = []
         self._unpacked_before: set[str] = set()
+        self._added_images: set[str] = set()     # manifest digests this build committed or imported
+        self._written_blobs: set[str] = set()    # blob digests this build wrote
+        self._my_unpacked: set[str] = set()      # unpacked-layer dirs this build made
         self._base_history_len: dict[int, int] = {}
         self._blobs_before: set[str] = set()
         self._images_before: set[str] = set()
@@ -136,7 +139,13 @@ class Builder:
         return rfc3339(self.epoch if self.epoch is not None else time.time())
 
     def _lowers(self, state: ImageState) -> list[Path]:
-        return [self.store.unpacked_layer(diff_id, layer) for layer, diff_id in zip(state.layers, state.diff_ids)]
+        out = []
+        for layer, diff_id in zip(state.layers, state.diff_ids):
+            path = self.store.unpacked_layer(diff_id, layer)
+            if path.name not in self._unpacked_before:
+                self._my_unpacked.add(path.name)
+            out.append(path)
+        return out
 
     def _tmpdir(self) -> Path:
         if self._tmp is None:
@@ -195,22 +204,22 @@ class Builder:
 
     def _rollback(self) -> None:
         """Undo what a failed build added to the store (cache entries, blobs, unpacked layers, images)."""
+        # Only what this build itself added: another build may be using the store at the same time.
         for key in self._new_cache_keys:
             self.cache.remove(key)
         try:
             for _, img in self.store.images():
-                if img.digest not in self._images_before:
+                if img.digest in self._added_images and img.digest not in self._images_before:
                     self.store.remove(img.id, force=True)
             referenced: set[str] = set()
             for _, img in self.store.images():
                 referenced |= {img.digest, img.id, *(layer.digest for layer in img.layers)}
-            blob_dir = self.store.root / "blobs" / "sha256"
-            for name in set(os.listdir(blob_dir)) - self._blobs_before:
-                if f"sha256:{name}" not in referenced:
-                    (blob_dir / name).unlink(missing_ok=True)
+            for digest in self._written_blobs - referenced:
+                if digest.split(":", 1)[1] not in self._blobs_before:
+                    self.store.blob_path(digest).unlink(missing_ok=True)
         except BuildError:
             pass
-        for name in set(os.listdir(self.store.unpacked_dir)) - self._unpacked_before:
+        for name in self._my_unpacked:
             shutil.rmtree(Path(self.store.unpacked_dir) / name, ignore_errors=True)
 
     def _stage_result(self, stage: Stage) -> ImageState:
@@ -289,7 +298,10 @@ class Builder:
                 path, tag = head, tail
             if not Path(path).is_dir():
                 raise BuildError(f"OCI layout not found: {path}")
-            return import_layout(self.store, Path(path), tag)
+            image = import_layout(self.store, Path(path), tag)
+            self._added_images.add(image.digest)
+            self._written_blobs.update({image.digest, image.id, *(l.digest for l in image.layers)})
+            return image
         return self.store.resolve(ref)
 
     # -- one step ------------------------------------------------------------------------------------
@@ -356,9 +368,10 @@ class Builder:
             desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
                                                  source_date_epoch=self.epoch,
                                                  progress=False if self.opts.quiet else None)
+            self._written_blobs.add(desc.digest)
             dest = Path(self.store.unpacked_dir) / diff_id.split(":", 1)[1]
-            if not dest.exists():
-                ws.take_upper(dest)
+            if not dest.exists() and ws.take_upper(dest):
+                self._my_unpacked.add(dest.name)
         return CacheEntry(desc.to_json(), diff_id, created)
 
     # -- WORKDIR -------------------------------------------------------------------------------------
@@ -731,7 +744,10 @@ class Builder:
                            self.now() if self.epoch is not None else None)
         config["created"] = history[-1]["created"] if history and history[-1].get("created") else self.now()
         config["rootfs"] = {"type": "layers", "diff_ids": list(final.diff_ids)}
-        return self.store.commit_image(config, list(final.layers))
+        image = self.store.commit_image(config, list(final.layers))
+        self._added_images.add(image.digest)
+        self._written_blobs.update({image.digest, image.id})
+        return image
 
     def _export(self, image, out: dict[str, str]) -> None:
         kind = out.get("type", "")
