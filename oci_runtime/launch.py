@@ -18,7 +18,7 @@ import json
 import os
 import _socket as socket  # the C module: `socket` costs milliseconds of enum set-up at import
 
-from . import console, namespaces, process as proc_setup, rootfs as rootfs_mod
+from . import namespaces, process as proc_setup, rootfs as rootfs_mod
 from . import sys as lsys
 from .config import Bundle
 from .errors import RuntimeFailure
@@ -251,7 +251,13 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
     if builder is not None:
         builder.finish()
 
-    prepared = _prepare_process(spec, process) if process is not None else None
+    prepared = None
+    if process is not None:
+        prepared = proc_setup.prepare(process, console_sock=spec.console_sock, preserve_fds=spec.preserve_fds,
+                                      seccomp=spec.seccomp, in_userns=ns.has("user"), extra_env=spec.extra_env,
+                                      bind_console=builder is not None)
+    elif spec.console_sock is not None:
+        spec.console_sock.close()
     _send(sock, t="ready")
     sock.close()
 
@@ -264,86 +270,13 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
             run_hooks(hooks["startContainer"], "startContainer", dict(state, status="created"))
         if prepared is None:
             os._exit(0)  # a container without a process: started, it has nothing to run
-        executable, args, env, seccomp_late = prepared
-        if seccomp_late:  # as late as possible: nothing of ours runs under the filter
-            spec.seccomp.load()
-        os.execve(executable, args, env)
+        prepared.execute()
     except BaseException as e:  # noqa: BLE001 - report to `start`, which prints it
         try:
             os.write(fifo, _error_text(e).encode() or b"exec failed")
         except OSError:
             pass
         os._exit(127)
-
-
-def _prepare_process(spec: LaunchSpec, process: dict) -> tuple[str, list[str], dict, bool]:
-    """Everything about the process that can fail, done before `create` returns so errors reach it."""
-    ns = spec.bundle.ns
-    # Whatever the caller leaked to us (a shim's socket, ...) must not reach the process; marked now,
-    # before any seccomp filter could refuse close_range. Every fd we open later is O_CLOEXEC.
-    proc_setup.mark_cloexec_from(3 + spec.preserve_fds)
-    if process.get("terminal"):
-        _setup_terminal(spec, process)
-    elif spec.console_sock is not None:
-        spec.console_sock.close()
-    proc_setup.set_oom_score_adj(process.get("oomScoreAdj"))
-    proc_setup.set_rlimits(process.get("rlimits"))
-    proc_setup.check_lsm(process)
-    user = process.get("user") or {}
-    env = proc_setup.final_env(process, user.get("uid", 0))
-    env.update(spec.extra_env)
-    seccomp_early = spec.seccomp is not None and not process.get("noNewPrivileges")
-    if seccomp_early:  # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before dropping caps
-        spec.seccomp.load()
-    proc_setup.set_user(user, process.get("capabilities"), setgroups_allowed=_setgroups_allowed(ns))
-    proc_setup.set_no_new_privs(process)
-    cwd = process.get("cwd", "/")
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: {e.strerror.lower()}') from None
-    args = process["args"]
-    executable = proc_setup.lookup_executable(args[0], env, cwd)
-    proc_setup.apply_lsm(process)
-    return executable, args, env, spec.seccomp is not None and not seccomp_early
-
-
-def _setgroups_allowed(ns: namespaces.NamespacePlan) -> bool:
-    if not ns.has("user"):
-        return True
-    try:
-        with open("/proc/self/setgroups") as f:
-            return f.read().strip() == "allow"
-    except OSError:
-        return False
-
-
-def _setup_terminal(spec: LaunchSpec, process: dict) -> None:
-    if spec.console_sock is None:
-        raise RuntimeFailure("process.terminal is true but no --console-socket was given")
-    master, slave_path = console.open_pty_in_container()
-    slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    user = process.get("user") or {}
-    os.fchown(slave, user.get("uid", 0), user.get("gid", 0))
-    console.set_size(master, process.get("consoleSize"))
-    try:
-        _bind_console(slave_path)
-        console.send_fd(spec.console_sock, master)
-    finally:
-        spec.console_sock.close()
-        os.close(master)
-    console.make_controlling(slave)
-    os.close(slave)
-
-
-def _bind_console(slave_path: str) -> None:
-    """/dev/console in the container is the pty slave, as runc sets it up."""
-    try:
-        if not os.path.exists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        lsys.mount(slave_path, "/dev/console", None, lsys.MS_BIND, None)
-    except OSError:
-        pass  # a read-only /dev is allowed; the console then is only the process's stdio
 
 
 def _join_session_keyring(container_id: str) -> None:

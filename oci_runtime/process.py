@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import resource  # imported here: init calls set_rlimits after pivot_root, when the host's stdlib is gone
 
+from . import console
 from . import sys as lsys
 from .errors import ConfigInvalid, RuntimeFailure
 from .security import capabilities
@@ -174,3 +175,92 @@ def _write_attr(path: str, value: str, fallback: str | None = None) -> None:
             continue
         except OSError as e:
             raise RuntimeFailure(f"setting LSM attribute {value!r}: {e.strerror}") from None
+
+
+class Prepared:
+    """A process ready to exec: only the late seccomp filter and execve itself are left."""
+
+    def __init__(self, executable: str, args: list[str], env: dict[str, str], seccomp_late):
+        self.executable = executable
+        self.args = args
+        self.env = env
+        self.seccomp_late = seccomp_late
+
+    def execute(self) -> None:
+        if self.seccomp_late is not None:  # as late as possible: nothing of ours runs under the filter
+            self.seccomp_late.load()
+        os.execve(self.executable, self.args, self.env)
+
+
+def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=None, in_userns: bool = False,
+            extra_env: dict | None = None, bind_console: bool = True) -> Prepared:
+    """Everything about the process that can fail, done while errors can still reach the caller:
+    terminal, limits, identity, privileges, cwd and the executable's path. Runs inside the container."""
+    # Whatever the caller leaked to us (a shim's socket, ...) must not reach the process; marked now,
+    # before any seccomp filter could refuse close_range. Every fd we open later is O_CLOEXEC.
+    mark_cloexec_from(3 + preserve_fds)
+    if process.get("terminal"):
+        setup_terminal(process, console_sock, bind_console)
+    elif console_sock is not None:
+        console_sock.close()
+    set_oom_score_adj(process.get("oomScoreAdj"))
+    set_rlimits(process.get("rlimits"))
+    check_lsm(process)
+    user = process.get("user") or {}
+    env = final_env(process, user.get("uid", 0))
+    env.update(extra_env or {})
+    seccomp_early = seccomp is not None and not process.get("noNewPrivileges")
+    if seccomp_early:  # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before dropping caps
+        seccomp.load()
+    set_user(user, process.get("capabilities"), setgroups_allowed=setgroups_allowed(in_userns))
+    set_no_new_privs(process)
+    cwd = process.get("cwd", "/")
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: {e.strerror.lower()}') from None
+    args = process["args"]
+    executable = lookup_executable(args[0], env, cwd)
+    apply_lsm(process)
+    return Prepared(executable, args, env, seccomp if seccomp is not None and not seccomp_early else None)
+
+
+def setgroups_allowed(in_userns: bool) -> bool:
+    if not in_userns:
+        return True
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return False
+
+
+def setup_terminal(process: dict, console_sock, bind_console: bool) -> None:
+    """A pty from the container's devpts: the master goes to the console socket, the slave becomes our
+    controlling terminal and stdio (and /dev/console)."""
+    if console_sock is None:
+        raise RuntimeFailure("process.terminal is true but no --console-socket was given")
+    master, slave_path = console.open_pty_in_container()
+    slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    user = process.get("user") or {}
+    os.fchown(slave, user.get("uid", 0), user.get("gid", 0))
+    console.set_size(master, process.get("consoleSize"))
+    try:
+        if bind_console:
+            _bind_console(slave_path)
+        console.send_fd(console_sock, master)
+    finally:
+        console_sock.close()
+        os.close(master)
+    console.make_controlling(slave)
+    os.close(slave)
+
+
+def _bind_console(slave_path: str) -> None:
+    """/dev/console in the container is the pty slave, as runc sets it up."""
+    try:
+        if not os.path.exists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        lsys.mount(slave_path, "/dev/console", None, lsys.MS_BIND, None)
+    except OSError:
+        pass  # a read-only /dev is allowed; the console then is only the process's stdio
