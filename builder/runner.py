@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.copying import mkdir_in_root, resolve_in_root
-from builder.errors import BuildError, go_quote
+from builder.errors import go_quote
 from builder.users import resolve_exec_user
 
 HOSTNAME = "buildkitsandbox"
