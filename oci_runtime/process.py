@@ -219,10 +219,22 @@ def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=
         os.chdir(cwd)
     except OSError as e:
         raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: {e.strerror.lower()}') from None
+    _check_cwd_inside()
     args = process["args"]
     executable = lookup_executable(args[0], env, cwd)
     apply_lsm(process)
     return Prepared(executable, args, env, seccomp if seccomp is not None and not seccomp_early else None)
+
+
+def _check_cwd_inside() -> None:
+    """A cwd outside the container's root (a leaked host directory) reads as "(unreachable)...": refuse
+    to run there (CVE-2024-21626)."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return  # getcwd refused by the container's own seccomp profile: nothing to check with
+    if not cwd.startswith("/"):
+        raise RuntimeFailure("the working directory is outside the container's root")
 
 
 def setgroups_allowed(in_userns: bool) -> bool:

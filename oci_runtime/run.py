@@ -48,17 +48,18 @@ def run(root: str, args, extra_fds: int = 0, extra_env: dict | None = None) -> i
 
             master = recv_fd(own_pty)
             own_pty.close()
+        if args.detach:
+            container.start()
+            return 0
         forwarded = _forward_signals(container.pid, master)
         try:
             container.start()
         except RuntimeFailure:
+            _restore(forwarded)
             _cleanup(container, args)
             raise
-        if args.detach:
-            return 0
         status = _wait(container.pid, master)
-        for sig in forwarded:
-            signal.signal(sig, signal.SIG_DFL)
+        _restore(forwarded)
     except BaseException:
         if master is not None:
             os.close(master)
@@ -68,6 +69,20 @@ def run(root: str, args, extra_fds: int = 0, extra_env: dict | None = None) -> i
     if not args.keep:
         _cleanup(container, args)
     return status
+
+
+def wait_foreground(pid: int, master: int | None) -> int:
+    """Forward signals to `pid`, proxy the terminal if any, and return its exit code (128+N if killed)."""
+    forwarded = _forward_signals(pid, master)
+    try:
+        return _wait(pid, master)
+    finally:
+        _restore(forwarded)
+
+
+def _restore(signals: list[int]) -> None:
+    for sig in signals:
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _cleanup(container, args) -> None:
