@@ -134,6 +134,8 @@ def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
                     raise
                 _send(sock, t="ok", state=state)
             elif kind == "ready":
+                if msg.get("seccomp_fd") is not None:
+                    _hand_over_listener(spec, init_pid, msg["seccomp_fd"])
                 return init_pid
             elif kind == "error":
                 raise RuntimeFailure(msg["msg"])
@@ -141,6 +143,17 @@ def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
         if init_pid:
             _kill(init_pid)
         raise
+
+
+def _hand_over_listener(spec: LaunchSpec, init_pid: int, fd_number: int) -> None:
+    """SCMP_ACT_NOTIFY: take the listener fd from init and send it to linux.seccomp.listenerPath."""
+    from .security.seccomp_listener import fd_from_process
+
+    fd = fd_from_process(init_pid, fd_number)
+    try:
+        spec.seccomp.send_listener(fd, state_for_hooks(spec, "creating", init_pid))
+    finally:
+        os.close(fd)
 
 
 def _kill(pid: int) -> None:
@@ -258,7 +271,7 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
                                       bind_console=builder is not None)
     elif spec.console_sock is not None:
         spec.console_sock.close()
-    _send(sock, t="ready")
+    _send(sock, t="ready", seccomp_fd=prepared.notify_fd if prepared is not None else None)
     sock.close()
 
     # Block until `pyrunc start` opens the fifo for reading; from now on errors go to it.

@@ -180,11 +180,13 @@ def _write_attr(path: str, value: str, fallback: str | None = None) -> None:
 class Prepared:
     """A process ready to exec: only the late seccomp filter and execve itself are left."""
 
-    def __init__(self, executable: str, args: list[str], env: dict[str, str], seccomp_late):
+    def __init__(self, executable: str, args: list[str], env: dict[str, str], seccomp_late,
+                 notify_fd: int | None = None):
         self.executable = executable
         self.args = args
         self.env = env
         self.seccomp_late = seccomp_late
+        self.notify_fd = notify_fd  # the seccomp listener fd, for the runtime to hand to the agent
 
     def execute(self) -> None:
         if self.seccomp_late is not None:  # as late as possible: nothing of ours runs under the filter
@@ -210,10 +212,15 @@ def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=
     env = final_env(process, user.get("uid", 0))
     env.update(extra_env or {})
     seccomp_early = seccomp is not None and not process.get("noNewPrivileges")
+    notify_fd = None
     if seccomp_early:  # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before dropping caps
-        seccomp.load()
+        notify_fd = seccomp.load()
     set_user(user, process.get("capabilities"), setgroups_allowed=setgroups_allowed(in_userns))
     set_no_new_privs(process)
+    if seccomp is not None and not seccomp_early and getattr(seccomp, "notify_required", False):
+        # the listener fd must reach the agent before the process runs: load now, while create waits
+        notify_fd = seccomp.load()
+        seccomp_early = True
     cwd = process.get("cwd", "/")
     try:
         os.chdir(cwd)
@@ -223,7 +230,8 @@ def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=
     args = process["args"]
     executable = lookup_executable(args[0], env, cwd)
     apply_lsm(process)
-    return Prepared(executable, args, env, seccomp if seccomp is not None and not seccomp_early else None)
+    return Prepared(executable, args, env, seccomp if seccomp is not None and not seccomp_early else None,
+                    notify_fd)
 
 
 def _check_cwd_inside() -> None:
