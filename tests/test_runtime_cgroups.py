@@ -1,0 +1,164 @@
+"""Containers and their cgroups: limits enforced, pause/resume, ps, kill --all, paths, cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+V1 = os.path.isdir("/sys/fs/cgroup/memory")
+
+
+def state(pyrunc, cid):
+    return json.loads(pyrunc("state", cid).stdout)
+
+
+def wait_status(pyrunc, cid, wanted, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state(pyrunc, cid)["status"] == wanted:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{cid} is {state(pyrunc, cid)['status']}, not {wanted}")
+
+
+def cgroup_dir(pid: int, controller: str) -> str:
+    for line in open(f"/proc/{pid}/cgroup"):
+        _, controllers, path = line.rstrip("\n").split(":", 2)
+        if controller in controllers.split(","):
+            return f"/sys/fs/cgroup/{controller}{path}"
+    raise AssertionError(f"{pid} has no {controller} cgroup")
+
+
+@pytest.mark.skipif(not V1, reason="cgroup v1 layout")
+def test_limits_applied_before_the_process_runs(make_bundle, pyrunc):
+    def limits(spec):
+        spec["linux"]["cgroupsPath"] = "/pyrunc-test/limits"
+        spec["linux"]["resources"].update({
+            "memory": {"limit": 64 * 1024 * 1024, "reservation": 32 * 1024 * 1024},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+            "pids": {"limit": 40},
+        })
+
+    bundle = make_bundle(["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                          "/sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
+                          "/sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpuset/cpuset.cpus"], edit=limits)
+    out = pyrunc("run", "--bundle", bundle, "lim")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(64 * 1024 * 1024), "512", "50000", "40", "0"]
+    assert not os.path.exists("/sys/fs/cgroup/memory/pyrunc-test/limits")  # removed with the container
+
+
+@pytest.mark.skipif(not V1, reason="cgroup v1 layout")
+def test_memory_limit_kills_the_hog(make_bundle, pyrunc):
+    def limits(spec):
+        spec["linux"]["resources"]["memory"] = {"limit": 16 * 1024 * 1024, "swap": 16 * 1024 * 1024}
+        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
+
+    bundle = make_bundle(["sh", "-c", "x=a; while :; do x=$x$x; done"], edit=limits)
+    out = pyrunc("run", "--bundle", bundle, "oom", timeout=120)
+    assert out.returncode == 137, (out.returncode, out.stderr)
+
+
+def test_pids_limit_holds_a_fork_bomb(make_bundle, pyrunc):
+    def limits(spec):
+        spec["linux"]["resources"]["pids"] = {"limit": 20}
+
+    # the bomb's shell dies when a fork fails; the container's init goes on sleeping
+    script = "(i=0; while [ $i -lt 200 ]; do sleep 300 & i=$((i+1)); done) 2>/dev/null; exec sleep 1000"
+    assert pyrunc("run", "-d", "--bundle", make_bundle(["sh", "-c", script], edit=limits), "bomb").returncode == 0
+    time.sleep(1)
+    pids = json.loads(pyrunc("ps", "--format", "json", "bomb").stdout)
+    assert 10 <= len(pids) <= 20  # it did fork, and it was held at the limit
+    assert state(pyrunc, "bomb")["status"] == "running"
+    assert pyrunc("delete", "--force", "bomb").returncode == 0
+    time.sleep(0.2)
+    assert all(not os.path.exists(f"/proc/{p}") or "Z" in open(f"/proc/{p}/stat").read().split(")")[1][:3]
+               for p in pids)
+
+
+def test_pause_resume_ps_and_delete_force_of_paused(make_bundle, pyrunc):
+    bundle = make_bundle(["sh", "-c", "sleep 1000 & while :; do sleep 0.1; done"])
+    assert pyrunc("run", "-d", "--bundle", bundle, "pz").returncode == 0
+    pid = state(pyrunc, "pz")["pid"]
+    time.sleep(0.3)
+    pids = json.loads(pyrunc("ps", "--format", "json", "pz").stdout)
+    assert pid in pids and len(pids) >= 2
+    table = pyrunc("ps", "pz").stdout.splitlines()
+    assert "PID" in table[0] and any(str(pid) in line for line in table[1:])
+
+    assert pyrunc("pause", "pz").returncode == 0
+    assert state(pyrunc, "pz")["status"] == "paused"
+    out = pyrunc("pause", "pz")
+    assert out.returncode != 0
+    assert pyrunc("resume", "pz").returncode == 0
+    assert state(pyrunc, "pz")["status"] == "running"
+    out = pyrunc("resume", "pz")
+    assert out.returncode != 0 and "not paused" in out.stderr
+
+    assert pyrunc("pause", "pz").returncode == 0
+    assert pyrunc("delete", "pz").returncode != 0
+    assert pyrunc("delete", "--force", "pz").returncode == 0
+    time.sleep(0.2)
+    for p in pids:
+        assert not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split(")")[1].split()[0] == "Z"
+
+
+def test_kill_all_without_pid_namespace(make_bundle, pyrunc):
+    def no_pidns(spec):
+        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
+
+    bundle = make_bundle(["sh", "-c", "sleep 1000 & sleep 1000 & wait"], edit=no_pidns)
+    assert pyrunc("run", "-d", "--bundle", bundle, "ka").returncode == 0
+    time.sleep(0.3)
+    pids = json.loads(pyrunc("ps", "--format", "json", "ka").stdout)
+    assert len(pids) == 3
+    assert pyrunc("kill", "--all", "ka", "KILL").returncode == 0
+    wait_status(pyrunc, "ka", "stopped")
+    time.sleep(0.2)
+    for p in pids:
+        assert not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split(")")[1].split()[0] == "Z"
+    assert pyrunc("delete", "ka").returncode == 0
+
+
+@pytest.mark.skipif(not V1, reason="cgroup v1 layout")
+def test_relative_and_default_cgroup_paths(make_bundle, pyrunc):
+    def relative(spec):
+        spec["linux"]["cgroupsPath"] = "pyrunc-rel/inner"
+
+    assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"], edit=relative), "rel").returncode == 0
+    pid = state(pyrunc, "rel")["pid"]
+    assert cgroup_dir(pid, "pids").endswith("/pyrunc-rel/inner")
+    assert pyrunc("delete", "--force", "rel").returncode == 0
+
+    assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"]), "dflt").returncode == 0
+    pid = state(pyrunc, "dflt")["pid"]
+    assert cgroup_dir(pid, "pids").endswith("/dflt")
+    path = cgroup_dir(pid, "pids")
+    assert pyrunc("delete", "--force", "dflt").returncode == 0
+    assert not os.path.exists(path)
+
+
+def test_escaping_cgroup_path_refused(make_bundle, pyrunc, state_root):
+    def escape(spec):
+        spec["linux"]["cgroupsPath"] = "../../../../escape"
+
+    out = pyrunc("create", "--bundle", make_bundle(edit=escape), "esc")
+    assert out.returncode != 0 and "escape" in out.stderr
+    assert os.listdir(state_root) == []
+
+
+@pytest.mark.skipif(not V1, reason="cgroup v1 layout")
+def test_refused_limit_is_a_clear_error_and_leaves_nothing(make_bundle, pyrunc, state_root):
+    def bad(spec):
+        spec["linux"]["cgroupsPath"] = "/pyrunc-test/refused"
+        spec["linux"]["resources"]["cpu"] = {"cpus": "999"}
+
+    out = pyrunc("create", "--bundle", make_bundle(edit=bad), "ref")
+    assert out.returncode != 0 and "cpuset.cpus" in out.stderr
+    assert os.listdir(state_root) == []
+    assert not os.path.exists("/sys/fs/cgroup/cpuset/pyrunc-test/refused")
