@@ -1,0 +1,286 @@
+"""`pyrunc events`: runc's event stream for one container, as JSON lines on stdout.
+
+  events --stats ID           one {"type":"stats","id":ID,"data":{...}} and exit
+  events [--interval 5s] ID   a stats event every interval, an {"type":"oom","id":ID} event whenever
+                              the container's memory cgroup goes out of memory; exit 0 when the
+                              container stops (or its cgroup is removed)
+
+The data object has runc's field names and its JSON encoding (zero fields runc marks omitempty
+are left out, map keys sorted), so tools written for `runc events` read it unchanged.
+OOMs are noticed as the kernel reports them, not by polling: on cgroup v1 through an eventfd
+registered on memory.oom_control, on v2 by poll(2) on memory.events (oom_kill counter).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import time
+
+from .errors import BadState, RuntimeFailure
+from .log import logger
+from .state import DEFAULT_ROOT
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
+                   "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from a Go duration string as runc's --interval takes it: "5s", "500ms", "1m30s", "1.5h"."""
+    rest = text.strip()
+    sign = -1.0 if rest.startswith("-") else 1.0
+    rest = rest.lstrip("+-")
+    if rest == "0":
+        return 0.0
+    if not rest:
+        raise RuntimeFailure(f'invalid duration "{text}"')
+    total = 0.0
+    while rest:
+        i = 0
+        while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
+            i += 1
+        number, rest = rest[:i], rest[i:]
+        j = 0
+        while j < len(rest) and not (rest[j].isdigit() or rest[j] == "."):
+            j += 1
+        unit, rest = rest[:j], rest[j:]
+        if not number or number == "." or number.count(".") > 1:
+            raise RuntimeFailure(f'invalid duration "{text}"')
+        if unit not in _DURATION_UNITS:
+            raise RuntimeFailure(f'invalid duration "{text}": unknown or missing unit "{unit}" '
+                                 "(use ns, us, ms, s, m or h)")
+        total += float(number) * _DURATION_UNITS[unit]
+    return sign * total
+
+
+# --- runc's JSON shape -----------------------------------------------------------------------------
+
+# Fields runc's types.Stats marks `omitempty`: left out when zero or empty (structs never are).
+_OMIT_EMPTY = {
+    ("cpu", "usage"): ("total", "percpu", "percpu_kernel", "percpu_user"),
+    ("cpu", "throttling"): ("periods", "throttledPeriods", "throttledTime"),
+    ("cpuset",): ("cpus", "mems"),
+    ("memory",): ("cache", "raw"),
+    ("memory", "usage"): ("usage", "max"),
+    ("memory", "swap"): ("usage", "max"),
+    ("memory", "kernel"): ("usage", "max"),
+    ("memory", "kernelTCP"): ("usage", "max"),
+    ("pids",): ("current", "limit"),
+    ("blkio",): ("ioServiceBytesRecursive", "ioServicedRecursive", "ioQueueRecursive", "ioServiceTimeRecursive",
+                 "ioWaitTimeRecursive", "ioMergedRecursive", "ioTimeRecursive", "sectorsRecursive"),
+}
+
+
+def _drop_empty(obj: dict, keys) -> dict:
+    return {k: v for k, v in obj.items() if not (k in keys and v in (0, "", None, [], {}))}
+
+
+def runc_shape(stats: dict) -> dict:
+    """The stats record (cgroups.stats) encoded the way runc's Go types encode it."""
+    out = {}
+    for section, value in stats.items():
+        if isinstance(value, dict):
+            value = dict(value)
+            for (name, *sub), keys in _OMIT_EMPTY.items():
+                if name != section:
+                    continue
+                if not sub:
+                    value = _drop_empty(value, keys)
+                elif isinstance(value.get(sub[0]), dict):
+                    value[sub[0]] = _drop_empty(value[sub[0]], keys)
+            if section == "memory" and isinstance(value.get("raw"), dict):
+                value["raw"] = dict(sorted(value["raw"].items()))   # a Go map: keys in order
+            elif section == "blkio":
+                value = {k: [_drop_empty(e, ("major", "minor", "op", "value")) for e in entries]
+                         for k, entries in value.items()}
+            elif section == "hugetlb":
+                value = {size: _drop_empty(entry, ("usage", "max")) for size, entry in sorted(value.items())}
+            elif section == "intel_rdt":
+                value = _drop_empty(value, tuple(value))
+        out[section] = value
+    return out
+
+
+class EventWriter:
+    """One compact JSON object per line, flushed at once (a pipe reader waits for each event)."""
+
+    def __init__(self, container_id: str, stream=None):
+        self.id = container_id
+        self.stream = stream or sys.stdout
+        self.closed = False
+
+    def emit(self, kind: str, data: dict | None = None) -> None:
+        event: dict = {"type": kind, "id": self.id}
+        if data is not None:
+            event["data"] = data
+        try:
+            self.stream.write(json.dumps(event, separators=(",", ":")) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            # The reader went away: stop quietly, and keep Python's exit-time flush from complaining.
+            self.closed = True
+            devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+
+# --- OOM notification --------------------------------------------------------------------------------
+
+class OomWatcherV1:
+    """cgroup v1: the kernel signals an eventfd registered for memory.oom_control on every OOM in the
+    cgroup (and once more when the cgroup is removed, which we tell apart by the cgroup being gone)."""
+
+    poll_events = select.POLLIN
+
+    def __init__(self, memory_dir: str):
+        from .cgroups.fileio import write_file
+
+        self.dir = memory_dir
+        self.control = os.open(os.path.join(memory_dir, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            try:
+                write_file(memory_dir, "cgroup.event_control", f"{self.fd} {self.control}")
+            except BaseException:
+                os.close(self.fd)
+                raise
+        except BaseException:
+            os.close(self.control)
+            raise
+
+    def read(self) -> tuple[int, bool]:
+        """(OOM events to report, whether the cgroup is gone)."""
+        try:
+            os.eventfd_read(self.fd)
+        except BlockingIOError:
+            return 0, False
+        if not os.path.exists(os.path.join(self.dir, "cgroup.event_control")):
+            return 0, True
+        return 1, False
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self.control)
+
+
+class OomWatcherV2:
+    """cgroup v2: memory.events wakes poll(2) with POLLPRI when it changes; each increase of its
+    oom_kill counter is an OOM kill in the container."""
+
+    poll_events = select.POLLPRI
+
+    def __init__(self, cgroup_dir: str):
+        self.fd = os.open(os.path.join(cgroup_dir, "memory.events"), os.O_RDONLY | os.O_CLOEXEC)
+        self.kills = self._oom_kills()   # reading also arms the next notification
+
+    def _oom_kills(self) -> int:
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        for line in os.read(self.fd, 4096).decode().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def read(self) -> tuple[int, bool]:
+        try:
+            now = self._oom_kills()
+        except OSError:   # ENODEV: the cgroup was removed
+            return 0, True
+        new, self.kills = max(0, now - self.kills), now
+        return new, False
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def open_oom_watcher(mgr):
+    """The watcher for the container's memory cgroup, or None where the host has no memory controller."""
+    try:
+        if mgr.version == 1:
+            memory_dir = mgr.path("memory")
+            return OomWatcherV1(memory_dir) if memory_dir else None
+        if os.path.exists(os.path.join(mgr.path, "memory.events")):
+            return OomWatcherV2(mgr.path)
+    except OSError as e:
+        logger.warning(f"events: OOM notifications unavailable: {e}")
+    return None
+
+
+# --- the command -------------------------------------------------------------------------------------
+
+def cmd_events(args) -> int:
+    from .container import STOPPED, Container
+
+    interval = parse_duration(args.interval)
+    if interval <= 0:
+        raise RuntimeFailure("duration interval must be greater than 0")
+    container = Container.load(args.root or DEFAULT_ROOT, args.id)
+    if container.status() == STOPPED:
+        raise BadState(f"container with id {args.id} is not running")
+    mgr = container.cgroups
+    if mgr is None:
+        raise RuntimeFailure(f"container {args.id} has no cgroup: no statistics to report")
+    out = EventWriter(args.id)
+    if args.stats:
+        out.emit("stats", runc_shape(mgr.stats()))
+        return 0
+    return watch(container, mgr, out, interval)
+
+
+def _open_pidfd(container) -> int | None:
+    """A pidfd for the container's init, or None (kernel without pidfd_open: we poll instead)."""
+    from . import sys as lsys
+
+    try:
+        pidfd = lsys.pidfd_open(container.pid)
+    except OSError:
+        return None
+    if not container.init_alive():   # the pid was free or reused by the time we opened it
+        os.close(pidfd)
+        raise BadState(f"container with id {container.id} is not running")
+    return pidfd
+
+
+def watch(container, mgr, out: EventWriter, interval: float) -> int:
+    """Stats every `interval` seconds and OOM events as they happen, until the container stops."""
+    pidfd = _open_pidfd(container)
+    oom = open_oom_watcher(mgr)
+    poller = select.poll()
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    if oom is not None:
+        poller.register(oom.fd, oom.poll_events)
+    # Without a pidfd, look at init's state at least once a second.
+    recheck = None if pidfd is not None else 1.0
+    next_stats = time.monotonic() + interval
+    try:
+        while not out.closed:
+            wait = max(0.0, next_stats - time.monotonic())
+            if recheck is not None:
+                wait = min(wait, recheck)
+            ready = dict(poller.poll(int(wait * 1000) + 1))
+            if oom is not None and oom.fd in ready:
+                count, gone = oom.read()
+                for _ in range(count):
+                    out.emit("oom")
+                if gone:
+                    return 0
+            if (pidfd is not None and pidfd in ready) or (pidfd is None and not container.init_alive()):
+                if oom is not None:   # an OOM kill of init wakes both; report it before leaving
+                    for _ in range(oom.read()[0]):
+                        out.emit("oom")
+                return 0
+            if time.monotonic() >= next_stats:
+                try:
+                    out.emit("stats", runc_shape(mgr.stats()))
+                except RuntimeFailure as e:   # like runc: report, and try again next time
+                    logger.error(f"events: reading stats of {container.id}: {e}")
+                next_stats += interval * max(1, int((time.monotonic() - next_stats) // interval) + 1)
+    finally:
+        if oom is not None:
+            oom.close()
+        if pidfd is not None:
+            os.close(pidfd)
+    return 0
