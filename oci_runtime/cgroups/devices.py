@@ -177,7 +177,9 @@ class DeviceState:
             self._add(key, rule.access)
 
     def ordered_exceptions(self) -> list[tuple[_Key, str]]:
-        return sorted(self.exceptions.items(), key=lambda item: (item[0][1], item[0][2], item[0][0]))
+        """In the order the rules named them: the kernel lists exceptions in the order they were written,
+        and the spec (and runtime-tools) expect the configured entries first and in their order."""
+        return list(self.exceptions.items())
 
     def transition_from(self, current: "DeviceState") -> list[DeviceRule]:
         """The v1 writes that turn `current` into this state. The default can only change by a reset,
