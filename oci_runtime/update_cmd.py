@@ -59,7 +59,7 @@ def ram_in_bytes(text: str) -> int:
         body = body[:-1]
     if body.endswith("i"):
         body = body[:-1]
-    unit = body[-1:] if body[-1:] in "kmgtp" and body[-1:] else ""
+    unit = body[-1] if body and body[-1] in "kmgtp" else ""
     number = body[:len(body) - len(unit)]
     if number.endswith(" "):
         number = number[:-1]

@@ -13,8 +13,11 @@ import uuid
 import pytest
 
 from conftest import PYRUNC
+from oci_runtime.errors import RuntimeFailure
+from oci_runtime.events_cmd import parse_duration, runc_shape
+from oci_runtime.update_cmd import merge_resources, ram_in_bytes
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 MiB = 1 << 20
 
@@ -81,8 +84,67 @@ def wait_for(predicate, what: str, timeout: float = 15.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+# --- parsing, without containers ------------------------------------------------------------------
+
+def test_memory_sizes_read_like_docker():
+    assert ram_in_bytes("128") == 128
+    assert ram_in_bytes("64m") == ram_in_bytes("64M") == ram_in_bytes("64MiB") == ram_in_bytes("64 mb") == 64 * MiB
+    assert ram_in_bytes("1.5g") == 3 * 512 * MiB
+    assert ram_in_bytes("2k") == 2048
+    for bad in ("", "m", "-1", "1.2.3", "ten", "1  m", "1x", " 1"):
+        with pytest.raises(RuntimeFailure, match="invalid size"):
+            ram_in_bytes(bad)
+
+
+def test_intervals_read_like_go_durations():
+    assert parse_duration("5s") == 5
+    assert parse_duration("500ms") == pytest.approx(0.5)
+    assert parse_duration("1m30s") == 90
+    assert parse_duration("1.5h") == 5400
+    assert parse_duration("0") == 0
+    for bad in ("", "5", "s", "5 s", "5x", "1..5s"):
+        with pytest.raises(RuntimeFailure, match="invalid duration"):
+            parse_duration(bad)
+
+
+def test_recorded_resources_keep_what_zeros_leave_alone():
+    old = {"memory": {"limit": 5 * MiB, "swap": 10 * MiB}, "cpu": {"shares": 512, "cpus": "0-1"},
+           "blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 100}]}}
+    update = {"memory": {"limit": 7 * MiB, "reservation": 0, "swap": 0, "checkBeforeUpdate": True},
+              "cpu": {"shares": 0, "quota": 0, "cpus": "", "burst": 0},
+              "blockIO": {"weight": 0, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 200},
+                                                                  {"major": 8, "minor": 16, "rate": 300}]},
+              "pids": {"limit": 0}}
+    assert merge_resources(old, update) == {
+        "memory": {"limit": 7 * MiB, "swap": 10 * MiB},
+        "cpu": {"shares": 512, "cpus": "0-1", "burst": 0},   # a zero burst is a real setting
+        "blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 200},
+                                              {"major": 8, "minor": 16, "rate": 300}]},
+    }
+
+
+def test_stats_encoded_like_runc():
+    stats = {"cpu": {"usage": {"total": 0, "percpu": [], "percpu_kernel": [], "percpu_user": [], "kernel": 0,
+                               "user": 0},
+                     "throttling": {"periods": 0, "throttledPeriods": 0, "throttledTime": 0}},
+             "memory": {"cache": 0, "usage": {"limit": 9, "usage": 0, "max": 0, "failcnt": 0},
+                        "raw": {"b": 1, "a": 2}},
+             "pids": {"current": 1, "limit": 0},
+             "blkio": {"ioServicedRecursive": [{"major": 8, "minor": 0, "op": "Read", "value": 0}],
+                       "ioTimeRecursive": []},
+             "hugetlb": {"2MB": {"usage": 0, "max": 0, "failcnt": 0}}, "network_interfaces": None}
+    assert runc_shape(stats) == {
+        "cpu": {"usage": {"kernel": 0, "user": 0}, "throttling": {}},
+        "memory": {"usage": {"limit": 9, "failcnt": 0}, "raw": {"a": 2, "b": 1}},
+        "pids": {"current": 1},
+        "blkio": {"ioServicedRecursive": [{"major": 8, "op": "Read"}]},
+        "hugetlb": {"2MB": {"failcnt": 0}}, "network_interfaces": None}
+    assert list(runc_shape(stats)["memory"]["raw"]) == ["a", "b"]
+
+
 # --- update ----------------------------------------------------------------------------------------
 
+@needs_root
 def test_update_from_stdin_docker_style_zeros_leave_the_rest(make_bundle, pyrunc, state_root):
     cid = unique("upd-stdin")
     run_detached(pyrunc, make_bundle, cid, "exec sleep 1000",
@@ -118,6 +180,7 @@ def test_update_from_stdin_docker_style_zeros_leave_the_rest(make_bundle, pyrunc
     assert files.read("pids", "pids.max") == "64"
 
 
+@needs_root
 def test_update_with_runc_flags(make_bundle, pyrunc, state_root):
     cid = unique("upd-flags")
     run_detached(pyrunc, make_bundle, cid, "exec sleep 1000")
@@ -139,6 +202,7 @@ def test_update_with_runc_flags(make_bundle, pyrunc, state_root):
     assert files.cpu_quota() in ("-1", "max")
 
 
+@needs_root
 def test_lowered_pids_limit_holds_a_fork_loop(make_bundle, pyrunc, state_root, rootfs):
     cid = unique("upd-pids")
     # The loop waits for the host's go-ahead; its shell may die when a fork fails, so it runs in a
@@ -171,6 +235,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+@needs_root
 def test_update_of_stopped_or_unknown_container_fails_cleanly(make_bundle, pyrunc, state_root):
     cid = unique("upd-stopped")
     run_detached(pyrunc, make_bundle, cid, "exit 0")
@@ -185,6 +250,7 @@ def test_update_of_stopped_or_unknown_container_fails_cleanly(make_bundle, pyrun
     assert out.returncode == 1 and "does not exist" in out.stderr
 
 
+@needs_root
 def test_update_refusals_change_nothing(make_bundle, pyrunc, state_root):
     cid = unique("upd-bad")
     run_detached(pyrunc, make_bundle, cid, "exec sleep 1000", {"memory": {"limit": 200 * MiB}})
@@ -227,6 +293,7 @@ def test_update_refusals_change_nothing(make_bundle, pyrunc, state_root):
 
 # --- events ----------------------------------------------------------------------------------------
 
+@needs_root
 def test_events_stats_once(make_bundle, pyrunc, state_root):
     cid = unique("ev-stats")
     run_detached(pyrunc, make_bundle, cid, "exec sleep 1000", {"pids": {"limit": 30}})
@@ -252,6 +319,7 @@ def test_events_stats_once(make_bundle, pyrunc, state_root):
     assert data["pids"]["limit"] == 40
 
 
+@needs_root
 def test_events_refuses_stopped_unknown_and_bad_interval(make_bundle, pyrunc):
     cid = unique("ev-stopped")
     run_detached(pyrunc, make_bundle, cid, "exit 0")
@@ -297,6 +365,7 @@ def _finish(proc: subprocess.Popen, timeout: float = 30) -> tuple[int, bytes, by
     return proc.returncode, out, err
 
 
+@needs_root
 def test_events_stream_stats_until_the_container_stops(make_bundle, pyrunc, state_root):
     cid = unique("ev-stream")
     run_detached(pyrunc, make_bundle, cid, "exec sleep 1000")
@@ -312,6 +381,7 @@ def test_events_stream_stats_until_the_container_stops(make_bundle, pyrunc, stat
         assert event["type"] == "stats" and event["id"] == cid and event["data"]["pids"]["current"] >= 0
 
 
+@needs_root
 def test_events_reports_an_oom_kill(make_bundle, pyrunc, state_root, rootfs):
     cid = unique("ev-oom")
     # tail keeps the whole never-ending "line" of /dev/zero in memory: the OOM killer ends it.
