@@ -352,7 +352,10 @@ def _open_cgroup(container_id: str, linux: dict, systemd: bool):
         from .cgroups import open_manager
     except ImportError:
         return None
-    return open_manager(linux.get("cgroupsPath"), container_id, systemd=systemd)
+    # PYRUNC_CGROUP2_MOUNT puts containers on that cgroup2 mount even on a v1/hybrid host (e.g.
+    # /sys/fs/cgroup/unified): how the v2 code runs here, and a choice for hybrid hosts.
+    v2_mount = os.environ.get("PYRUNC_CGROUP2_MOUNT") or None
+    return open_manager(linux.get("cgroupsPath"), container_id, systemd=systemd, v2_mountpoint=v2_mount)
 
 
 def _setup_cgroup(mgr, linux: dict) -> None:

@@ -162,3 +162,50 @@ def test_refused_limit_is_a_clear_error_and_leaves_nothing(make_bundle, pyrunc, 
     assert out.returncode != 0 and "cpuset.cpus" in out.stderr
     assert os.listdir(state_root) == []
     assert not os.path.exists("/sys/fs/cgroup/cpuset/pyrunc-test/refused")
+
+
+@pytest.mark.parametrize("v2", [False, True], ids=["host-layout", "cgroup2"])
+def test_device_rules_enforced(make_bundle, pyrunc, v2, monkeypatch):
+    """A node made in the container but not allowed by the device rules cannot be opened
+    (v1 devices.allow/deny, or on cgroup2 the eBPF program the runtime loads)."""
+    if v2:
+        if not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs") and not os.path.exists("/sys/fs/cgroup/cgroup.procs"):
+            pytest.skip("no cgroup2 mount")
+        mount = "/sys/fs/cgroup/unified" if os.path.exists("/sys/fs/cgroup/unified/cgroup.procs") else "/sys/fs/cgroup"
+        monkeypatch.setenv("PYRUNC_CGROUP2_MOUNT", mount)
+
+    def devices(spec):
+        spec["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o666},
+                                    {"path": "/dev/loop-allowed", "type": "b", "major": 7, "minor": 0,
+                                     "fileMode": 0o666}]
+        spec["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"},
+                                                 {"allow": True, "type": "b", "major": 7, "minor": 0,
+                                                  "access": "r"}]
+
+    script = ("head -c 1 /dev/kmsg >/dev/null 2>&1 && echo kmsg-open || echo kmsg-denied; "
+              "echo > /dev/null && echo null-ok; head -c 1 /dev/urandom | wc -c; "
+              "echo x > /dev/loop-allowed 2>/dev/null && echo loop-write || echo loop-write-denied")
+    out = pyrunc("run", "--bundle", make_bundle(["sh", "-c", script], edit=devices), "dev")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["kmsg-denied", "null-ok", "1", "loop-write-denied"]
+
+
+def test_cgroup2_lifecycle(make_bundle, pyrunc, monkeypatch):
+    mount = "/sys/fs/cgroup/unified"
+    if not os.path.exists(f"{mount}/cgroup.procs"):
+        pytest.skip("no cgroup2 mount beside v1")
+    monkeypatch.setenv("PYRUNC_CGROUP2_MOUNT", mount)
+    bundle = make_bundle(["sh", "-c", "sleep 1000 & while :; do sleep 0.1; done"])
+    assert pyrunc("run", "-d", "--bundle", bundle, "v2c").returncode == 0
+    pid = state(pyrunc, "v2c")["pid"]
+    v2path = next(line.split(":", 2)[2].strip() for line in open(f"/proc/{pid}/cgroup") if line.startswith("0::"))
+    assert v2path.endswith("/v2c")
+    inside = pyrunc("exec", "v2c", "cat", "/sys/fs/cgroup/cgroup.procs").stdout.split()
+    assert "1" in inside  # the container sees its own cgroup2 dir at /sys/fs/cgroup
+    assert pyrunc("pause", "v2c").returncode == 0
+    assert state(pyrunc, "v2c")["status"] == "paused"
+    assert open(f"{mount}{v2path}/cgroup.freeze").read().strip() == "1"
+    assert pyrunc("resume", "v2c").returncode == 0
+    assert len(json.loads(pyrunc("ps", "--format", "json", "v2c").stdout)) >= 2
+    assert pyrunc("delete", "--force", "v2c").returncode == 0
+    assert not os.path.exists(f"{mount}{v2path}")
