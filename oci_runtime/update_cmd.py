@@ -184,6 +184,7 @@ def cmd_update(args) -> int:
     from .container import STOPPED, Container
     from .validate import validate_resources
 
+    container = Container.load(args.root or DEFAULT_ROOT, args.id)   # runc's order: an unknown id first
     if args.resources:
         given = [f"--{a.replace('_', '-')}" for a in _ALL_FLAGS if getattr(args, a, None)]
         if given:
@@ -196,7 +197,6 @@ def cmd_update(args) -> int:
     validate_resources(request, document=document)
     request = normalise_request(request)
 
-    container = Container.load(args.root or DEFAULT_ROOT, args.id)
     with container.dir.locked():
         container.state = container.dir.load()   # what an update that held the lock before us saved
         if container.status() == STOPPED:
