@@ -5,23 +5,16 @@ Each command is a small function; the lifecycle logic lives in container.py.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
 from . import log
 from .errors import ContainerNotFound, RuntimeFailure
+from .jsonio import dumps
 from .state import DEFAULT_ROOT
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.0.2-dev"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # usage errors: one line, exit 1 like runc's (not argparse's 2)
-        log.logger.error(f"{self.prog}: {message}")
-        raise SystemExit(1)
 
 
 def parse_signal(text: str) -> int:
@@ -101,7 +94,7 @@ def cmd_state(args) -> int:
     from .container import Container
 
     c = Container.load(_root(args), args.id)
-    print(json.dumps(c.oci_state(), indent=2))
+    print(dumps(c.oci_state(), indent=2))
     return 0
 
 
@@ -152,7 +145,7 @@ def cmd_list(args) -> int:
         for row in rows:
             print(row["id"])
     elif args.format == "json":
-        print(json.dumps(rows))
+        print(dumps(rows))
     else:
         _print_table(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
                      [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]] for r in rows])
@@ -173,14 +166,14 @@ def cmd_spec(args) -> int:
         raise RuntimeFailure(f"File {path} exists. Remove it first")
     spec = default_spec(rootless=args.rootless)
     with open(path, "w") as f:
-        json.dump(spec, f, indent="\t")
+        f.write(dumps(spec, indent="\t"))
     return 0
 
 
 def cmd_features(args) -> int:
     from .features import features
 
-    print(json.dumps(features(), indent="    "))
+    print(dumps(features(), indent="    "))
     return 0
 
 
@@ -208,7 +201,7 @@ def cmd_ps(args) -> int:
     c = Container.load(_root(args), args.id)
     pids = c.cgroups.pids() if c.cgroups is not None else ([c.pid] if c.init_alive() else [])
     if args.format == "json":
-        print(json.dumps(pids))
+        print(dumps(pids))
         return 0
     import subprocess
 
@@ -238,87 +231,85 @@ def version_text() -> str:
 
 
 # -- argument parsing -----------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pyrunc", description="pyrunc: a runc-compatible OCI runtime")
-    p.add_argument("--root", default=None, help=f"state directory (default {DEFAULT_ROOT})")
-    p.add_argument("--log", default=None, help="log file (default: stderr)")
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true", help="use the systemd cgroup driver")
-    p.add_argument("--rootless", default="auto", help="accepted for runc compatibility")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+def _creating_opts() -> list:
+    from .cliparse import Opt
 
-    def command(name, func, help_text, aliases=()):
-        sp = sub.add_parser(name, help=help_text, aliases=list(aliases))
-        sp.set_defaults(func=func)
-        return sp
-
-    def creating(sp):
-        sp.add_argument("-b", "--bundle", default=".")
-        sp.add_argument("--console-socket", default=None)
-        sp.add_argument("--pid-file", default=None)
-        sp.add_argument("--no-pivot", action="store_true")
-        sp.add_argument("--no-new-keyring", action="store_true")
-        sp.add_argument("--preserve-fds", type=int, default=0)
-        sp.add_argument("id")
-
-    creating(command("create", cmd_create, "create a container"))
-    sp = command("run", cmd_run, "create and start a container")
-    sp.add_argument("-d", "--detach", action="store_true")
-    sp.add_argument("--keep", action="store_true")
-    creating(sp)
-    command("start", cmd_start, "start a created container").add_argument("id")
-    command("state", cmd_state, "output the state of a container").add_argument("id")
-    sp = command("kill", cmd_kill, "send a signal to the container's init")
-    sp.add_argument("-a", "--all", action="store_true")
-    sp.add_argument("id")
-    sp.add_argument("signal", nargs="?", default="SIGTERM")
-    sp = command("delete", cmd_delete, "delete a container", aliases=["rm"])
-    sp.add_argument("-f", "--force", action="store_true")
-    sp.add_argument("id")
-    sp = command("list", cmd_list, "list containers", aliases=["ls"])
-    sp.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    sp.add_argument("-q", "--quiet", action="store_true")
-    sp = command("spec", cmd_spec, "write a default config.json")
-    sp.add_argument("--rootless", action="store_true")
-    sp.add_argument("-b", "--bundle", default=None)
-    command("features", cmd_features, "show the runtime's features (JSON)")
-    command("pause", cmd_pause, "freeze all processes of a container").add_argument("id")
-    command("resume", cmd_resume, "thaw a paused container").add_argument("id")
-    sp = command("ps", cmd_ps, "list the processes of a container")
-    sp.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    sp.add_argument("id")
-    sp.add_argument("ps_args", nargs=argparse.REMAINDER)
-    _add_issue3_commands(sub, command)
-    return p
+    return [Opt("-b --bundle", "str", ".", "the bundle directory"),
+            Opt("--console-socket", "str", None, "AF_UNIX socket that receives the pty master"),
+            Opt("--pid-file", "str", None, "write the init's pid here"),
+            Opt("--no-pivot", help="use MS_MOVE + chroot instead of pivot_root"),
+            Opt("--no-new-keyring", help="keep the caller's session keyring"),
+            Opt("--preserve-fds", "int", 0, "pass this many fds from 3 on to the container")]
 
 
-def _add_issue3_commands(sub, command) -> None:
-    """exec, events and update live in their own modules; register them when present."""
-    try:
-        from . import cli_extra
-    except ImportError:
-        return
-    cli_extra.register(command)
+def commands() -> list:
+    from .cli_extra import extra_commands
+    from .cliparse import Cmd, Opt
+
+    return [
+        Cmd("create", cmd_create, "create a container", _creating_opts(), ("id",)),
+        Cmd("run", cmd_run, "create and start a container",
+            [Opt("-d --detach", help="do not wait for the container"),
+             Opt("--keep", help="keep the container after it exits")] + _creating_opts(), ("id",)),
+        Cmd("start", cmd_start, "start a created container", args=("id",)),
+        Cmd("state", cmd_state, "output the state of a container", args=("id",)),
+        Cmd("kill", cmd_kill, "send a signal to the container's init",
+            [Opt("-a --all", help="signal every process of the container")], ("id", "signal?")),
+        Cmd("delete", cmd_delete, "delete a container", [Opt("-f --force", help="kill it first if needed")],
+            ("id",), aliases=("rm",)),
+        Cmd("list", cmd_list, "list containers",
+            [Opt("-f --format", "str", "table", "output format", choices=("table", "json")),
+             Opt("-q --quiet", help="ids only")], aliases=("ls",)),
+        Cmd("spec", cmd_spec, "write a default config.json",
+            [Opt("--rootless", help="for an unprivileged user"), Opt("-b --bundle", "str", None, "where")]),
+        Cmd("features", cmd_features, "show the runtime's features (JSON)"),
+        Cmd("pause", cmd_pause, "freeze all processes of a container", args=("id",)),
+        Cmd("resume", cmd_resume, "thaw a paused container", args=("id",)),
+        Cmd("ps", cmd_ps, "list the processes of a container",
+            [Opt("-f --format", "str", "table", "output format", choices=("table", "json"))], ("id", "ps_args...")),
+        *extra_commands(),
+    ]
+
+
+def global_opts() -> list:
+    from .cliparse import Opt
+
+    return [Opt("--root", "str", None, f"state directory (default {DEFAULT_ROOT})"),
+            Opt("--log", "str", None, "log file (default: stderr)"),
+            Opt("--log-format", "str", "text", "log format", choices=("text", "json")),
+            Opt("--debug", help="debug logging"),
+            Opt("--systemd-cgroup", help="use the systemd cgroup driver"),
+            Opt("--rootless", "str", "auto", "accepted for runc compatibility"),
+            Opt("--criu", "str", None, hidden=True),
+            Opt("-v --version", help="print the version")]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from .cliparse import UsageError, help_text, parse
+
+    argv = sys.argv[1:] if argv is None else argv
+    all_commands = commands()
+    gopts = global_opts()
+    try:
+        args, cmd = parse(argv, gopts, all_commands, "pyrunc")
+    except UsageError as e:
+        log.logger.error(str(e))
+        return 1
     log.configure(args.log, args.log_format, args.debug)
     if args.version:
         print(version_text())
         return 0
-    if not getattr(args, "func", None):
-        parser.print_help()
+    if cmd is None or getattr(args, "help", False):
+        try:
+            print(help_text("pyrunc", "pyrunc: a runc-compatible OCI runtime", gopts, all_commands, cmd))
+        except BrokenPipeError:
+            pass
         return 0
     try:
         if args.systemd_cgroup and not os.path.isdir("/run/systemd/system") and args.command in ("create", "run"):
             raise RuntimeFailure("--systemd-cgroup: systemd is not running on this host "
                                  "(no /run/systemd/system); use the cgroupfs driver")
-        return args.func(args)
+        return cmd.func(args)
     except RuntimeFailure as e:
         log.logger.error(str(e))
         return 1
@@ -327,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # our stdout was closed early (e.g. piped into head): nothing left to say
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 
 def _exec(args) -> int:
     from .exec_cmd import cmd_exec
@@ -23,37 +21,37 @@ def _events(args) -> int:
     return cmd_events(args)
 
 
-def register(command) -> None:
-    sp = command("exec", _exec, "run a process in a running container")
-    sp.add_argument("-p", "--process", default=None, help="process.json (OCI process object)")
-    sp.add_argument("-t", "--tty", action="store_true")
-    sp.add_argument("--console-socket", default=None)
-    sp.add_argument("-d", "--detach", action="store_true")
-    sp.add_argument("--pid-file", default=None)
-    sp.add_argument("--cwd", default=None)
-    sp.add_argument("-e", "--env", action="append", default=[])
-    sp.add_argument("-u", "--user", default=None, help="uid[:gid]")
-    sp.add_argument("-g", "--additional-gids", action="append", default=[])
-    sp.add_argument("-c", "--cap", action="append", default=[])
-    sp.add_argument("--no-new-privs", action="store_true")
-    sp.add_argument("--apparmor", default=None)
-    sp.add_argument("--process-label", default=None)
-    sp.add_argument("--preserve-fds", type=int, default=0)
-    sp.add_argument("--ignore-paused", action="store_true")
-    sp.add_argument("--cgroup", default=None, help=argparse.SUPPRESS)
-    sp.add_argument("id")
-    sp.add_argument("command", nargs=argparse.REMAINDER)
+def extra_commands() -> list:
+    from .cliparse import Cmd, Opt
 
-    sp = command("update", _update, "update the resource limits of a container")
-    sp.add_argument("-r", "--resources", default=None, help="LinuxResources JSON file, or - for stdin")
-    for flag in ("--blkio-weight", "--cpu-period", "--cpu-quota", "--cpu-burst", "--cpu-share",
-                 "--cpu-rt-period", "--cpu-rt-runtime", "--cpuset-cpus", "--cpuset-mems", "--memory",
-                 "--memory-reservation", "--memory-swap", "--kernel-memory", "--kernel-memory-tcp",
-                 "--pids-limit", "--l3-cache-schema", "--mem-bw-schema", "--cpu-idle"):
-        sp.add_argument(flag, default=None)
-    sp.add_argument("id")
-
-    sp = command("events", _events, "show container events and resource usage")
-    sp.add_argument("--stats", action="store_true", help="print one stats event and exit")
-    sp.add_argument("--interval", default="5s", help="stats interval (e.g. 5s, 500ms)")
-    sp.add_argument("id")
+    update_flags = ["--blkio-weight", "--cpu-period", "--cpu-quota", "--cpu-burst", "--cpu-share",
+                    "--cpu-rt-period", "--cpu-rt-runtime", "--cpuset-cpus", "--cpuset-mems", "--memory",
+                    "--memory-reservation", "--memory-swap", "--kernel-memory", "--kernel-memory-tcp",
+                    "--pids-limit", "--l3-cache-schema", "--mem-bw-schema", "--cpu-idle"]
+    return [
+        Cmd("exec", _exec, "run a process in a running container", [
+            Opt("-p --process", "str", None, "process.json (an OCI process object)"),
+            Opt("-t --tty", help="allocate a pseudo-TTY"),
+            Opt("--console-socket", "str", None, "AF_UNIX socket that receives the pty master"),
+            Opt("-d --detach", help="do not wait for the process"),
+            Opt("--pid-file", "str", None, "write the process's pid here"),
+            Opt("--cwd", "str", None, "working directory"),
+            Opt("-e --env", "list", None, "KEY=VALUE"),
+            Opt("-u --user", "str", None, "uid[:gid]"),
+            Opt("-g --additional-gids", "list", None, "additional gid"),
+            Opt("-c --cap", "list", None, "add a capability"),
+            Opt("--no-new-privs", help="set no_new_privs"),
+            Opt("--apparmor", "str", None, "AppArmor profile"),
+            Opt("--process-label", "str", None, "SELinux label"),
+            Opt("--preserve-fds", "int", 0, "pass this many fds from 3 on"),
+            Opt("--ignore-paused", help="exec even if the container is paused"),
+            Opt("--cgroup", "str", None, hidden=True),
+        ], ("id", "command...")),
+        Cmd("update", _update, "update the resource limits of a container",
+            [Opt("-r --resources", "str", None, "LinuxResources JSON file, or - for stdin")]
+            + [Opt(flag, "str", None, flag[2:].replace("-", " ")) for flag in update_flags], ("id",)),
+        Cmd("events", _events, "show container events and resource usage", [
+            Opt("--stats", help="print one stats event and exit"),
+            Opt("--interval", "str", "5s", "stats interval (e.g. 5s, 500ms)"),
+        ], ("id",)),
+    ]

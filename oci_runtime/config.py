@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from . import hooks, namespaces, process
+from .jsonio import loads
 from .errors import ConfigInvalid
 
 
@@ -20,7 +20,7 @@ class Bundle:
 def read_json(path: str, what: str) -> dict:
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read())
+            data = loads(f.read())
     except FileNotFoundError:
         raise ConfigInvalid(f"{what} not found: {path}") from None
     except ValueError as e:

@@ -318,6 +318,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
                       if k in ("prestart", "poststart", "poststop")},
             "cgroup": mgr.to_state() if mgr is not None else None,
             "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
+            "resources": linux.get("resources") or {},
         }
         state_dir.save(state)
         if pid_file:

@@ -16,7 +16,6 @@ every fd but stdio and --preserve-fds is close-on-exec before anything container
 
 from __future__ import annotations
 
-import json
 import os
 
 import _socket as socket
@@ -25,6 +24,7 @@ from . import process as proc_setup
 from . import sys as lsys
 from .container import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from .errors import BadState, ConfigInvalid, RuntimeFailure
+from .jsonio import dumps, loads
 from .namespaces import FLAGS, JOIN_ORDER, PROC_NAMES
 
 _MSG_MAX = 1 << 16
@@ -93,7 +93,7 @@ def build_process(container: Container, args) -> dict:
         if not args.command:
             raise ConfigInvalid("exec needs a command to run, or --process FILE")
         base = (container.state.get("config") or {}).get("process") or {}
-        process = json.loads(json.dumps(base))  # a deep copy of the container's process settings
+        process = loads(dumps(base))  # a deep copy of the container's process settings
         process["args"] = list(args.command)
         process.pop("consoleSize", None)
         process["terminal"] = False
@@ -148,7 +148,7 @@ def _namespaces_to_join(init_pid: int) -> list[tuple[str, int]]:
 
 
 def _send(sock, **msg) -> None:
-    sock.send(json.dumps(msg).encode())
+    sock.send(dumps(msg, compact=True).encode())
 
 
 def spawn(container: Container, process: dict, seccomp, console_sock, preserve_fds: int) -> int:
@@ -180,7 +180,7 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
             data = parent_sock.recv(_MSG_MAX)
             if not data:
                 break
-            msg = json.loads(data)
+            msg = loads(data)
             if msg["t"] == "pid":
                 pid = msg["pid"]
             elif msg["t"] == "error":
@@ -208,7 +208,7 @@ def _report(sock, e: BaseException) -> None:
 def _stage1(sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns) -> None:
     lsys.prctl(lsys.PR_SET_DUMPABLE, 0)  # before entering any namespace: see the module docstring
     data = sock.recv(_MSG_MAX)
-    if not data or json.loads(data).get("t") != "go":
+    if not data or loads(data).get("t") != "go":
         os._exit(1)
     for kind, fd in ns_fds:
         try:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from .errors import RuntimeFailure
+from .jsonio import dumps
 
 PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -20,7 +20,7 @@ def run_hooks(hooks: list[dict] | None, phase: str, state: dict) -> None:
         return
     import subprocess  # only paid for by containers that have hooks
 
-    payload = json.dumps(state).encode()
+    payload = dumps(state).encode()
     for hook in hooks:
         path = hook.get("path", "")
         args = hook.get("args") or [path]

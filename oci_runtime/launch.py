@@ -14,7 +14,6 @@ Every failure in stage1 or init is sent back as {"t": "error"} and the runtime c
 
 from __future__ import annotations
 
-import json
 import os
 import _socket as socket  # the C module: `socket` costs milliseconds of enum set-up at import
 
@@ -23,6 +22,7 @@ from . import sys as lsys
 from .config import Bundle
 from .errors import RuntimeFailure
 from .hooks import run_hooks
+from .jsonio import dumps, loads
 from .state import StateDir
 
 _MSG_MAX = 1 << 16
@@ -46,12 +46,12 @@ class LaunchSpec:
 
 
 def _send(sock: socket.socket, **msg) -> None:
-    sock.send(json.dumps(msg).encode())
+    sock.send(dumps(msg, compact=True).encode())
 
 
 def _recv(sock: socket.socket) -> dict | None:
     data = sock.recv(_MSG_MAX)
-    return json.loads(data) if data else None
+    return loads(data) if data else None
 
 
 def _error_text(e: BaseException) -> str:

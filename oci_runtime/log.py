@@ -6,10 +6,11 @@ Engines read the *last* `"level":"error"` JSON object of the log file and show i
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from .jsonio import dumps
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -23,8 +24,8 @@ class Logger:
     def _line(self, level: str, msg: str) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         if self.fmt == "json":
-            return json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
-        return f'time="{stamp}" level={level} msg={json.dumps(msg)}\n'
+            return dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
+        return f'time="{stamp}" level={level} msg={dumps(msg)}\n'
 
     def log(self, level: str, msg: str) -> None:
         if _LEVELS[level] < self.threshold:

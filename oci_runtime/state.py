@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 
+from .jsonio import dumps, loads
 from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
 
 DEFAULT_ROOT = "/run/pyrunc"
@@ -57,7 +57,7 @@ class StateDir:
 
     def save(self, state: dict) -> None:
         tmp = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}")
-        data = json.dumps(state, separators=(",", ":")).encode()
+        data = dumps(state, compact=True).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)
@@ -68,7 +68,7 @@ class StateDir:
     def load(self) -> dict:
         try:
             with open(self.state_file, "rb") as f:
-                return json.loads(f.read())
+                return loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except ValueError as e:

@@ -14,9 +14,6 @@ schema is refused when that node is compiled, so a schema can never be silently 
 
 from __future__ import annotations
 
-import json
-import re
-
 import spec as _spec
 from oci_runtime.errors import ConfigInvalid
 
@@ -136,7 +133,7 @@ def format_path(segments) -> str:
         elif seg.isidentifier():
             out.append(f".{seg}" if out else seg)
         else:
-            out.append(f"[{json.dumps(seg)}]")
+            out.append(f"[{_json_text(seg)}]")
     return "".join(out)
 
 
@@ -153,13 +150,19 @@ class _Invalid(Exception):
         self.expected = expected    # a "type" failure: the type names wanted
 
 
+def _json_text(value: object) -> str:
+    import json  # error messages only: `json` (with `re`) is too slow to import on every container start
+
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _show(value: object, limit: int = 60) -> str:
     """A short JSON rendering of a value for messages."""
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
         return "an array"
-    text = json.dumps(value, ensure_ascii=False)
+    text = _json_text(value)
     return text if len(text) <= limit else text[:limit - 4] + '..."'
 
 
@@ -228,6 +231,8 @@ def _compile_pattern(source: str):
     fast = _FAST_PATTERNS.get(source) or _literal_prefix(source) or _single_class(source)
     if fast is not None:
         return fast
+    import re  # only for patterns without a hand-made equivalent: `re` is slow to import
+
     search = re.compile(source).search
     return lambda x: search(x) is not None
 

@@ -40,11 +40,11 @@ def load_schema(name: str) -> dict:
     filename = schema_filename(name)
     schema = _cache.get(filename)
     if schema is None:
-        import json
+        from oci_runtime.jsonio import loads  # json's C core without `import json` (and its `re`)
 
         try:
             with open(os.path.join(SPEC_DIR, filename), "rb") as f:
-                schema = json.load(f)
+                schema = loads(f.read())
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"no schema {name!r} in {SPEC_DIR} (known: {', '.join(schema_names())})") from None
