@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import fcntl
 import os
 import struct
@@ -32,15 +31,16 @@ def set_size(fd: int, size: dict | None) -> None:
 
 def send_fd(sock: socket.socket, fd: int, name: str = "/dev/ptmx") -> None:
     """One message: the name as payload and exactly one fd in SCM_RIGHTS (what engines expect)."""
-    sock.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    sock.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
 
 
 def recv_fd(sock: socket.socket) -> int:
-    fds = array.array("i")
-    msg, ancdata, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    fds: list[int] = []
+    msg, ancdata, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(4))
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+            usable = len(data) - len(data) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
     if not fds:
         raise OSError("no file descriptor received on the console socket")
     for extra in fds[1:]:

@@ -207,6 +207,7 @@ def _report(sock, e: BaseException) -> None:
 
 def _stage1(sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns) -> None:
     lsys.prctl(lsys.PR_SET_DUMPABLE, 0)  # before entering any namespace: see the module docstring
+    proc_setup.preload(process)
     data = sock.recv(_MSG_MAX)
     if not data or loads(data).get("t") != "go":
         os._exit(1)

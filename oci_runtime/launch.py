@@ -254,6 +254,8 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
         run_hooks(hooks.get("createContainer"), "createContainer", state)
     if hooks.get("startContainer"):
         import subprocess  # noqa: F401 - run_hooks needs it after pivot_root, when the host's stdlib is gone
+    if process is not None:
+        proc_setup.preload(process)
 
     if builder is not None:
         builder.pivot(spec.no_pivot)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import resource  # imported here: init calls set_rlimits after pivot_root, when the host's stdlib is gone
 
-from . import console
 from . import sys as lsys
 from .errors import ConfigInvalid, RuntimeFailure
 from .security import capabilities
@@ -194,6 +193,13 @@ class Prepared:
         os.execve(self.executable, self.args, self.env)
 
 
+def preload(process: dict) -> None:
+    """Import now what prepare() will need once the host's filesystem is out of reach
+    (after pivot_root, or setns into the container's mount namespace)."""
+    if process.get("terminal"):
+        from . import console  # noqa: F401
+
+
 def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=None, in_userns: bool = False,
             extra_env: dict | None = None, bind_console: bool = True) -> Prepared:
     """Everything about the process that can fail, done while errors can still reach the caller:
@@ -260,6 +266,8 @@ def setup_terminal(process: dict, console_sock, bind_console: bool) -> None:
     controlling terminal and stdio (and /dev/console)."""
     if console_sock is None:
         raise RuntimeFailure("process.terminal is true but no --console-socket was given")
+    from . import console  # imported by the caller before the container's root became ours: see preload()
+
     master, slave_path = console.open_pty_in_container()
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     user = process.get("user") or {}

@@ -79,9 +79,24 @@ class StateDir:
         return _DirLock(self)
 
     def remove(self) -> None:
-        import shutil
+        """Remove the directory and the few files in it (shutil costs milliseconds to import)."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except IsADirectoryError:
+                import shutil  # never made by us; tolerated all the same
 
-        shutil.rmtree(self.path, ignore_errors=True)
+                shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
 
 
 class _DirLock:
