@@ -301,6 +301,16 @@ class RootfsBuilder:
             os.close(fd)
         for host_dir, sub in self.cgroups.mounts_for_container():
             sub_dest = posixpath.join(dest, sub)
+            if not host_dir.startswith("/"):
+                # a co-mounted hierarchy's other name (cpu -> cpu,cpuacct): a symlink, as on the host
+                dfd = self.root.open(dest)
+                try:
+                    os.symlink(host_dir, sub, dir_fd=dfd)
+                except FileExistsError:
+                    pass
+                finally:
+                    os.close(dfd)
+                continue
             if not os.path.isdir(host_dir):
                 continue
             sfd = self.root.ensure(sub_dest)
