@@ -214,6 +214,16 @@ pids_naming() {
   return 0
 }
 
+bundles_under() {  # stdin: `pyrunc list --format json`; prints the ids of containers whose bundle is under $1
+  python3 -c '
+import json, sys
+prefix = sys.argv[1].rstrip("/") + "/"
+for c in json.load(sys.stdin) or []:
+    if c.get("bundle", "").startswith(prefix):
+        print(c["id"])
+' "$1" 2>/dev/null || true
+}
+
 cmd_stop() {
   local dir=${1:?usage: engines.sh stop DIR}
   [ -d "$dir" ] || return 0
@@ -242,6 +252,15 @@ cmd_stop() {
     CONTAINERS_CONF=$p/containers.conf CONTAINERS_STORAGE_CONF=$p/storage.conf \
       timeout 60 /usr/bin/podman system reset -f >/dev/null 2>&1 || true
   fi
+  # Containers the engines could not remove (say the runtime failed half-way): pyrunc's state roots that
+  # these engines use, for containers whose bundle lies under DIR.
+  local root id
+  for root in /run/pyrunc "/run/containerd/runc/$NAMESPACE" "$d/exec/runtime-runc/moby"; do
+    [ -d "$root" ] || continue
+    for id in $("$PYRUNC" --root "$root" list --format json 2>/dev/null | bundles_under "$dir"); do
+      "$PYRUNC" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+    done
+  done
   # Whatever still runs from under DIR (a shim or conmon whose container could not be removed) was started
   # by these daemons: end it by pid.
   local pid
@@ -254,6 +273,7 @@ cmd_stop() {
     umount -l "$m" 2>/dev/null || true
   done
   rm -rf --one-file-system "$dir"
+  rmdir "/run/containerd/runc/$NAMESPACE" 2>/dev/null || true
   # The engines' parent cgroups (podman's holds one for conmons), if now empty: rmdir fails harmlessly on a
   # busy one, such as another engine's on this machine.
   local ctl
