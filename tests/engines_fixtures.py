@@ -260,15 +260,32 @@ class PtySession:
 # The container's view of itself, compared between runc and pyrunc on the same engine. Things that differ
 # between any two containers (ids, times, the mount order podman picks at random) are normalised away.
 PROBE = r"""
-grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
+grep -E '^(Cap|NoNewPrivs|Seccomp|Groups)' /proc/self/status
 id; umask; ulimit -a
 env | grep -v '^HOSTNAME=' | sort
 ls -la /dev /dev/pts /dev/shm /dev/mqueue | sed -E 's/ [A-Z][a-z]{2} [ 0-9]{2} [0-9:]{4,5} / /'
 sed -E 's/lowerdir=[^ ]*//; s#^tmpfs /sys/fs/cgroup tmpfs (ro|rw),#tmpfs /sys/fs/cgroup tmpfs #' /proc/mounts | sort
 sed -E 's#/[^/]+$#/ID#' /proc/1/cgroup
-readlink /proc/1/ns/* | sed -E 's/[0-9]+/N/'
+for ns in /proc/1/ns/*; do echo "$ns $(readlink $ns | sed -E 's/[0-9]+/N/')"; done
 cat /proc/1/oom_score_adj
+for f in cpu/cpu.cfs_quota_us cpu/cpu.shares memory/memory.limit_in_bytes pids/pids.max; do
+  echo "$f $(cat /sys/fs/cgroup/$f 2>&1)"
+done
+ps -o comm
 """
+
+# docker/podman run flags, in groups, each group run once under runc and once under pyrunc.
+SAME_AS_RUNC_FLAGS = [
+    [],
+    ["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE", "--security-opt", "no-new-privileges",
+     "--user", "1000:1000", "--group-add", "10"],
+    ["--read-only", "--tmpfs", "/run:size=1m", "--ulimit", "nofile=1000:2000", "--ulimit", "nproc=500:600",
+     "--shm-size", "16m", "--device", "/dev/kmsg", "--sysctl", "net.ipv4.ip_forward=1", "--oom-score-adj", "500"],
+    ["--cpus", "0.5", "--cpu-shares", "512", "--memory", "64m", "--pids-limit", "50", "--init"],
+    ["--ipc", "host", "--network", "host", "--uts", "host", "--security-opt", "seccomp=unconfined"],
+    # on a machine without CAP_SYS_RESOURCE in the bounding set both fail, with the same exit status
+    ["--privileged"],
+]
 
 
 class CliEngineCases:
@@ -360,14 +377,13 @@ class CliEngineCases:
         assert out.returncode == 126, out.stderr
         assert "permission denied" in out.stderr
 
-    def test_same_container_as_runc(self, engine):
-        seen = {}
+    @pytest.mark.parametrize("flags", SAME_AS_RUNC_FLAGS, ids=lambda flags: " ".join(flags) or "defaults")
+    def test_same_container_as_runc(self, engine, flags):
+        seen = []
         for runtime in (engine.runc, engine.runtime):
-            out = engine("run", "--rm", *runtime, engine.image, "sh", "-c", PROBE)
-            assert out.returncode == 0, out.stderr
-            seen[runtime[-1]] = out.stdout
-        runc, pyrunc = seen[engine.runc[-1]], seen[engine.runtime[-1]]
-        assert pyrunc.splitlines() == runc.splitlines()
+            out = engine("run", "--rm", *runtime, *flags, engine.image, "sh", "-c", PROBE)
+            seen.append((out.returncode, out.stdout.splitlines()))
+        assert seen[1] == seen[0]
 
     # ------------------------------------------------------------------------------------ limits
 

@@ -110,12 +110,17 @@ def test_default_seccomp_profile(engine, names):
     assert out.stdout == "Seccomp:\t2\nrefused\n"
 
 
-def test_same_container_as_runc(engine, names):
+@pytest.mark.parametrize("flags", [
+    [],
+    ["--read-only", "--seccomp", "--cap-add", "CAP_SYS_ADMIN", "--allow-new-privs"],
+    ["--memory-limit", str(64 << 20), "--cpus", "0.5", "--cpu-shares", "512"],
+    ["--net-host", "--privileged"],
+], ids=lambda flags: " ".join(flags) or "defaults")
+def test_same_container_as_runc(engine, names, flags):
     seen = []
     for runtime in (engine.runc, engine.runtime):
-        out = engine("run", "--rm", *runtime, engine.image, names(), "sh", "-c", PROBE)
-        assert out.returncode == 0, out.stderr
-        seen.append(out.stdout.splitlines())
+        out = engine("run", "--rm", *runtime, *flags, engine.image, names(), "sh", "-c", PROBE)
+        seen.append((out.returncode, out.stdout.splitlines()))
     assert seen[1] == seen[0]
 
 
