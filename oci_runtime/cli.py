@@ -41,7 +41,7 @@ def parse_signal(text: str) -> int:
     raise RuntimeFailure(f"invalid signal: {text}")
 
 
-def _root(args) -> str:
+def state_root(args) -> str:
     return args.root or DEFAULT_ROOT
 
 
@@ -49,9 +49,9 @@ def _root(args) -> str:
 def cmd_create(args) -> int:
     from .container import create
 
-    sock = _console_sock(args.console_socket)
+    sock = console_socket(args.console_socket)
     try:
-        create(_root(args), args.id, args.bundle, console_sock=sock, pid_file=args.pid_file,
+        create(state_root(args), args.id, args.bundle, console_sock=sock, pid_file=args.pid_file,
                no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
                preserve_fds=args.preserve_fds + _listen_fds(), systemd_cgroup=args.systemd_cgroup,
                extra_env=_listen_env())
@@ -61,7 +61,7 @@ def cmd_create(args) -> int:
     return 0
 
 
-def _console_sock(path: str | None):
+def console_socket(path: str | None):
     if not path:
         return None
     from .console import connect
@@ -86,14 +86,14 @@ def _listen_env() -> dict:
 def cmd_start(args) -> int:
     from .container import Container
 
-    Container.load(_root(args), args.id).start()
+    Container.load(state_root(args), args.id).start()
     return 0
 
 
 def cmd_state(args) -> int:
     from .container import Container
 
-    c = Container.load(_root(args), args.id)
+    c = Container.load(state_root(args), args.id)
     print(dumps(c.oci_state(), indent=2))
     return 0
 
@@ -102,7 +102,7 @@ def cmd_kill(args) -> int:
     from .container import Container
 
     sig = parse_signal(args.signal)
-    Container.load(_root(args), args.id).kill(sig, all_processes=args.all)
+    Container.load(state_root(args), args.id).kill(sig, all_processes=args.all)
     return 0
 
 
@@ -111,9 +111,9 @@ def cmd_delete(args) -> int:
     from .state import StateDir
 
     try:
-        c = Container.load(_root(args), args.id)
+        c = Container.load(state_root(args), args.id)
     except ContainerNotFound:
-        state_dir = StateDir(_root(args), args.id)
+        state_dir = StateDir(state_root(args), args.id)
         if state_dir.exists():  # a create that was killed before it saved any state
             state_dir.remove()
             return 0
@@ -128,7 +128,7 @@ def cmd_delete(args) -> int:
 def cmd_run(args) -> int:
     from .run import run
 
-    return run(_root(args), args, extra_fds=_listen_fds(), extra_env=_listen_env())
+    return run(state_root(args), args, extra_fds=_listen_fds(), extra_env=_listen_env())
 
 
 def cmd_list(args) -> int:
@@ -136,9 +136,9 @@ def cmd_list(args) -> int:
     from .state import list_ids
 
     rows = []
-    for cid in list_ids(_root(args)):
+    for cid in list_ids(state_root(args)):
         try:
-            rows.append(Container.load(_root(args), cid).oci_state())
+            rows.append(Container.load(state_root(args), cid).oci_state())
         except RuntimeFailure:
             continue
     if args.quiet:
@@ -180,7 +180,7 @@ def cmd_features(args) -> int:
 def cmd_pause(args) -> int:
     from .container import Container
 
-    c = Container.load(_root(args), args.id)
+    c = Container.load(state_root(args), args.id)
     with c.dir.locked():
         c.pause()
     return 0
@@ -189,7 +189,7 @@ def cmd_pause(args) -> int:
 def cmd_resume(args) -> int:
     from .container import Container
 
-    c = Container.load(_root(args), args.id)
+    c = Container.load(state_root(args), args.id)
     with c.dir.locked():
         c.resume()
     return 0
@@ -198,7 +198,7 @@ def cmd_resume(args) -> int:
 def cmd_ps(args) -> int:
     from .container import Container
 
-    c = Container.load(_root(args), args.id)
+    c = Container.load(state_root(args), args.id)
     pids = c.cgroups.pids() if c.cgroups is not None else ([c.pid] if c.init_alive() else [])
     if args.format == "json":
         print(dumps(pids))

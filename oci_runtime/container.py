@@ -247,7 +247,7 @@ class Container:
     def pause(self) -> None:
         status = self.status()
         if status not in (RUNNING, CREATED):
-            raise BadState(f"container not running" if status == STOPPED else f"container is {status}")
+            raise BadState("container not running" if status == STOPPED else f"container is {status}")
         self._need_cgroups().freeze()
 
     def resume(self) -> None:

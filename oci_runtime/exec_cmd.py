@@ -31,9 +31,9 @@ _MSG_MAX = 1 << 16
 
 
 def cmd_exec(args) -> int:
-    from .cli import _console_sock, _root
+    from .cli import console_socket, state_root
 
-    container = Container.load(_root(args), args.id)
+    container = Container.load(state_root(args), args.id)
     status = container.status()
     if status == STOPPED:
         raise BadState("cannot exec in a stopped container")
@@ -50,7 +50,7 @@ def cmd_exec(args) -> int:
         seccomp = prepare_filter(config_linux["seccomp"])
 
     own_pty = None
-    sock = _console_sock(args.console_socket) if process.get("terminal") else None
+    sock = console_socket(args.console_socket) if process.get("terminal") else None
     if process.get("terminal") and sock is None:
         if args.detach:
             raise RuntimeFailure("exec with a terminal and --detach needs --console-socket")

@@ -25,12 +25,12 @@ def _terminal_wanted(bundle_dir: str) -> bool:
 
 
 def run(root: str, args, extra_fds: int = 0, extra_env: dict | None = None) -> int:
-    from .cli import _console_sock
-    from .container import Container, create
+    from .cli import console_socket
+    from .container import create
 
     lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)  # init is our grandchild; its exit must come to us
     own_pty = None
-    sock = _console_sock(args.console_socket)
+    sock = console_socket(args.console_socket)
     if sock is None and not args.detach and _terminal_wanted(args.bundle):
         own_pty, sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
