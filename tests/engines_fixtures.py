@@ -7,14 +7,17 @@ PYRUNC_ENGINES=require to make that a failure instead (CI, where the engines mus
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import re
 import select
 import shutil
+import struct
 import subprocess
 import tarfile
 import tempfile
+import termios
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -208,10 +211,14 @@ class PtySession:
 
     argv: list[str]
     env: dict[str, str]
+    rows: int = 40
+    columns: int = 100
     output: bytearray = field(default_factory=bytearray)
 
     def __post_init__(self) -> None:
         master, slave = pty.openpty()
+        # a window size the engine passes on to the container's terminal
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", self.rows, self.columns, 0, 0))
         self.master = master
         self.proc = subprocess.Popen(self.argv, stdin=slave, stdout=slave, stderr=slave, env=self.env,
                                      start_new_session=True)
@@ -293,6 +300,7 @@ class CliEngineCases:
     `TestDocker`/`TestPodman` beside an `engine` fixture; `names` gives each test its own containers."""
 
     reports_oom_killed = True  # the engine sets .State.OOMKilled
+    update_flags = ["--memory", "64m", "--memory-swap", "128m", "--cpus", "0.5", "--pids-limit", "20"]
 
     def run(self, engine: Engine, *args: object, timeout: float = 120, input: str | None = None):
         """`<engine> run --runtime pyrunc ARGS...`"""
@@ -336,7 +344,23 @@ class CliEngineCases:
         session.send("echo $((6 * 7)); stty size; exit 3\r")
         done = session.finish()
         assert done.returncode == 3, done.output
-        assert "42\r\n" in done.output
+        assert "42\r\n40 100\r\n" in done.output
+
+    def test_large_output(self, engine):
+        out = self.run(engine, "--rm", engine.image, "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; exit 4")
+        assert out.returncode == 4, out.stderr
+        assert out.stdout == "x" * 3000000
+
+    def test_signal_dispositions_are_defaults(self, engine, names):
+        # nothing ignored or blocked leaks from the runtime: `yes | head` must end by SIGPIPE
+        clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+        probe = ["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]
+        out = self.run(engine, "--rm", engine.image, *probe)
+        assert out.stdout == clean, out.stderr
+        name = names()
+        self.start_detached(engine, name, engine.image, "sleep", "1000")
+        out = engine("exec", name, *probe)
+        assert out.stdout == clean, out.stderr
 
     def test_environment_workdir_hostname_user(self, engine):
         out = self.run(engine, "--rm", "-e", "FOO=bar baz", "-w", "/tmp", "--hostname", "h1", "--user", "1000:1000",
@@ -424,6 +448,26 @@ class CliEngineCases:
         assert engine("rm", name).returncode == 0
         assert engine("inspect", name).returncode != 0
 
+    def test_stop_escalates_to_sigkill(self, engine, names):
+        # pid 1 without a handler ignores SIGTERM: stop ends with SIGKILL after the timeout
+        name = names()
+        pid = self.start_detached(engine, name, engine.image, "sleep", "1000")
+        out = engine("stop", "--time", "1", name)
+        assert out.returncode == 0, out.stderr
+        assert self.inspect(engine, name, ".State.ExitCode") == "137"
+        assert not Path(f"/proc/{pid}").exists()
+
+    def test_kill_with_a_signal(self, engine, names):
+        name = names()
+        script = 'trap "echo got USR1; exit 9" USR1; echo ready; sleep 1000 & wait'
+        self.start_detached(engine, name, engine.image, "sh", "-c", script, ready="ready")
+        out = engine("kill", "--signal", "USR1", name)
+        assert out.returncode == 0, out.stderr
+        wait_until(lambda: self.inspect(engine, name, ".State.Status") == "exited", "the container to exit")
+        assert self.inspect(engine, name, ".State.ExitCode") == "9"
+        # killing a stopped container is refused by the engine
+        assert engine("kill", name).returncode != 0
+
     def test_restart_recreates_the_same_id(self, engine, names):
         name = names()
         self.start_detached(engine, name, engine.image, "sh", "-c", "echo ready; sleep 1000", ready="ready")
@@ -488,11 +532,15 @@ class CliEngineCases:
         assert pids == "1"
         assert re.search(r"/ 64MiB|/ 67.11MB", usage), usage
 
-    def test_update_memory(self, engine, names):
+    def test_update_memory_cpu_pids(self, engine, names):
         name = names()
         pid = self.start_detached(engine, name, engine.image, "sleep", "1000")
-        out = engine("update", "--memory", "64m", "--memory-swap", "128m", name)
+        out = engine("update", *self.update_flags, name)
         assert out.returncode == 0, out.stderr
+        assert (cgroup_dir(pid, "cpu") / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        assert (cgroup_dir(pid, "cpu") / "cpu.cfs_period_us").read_text().strip() == "100000"
+        if "--pids-limit" in self.update_flags:
+            assert (cgroup_dir(pid, "pids") / "pids.max").read_text().strip() == "20"
         memory = cgroup_dir(pid, "memory")
         assert int((memory / "memory.limit_in_bytes").read_text()) == 64 << 20
         if (memory / "memory.memsw.limit_in_bytes").exists():

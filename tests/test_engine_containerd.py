@@ -59,11 +59,11 @@ def test_interactive_terminal(engine, names):
     session = PtySession([*engine.cli, "run", "--rm", "-t", *engine.runtime, engine.image, names(), "sh"],
                          engine.env)
     session.expect("# ")
-    session.send("tty; echo $((6 * 7)); exit 3\r")
+    session.send("tty; echo $((6 * 7)); stty size; exit 3\r")
     done = session.finish()
     assert done.returncode == 3, done.output
     # ctr leaves the outer terminal cooked, so lines end in \r\r\n (the same under runc)
-    assert re.search(r"/dev/pts/0\r+\n42\r+\n", done.output), done.output
+    assert re.search(r"/dev/pts/0\r+\n42\r+\n40 100\r+\n", done.output), done.output
 
 
 def test_environment_and_workdir(engine, names):
@@ -201,3 +201,14 @@ def test_kill_all_and_force_delete(engine, names):
     out = engine("tasks", "delete", "--force", other)
     assert out.returncode == 0, out.stderr
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_signal_dispositions_are_defaults(engine, names):
+    clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    probe = ["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]
+    out = run(engine, names(), *probe)
+    assert out.stdout == clean, out.stderr
+    name = names()
+    start_detached(engine, name, "sleep", "1000")
+    out = engine("tasks", "exec", "--exec-id", "sig", name, *probe)
+    assert out.stdout == clean, out.stderr

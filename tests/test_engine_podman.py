@@ -15,3 +15,4 @@ class TestPodman(CliEngineCases):
     # conmon 2.1.6 on cgroup v1 never records the OOM kill, under runc just as under pyrunc: the exit
     # status 137 is all there is to check.
     reports_oom_killed = False
+    update_flags = ["--memory", "64m", "--memory-swap", "128m", "--cpus", "0.5"]  # 4.3 has no --pids-limit here
