@@ -188,9 +188,20 @@ class Prepared:
         self.notify_fd = notify_fd  # the seccomp listener fd, for the runtime to hand to the agent
 
     def execute(self) -> None:
+        restore_signals()
         if self.seccomp_late is not None:  # as late as possible: nothing of ours runs under the filter
             self.seccomp_late.load()
         os.execve(self.executable, self.args, self.env)
+
+
+def restore_signals() -> None:
+    """Undo what the Python interpreter did to signals: it ignores SIGPIPE and SIGXFSZ at start-up, and an
+    ignored disposition survives execve (a `yes | head` in the container would then never end)."""
+    import _signal
+
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
 def preload(process: dict) -> None:

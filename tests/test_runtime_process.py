@@ -93,6 +93,15 @@ def test_rlimits_oom_score_and_no_new_privs(make_bundle, pyrunc):
     assert lines[:3] == ["512", "768", "317"] and lines[3].split() == ["NoNewPrivs:", "1"]
 
 
+def test_signal_dispositions_are_clean(make_bundle, pyrunc):
+    """Nothing the runtime's interpreter ignores or blocks reaches the container, in init or exec."""
+    out = run_script(make_bundle, pyrunc, "grep -E 'Sig(Ign|Blk)' /proc/self/status; yes 0123456789 | head -c 300000 | wc -c")
+    assert out.returncode == 0, out.stderr
+    assert status_field(out.stdout, "SigIgn") == "0000000000000000"
+    assert status_field(out.stdout, "SigBlk") == "0000000000000000"
+    assert out.stdout.split()[-1] == "300000"
+
+
 def test_no_new_privs_off(make_bundle, pyrunc):
     def off(spec):
         spec["process"]["noNewPrivileges"] = False
