@@ -271,7 +271,8 @@ grep -E '^(Cap|NoNewPrivs|Seccomp|Groups)' /proc/self/status
 id; umask; ulimit -a
 env | grep -v '^HOSTNAME=' | sort
 ls -la /dev /dev/pts /dev/shm /dev/mqueue | sed -E 's/ [A-Z][a-z]{2} [ 0-9]{2} [0-9:]{4,5} / /'
-sed -E 's/lowerdir=[^ ]*//; s#^tmpfs /sys/fs/cgroup tmpfs (ro|rw),#tmpfs /sys/fs/cgroup tmpfs #' /proc/mounts | sort
+sed -E 's/lowerdir=[^ ]*//; s#^tmpfs /sys/fs/cgroup tmpfs (ro|rw),#tmpfs /sys/fs/cgroup tmpfs #
+        s#^[a-z]+ (/sys/fs/cgroup/[^ ]+ cgroup )#cgroup \1#' /proc/mounts | sort
 sed -E 's#/[^/]+$#/ID#' /proc/1/cgroup
 for ns in /proc/1/ns/*; do echo "$ns $(readlink $ns | sed -E 's/[0-9]+/N/')"; done
 cat /proc/1/oom_score_adj
@@ -290,6 +291,8 @@ SAME_AS_RUNC_FLAGS = [
      "--shm-size", "16m", "--device", "/dev/kmsg", "--sysctl", "net.ipv4.ip_forward=1", "--oom-score-adj", "500"],
     ["--cpus", "0.5", "--cpu-shares", "512", "--memory", "64m", "--pids-limit", "50", "--init"],
     ["--ipc", "host", "--network", "host", "--uts", "host", "--security-opt", "seccomp=unconfined"],
+    ["--cgroupns", "private", "--tmpfs", "/tmp:exec,mode=1777", "--mount", "type=tmpfs,destination=/x,tmpfs-size=1m",
+     "--device-cgroup-rule", "c 1:11 rwm", "--cpuset-cpus", "0", "--memory-reservation", "32m"],
     # on a machine without CAP_SYS_RESOURCE in the bounding set both fail, with the same exit status
     ["--privileged"],
 ]
@@ -408,6 +411,19 @@ class CliEngineCases:
             out = engine("run", "--rm", *runtime, *flags, engine.image, "sh", "-c", PROBE)
             seen.append((out.returncode, out.stdout.splitlines()))
         assert seen[1] == seen[0]
+
+    def test_joins_another_containers_namespaces(self, engine, names):
+        peer = names()
+        self.start_detached(engine, peer, "--ipc", "shareable", engine.image, "sleep", "1000")
+        join = [f"--{ns}=container:{peer}" for ns in ("pid", "ipc", "network")]
+        seen = []
+        for runtime in (engine.runc, engine.runtime):
+            out = engine("run", "--rm", *runtime, *join, engine.image, "sh", "-c", PROBE)
+            seen.append((out.returncode, out.stdout.splitlines()))
+        assert seen[0][0] == 0, "runc could not join the namespaces either"
+        assert seen[1] == seen[0]
+        # the peer's sleep is visible in the shared pid namespace
+        assert "sleep" in seen[1][1]
 
     # ------------------------------------------------------------------------------------ limits
 
