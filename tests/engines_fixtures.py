@@ -514,12 +514,22 @@ class CliEngineCases:
         assert out.returncode == 0, out.stderr
         assert re.fullmatch(r"/dev/pts/\d+\r\n", out.stdout), out.stdout
 
-    def test_exec_missing_executable(self, engine, names):
-        name = names()
-        self.start_detached(engine, name, engine.image, "sleep", "1000")
-        out = engine("exec", name, "no-such-command")
-        assert out.returncode != 0
-        assert "executable file not found" in out.stdout + out.stderr
+    @pytest.mark.parametrize("flags, command, phrase", [
+        ([], ["no-such-command"], 'exec: "no-such-command": executable file not found in $PATH'),
+        ([], ["/etc/passwd"], 'exec: "/etc/passwd": permission denied'),
+        (["--workdir", "/nonexistent"], ["pwd"], 'chdir to cwd ("/nonexistent") set in config.json failed'),
+    ], ids=["missing", "not-executable", "bad-workdir"])
+    def test_exec_failures_like_runc(self, engine, names, flags, command, phrase):
+        # the engine shows our message, and its exit status (from matching the text) is runc's
+        codes = []
+        for runtime in (engine.runc, engine.runtime):
+            name = names()
+            started = engine("run", "--detach", "--name", name, *runtime, engine.image, "sleep", "1000")
+            assert started.returncode == 0, started.stderr
+            out = engine("exec", *flags, name, *command)
+            assert phrase in out.stdout + out.stderr
+            codes.append(out.returncode)
+        assert codes[1] == codes[0] != 0
 
     def test_pause_and_unpause(self, engine, names):
         name = names()
