@@ -290,5 +290,5 @@ case ${1:-} in
   start) shift; cmd_start "$@" ;;
   env) [ -n "${2:-}" ] || die "usage: engines.sh env DIR"; print_env "$(cd "$2" && pwd)" ;;
   stop) shift; cmd_stop "$@" ;;
-  *) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 2 ;;
+  *) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 2 ;;
 esac
