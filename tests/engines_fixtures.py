@@ -1,6 +1,6 @@
-"""Real container engines with pyrunc as their runtime: session fixtures that start docker, podman and
-containerd on scratch roots through scripts/engines.sh, a busybox image imported into each, and helpers
-(a pty runner, cgroup paths of a container's process, waiting for a condition).
+"""Real container engines with pyrunc as their runtime: fixtures that start docker, podman and containerd
+on scratch roots through scripts/engines.sh (once per test module), a busybox image imported into each,
+and helpers (a pty runner, cgroup paths of a container's process, waiting for a condition).
 
 An engine that is not installed, or whose daemon does not start, skips its tests with the reason; set
 PYRUNC_ENGINES=require to make that a failure instead (CI, where the engines must be there)."""
@@ -145,9 +145,10 @@ def import_image(engine: Engine, template: Path, work: Path) -> str:
 
 
 def engine_fixture(name: str):
-    """A session fixture yielding a started Engine with the busybox image, stopped by pid at the end."""
+    """A fixture yielding a started Engine with the busybox image, stopped by pid at the end. Module scope:
+    each engine's tests live in one module, so its daemon starts once and is gone before other tests run."""
 
-    @pytest.fixture(scope="session")
+    @pytest.fixture(scope="module")
     def fixture(busybox_template, tmp_path_factory):
         engine, scratch = start_engine(name)
         try:
