@@ -217,7 +217,7 @@ class RootfsBuilder:
         mtype = mount.get("type") or ""
         options = mount.get("options") or []
         flags, prop, data, extra = parse_options(options)
-        label = f'{mtype or "bind"} to rootfs at "{dest}"'
+        label = f'"{mount.get("source") or mtype}" to rootfs at "{dest}"'  # runc's wording
         try:
             if is_bind(mount):
                 self._mount_bind(mount, dest, flags, label)
@@ -242,7 +242,8 @@ class RootfsBuilder:
                 finally:
                     os.close(fd)
         except OSError as e:
-            raise RuntimeFailure(f"error mounting {label}: {e.strerror or e}") from None
+            reason = os.strerror(e.errno).lower() if e.errno else str(e)
+            raise RuntimeFailure(f"error mounting {label}: {reason}") from None
 
     def _refuse_symlink(self, dest: str, mtype: str) -> None:
         try:

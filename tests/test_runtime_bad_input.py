@@ -87,6 +87,18 @@ def test_missing_mount_source(make_bundle, pyrunc, state_root, tmp_path):
                   'mount source "/no/such/dir" does not exist')
 
 
+def test_failing_bind_names_its_source(make_bundle, pyrunc, state_root, tmp_path):
+    src = tmp_path / "a-directory"
+    src.mkdir()
+
+    def bad(spec):  # a directory onto a file of the image: the kernel refuses
+        spec["mounts"].append({"destination": "/etc/passwd", "type": "bind", "source": str(src), "options": ["bind"]})
+
+    bundle = make_bundle(edit=bad)
+    check_refused(pyrunc, state_root, tmp_path, "bad9", ["create", "--bundle", bundle, "bad9"],
+                  f'error mounting "{src}" to rootfs at "/etc/passwd": not a directory')
+
+
 def test_unknown_capability(make_bundle, pyrunc, state_root, tmp_path):
     def bad(spec):
         spec["process"]["capabilities"]["bounding"].append("CAP_TEST")
