@@ -25,7 +25,7 @@ from . import sys as lsys
 from .container import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from .errors import BadState, ConfigInvalid, RuntimeFailure
 from .jsonio import dumps, loads
-from .namespaces import FLAGS, JOIN_ORDER, PROC_NAMES
+from .namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, NamespacePlan, open_joins
 
 _MSG_MAX = 1 << 16
 
@@ -129,22 +129,21 @@ def build_process(container: Container, args) -> dict:
 
 def _namespaces_to_join(init_pid: int) -> list[tuple[str, int]]:
     """Every namespace of the container's init that differs from ours, opened now (user first, mnt last)."""
-    fds: list[tuple[str, int]] = []
+    plan = NamespacePlan()
+    for kind in JOIN_ORDER:
+        name = PROC_NAMES[kind]
+        theirs = f"/proc/{init_pid}/ns/{name}"
+        try:
+            if os.stat(theirs).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                plan.join.append((kind, theirs))
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{init_pid}"):
+                raise BadState("cannot exec: the container's init is gone") from None
+            # else: a namespace type this kernel does not have
     try:
-        for kind in JOIN_ORDER:
-            name = PROC_NAMES[kind]
-            theirs = f"/proc/{init_pid}/ns/{name}"
-            try:
-                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                    continue
-            except FileNotFoundError:
-                continue  # a namespace type this kernel does not have
-            fds.append((kind, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
-    except OSError as e:
-        for _, fd in fds:
-            os.close(fd)
-        raise BadState(f"cannot exec: the container's init is gone ({e.strerror})") from None
-    return fds
+        return open_joins(plan)
+    except RuntimeFailure:
+        raise BadState("cannot exec: the container's init is gone") from None
 
 
 def _send(sock, **msg) -> None:

@@ -84,6 +84,24 @@ def make_bundle(rootfs):
     return make
 
 
+def userns_edit(rootfs: Path, host_id: int):
+    """A config edit for a user-namespaced container mapping 0-65535 to host_id..; the rootfs is given to
+    host_id and made reachable for it (the tmp dirs above it are root's 0700 ones)."""
+    subprocess.run(["chown", "-R", f"{host_id}:{host_id}", str(rootfs)], check=True)
+    for parent in rootfs.parents:
+        if parent == parent.parent:
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o001)
+
+    def edit(spec: dict) -> None:
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+        spec["mounts"] = [m for m in spec["mounts"] if m["type"] not in ("sysfs", "cgroup")]
+
+    return edit
+
+
 @pytest.fixture
 def state_root(tmp_path) -> Path:
     d = tmp_path / "state"

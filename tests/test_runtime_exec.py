@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import userns_edit
 from test_runtime_process import ConsoleSocket
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -101,20 +102,7 @@ def test_exec_missing_binary_and_stopped_container(running, pyrunc):
 
 
 def test_exec_user_namespace_container(running, pyrunc, rootfs):
-    import subprocess
-
-    def userns(spec):
-        spec["linux"]["namespaces"].append({"type": "user"})
-        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-        spec["mounts"] = [m for m in spec["mounts"] if m["type"] not in ("sysfs", "cgroup")]
-
-    subprocess.run(["chown", "-R", "200000:200000", str(rootfs)], check=True)
-    for parent in rootfs.parents:
-        if parent == parent.parent:
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o001)
-    init = running(edit=userns)
+    init = running(edit=userns_edit(rootfs, 200000))
     out = pyrunc("exec", "ex", "sh", "-c", "readlink /proc/self/ns/user; id -u; cat /proc/self/uid_map")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from conftest import userns_edit
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
@@ -61,17 +63,7 @@ def test_join_namespace_by_path(make_bundle, pyrunc):
 
 
 def test_user_namespace_mappings(make_bundle, pyrunc, rootfs):
-    def userns(spec):
-        spec["linux"]["namespaces"].append({"type": "user"})
-        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        spec["mounts"] = [m for m in spec["mounts"] if m["type"] not in ("sysfs", "cgroup")]
-
-    subprocess.run(["chown", "-R", "100000:100000", str(rootfs)], check=True)
-    for parent in rootfs.parents:  # the container's root (host uid 100000) must be able to reach its rootfs
-        if parent == parent.parent:
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o001)
+    userns = userns_edit(rootfs, 100000)
     out = run_in(make_bundle, pyrunc, "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/x && "
                  "stat -c %u /tmp/x", edit=userns)
     assert out.returncode == 0, out.stderr
