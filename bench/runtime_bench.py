@@ -262,7 +262,8 @@ def bench_exec(runtimes: list[Runtime], bundle: Path, n: int, warmup: int,
 
 def bench_startup(pyrunc: list[str], runc: str, python: str, n: int) -> list[tuple[str, Series]]:
     commands = [("pyrunc --version", [*pyrunc, "--version"]), ("runc --version", [runc, "--version"]),
-                ("python -c pass", [python, "-c", "pass"]), ("python -I -S -c pass", [python, "-I", "-S", "-c", "pass"])]
+                ("python -c pass", [python, "-c", "pass"]),
+                ("python -I -S -c pass", [python, "-I", "-S", "-c", "pass"])]
     results = [(label, Series()) for label, _ in commands]
     for i in range(n + 2):
         for (label, argv), (_, series) in zip(commands, results):
@@ -406,7 +407,8 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
 
     print(f"pyrunc: {pyrunc[0]} (python {python})")
-    print(f"runc:   {args.runc} ({subprocess.run([args.runc, '--version'], capture_output=True, text=True).stdout.splitlines()[0]})")
+    runc_version = subprocess.run([args.runc, "--version"], capture_output=True, text=True).stdout.splitlines()
+    print(f"runc:   {args.runc} ({runc_version[0] if runc_version else 'version unknown'})")
     print(f"rounds: {args.n} measured + {args.warmup} warm-up, alternating; cpus: {os.cpu_count()}")
     print(f"load average at start: {load_average()}")
     warn_about_install(python)
