@@ -161,7 +161,8 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
         if stage1 == 0:  # pragma: no cover - runs in the child
             parent_sock.close()
             try:
-                _stage1(child_sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns)
+                _stage1(child_sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns,
+                        container.cgroups)
             except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
                 _report(child_sock, e)
             os._exit(1)
@@ -171,9 +172,10 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
     child_sock.close()
     pid = 0
     try:
-        if container.cgroups is not None:
-            container.cgroups.apply(stage1)
-        _send(parent_sock, t="go")
+        mgr = container.cgroups
+        if mgr is not None:
+            mgr.apply_rest(stage1)  # stage1 joins the v1 hierarchies itself (fast), see launch.py
+        _send(parent_sock, t="go", join_self=mgr is not None)
         error = None
         while True:  # until the socket closes: the process exec'd (close-on-exec) or died
             data = parent_sock.recv(_MSG_MAX)
@@ -204,12 +206,15 @@ def _report(sock, e: BaseException) -> None:
         pass
 
 
-def _stage1(sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns) -> None:
+def _stage1(sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns, cgroups) -> None:
     lsys.prctl(lsys.PR_SET_DUMPABLE, 0)  # before entering any namespace: see the module docstring
     proc_setup.preload(process)
     data = sock.recv(_MSG_MAX)
-    if not data or loads(data).get("t") != "go":
+    go = loads(data) if data else {}
+    if go.get("t") != "go":
         os._exit(1)
+    if go.get("join_self"):
+        cgroups.join_self()
     for kind, fd in ns_fds:
         try:
             lsys.setns(fd, FLAGS[kind], label=f"{kind} namespace")

@@ -110,9 +110,14 @@ def spawn_init(spec: LaunchSpec) -> int:
 def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
     linux = spec.bundle.config.get("linux") or {}
     hooks = spec.bundle.config.get("hooks") or {}
-    if spec.cgroups is not None:
-        spec.cgroups.apply(stage1)
-    _send(sock, t="go")
+    # Joining the cgroup: stage1 moves itself into the v1 hierarchies (fast, see join_self), and the rest
+    # (cgroup2) gets init's pid while init sets itself up, overlapping the kernel's ~10 ms wait. With a new
+    # cgroup namespace, whose root is fixed when it is created, everything is joined before that.
+    mgr = spec.cgroups
+    late = mgr is not None and not spec.bundle.ns.creates("cgroup")
+    if mgr is not None and not late:
+        mgr.apply(stage1)
+    _send(sock, t="go", join_self=late)
     init_pid = 0
     try:
         while True:
@@ -125,6 +130,8 @@ def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
                 _send(sock, t="ok")
             elif kind == "pid":
                 init_pid = msg["pid"]
+                if late:
+                    mgr.apply_rest(init_pid)
             elif kind == "hooks":
                 state = state_for_hooks(spec, "creating", init_pid)
                 try:
@@ -173,8 +180,11 @@ def _reap(pid: int) -> None:
 # -- stage1: namespaces ---------------------------------------------------------------------------
 def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]) -> None:
     lsys.prctl(lsys.PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or open us via /proc
-    if (_recv(sock) or {}).get("t") != "go":
+    go = _recv(sock) or {}
+    if go.get("t") != "go":
         os._exit(1)
+    if go.get("join_self"):
+        spec.cgroups.join_self()
     ns = spec.bundle.ns
     paths = dict(ns.join)
     for kind, fd in ns_fds:

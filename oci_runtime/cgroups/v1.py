@@ -112,6 +112,21 @@ class V1Manager:
         for h in self.hierarchies:
             move_pid(h.path, pid)
 
+    def join_self(self) -> None:
+        """Move the calling (single-threaded) process into the v1 hierarchies by writing "0" to `tasks`:
+        moving one thread that is the caller skips the kernel's threadgroup lock, and with it an RCU grace
+        period (~10 ms) that a cgroup.procs write waits for. The hybrid host's cgroup2 is left to
+        apply_rest()."""
+        for h in self.hierarchies:
+            if h.subsystems != (UNIFIED,):
+                write_file(h.path, "tasks", "0")
+
+    def apply_rest(self, pid: int) -> None:
+        """What join_self() leaves: the cgroup2 hierarchy of a hybrid host."""
+        for h in self.hierarchies:
+            if h.subsystems == (UNIFIED,):
+                move_pid(h.path, pid)
+
     def destroy(self) -> None:
         errors = []
         for h in self.hierarchies:

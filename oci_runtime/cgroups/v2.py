@@ -123,6 +123,12 @@ class V2Manager:
     def apply(self, pid: int) -> None:
         move_pid(self.path, pid)
 
+    def join_self(self) -> None:
+        """cgroup2 has no per-thread shortcut: apply_rest() moves the process."""
+
+    def apply_rest(self, pid: int) -> None:
+        move_pid(self.path, pid)
+
     def destroy(self) -> None:
         remove_tree(self.path)
 
