@@ -6,8 +6,6 @@ import os
 import select
 import time
 
-from . import launch
-from .config import load_bundle
 from .errors import BadState, RuntimeFailure
 from .hooks import run_hooks
 from .log import logger
@@ -139,10 +137,8 @@ class Container:
 
     def _release_init(self) -> None:
         """Open exec.fifo: init, blocked opening its other end, goes on to exec the process."""
-        from . import sys as lsys
-
         try:
-            pidfd = lsys.pidfd_open(self.pid)
+            pidfd = os.pidfd_open(self.pid)  # not our ctypes layer: `start` then needs no ctypes at all
         except OSError:
             raise BadState("cannot start a container that has stopped") from None
         fifo = os.open(self.dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -285,6 +281,9 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
            no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
            systemd_cgroup: bool = False, extra_env: dict | None = None) -> Container:
     """Create a container whose init waits for `start`; on any failure nothing is left behind."""
+    from . import launch  # only `create` needs these: start, state, kill and delete start faster without
+    from .config import load_bundle
+
     bundle = load_bundle(bundle_dir)
     config = bundle.config
     linux = config.get("linux") or {}
