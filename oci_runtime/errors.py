@@ -22,3 +22,25 @@ class ContainerExists(RuntimeFailure):
 
 class BadState(RuntimeFailure):
     """The operation is not allowed in the container's current status."""
+
+
+def error_text(e: BaseException) -> str:
+    """The one-line message for any exception raised while setting up a container."""
+    if isinstance(e, RuntimeFailure):
+        return str(e)
+    if isinstance(e, OSError):
+        return e.strerror if e.strerror and not e.filename else str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+def child_failed(report, e: BaseException, code: int = 1):
+    """End a forked child after a failure: report it (report(text), best effort), then _exit. Never
+    returns, whatever happens while reporting: a forked child must not fall back into its parent's code.
+    Imports nothing: the child may already be inside the container's filesystem."""
+    import os
+
+    try:
+        report(error_text(e))
+    except BaseException:  # noqa: BLE001
+        pass
+    os._exit(code)

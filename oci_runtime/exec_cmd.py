@@ -23,7 +23,7 @@ import _socket as socket
 from . import process as proc_setup
 from . import sys as lsys
 from .container import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
-from .errors import BadState, ConfigInvalid, RuntimeFailure
+from .errors import BadState, ConfigInvalid, RuntimeFailure, child_failed
 from .jsonio import dumps, loads
 from .namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, NamespacePlan, open_joins
 
@@ -197,13 +197,8 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
             pass
 
 
-def _report(sock, e: BaseException) -> None:
-    from .launch import _error_text
-
-    try:
-        _send(sock, t="error", msg=_error_text(e))
-    except OSError:
-        pass
+def _report(sock, e: BaseException, code: int = 1):
+    child_failed(lambda text: _send(sock, t="error", msg=text), e, code)
 
 
 def _stage1(sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns, cgroups) -> None:
@@ -236,7 +231,7 @@ def _stage1(sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_usern
                                           seccomp=seccomp, in_userns=in_userns, bind_console=False)
             prepared.execute()
         except BaseException as e:  # noqa: BLE001
-            _report(sock, e)
+            _report(sock, e, 127)
         os._exit(127)
     _send(sock, t="pid", pid=pid)
     os._exit(0)

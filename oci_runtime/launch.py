@@ -20,7 +20,7 @@ import _socket as socket  # the C module: `socket` costs milliseconds of enum se
 from . import namespaces, process as proc_setup, rootfs as rootfs_mod
 from . import sys as lsys
 from .config import Bundle
-from .errors import RuntimeFailure
+from .errors import RuntimeFailure, child_failed
 from .hooks import run_hooks
 from .jsonio import dumps, loads
 from .state import StateDir
@@ -54,14 +54,6 @@ def _recv(sock: socket.socket) -> dict | None:
     return loads(data) if data else None
 
 
-def _error_text(e: BaseException) -> str:
-    if isinstance(e, RuntimeFailure):
-        return str(e)
-    if isinstance(e, OSError):
-        return e.strerror if e.strerror and not e.filename else str(e)
-    return f"{type(e).__name__}: {e}"
-
-
 def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
     config = spec.bundle.config
     return {"ociVersion": config.get("ociVersion", ""), "id": spec.container_id, "status": status,
@@ -83,10 +75,7 @@ def spawn_init(spec: LaunchSpec) -> int:
             try:
                 _stage1(spec, child_sock, ns_fds)
             except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
-                try:
-                    _send(child_sock, t="error", msg=_error_text(e))
-                except OSError:
-                    pass
+                child_failed(lambda text: _send(child_sock, t="error", msg=text), e)
             os._exit(1)
     finally:
         for _, fd in ns_fds:
@@ -219,10 +208,7 @@ def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]
             os.close(released_r)
             _init(spec, sock)
         except BaseException as e:  # noqa: BLE001
-            try:
-                _send(sock, t="error", msg=_error_text(e))
-            except OSError:
-                pass
+            child_failed(lambda text: _send(sock, t="error", msg=text), e)
         os._exit(1)
     _send(sock, t="pid", pid=pid)
     os.write(released_w, b"1")
@@ -297,11 +283,7 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
             os._exit(0)  # a container without a process: started, it has nothing to run
         prepared.execute()
     except BaseException as e:  # noqa: BLE001 - report to `start`, which prints it
-        try:
-            os.write(fifo, _error_text(e).encode() or b"exec failed")
-        except OSError:
-            pass
-        os._exit(127)
+        child_failed(lambda text: os.write(fifo, text.encode() or b"exec failed"), e, 127)
 
 
 def _join_session_keyring(container_id: str) -> None:

@@ -91,7 +91,8 @@ def test_exec_terminal_via_console_socket(running, pyrunc, tmp_path):
 def test_exec_missing_binary_and_stopped_container(running, pyrunc):
     running()
     out = pyrunc("exec", "ex", "no-such-program")
-    assert out.returncode != 0 and "executable file not found" in out.stderr
+    assert out.returncode == 1
+    assert out.stderr == 'exec: "no-such-program": executable file not found in $PATH\n'  # one line, no traceback
     assert pyrunc("kill", "ex", "KILL").returncode == 0
     for _ in range(200):
         if json.loads(pyrunc("state", "ex").stdout)["status"] == "stopped":
