@@ -351,15 +351,17 @@ def import_profile(label: str, argv: list[str], repeat: int, top: int = 15) -> N
 # -- checks on the pyrunc under test --------------------------------------------------------------------
 
 def script_python(script: str) -> str:
-    """The interpreter named by a console script's #! line (sys.executable when it has none)."""
+    """The interpreter that runs a launcher script: the one named by its #! line, or for pyrunc's /bin/sh
+    launcher the python3 beside it (sys.executable when neither)."""
     try:
         with open(script, "rb") as f:
             first = f.readline().decode(errors="replace")
     except OSError:
         return sys.executable
-    if first.startswith("#!"):
+    if first.startswith("#!") and "python" in first:
         return first[2:].split()[0]
-    return sys.executable
+    beside = os.path.join(os.path.dirname(os.path.realpath(script)), "python3")
+    return beside if os.access(beside, os.X_OK) else sys.executable
 
 
 def warn_about_install(python: str) -> None:
