@@ -189,11 +189,12 @@ class RootfsBuilder:
 
     # -- before pivot_root ------------------------------------------------------------------------
     def prepare(self) -> None:
-        propagation = self.linux.get("rootfsPropagation")
-        flag = PROPAGATION.get(propagation, lsys.MS_SLAVE | lsys.MS_REC) if propagation else lsys.MS_SLAVE | lsys.MS_REC
-        if propagation in ("shared", "rshared", "slave", "rslave"):
-            flag = lsys.MS_SLAVE | lsys.MS_REC  # the host side stays untouched until after pivot_root
-        lsys.mount(None, "/", None, flag | lsys.MS_REC, None, label="/ (propagation)")
+        # Until pivot_root nothing we mount may reach the host: the tree is a slave (private if asked).
+        # The propagation asked for is applied to the new root after pivot_root (an unbindable tree here
+        # would refuse the rootfs bind mount below).
+        private = self.linux.get("rootfsPropagation") in ("private", "rprivate")
+        flag = (lsys.MS_PRIVATE if private else lsys.MS_SLAVE) | lsys.MS_REC
+        lsys.mount(None, "/", None, flag, None, label="/ (propagation)")
         # pivot_root needs the rootfs to be a mount point of its own
         lsys.mount(self.rootfs, self.rootfs, None, lsys.MS_BIND | lsys.MS_REC, None, label="rootfs")
         self.root = SafeRoot(self.rootfs)
@@ -417,9 +418,6 @@ class RootfsBuilder:
         os.chdir("/")
         self.root.close()
         self.root = None
-        propagation = self.linux.get("rootfsPropagation")
-        if propagation in PROPAGATION:
-            lsys.mount(None, "/", None, PROPAGATION[propagation] | lsys.MS_REC, None, label="/ (propagation)")
 
     def finish(self) -> None:
         """Masked and read-only paths, then a read-only root: all after pivot_root."""
@@ -429,6 +427,9 @@ class RootfsBuilder:
             self._mask(path)
         if (self.config.get("root") or {}).get("readonly"):
             _remount_bind("/", lsys.MS_BIND | lsys.MS_RDONLY, "/")
+        propagation = self.linux.get("rootfsPropagation")
+        if propagation in PROPAGATION:  # last: an unbindable tree would refuse the binds above
+            lsys.mount(None, "/", None, PROPAGATION[propagation] | lsys.MS_REC, None, label="/ (propagation)")
 
     @staticmethod
     def _readonly(path: str) -> None:

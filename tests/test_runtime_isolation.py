@@ -198,12 +198,22 @@ def test_proc_on_symlink_refused(make_bundle, pyrunc, rootfs, state_root):
     assert os.listdir(state_root) == []
 
 
-def test_rootfs_propagation_and_no_pivot(make_bundle, pyrunc):
-    def private(spec):
-        spec["linux"]["rootfsPropagation"] = "private"
+@pytest.mark.parametrize("propagation, tag", [("private", None), ("rprivate", None), ("slave", None),
+                                               ("shared", "shared:"), ("unbindable", "unbindable")])
+def test_rootfs_propagation(make_bundle, pyrunc, propagation, tag):
+    def prop(spec):
+        spec["linux"]["rootfsPropagation"] = propagation
 
-    out = run_in(make_bundle, pyrunc, "grep -c . /proc/self/mountinfo", edit=private)
+    out = run_in(make_bundle, pyrunc, "awk '$5 == \"/\"' /proc/self/mountinfo", edit=prop)
     assert out.returncode == 0, out.stderr
+    fields = out.stdout.split(" - ")[0].split()[6:]  # the optional fields: shared:N, master:N, unbindable
+    if tag is None:  # (a slave of a private host root has no master to show)
+        assert fields == []
+    else:
+        assert any(f.startswith(tag) for f in fields), out.stdout
+
+
+def test_no_pivot(make_bundle, pyrunc):
 
     bundle = make_bundle(["sh", "-c", "ls /; cat /proc/self/mountinfo | head -1"])
     out = pyrunc("run", "--no-pivot", "--bundle", bundle, "nopivot")
