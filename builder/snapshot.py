@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 from builder.errors import BuildError
 from builder.layers import apply_layers
+from oci_runtime import sys as linux
 
 OVERLAY_OPTIONS = "redirect_dir=off,index=off,metacopy=off"
 _MAX_OPTIONS = 4000  # the kernel takes one page of mount data
@@ -45,25 +45,40 @@ def mount_overlay(lower_dirs: list[Path], upper: Path, work: Path, target: Path)
               f"workdir={_escape(os.fspath(work.resolve()))},{OVERLAY_OPTIONS}"
     if len(options) > _MAX_OPTIONS:
         # Many layers: name the lower dirs relative to their common parent (the store's unpacked dir),
-        # and let mount(8) run there; the kernel resolves relative lowerdirs against the caller's cwd.
+        # and mount from there; the kernel resolves relative lowerdirs against the caller's cwd.
         cwd = os.path.commonpath([os.fspath(p.resolve()) for p in lowers])
         lower_opt = ":".join(_escape(os.path.relpath(p.resolve(), cwd)) for p in reversed(lowers))
         options = f"lowerdir={lower_opt},upperdir={_escape(os.fspath(upper.resolve()))}," \
                   f"workdir={_escape(os.fspath(work.resolve()))},{OVERLAY_OPTIONS}"
         if len(options) > _MAX_OPTIONS:
             raise BuildError(f"too many layers ({len(lowers)}) to mount as one overlay")
-    proc = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, os.fspath(target.resolve())],
-                          cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"cannot mount overlay on {target}: {proc.stderr.strip() or proc.returncode}")
+    _mount_overlay_at(options, os.fspath(target.resolve()), cwd)
+
+
+def _mount_overlay_at(options: str, target: str, cwd: str | None) -> None:
+    """mount(2) directly (mount(8) costs a fork+exec, ~4 ms a workspace). Relative lowerdirs are resolved
+    by the kernel against our cwd, so for those we step into `cwd` and back."""
+    old_cwd = None
+    if cwd is not None:
+        old_cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.chdir(cwd)
+    try:
+        linux.mount("overlay", target, "overlay", 0, options)
+    except OSError as e:
+        raise BuildError(f"cannot mount overlay on {target}: {os.strerror(e.errno)} "
+                         f"(options {options})") from None
+    finally:
+        if old_cwd is not None:
+            os.fchdir(old_cwd)
+            os.close(old_cwd)
 
 
 def unmount(target: Path, *, lazy: bool = False) -> None:
     """Unmount `target` (lazy: detach now, clean up when no longer busy)."""
-    args = ["umount", *(["-l"] if lazy else []), os.fspath(target)]
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"cannot unmount {target}: {proc.stderr.strip() or proc.returncode}")
+    try:
+        linux.umount2(os.fspath(target), linux.MNT_DETACH if lazy else 0)
+    except OSError as e:
+        raise BuildError(f"cannot unmount {target}: {os.strerror(e.errno)}") from None
 
 
 def is_mounted(target: Path) -> bool:
