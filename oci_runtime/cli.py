@@ -320,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # our stdout was closed early (e.g. piped into head): nothing left to say
         return 1
+    except Exception as e:  # a bug of ours: still one line (the engines show it), the traceback with --debug
+        if args.debug:
+            import traceback
+
+            log.logger.debug(traceback.format_exc())
+        log.logger.error(f"{args.command}: internal error: {type(e).__name__}: {e}")
+        return 1
 
 
 def main_and_exit() -> None:

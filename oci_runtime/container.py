@@ -290,7 +290,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
     seccomp = None
     if linux.get("seccomp"):
         from .security.seccomp import prepare_filter
-        seccomp = prepare_filter(linux["seccomp"])
+        seccomp = prepare_filter(linux["seccomp"], strict=True)
     state_dir = StateDir(root, container_id)
     state_dir.claim()
     mgr = None

@@ -47,7 +47,7 @@ def cmd_exec(args) -> int:
     if config_linux.get("seccomp"):
         from .security.seccomp import prepare_filter
 
-        seccomp = prepare_filter(config_linux["seccomp"])
+        seccomp = prepare_filter(config_linux["seccomp"], strict=True)
 
     own_pty = None
     sock = console_socket(args.console_socket) if process.get("terminal") else None

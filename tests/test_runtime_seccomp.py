@@ -53,6 +53,14 @@ def test_unknown_architecture_refused_before_create(make_bundle, pyrunc, state_r
     assert os.listdir(state_root) == []
 
 
+def test_unknown_syscall_name_refused_before_create(make_bundle, pyrunc, state_root):
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdri"], "action": "SCMP_ACT_ERRNO"}]}
+    out = run(make_bundle, pyrunc, "true", profile)
+    assert out.returncode != 0 and '"mkdri"' in out.stderr and "unknown syscall" in out.stderr
+    assert os.listdir(state_root) == []
+
+
 def test_notify_listener_reaches_the_agent(make_bundle, pyrunc, tmp_path):
     agent = Agent(tmp_path / "agent.sock", answer=4242)
     agent.start()

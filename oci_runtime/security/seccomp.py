@@ -129,11 +129,22 @@ _LOAD_HINTS = {
 }
 
 
-def prepare_filter(seccomp: dict | None) -> SeccompFilter:
-    """Check `linux.seccomp` and build its filter; call before fork. Raises SeccompError."""
+def prepare_filter(seccomp: dict | None, *, strict: bool = False) -> SeccompFilter:
+    """Check `linux.seccomp` and build its filter; call before fork. Raises SeccompError.
+
+    Syscall names libseccomp does not know are skipped (runc's behaviour, for profiles written for newer
+    kernels) unless `strict`, when they are refused: the runtime is strict, so a typo is never silently a
+    hole in the filter."""
     from oci_runtime.security.seccomp_profile import parse_profile
 
-    return SeccompFilter(parse_profile(seccomp))
+    flt = SeccompFilter(parse_profile(seccomp))
+    if strict and flt.unknown_syscalls:
+        from oci_runtime.security.seccomp_lib import library
+
+        names = ", ".join(f'"{n}"' for n in flt.unknown_syscalls)
+        raise SeccompError(f"linux.seccomp: unknown syscall name(s) {names}: not known to libseccomp "
+                           f"{library().version_text} on this system")
+    return flt
 
 
 def features() -> dict:
