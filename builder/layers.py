@@ -12,7 +12,6 @@ the digest of the tar (diff_id), the compressor and the digest of the blob in on
 from __future__ import annotations
 
 import errno
-import gzip
 import hashlib
 import lzma
 import os
@@ -93,6 +92,61 @@ class ZstdWriter:
         self._stderr.close()
 
 
+class ThreadedGzipWriter:
+    """gzip, byte for byte what gzip.GzipFile(filename="", mtime=0) writes for the same write() calls, but
+    the deflate, CRC and `sink` writes run in a second thread (zlib and hashlib release the GIL), so
+    compression overlaps reading and tarring the files. A bounded queue keeps memory at a few chunks."""
+
+    _QUEUE_CHUNKS = 3  # the writes are ~256 KiB batches or CHUNK-sized (1 MiB) file reads: a few MiB queued
+
+    def __init__(self, sink: BinaryIO, level: int = GZIP_LEVEL):
+        import queue  # only layer writing needs it
+
+        self._sink = sink
+        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+        self._crc = 0
+        self._size = 0
+        self._error: BaseException | None = None
+        self._queue: "queue.Queue[bytes | None]" = queue.Queue(self._QUEUE_CHUNKS)
+        xfl = b"\002" if level == 9 else b"\004" if level == 1 else b"\000"  # as gzip.GzipFile sets it
+        # magic, deflate, no flags, mtime 0, extra flags, OS "unknown"
+        sink.write(b"\037\213\010\000" + bytes(4) + xfl + b"\377")
+        self._worker = threading.Thread(target=self._compress_loop, name="layer-gzip", daemon=True)
+        self._worker.start()
+
+    def _compress_loop(self) -> None:
+        get, deflate, crc32 = self._queue.get, self._deflate.compress, zlib.crc32
+        while (data := get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so the producer never blocks on a full queue
+            try:
+                self._crc = crc32(data, self._crc)
+                self._size += len(data)
+                out = deflate(data)
+                if out:
+                    self._sink.write(out)
+            except BaseException as e:
+                self._error = e
+
+    def write(self, data) -> int:
+        if self._error is not None:
+            self.close()
+        n = len(data)
+        if n:
+            self._queue.put(bytes(data))  # a copy: callers may reuse their buffer
+        return n
+
+    def close(self) -> None:
+        if self._worker.is_alive():
+            self._queue.put(None)
+            self._worker.join()
+            if self._error is None:
+                self._sink.write(self._deflate.flush()
+                                 + self._crc.to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(4, "little"))
+        if self._error is not None:
+            raise self._error
+
+
 class _Plain:
     def __init__(self, sink: BinaryIO):
         self.write = sink.write
@@ -105,7 +159,7 @@ def compressor(compression: str | None, sink: BinaryIO):
     """A writable that compresses into `sink` deterministically; close() flushes it (sink stays open)."""
     if compression == "gzip":
         # No file name and mtime 0 in the gzip header: the output depends on the content only.
-        return gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=GZIP_LEVEL)
+        return ThreadedGzipWriter(sink)
     if compression == "zstd":
         return ZstdWriter(sink)
     if compression is None:
