@@ -14,6 +14,8 @@ import json
 import os
 import posixpath
 import stat
+import struct
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +25,64 @@ from builder.errors import BuildError
 _CHUNK = 1 << 20
 _MAX_SYMLINKS = 255
 
+# What we keep of each context entry's lstat, packed into one bytes object (~120 B instead of ~630 B
+# for an os.stat_result and its int objects): memory grows as slowly as we can with the context.
+_FIELDS = ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_dev", "st_ino", "st_rdev",
+           "st_atime_ns", "st_mtime_ns", "st_ctime_ns")
+_PACKED = struct.Struct("<5q3Q3q")
+
+
+def _pack(st: os.stat_result) -> bytes:
+    return _PACKED.pack(st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_size, st.st_dev, st.st_ino,
+                        st.st_rdev, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class StatRecord:
+    """The lstat fields the builder uses (same attribute names as os.stat_result), decoded on demand."""
+
+    __slots__ = _FIELDS
+
+    def __init__(self, packed: bytes):
+        (self.st_mode, self.st_nlink, self.st_uid, self.st_gid, self.st_size, self.st_dev, self.st_ino,
+         self.st_rdev, self.st_atime_ns, self.st_mtime_ns, self.st_ctime_ns) = _PACKED.unpack(packed)
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
+
+    @property
+    def st_atime(self) -> float:
+        return self.st_atime_ns / 1e9
+
+    def __repr__(self) -> str:
+        return "StatRecord(" + ", ".join(f"{f}={getattr(self, f)}" for f in _FIELDS) + ")"
+
+
+class _Entries(Mapping):
+    """relpath -> StatRecord over the packed records (decoded per lookup, never all held at once)."""
+
+    def __init__(self, packed: dict[str, bytes]):
+        self._packed = packed
+
+    def __getitem__(self, relpath: str) -> StatRecord:
+        return StatRecord(self._packed[relpath])
+
+    def __contains__(self, relpath) -> bool:
+        return relpath in self._packed
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
 
 @dataclass(frozen=True)
 class Source:
     """One resolved COPY/ADD source: `relpath` in the context ("" is the root), with its lstat."""
 
     relpath: str
-    st: os.stat_result
+    st: "StatRecord | os.stat_result"
     written: str = ""   # the path as the Dockerfile named it (a followed symlink keeps its own name)
 
     @property
@@ -55,24 +108,24 @@ class BuildContext:
     def __init__(self, root: Path | None, ignore=None, hash_cache_file: Path | None = None):
         self.root = Path(root).resolve() if root is not None else None
         self.ignore = ignore
-        self._entries: dict[str, os.stat_result] | None = None
+        self._entries: _Entries | None = None
+        self._packed: dict[str, bytes] = {}
         self._sorted: list[str] = []
-        self._digests: dict[str, str] = {}
         self._hash_cache_file = hash_cache_file
-        self._hash_cache: dict[str, list] | None = None
+        self._hash_cache: dict[str, str] | None = None
         self._hash_cache_dirty = False
 
     # -- walking ---------------------------------------------------------------------------------------
 
     @property
-    def entries(self) -> dict[str, os.stat_result]:
-        """relpath -> lstat for every entry not excluded by .dockerignore ("" is the root)."""
+    def entries(self) -> Mapping[str, StatRecord]:
+        """relpath -> lstat record for every entry not excluded by .dockerignore ("" is the root)."""
         if self._entries is None:
-            self._entries = {}
             if self.root is not None:
-                self._entries[""] = os.lstat(self.root)
+                self._packed[""] = _pack(os.lstat(self.root))
                 self._walk(str(self.root), "")
-            self._sorted = sorted(self._entries)
+            self._sorted = sorted(self._packed)
+            self._entries = _Entries(self._packed)
         return self._entries
 
     def _walk(self, abspath: str, rel: str) -> None:
@@ -87,10 +140,10 @@ class BuildContext:
                 if self.ignore is not None and self.ignore.matches(child):
                     # An excluded directory may still hold re-included ("!pattern") files.
                     if is_dir and self.ignore.may_match_inside(child):
-                        self._entries[child] = entry.stat(follow_symlinks=False)
+                        self._packed[child] = _pack(entry.stat(follow_symlinks=False))
                         self._walk(entry.path, child)
                     continue
-                self._entries[child] = entry.stat(follow_symlinks=False)
+                self._packed[child] = _pack(entry.stat(follow_symlinks=False))
                 if is_dir:
                     self._walk(entry.path, child)
 
@@ -99,7 +152,7 @@ class BuildContext:
             raise BuildError("no build context (the Dockerfile was read from stdin)")
         return self.root / relpath if relpath else self.root
 
-    def lookup(self, relpath: str) -> os.stat_result | None:
+    def lookup(self, relpath: str) -> StatRecord | None:
         return self.entries.get(relpath)
 
     def children(self, relpath: str) -> list[str]:
@@ -202,38 +255,41 @@ class BuildContext:
 
     # -- content hashes --------------------------------------------------------------------------------
 
-    def _load_hash_cache(self) -> dict[str, list]:
+    def _load_hash_cache(self) -> dict[str, str]:
         if self._hash_cache is None:
             self._hash_cache = {}
             if self._hash_cache_file is not None:
                 try:
                     data = json.loads(self._hash_cache_file.read_text())
                     if isinstance(data, dict) and data.get("root") == str(self.root):
-                        self._hash_cache = data.get("files", {})
+                        files = data.get("files", {})
+                        self._hash_cache = files if isinstance(files, dict) else {}
                 except (OSError, ValueError):
                     pass
         return self._hash_cache
 
     def file_digest(self, relpath: str) -> str:
-        """sha256 of a regular file's content, computed at most once per build."""
-        digest = self._digests.get(relpath)
-        if digest is not None:
-            return digest
-        st = self.entries[relpath]
-        key = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-        cache = self._load_hash_cache()
+        """sha256 of a regular file's content, computed at most once per build (the in-memory hash
+        cache holds every digest computed or confirmed in this build)."""
+        return self._file_digest(relpath, self.entries[relpath])
+
+    def _file_digest(self, relpath: str, st) -> str:
+        # One string per file, "dev:ino:size:mtime_ns:ctime_ns:digest": far smaller than a list.
+        key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:"
+        cache = self._hash_cache if self._hash_cache is not None else self._load_hash_cache()
         cached = cache.get(relpath)
-        if cached is not None and cached[:5] == key:
-            digest = cached[5]
-        else:
-            h = hashlib.sha256()
-            with open(self._abs(relpath), "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    h.update(chunk)
-            digest = h.hexdigest()
-            cache[relpath] = key + [digest]
-            self._hash_cache_dirty = True
-        self._digests[relpath] = digest
+        if type(cached) is str and len(cached) == len(key) + 64 and cached.startswith(key):
+            return cached[len(key):]
+        h = hashlib.sha256()
+        fd = os.open(self._abs(relpath), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                h.update(chunk)
+        finally:
+            os.close(fd)
+        digest = h.hexdigest()
+        cache[relpath] = key + digest
+        self._hash_cache_dirty = True
         return digest
 
     def entry_record(self, relpath: str, name: str, links: dict) -> str:
@@ -246,7 +302,7 @@ class BuildContext:
                 first = links.setdefault((st.st_dev, st.st_ino), name)
                 if first != name:
                     return f"{name}\0hardlink\0{first}"
-            body = f"file\0{perm:o}\0{st.st_size}\0{self.file_digest(relpath)}"
+            body = f"file\0{perm:o}\0{st.st_size}\0{self._file_digest(relpath, st)}"
         elif stat.S_ISDIR(mode):
             body = f"dir\0{perm:o}"
         elif stat.S_ISLNK(mode):
@@ -288,7 +344,7 @@ class BuildContext:
         """Persist the stat -> digest cache (atomically) so the next build need not re-read files."""
         if not self._hash_cache_dirty or self._hash_cache_file is None or self._hash_cache is None:
             return
-        live = {k: v for k, v in self._hash_cache.items() if self._entries and k in self._entries}
+        live = {k: v for k, v in self._hash_cache.items() if k in self._packed}
         self._hash_cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._hash_cache_file.with_name(f".{self._hash_cache_file.name}.{os.getpid()}.tmp")
         try:

@@ -649,7 +649,9 @@ class Builder:
         children = ()
         if source.is_dir:
             offset = len(source.relpath) + 1 if source.relpath else 0
-            children = [(c[offset:], ctx.entries[c]) for c in ctx.children(source.relpath)]
+            entries = ctx.entries
+            # A generator: each record is decoded as it is copied, never the whole tree's at once.
+            children = ((c[offset:], entries[c]) for c in ctx.children(source.relpath))
         copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts)
 
     def _copy_from(self, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,

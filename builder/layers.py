@@ -219,6 +219,29 @@ def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
             stack.append((abs_path, rel_path, iter(_sorted_names(abs_path))))
 
 
+_USTAR_ID_LIMIT = 8 ** 7    # uid, gid, device numbers: 7 octal digits in a ustar header
+_USTAR_NUM_LIMIT = 8 ** 11  # size, mtime: 11 octal digits
+
+
+def _ustar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int, type_: bytes,
+                  linkname: str, devices: tuple[int, int] | None) -> bytes:
+    """One ustar header block, byte for byte what tarfile's PAX_FORMAT writes for an entry that needs no
+    PAX record (ASCII names of at most 100 characters, numbers that fit, no xattrs, empty uname/gname),
+    in a fraction of the time: TarInfo.tobuf cost ~45 us an entry, most of a small file's tar time."""
+    dev = b"%07o\0%07o\0" % devices if devices is not None else bytes(16)
+    block = b"".join((
+        name.encode("ascii").ljust(100, b"\0"),
+        b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (mode & 0o7777, uid, gid, size, mtime),
+        b"        ",  # the checksum field counts as spaces while the checksum is summed
+        type_,
+        linkname.encode("ascii").ljust(100, b"\0"),
+        tarfile.POSIX_MAGIC,
+        bytes(64),  # uname, gname
+        dev,
+    )).ljust(tarfile.BLOCKSIZE, b"\0")
+    return b"%b%06o\0 %b" % (block[:148], sum(block), block[156:])
+
+
 class TarWriter:
     """Writes a normalised tar stream to `out` (see the module docstring)."""
 
@@ -238,12 +261,22 @@ class TarWriter:
 
     def _header(self, name: str, st: os.stat_result, type_: bytes, *, mode: int | None = None,
                 size: int = 0, linkname: str = "", pax: dict[str, str] | None = None) -> bytes:
+        mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+        mtime = self._mtime(st)
+        if (not pax and len(name) <= 100 and len(linkname) <= 100 and name.isascii() and linkname.isascii()
+                and st.st_uid < _USTAR_ID_LIMIT and st.st_gid < _USTAR_ID_LIMIT
+                and size < _USTAR_NUM_LIMIT and mtime < _USTAR_NUM_LIMIT):
+            devices = None
+            if type_ in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+                devices = (os.major(st.st_rdev), os.minor(st.st_rdev))
+            if devices is None or max(devices) < _USTAR_ID_LIMIT:
+                return _ustar_header(name, mode, st.st_uid, st.st_gid, size, mtime, type_, linkname, devices)
         info = tarfile.TarInfo(name)
         info.type = type_
-        info.mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+        info.mode = mode
         info.uid, info.gid = st.st_uid, st.st_gid
         info.uname = info.gname = ""
-        info.mtime = self._mtime(st)
+        info.mtime = mtime
         info.size = size
         info.linkname = linkname
         if type_ in (tarfile.CHRTYPE, tarfile.BLKTYPE):
