@@ -26,7 +26,7 @@ from typing import BinaryIO
 from builder import mediatypes as mt
 from builder.digest import CHUNK, Descriptor, HashingWriter
 from builder.errors import BuildError
-from builder.layers import compressor
+from builder.layers import abandon, compressor
 from builder.layout import (DirSource, LayoutSource, _blob_path, _read_json, entry_names, host_platform,
                             import_manifest, layout_entries)
 from builder.store import Image, ImageStore, normalize_name
@@ -404,9 +404,13 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
                 while chunk := head_reader.read(CHUNK):
                     tar_digest.write(chunk)
             except (EOFError, OSError) as e:
+                abandon(packer)
                 if isinstance(e, OSError) and e.errno is not None:
                     raise
                 raise BuildError(f"{label}: broken compressed data: {e}") from None
+            except BaseException:
+                abandon(packer)
+                raise
             packer.close()
             layer = blob.commit(mt.oci_layer_type(compression))
         if plain is not stream:

@@ -136,6 +136,14 @@ class ThreadedGzipWriter:
             self._queue.put(bytes(data))  # a copy: callers may reuse their buffer
         return n
 
+    def abort(self) -> None:
+        """Stop the worker without finishing the stream (the caller is dropping the blob)."""
+        if self._error is None:
+            self._error = BuildError("layer compression was abandoned")
+        if self._worker.is_alive():
+            self._queue.put(None)  # the worker drains the queue without compressing, then stops
+            self._worker.join()
+
     def close(self) -> None:
         if self._worker.is_alive():
             self._queue.put(None)
@@ -153,6 +161,13 @@ class _Plain:
 
     def close(self) -> None:
         pass
+
+
+def abandon(packer) -> None:
+    """Stop a compressor whose output is being thrown away (e.g. after an error while tarring)."""
+    abort = getattr(packer, "abort", None)
+    if abort is not None:
+        abort()
 
 
 def compressor(compression: str | None, sink: BinaryIO):
@@ -394,14 +409,18 @@ def write_layer_from_dir(root: Path, store, *, compression: str | None = "gzip",
     try:
         with store.new_blob() as blob:
             packer = compressor(compression, blob)
-            tar_digest = HashingWriter(packer)
-            batched = _Batched(tar_digest)
-            writer = TarWriter(batched, source_date_epoch=source_date_epoch,
-                               overlay_whiteouts=overlay_whiteouts, progress=bar)
-            writer.add_tree(root)
-            writer.close()
-            batched.flush()
-            packer.close()
+            try:
+                tar_digest = HashingWriter(packer)
+                batched = _Batched(tar_digest)
+                writer = TarWriter(batched, source_date_epoch=source_date_epoch,
+                                   overlay_whiteouts=overlay_whiteouts, progress=bar)
+                writer.add_tree(root)
+                writer.close()
+                batched.flush()
+                packer.close()
+            except BaseException:
+                abandon(packer)
+                raise
             desc = blob.commit(media_type)
     finally:
         if bar is not None:
