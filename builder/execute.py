@@ -560,12 +560,21 @@ class Builder:
                                  "and between 0 and 07777")
         checksum = self.ex.word(instr.flag("checksum"), env) if is_add and instr.flag("checksum") else ""
         from_ref = instr.flag("from") if not is_add else None
+        if instr.flag("parents") == "true":
+            raise BuildError(f"{instr.cmd} --parents is not supported by pydock yet")
+        excludes = [self.ex.word(p, env) for p in instr.flags.get("exclude") or []]
+        if excludes and from_ref:
+            raise BuildError(f"{instr.cmd} --exclude with --from is not supported by pydock yet")
+        from builder.dockerignore import IgnoreMatcher
+
+        excluded = IgnoreMatcher(excludes).matches if excludes else None
         if checksum and (len(srcs) != 1 or not is_url(srcs[0])):
             raise BuildError("checksum requires a single HTTP(S) source")
         if not is_add and any(is_url(s) for s in srcs):
             raise BuildError("source can't be a URL for COPY")
 
         history = [instr.cmd]
+        history += [f"--exclude={p}" for p in excludes]
         if chown:
             history.append(f"--chown={chown}")
         if chmod_text:
@@ -597,6 +606,8 @@ class Builder:
             found = self.context.sources(src) if self.context is not None else []
             if not found and not gomatch.has_wildcards(src):
                 raise BuildError(f"file not found in build context: {src}")
+            if excluded is not None:  # --exclude: patterns match the names as they land under dest
+                found = [s for s in found if s.is_dir or not excluded(s.name)]
             for s in found:
                 items.append(("ctx", s))
             key_sources.append(["ctx", src, [[s.relpath, s.name, self.context.source_digest(s)] for s in found]])
@@ -605,13 +616,13 @@ class Builder:
             raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
                              "must be a directory and end with a /")
         payload = {"op": instr.cmd, "dest": dest, "chown": chown, "chmod": chmod_text, "sources": key_sources,
-                   "inline": [[n, hashlib.sha256(c).hexdigest()] for n, c in inline]}
+                   "inline": [[n, hashlib.sha256(c).hexdigest()] for n, c in inline], "exclude": excludes}
 
         def perform(ws) -> None:
             opts = self._copy_options(ws, chown, chmod, keep_owner=False)
             for kind, item in items:
                 if kind == "ctx":
-                    self._copy_context_source(ws, item, dest, opts, is_add)
+                    self._copy_context_source(ws, item, dest, opts, is_add, excluded)
                 else:
                     path, name, mtime = item
                     st = os.lstat(path)
@@ -635,7 +646,7 @@ class Builder:
             return CopyOptions(uid=uid, gid=gid, mode=chmod, dir_owner=(uid, gid))
         return CopyOptions(keep_owner=keep_owner, mode=chmod)
 
-    def _copy_context_source(self, ws, source, dest: str, opts: CopyOptions, is_add: bool) -> None:
+    def _copy_context_source(self, ws, source, dest: str, opts: CopyOptions, is_add: bool, excluded=None) -> None:
         ctx = self.context
         path = ctx.abspath(source.relpath)
         if is_add and stat.S_ISREG(source.st.st_mode):
@@ -651,7 +662,8 @@ class Builder:
             offset = len(source.relpath) + 1 if source.relpath else 0
             entries = ctx.entries
             # A generator: each record is decoded as it is copied, never the whole tree's at once.
-            children = ((c[offset:], entries[c]) for c in ctx.children(source.relpath))
+            children = ((c[offset:], entries[c]) for c in ctx.children(source.relpath)
+                        if excluded is None or not excluded(c[offset:]))
         copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts)
 
     def _copy_from(self, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,

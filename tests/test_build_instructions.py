@@ -278,3 +278,20 @@ RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && cat /scratch/t > /
     assert (ctx / "data" / "in.txt").read_text() == "bound\n"  # rw bind writes are thrown away
     for gone in ("mnt", "scratch", "var/cache/app/log"):
         assert not (rootfs / gone).exists(), gone
+
+
+def test_copy_exclude_and_unsupported_parents(pydock, tmp_path):
+    files = {"app/main.py": "m", "app/debug.log": "l", "app/cache/x.bin": "c", "app/sub/keep.txt": "k",
+             "app/sub/trace.log": "t", "top.log": "t", "top.txt": "t"}
+    _, rootfs, _, _ = _build(pydock, tmp_path, """\
+FROM busybox
+COPY --exclude=**/*.log --exclude=cache app /app/
+COPY --exclude=*.log top.log top.txt /top/
+""", files)
+    assert sorted(str(p.relative_to(rootfs / "app")) for p in (rootfs / "app").rglob("*")) == \
+        ["main.py", "sub", "sub/keep.txt"]
+    assert sorted(p.name for p in (rootfs / "top").iterdir()) == ["top.txt"]
+
+    ctx = make_context(tmp_path / "ctx2", "FROM busybox\nCOPY --parents app/main.py /dest/\n", files)
+    proc = pydock.build(ctx, "-t", "parents", check=False)
+    assert proc.returncode != 0 and "--parents is not supported" in proc.stderr
