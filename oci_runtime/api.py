@@ -15,7 +15,10 @@ from .state import DEFAULT_ROOT
 
 
 def pyrunc_command(root: str | None = None) -> list[str]:
-    return [sys.executable, "-m", "oci_runtime", "--root", root or DEFAULT_ROOT]
+    """The installed launcher beside this interpreter (it starts Python with -I -S), else `python -m`."""
+    launcher = os.path.join(os.path.dirname(sys.executable), "pyrunc")
+    head = [launcher] if os.access(launcher, os.X_OK) else [sys.executable, "-m", "oci_runtime"]
+    return [*head, "--root", root or DEFAULT_ROOT]
 
 
 def run_container(bundle, container_id: str, *, root: str | None = None, stdin=None, stdout=None, stderr=None,
