@@ -13,6 +13,21 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 V1 = os.path.isdir("/sys/fs/cgroup/memory")
 
 
+@pytest.fixture(autouse=True)
+def remove_test_parents():
+    """The runtime removes a container's own cgroup, not the parents a cgroupsPath made: these tests do."""
+    yield
+    for parent in ("pyrunc-test", "pyrunc-rel"):
+        for base, dirs, _ in os.walk("/sys/fs/cgroup"):
+            if parent in dirs:
+                for sub, _, _ in sorted(os.walk(os.path.join(base, parent)), key=lambda t: -t[0].count("/")):
+                    try:
+                        os.rmdir(sub)
+                    except OSError:
+                        pass
+            dirs[:] = [d for d in dirs if base.count("/") < 5 and d not in (parent,)]
+
+
 def state(pyrunc, cid):
     return json.loads(pyrunc("state", cid).stdout)
 

@@ -39,7 +39,7 @@ def test_loopback_up_in_new_netns(make_bundle, pyrunc):
 
 
 def test_join_namespace_by_path(make_bundle, pyrunc):
-    holder = subprocess.Popen(["unshare", "--uts", "sh", "-c", "hostname joined-uts; sleep 100"])
+    holder = subprocess.Popen(["unshare", "--uts", "sh", "-c", "hostname joined-uts; exec sleep 100"])
     try:
         import time
         for _ in range(100):
