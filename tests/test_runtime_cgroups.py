@@ -25,7 +25,7 @@ def remove_test_parents():
                         os.rmdir(sub)
                     except OSError:
                         pass
-            dirs[:] = [d for d in dirs if base.count("/") < 5 and d not in (parent,)]
+            dirs[:] = [d for d in dirs if base.count("/") < 7 and d not in (parent,)]
 
 
 def state(pyrunc, cid):
