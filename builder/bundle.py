@@ -13,24 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import BuildError
 from builder.snapshot import materialize
 from builder.store import Image, ImageStore
 from builder.tarsafe import read_in_root
+from builder.users import ExecUser
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MAX_ID = 2**32 - 2
-
-
-@dataclass
-class ExecUser:
-    uid: int
-    gid: int
-    additional_gids: list[int] = field(default_factory=list)
-    home: str = "/"
 
 
 def _rows(rootfs: Path, path: str) -> list[list[str]]:
