@@ -16,7 +16,7 @@ from pathlib import Path
 
 from builder.errors import BuildError
 from builder.layers import apply_layers
-from oci_runtime import sys as linux
+from oci_runtime import linux
 
 OVERLAY_OPTIONS = "redirect_dir=off,index=off,metacopy=off"
 _MAX_OPTIONS = 4000  # the kernel takes one page of mount data

@@ -15,10 +15,13 @@ from .state import DEFAULT_ROOT
 
 
 def pyrunc_command(root: str | None = None) -> list[str]:
-    """The installed launcher beside this interpreter (it starts Python with -I -S), else `python -m`."""
-    launcher = os.path.join(os.path.dirname(sys.executable), "pyrunc")
-    head = [launcher] if os.access(launcher, os.X_OK) else [sys.executable, "-m", "oci_runtime"]
-    return [*head, "--root", root or DEFAULT_ROOT]
+    """The runtime's command line for a child process: this interpreter with -I -S (as the pyrunc launcher
+    starts it: site.py and runpy skipped), given this process's sys.path so that the same oci_runtime and
+    its dependencies load, whatever the install (regular, editable, or a source checkout)."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [package_parent] + [p for p in sys.path if p and p != package_parent]
+    code = f"import sys; sys.path[:0] = {paths!r}; from oci_runtime.cli import main_and_exit; main_and_exit()"
+    return [sys.executable, "-I", "-S", "-c", code, "--root", root or DEFAULT_ROOT]
 
 
 def run_container(bundle, container_id: str, *, root: str | None = None, stdin=None, stdout=None, stderr=None,

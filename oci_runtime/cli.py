@@ -18,28 +18,12 @@ SPEC_VERSION = "1.0.2-dev"
 
 
 def parse_signal(text: str) -> int:
-    import _signal as signal  # names as constants, without the enum set-up of `signal`
+    from .units import parse_signal as parse
 
-    text = text.strip()
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < signal.NSIG:
-            return number
-        raise RuntimeFailure(f"invalid signal: {text}")
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    number = getattr(signal, name, None)
-    if isinstance(number, int) and not name.startswith("SIG_"):  # SIG_DFL, SIG_BLOCK... are not signals
-        return number
-    for base_name, sign in (("SIGRTMIN+", 1), ("SIGRTMAX-", -1)):
-        offset = name[len(base_name):]
-        if name.startswith(base_name) and offset.isdigit():
-            number = getattr(signal, base_name[:-1]) + sign * int(offset)
-            if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
-                return number
-    raise RuntimeFailure(f"invalid signal: {text}")
-
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise RuntimeFailure(str(e)) from None
 
 def state_root(args) -> str:
     return args.root or DEFAULT_ROOT

@@ -10,6 +10,7 @@ from .errors import BadState, RuntimeFailure
 from .hooks import run_hooks
 from .log import logger
 from .state import StateDir
+from .units import rfc3339
 
 CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", "creating"
 SIGKILL = 9  # a literal: the signal module costs milliseconds to import
@@ -24,11 +25,6 @@ def proc_start_time(pid: int) -> tuple[int, str] | None:
         return None
     fields = data[data.rfind(b")") + 2:].split()
     return int(fields[19]), fields[0].decode()
-
-
-def now_rfc3339() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -312,7 +308,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
         state = {
             "id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": init_pid,
             "pid_start": info[0] if info else 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
-            "created": now_rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
+            "created": rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
             "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
                       if k in ("prestart", "poststart", "poststop")},
             "cgroup": mgr.to_state() if mgr is not None else None,

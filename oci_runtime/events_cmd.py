@@ -19,40 +19,17 @@ import select
 import sys
 import time
 
+from . import units
 from .errors import BadState, RuntimeFailure
 from .log import logger
 from .state import DEFAULT_ROOT
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
-                   "m": 60.0, "h": 3600.0}
-
-
 def parse_duration(text: str) -> float:
     """Seconds from a Go duration string as runc's --interval takes it: "5s", "500ms", "1m30s", "1.5h"."""
-    rest = text.strip()
-    sign = -1.0 if rest.startswith("-") else 1.0
-    rest = rest.lstrip("+-")
-    if rest == "0":
-        return 0.0
-    if not rest:
-        raise RuntimeFailure(f'invalid duration "{text}"')
-    total = 0.0
-    while rest:
-        i = 0
-        while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
-            i += 1
-        number, rest = rest[:i], rest[i:]
-        j = 0
-        while j < len(rest) and not (rest[j].isdigit() or rest[j] == "."):
-            j += 1
-        unit, rest = rest[:j], rest[j:]
-        if not number or number == "." or number.count(".") > 1:
-            raise RuntimeFailure(f'invalid duration "{text}"')
-        if unit not in _DURATION_UNITS:
-            raise RuntimeFailure(f'invalid duration "{text}": unknown or missing unit "{unit}" '
-                                 "(use ns, us, ms, s, m or h)")
-        total += float(number) * _DURATION_UNITS[unit]
-    return sign * total
+    try:
+        return units.go_duration(text.strip()) / 1e9
+    except ValueError as e:
+        raise RuntimeFailure(str(e)) from None
 
 
 # --- runc's JSON shape -----------------------------------------------------------------------------
@@ -231,10 +208,10 @@ def cmd_events(args) -> int:
 
 def _open_pidfd(container) -> int | None:
     """A pidfd for the container's init, or None (kernel without pidfd_open: we poll instead)."""
-    from . import sys as lsys
+    from . import linux
 
     try:
-        pidfd = lsys.pidfd_open(container.pid)
+        pidfd = linux.pidfd_open(container.pid)
     except OSError:
         return None
     if not container.init_alive():   # the pid was free or reused by the time we opened it

@@ -21,7 +21,7 @@ import os
 import _socket as socket
 
 from . import process as proc_setup
-from . import sys as lsys
+from . import linux
 from .container import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from .errors import BadState, ConfigInvalid, RuntimeFailure, child_failed
 from .jsonio import dumps, loads
@@ -56,7 +56,7 @@ def cmd_exec(args) -> int:
             raise RuntimeFailure("exec with a terminal and --detach needs --console-socket")
         own_pty, sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     if not args.detach:
-        lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild; its exit must come to us
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild; its exit must come to us
     try:
         pid = spawn(container, process, seccomp, sock, args.preserve_fds)
     finally:
@@ -202,7 +202,7 @@ def _report(sock, e: BaseException, code: int = 1):
 
 
 def _stage1(sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns, cgroups) -> None:
-    lsys.prctl(lsys.PR_SET_DUMPABLE, 0)  # before entering any namespace: see the module docstring
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)  # before entering any namespace: see the module docstring
     proc_setup.preload(process)
     data = sock.recv(_MSG_MAX)
     go = loads(data) if data else {}
@@ -212,7 +212,7 @@ def _stage1(sock, ns_fds, process, seccomp, console_sock, preserve_fds, in_usern
         cgroups.join_self()
     for kind, fd in ns_fds:
         try:
-            lsys.setns(fd, FLAGS[kind], label=f"{kind} namespace")
+            linux.setns(fd, FLAGS[kind], label=f"{kind} namespace")
         except OSError as e:
             raise RuntimeFailure(f"joining the container's {kind} namespace: {e.strerror}") from None
         if kind == "user":

@@ -18,7 +18,7 @@ import os
 import _socket as socket  # the C module: `socket` costs milliseconds of enum set-up at import
 
 from . import namespaces, process as proc_setup, rootfs as rootfs_mod
-from . import sys as lsys
+from . import linux
 from .config import Bundle
 from .errors import RuntimeFailure, child_failed
 from .hooks import run_hooks
@@ -65,8 +65,8 @@ def spawn_init(spec: LaunchSpec) -> int:
     """Fork stage1 and drive the handshake until init is ready; return init's host pid."""
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     # opened here, not in init: in a user namespace init may not be allowed to walk the host's paths
-    spec.fifo_fd = os.open(spec.state_dir.fifo, lsys.O_PATH | os.O_CLOEXEC)
-    spec.proc_fd = os.open("/proc", lsys.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    spec.fifo_fd = os.open(spec.state_dir.fifo, linux.O_PATH | os.O_CLOEXEC)
+    spec.proc_fd = os.open("/proc", linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     ns_fds = namespaces.open_joins(spec.bundle.ns)
     try:
         stage1 = os.fork()
@@ -97,7 +97,7 @@ def spawn_init(spec: LaunchSpec) -> int:
 
 
 def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
-    linux = spec.bundle.config.get("linux") or {}
+    linux_cfg = spec.bundle.config.get("linux") or {}
     hooks = spec.bundle.config.get("hooks") or {}
     # Joining the cgroup: stage1 moves itself into the v1 hierarchies (fast, see join_self), and the rest
     # (cgroup2) gets init's pid while init sets itself up, overlapping the kernel's ~10 ms wait. With a new
@@ -115,7 +115,7 @@ def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
                 raise RuntimeFailure("container init exited unexpectedly before it was ready")
             kind = msg["t"]
             if kind == "userns":
-                namespaces.write_id_maps(stage1, linux)
+                namespaces.write_id_maps(stage1, linux_cfg)
                 _send(sock, t="ok")
             elif kind == "pid":
                 init_pid = msg["pid"]
@@ -168,7 +168,7 @@ def _reap(pid: int) -> None:
 
 # -- stage1: namespaces ---------------------------------------------------------------------------
 def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]) -> None:
-    lsys.prctl(lsys.PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or open us via /proc
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or open us via /proc
     go = _recv(sock) or {}
     if go.get("t") != "go":
         os._exit(1)
@@ -180,7 +180,7 @@ def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]
         if kind == "user":
             namespaces.join(kind, fd, paths[kind])
     if ns.creates("user"):
-        lsys.unshare(lsys.CLONE_NEWUSER)
+        linux.unshare(linux.CLONE_NEWUSER)
         _send(sock, t="userns")
         reply = _recv(sock)
         if not reply or reply.get("t") != "ok":
@@ -191,9 +191,9 @@ def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]
     for kind, fd in ns_fds:
         if kind != "user":
             namespaces.join(kind, fd, paths[kind])
-    if ns.new & ~lsys.CLONE_NEWUSER:
+    if ns.new & ~linux.CLONE_NEWUSER:
         try:
-            lsys.unshare(ns.new & ~lsys.CLONE_NEWUSER)
+            linux.unshare(ns.new & ~linux.CLONE_NEWUSER)
         except OSError as e:
             raise RuntimeFailure(f"creating namespaces: {e.strerror}") from None
     if ns.creates("time"):
@@ -218,7 +218,7 @@ def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]
 # -- init: the container's first process ----------------------------------------------------------
 def _init(spec: LaunchSpec, sock: socket.socket) -> None:
     config = spec.bundle.config
-    linux = config.get("linux") or {}
+    linux_cfg = config.get("linux") or {}
     process = config.get("process")
     hooks = config.get("hooks") or {}
     ns = spec.bundle.ns
@@ -236,9 +236,9 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
         namespaces.loopback_up()
     if ns.has("uts"):
         if config.get("hostname"):
-            lsys.sethostname(config["hostname"])
+            linux.sethostname(config["hostname"])
         if config.get("domainname"):
-            lsys.setdomainname(config["domainname"])
+            linux.setdomainname(config["domainname"])
 
     state = None
     if hooks.get("createRuntime") or hooks.get("createContainer") or hooks.get("startContainer"):
@@ -258,7 +258,7 @@ def _init(spec: LaunchSpec, sock: socket.socket) -> None:
     else:
         os.chroot(spec.bundle.rootfs)
         os.chdir("/")
-    rootfs_mod.write_sysctls(linux.get("sysctl"))  # before /proc/sys becomes read-only
+    rootfs_mod.write_sysctls(linux_cfg.get("sysctl"))  # before /proc/sys becomes read-only
     if builder is not None:
         builder.finish()
 

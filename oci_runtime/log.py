@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from .jsonio import dumps
+from .units import rfc3339
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -22,7 +22,7 @@ class Logger:
         self.threshold = _LEVELS["debug" if debug else "info"]
 
     def _line(self, level: str, msg: str) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+        stamp = rfc3339(fraction=False)
         if self.fmt == "json":
             return dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
         return f'time="{stamp}" level={level} msg={dumps(msg)}\n'

@@ -8,13 +8,13 @@ import struct
 
 import _socket as socket
 
-from . import sys as lsys
+from . import linux
 from .errors import ConfigInvalid, RuntimeFailure
 
 FLAGS = {
-    "pid": lsys.CLONE_NEWPID, "network": lsys.CLONE_NEWNET, "mount": lsys.CLONE_NEWNS,
-    "ipc": lsys.CLONE_NEWIPC, "uts": lsys.CLONE_NEWUTS, "user": lsys.CLONE_NEWUSER,
-    "cgroup": lsys.CLONE_NEWCGROUP, "time": lsys.CLONE_NEWTIME,
+    "pid": linux.CLONE_NEWPID, "network": linux.CLONE_NEWNET, "mount": linux.CLONE_NEWNS,
+    "ipc": linux.CLONE_NEWIPC, "uts": linux.CLONE_NEWUTS, "user": linux.CLONE_NEWUSER,
+    "cgroup": linux.CLONE_NEWCGROUP, "time": linux.CLONE_NEWTIME,
 }
 PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
               "user": "user", "cgroup": "cgroup", "time": "time"}
@@ -58,16 +58,16 @@ def plan(linux: dict) -> NamespacePlan:
 
 def check_compatible(config: dict, ns: NamespacePlan) -> None:
     """The spec's rules tying other settings to namespaces."""
-    linux = config.get("linux") or {}
+    linux_cfg = config.get("linux") or {}
     if (config.get("hostname") or config.get("domainname")) and not ns.has("uts"):
         raise ConfigInvalid("unable to set hostname without a private UTS namespace")
-    if (linux.get("uidMappings") or linux.get("gidMappings")) and not ns.creates("user"):
+    if (linux_cfg.get("uidMappings") or linux_cfg.get("gidMappings")) and not ns.creates("user"):
         raise ConfigInvalid("uidMappings/gidMappings need a new user namespace")
-    if ns.creates("user") and not (linux.get("uidMappings") and linux.get("gidMappings")):
+    if ns.creates("user") and not (linux_cfg.get("uidMappings") and linux_cfg.get("gidMappings")):
         raise ConfigInvalid("a new user namespace needs linux.uidMappings and linux.gidMappings")
-    if linux.get("timeOffsets") and not ns.creates("time"):
+    if linux_cfg.get("timeOffsets") and not ns.creates("time"):
         raise ConfigInvalid("linux.timeOffsets needs a new time namespace")
-    for key in (linux.get("sysctl") or {}):
+    for key in (linux_cfg.get("sysctl") or {}):
         if key.startswith("net.") and not ns.has("network"):
             raise ConfigInvalid(f"sysctl {key} is not allowed in the host's network namespace")
         if (key.startswith("kernel.msg") or key.startswith("kernel.sem") or key.startswith("kernel.shm")
@@ -91,7 +91,7 @@ def open_joins(ns: NamespacePlan) -> list[tuple[str, int]]:
 
 def join(kind: str, fd: int, path: str = "") -> None:
     try:
-        lsys.setns(fd, FLAGS[kind], label=f"{kind} namespace {path}".strip())
+        linux.setns(fd, FLAGS[kind], label=f"{kind} namespace {path}".strip())
     except OSError as e:
         raise RuntimeFailure(f'joining {kind} namespace "{path}": {e.strerror}') from None
 

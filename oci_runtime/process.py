@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import resource  # imported here: init calls set_rlimits after pivot_root, when the host's stdlib is gone
 
-from . import sys as lsys
+from . import linux, users
 from .errors import ConfigInvalid, RuntimeFailure
+from .specgen import DEFAULT_PATH
 from .security import capabilities
 
 RLIMITS = {
@@ -18,7 +19,6 @@ RLIMITS = {
     "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
     "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def check(process: dict) -> None:
@@ -40,7 +40,7 @@ def check(process: dict) -> None:
 def mark_cloexec_from(first: int) -> None:
     """Set close-on-exec on every fd >= first."""
     try:
-        lsys.close_range(first, 0xFFFFFFFF, lsys.CLOSE_RANGE_CLOEXEC)
+        linux.close_range(first, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)
     except OSError:  # kernels before 5.11: walk our fd table instead
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
@@ -80,24 +80,12 @@ def set_oom_score_adj(value: int | None) -> None:
         raise RuntimeFailure(f"setting oom_score_adj to {value}: {e.strerror}") from None
 
 
-def _passwd_home(uid: int) -> str | None:
-    try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid):
-                    return fields[5]
-    except OSError:
-        pass
-    return None
-
-
 def set_user(user: dict | None, caps: dict | None, *, setgroups_allowed: bool = True) -> None:
     """Switch to the configured uid/gid/groups while keeping exactly the configured capabilities."""
     user = user or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     capabilities.drop_bounding(caps)
-    lsys.prctl(lsys.PR_SET_KEEPCAPS, 1)
+    linux.prctl(linux.PR_SET_KEEPCAPS, 1)
     try:
         if setgroups_allowed:
             os.setgroups(list(user.get("additionalGids") or []))
@@ -106,7 +94,7 @@ def set_user(user: dict | None, caps: dict | None, *, setgroups_allowed: bool = 
     except OSError as e:
         raise RuntimeFailure(f"setting user {uid}:{gid} (groups {user.get('additionalGids') or []}): "
                              f"{e.strerror}") from None
-    lsys.prctl(lsys.PR_SET_KEEPCAPS, 0)
+    linux.prctl(linux.PR_SET_KEEPCAPS, 0)
     capabilities.apply(caps)
     if "umask" in user and user["umask"] is not None:
         os.umask(user["umask"])
@@ -133,13 +121,13 @@ def lookup_executable(arg0: str, env: dict[str, str], cwd: str) -> str:
 def final_env(process: dict, uid: int) -> dict[str, str]:
     env = env_dict(process.get("env"))
     if "HOME" not in env:
-        env["HOME"] = _passwd_home(uid) or "/"
+        env["HOME"] = users.home_of(uid) or "/"
     return env
 
 
 def set_no_new_privs(process: dict) -> None:
     if process.get("noNewPrivileges"):
-        lsys.prctl(lsys.PR_SET_NO_NEW_PRIVS, 1)
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
 
 
 def check_lsm(process: dict) -> None:
@@ -300,6 +288,6 @@ def _bind_console(slave_path: str) -> None:
     try:
         if not os.path.exists("/dev/console"):
             os.close(os.open("/dev/console", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        lsys.mount(slave_path, "/dev/console", None, lsys.MS_BIND, None)
+        linux.mount(slave_path, "/dev/console", None, linux.MS_BIND, None)
     except OSError:
         pass  # a read-only /dev is allowed; the console then is only the process's stdio

@@ -12,31 +12,31 @@ import os
 import posixpath
 import stat
 
-from . import sys as lsys
+from . import linux
 from .errors import RuntimeFailure
 
 # option -> (clears the flag?, flag)
 MOUNT_FLAGS = {
-    "async": (True, lsys.MS_SYNCHRONOUS), "atime": (True, lsys.MS_NOATIME), "bind": (False, lsys.MS_BIND),
-    "defaults": (False, 0), "dev": (True, lsys.MS_NODEV), "diratime": (True, lsys.MS_NODIRATIME),
-    "dirsync": (False, lsys.MS_DIRSYNC), "exec": (True, lsys.MS_NOEXEC), "iversion": (False, lsys.MS_I_VERSION),
-    "lazytime": (False, lsys.MS_LAZYTIME), "loud": (True, lsys.MS_SILENT), "mand": (False, lsys.MS_MANDLOCK),
-    "noatime": (False, lsys.MS_NOATIME), "nodev": (False, lsys.MS_NODEV), "nodiratime": (False, lsys.MS_NODIRATIME),
-    "noexec": (False, lsys.MS_NOEXEC), "noiversion": (True, lsys.MS_I_VERSION),
-    "nolazytime": (True, lsys.MS_LAZYTIME), "nomand": (True, lsys.MS_MANDLOCK),
-    "norelatime": (True, lsys.MS_RELATIME), "nostrictatime": (True, lsys.MS_STRICTATIME),
-    "nosuid": (False, lsys.MS_NOSUID), "nosymfollow": (False, lsys.MS_NOSYMFOLLOW),
-    "rbind": (False, lsys.MS_BIND | lsys.MS_REC), "relatime": (False, lsys.MS_RELATIME),
-    "remount": (False, lsys.MS_REMOUNT), "ro": (False, lsys.MS_RDONLY), "rw": (True, lsys.MS_RDONLY),
-    "silent": (False, lsys.MS_SILENT), "strictatime": (False, lsys.MS_STRICTATIME),
-    "suid": (True, lsys.MS_NOSUID), "symfollow": (True, lsys.MS_NOSYMFOLLOW),
-    "sync": (False, lsys.MS_SYNCHRONOUS),
+    "async": (True, linux.MS_SYNCHRONOUS), "atime": (True, linux.MS_NOATIME), "bind": (False, linux.MS_BIND),
+    "defaults": (False, 0), "dev": (True, linux.MS_NODEV), "diratime": (True, linux.MS_NODIRATIME),
+    "dirsync": (False, linux.MS_DIRSYNC), "exec": (True, linux.MS_NOEXEC), "iversion": (False, linux.MS_I_VERSION),
+    "lazytime": (False, linux.MS_LAZYTIME), "loud": (True, linux.MS_SILENT), "mand": (False, linux.MS_MANDLOCK),
+    "noatime": (False, linux.MS_NOATIME), "nodev": (False, linux.MS_NODEV), "nodiratime": (False, linux.MS_NODIRATIME),
+    "noexec": (False, linux.MS_NOEXEC), "noiversion": (True, linux.MS_I_VERSION),
+    "nolazytime": (True, linux.MS_LAZYTIME), "nomand": (True, linux.MS_MANDLOCK),
+    "norelatime": (True, linux.MS_RELATIME), "nostrictatime": (True, linux.MS_STRICTATIME),
+    "nosuid": (False, linux.MS_NOSUID), "nosymfollow": (False, linux.MS_NOSYMFOLLOW),
+    "rbind": (False, linux.MS_BIND | linux.MS_REC), "relatime": (False, linux.MS_RELATIME),
+    "remount": (False, linux.MS_REMOUNT), "ro": (False, linux.MS_RDONLY), "rw": (True, linux.MS_RDONLY),
+    "silent": (False, linux.MS_SILENT), "strictatime": (False, linux.MS_STRICTATIME),
+    "suid": (True, linux.MS_NOSUID), "symfollow": (True, linux.MS_NOSYMFOLLOW),
+    "sync": (False, linux.MS_SYNCHRONOUS),
 }
 PROPAGATION = {
-    "private": lsys.MS_PRIVATE, "rprivate": lsys.MS_PRIVATE | lsys.MS_REC,
-    "shared": lsys.MS_SHARED, "rshared": lsys.MS_SHARED | lsys.MS_REC,
-    "slave": lsys.MS_SLAVE, "rslave": lsys.MS_SLAVE | lsys.MS_REC,
-    "unbindable": lsys.MS_UNBINDABLE, "runbindable": lsys.MS_UNBINDABLE | lsys.MS_REC,
+    "private": linux.MS_PRIVATE, "rprivate": linux.MS_PRIVATE | linux.MS_REC,
+    "shared": linux.MS_SHARED, "rshared": linux.MS_SHARED | linux.MS_REC,
+    "slave": linux.MS_SLAVE, "rslave": linux.MS_SLAVE | linux.MS_REC,
+    "unbindable": linux.MS_UNBINDABLE, "runbindable": linux.MS_UNBINDABLE | linux.MS_REC,
 }
 # Options engines send that are not kernel options: handled by us, never passed as data.
 EXTRA_OPTIONS = {"tmpcopyup", "notmpcopyup", "idmap", "ridmap"}
@@ -47,9 +47,9 @@ RECURSIVE_ATTRS = {"rro": "ro", "rrw": "rw", "rnosuid": "nosuid", "rsuid": "suid
                    "rnodiratime": "nodiratime", "rdiratime": "diratime", "rnosymfollow": "nosymfollow",
                    "rsymfollow": "symfollow"}
 # statvfs f_flag bits the kernel locks on mounts inherited into a user namespace
-_LOCKED = {os.ST_RDONLY: lsys.MS_RDONLY, os.ST_NOSUID: lsys.MS_NOSUID, os.ST_NODEV: lsys.MS_NODEV,
-           os.ST_NOEXEC: lsys.MS_NOEXEC, getattr(os, "ST_NOATIME", 1024): lsys.MS_NOATIME,
-           getattr(os, "ST_NODIRATIME", 2048): lsys.MS_NODIRATIME, getattr(os, "ST_RELATIME", 4096): lsys.MS_RELATIME}
+_LOCKED = {os.ST_RDONLY: linux.MS_RDONLY, os.ST_NOSUID: linux.MS_NOSUID, os.ST_NODEV: linux.MS_NODEV,
+           os.ST_NOEXEC: linux.MS_NOEXEC, getattr(os, "ST_NOATIME", 1024): linux.MS_NOATIME,
+           getattr(os, "ST_NODIRATIME", 2048): linux.MS_NODIRATIME, getattr(os, "ST_RELATIME", 4096): linux.MS_RELATIME}
 
 DEFAULT_DEVICES = [  # path, major, minor: created in every container that has its own /dev
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
@@ -87,16 +87,16 @@ class SafeRoot:
 
     def __init__(self, path: str):
         self.path = path
-        self.fd = os.open(path, lsys.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.fd = os.open(path, linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def close(self) -> None:
         os.close(self.fd)
 
-    def open(self, path: str, flags: int = lsys.O_PATH, *, follow: bool = True) -> int:
-        resolve = lsys.RESOLVE_IN_ROOT | lsys.RESOLVE_NO_MAGICLINKS
+    def open(self, path: str, flags: int = linux.O_PATH, *, follow: bool = True) -> int:
+        resolve = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
         if not follow:
             flags |= os.O_NOFOLLOW
-        return lsys.openat2(self.fd, path.lstrip("/") or ".", flags, 0, resolve)
+        return linux.openat2(self.fd, path.lstrip("/") or ".", flags, 0, resolve)
 
     def ensure(self, path: str, *, directory: bool = True, mode: int = 0o755) -> int:
         """Open `path` (O_PATH), creating what is missing: parents as directories, the last part as a
@@ -136,7 +136,7 @@ class SafeRoot:
                     parts = [p for p in target.split("/") if p] + parts
                     continue
                 # one component, no symlink allowed: a swap by a racing process fails instead of escaping
-                child = lsys.openat2(fd, name, lsys.O_PATH, 0, lsys.RESOLVE_NO_SYMLINKS | lsys.RESOLVE_BENEATH)
+                child = linux.openat2(fd, name, linux.O_PATH, 0, linux.RESOLVE_NO_SYMLINKS | linux.RESOLVE_BENEATH)
                 os.close(fd)
                 fd = child
                 current = posixpath.join(current, name)
@@ -163,16 +163,16 @@ def fd_path(fd: int) -> str:
 
 def _remount_bind(target: str, flags: int, label: str) -> None:
     """Apply flags to a bind mount; keep the flags the kernel locked (user namespaces) if it refuses."""
-    remount = lsys.MS_BIND | lsys.MS_REMOUNT | (flags & ~(lsys.MS_BIND | lsys.MS_REC | lsys.MS_REMOUNT))
+    remount = linux.MS_BIND | linux.MS_REMOUNT | (flags & ~(linux.MS_BIND | linux.MS_REC | linux.MS_REMOUNT))
     try:
-        lsys.mount(None, target, None, remount, None, label=label)
+        linux.mount(None, target, None, remount, None, label=label)
     except PermissionError:
         locked = 0
         st = os.statvfs(target)
         for bit, flag in _LOCKED.items():
             if st.f_flag & bit:
                 locked |= flag
-        lsys.mount(None, target, None, remount | locked, None, label=label)
+        linux.mount(None, target, None, remount | locked, None, label=label)
 
 
 class RootfsBuilder:
@@ -193,10 +193,10 @@ class RootfsBuilder:
         # The propagation asked for is applied to the new root after pivot_root (an unbindable tree here
         # would refuse the rootfs bind mount below).
         private = self.linux.get("rootfsPropagation") in ("private", "rprivate")
-        flag = (lsys.MS_PRIVATE if private else lsys.MS_SLAVE) | lsys.MS_REC
-        lsys.mount(None, "/", None, flag, None, label="/ (propagation)")
+        flag = (linux.MS_PRIVATE if private else linux.MS_SLAVE) | linux.MS_REC
+        linux.mount(None, "/", None, flag, None, label="/ (propagation)")
         # pivot_root needs the rootfs to be a mount point of its own
-        lsys.mount(self.rootfs, self.rootfs, None, lsys.MS_BIND | lsys.MS_REC, None, label="rootfs")
+        linux.mount(self.rootfs, self.rootfs, None, linux.MS_BIND | linux.MS_REC, None, label="rootfs")
         self.root = SafeRoot(self.rootfs)
         for mount in self.config.get("mounts") or []:
             self.mount_one(mount)
@@ -230,7 +230,7 @@ class RootfsBuilder:
                 fd = self.root.ensure(dest)
                 try:
                     target = fd_path(fd)
-                    lsys.mount(mount.get("source") or mtype, target, mtype, flags & ~lsys.MS_REMOUNT,
+                    linux.mount(mount.get("source") or mtype, target, mtype, flags & ~linux.MS_REMOUNT,
                                ",".join(data) or None, label=dest)
                     if "tmpcopyup" in extra:
                         self._copy_up(dest)
@@ -239,7 +239,7 @@ class RootfsBuilder:
             if prop:
                 fd = self.root.open(dest)
                 try:
-                    lsys.mount(None, fd_path(fd), None, prop, None, label=dest)
+                    linux.mount(None, fd_path(fd), None, prop, None, label=dest)
                 finally:
                     os.close(fd)
         except OSError as e:
@@ -262,17 +262,17 @@ class RootfsBuilder:
             st = os.stat(source)
         except FileNotFoundError:
             raise RuntimeFailure(f'error mounting {label}: mount source "{mount.get("source")}" does not exist') from None
-        src_fd = os.open(source, lsys.O_PATH | os.O_CLOEXEC)
+        src_fd = os.open(source, linux.O_PATH | os.O_CLOEXEC)
         try:
             fd = self.root.ensure(dest, directory=stat.S_ISDIR(st.st_mode))
             try:
                 target = fd_path(fd)
-                lsys.mount(fd_path(src_fd), target, None, lsys.MS_BIND | (flags & lsys.MS_REC), None, label=dest)
+                linux.mount(fd_path(src_fd), target, None, linux.MS_BIND | (flags & linux.MS_REC), None, label=dest)
             finally:
                 os.close(fd)
         finally:
             os.close(src_fd)
-        if flags & ~(lsys.MS_BIND | lsys.MS_REC):
+        if flags & ~(linux.MS_BIND | linux.MS_REC):
             self._remount_at(dest, flags)
 
     def _remount_at(self, dest: str, flags: int) -> None:
@@ -283,7 +283,7 @@ class RootfsBuilder:
             os.close(fd)
 
     def _mount_cgroup(self, dest: str, flags: int, label: str) -> None:
-        flags &= ~(lsys.MS_BIND | lsys.MS_REC | lsys.MS_REMOUNT)
+        flags &= ~(linux.MS_BIND | linux.MS_REC | linux.MS_REMOUNT)
         fd = self.root.ensure(dest)
         try:
             target = fd_path(fd)
@@ -291,14 +291,14 @@ class RootfsBuilder:
                 return
             if self.cgroups.version == 2:
                 if any(ns.get("type") == "cgroup" and not ns.get("path") for ns in self.linux.get("namespaces") or []):
-                    lsys.mount("cgroup2", target, "cgroup2", flags, None, label=dest)
+                    linux.mount("cgroup2", target, "cgroup2", flags, None, label=dest)
                     return
                 host_dir = self.cgroups.mounts_for_container()[0][0]
-                lsys.mount(host_dir, target, None, lsys.MS_BIND | lsys.MS_REC, None, label=dest)
-                self._remount_at(dest, flags | lsys.MS_BIND)
+                linux.mount(host_dir, target, None, linux.MS_BIND | linux.MS_REC, None, label=dest)
+                self._remount_at(dest, flags | linux.MS_BIND)
                 return
             # cgroup v1: a tmpfs holding a bind of the container's own cgroup for each controller
-            lsys.mount("tmpfs", target, "tmpfs", flags & ~lsys.MS_RDONLY, "mode=755", label=dest)
+            linux.mount("tmpfs", target, "tmpfs", flags & ~linux.MS_RDONLY, "mode=755", label=dest)
         finally:
             os.close(fd)
         for host_dir, sub in self.cgroups.mounts_for_container():
@@ -317,14 +317,14 @@ class RootfsBuilder:
                 continue
             sfd = self.root.ensure(sub_dest)
             try:
-                lsys.mount(host_dir, fd_path(sfd), None, lsys.MS_BIND | lsys.MS_REC, None, label=sub_dest)
+                linux.mount(host_dir, fd_path(sfd), None, linux.MS_BIND | linux.MS_REC, None, label=sub_dest)
             finally:
                 os.close(sfd)
-            self._remount_at(sub_dest, flags | lsys.MS_BIND)
-        if flags & lsys.MS_RDONLY:
+            self._remount_at(sub_dest, flags | linux.MS_BIND)
+        if flags & linux.MS_RDONLY:
             fd = self.root.open(dest)
             try:
-                lsys.mount(None, fd_path(fd), None, lsys.MS_REMOUNT | flags, "mode=755", label=dest)
+                linux.mount(None, fd_path(fd), None, linux.MS_REMOUNT | flags, "mode=755", label=dest)
             finally:
                 os.close(fd)
 
@@ -372,9 +372,9 @@ class RootfsBuilder:
                     raise
                 # mknod is refused in a user namespace: bind the host's node instead
                 os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=pfd))
-                nfd = lsys.openat2(pfd, name, lsys.O_PATH, 0, lsys.RESOLVE_IN_ROOT)
+                nfd = linux.openat2(pfd, name, linux.O_PATH, 0, linux.RESOLVE_IN_ROOT)
                 try:
-                    lsys.mount(path, fd_path(nfd), None, lsys.MS_BIND, None, label=path)
+                    linux.mount(path, fd_path(nfd), None, linux.MS_BIND, None, label=path)
                 finally:
                     os.close(nfd)
                 return
@@ -408,13 +408,13 @@ class RootfsBuilder:
     def pivot(self, no_pivot: bool = False) -> None:
         os.fchdir(self.root.fd)
         if no_pivot:
-            lsys.mount(".", "/", None, lsys.MS_MOVE, None, label="/ (move rootfs)")
+            linux.mount(".", "/", None, linux.MS_MOVE, None, label="/ (move rootfs)")
             os.chroot(".")
         else:
-            lsys.pivot_root(".", ".")
+            linux.pivot_root(".", ".")
             # the old root is now stacked under "."; keep its unmount from propagating to the host
-            lsys.mount(None, ".", None, lsys.MS_SLAVE | lsys.MS_REC, None, label="old root")
-            lsys.umount2(".", lsys.MNT_DETACH)
+            linux.mount(None, ".", None, linux.MS_SLAVE | linux.MS_REC, None, label="old root")
+            linux.umount2(".", linux.MNT_DETACH)
         os.chdir("/")
         self.root.close()
         self.root = None
@@ -426,20 +426,20 @@ class RootfsBuilder:
         for path in self.linux.get("maskedPaths") or []:
             self._mask(path)
         if (self.config.get("root") or {}).get("readonly"):
-            _remount_bind("/", lsys.MS_BIND | lsys.MS_RDONLY, "/")
+            _remount_bind("/", linux.MS_BIND | linux.MS_RDONLY, "/")
         propagation = self.linux.get("rootfsPropagation")
         if propagation in PROPAGATION:  # last: an unbindable tree would refuse the binds above
-            lsys.mount(None, "/", None, PROPAGATION[propagation] | lsys.MS_REC, None, label="/ (propagation)")
+            linux.mount(None, "/", None, PROPAGATION[propagation] | linux.MS_REC, None, label="/ (propagation)")
 
     @staticmethod
     def _readonly(path: str) -> None:
         try:
-            lsys.mount(path, path, None, lsys.MS_BIND | lsys.MS_REC, None)
+            linux.mount(path, path, None, linux.MS_BIND | linux.MS_REC, None)
         except FileNotFoundError:
             return
         except OSError as e:
             raise RuntimeFailure(f'making "{path}" read-only: {e.strerror}') from None
-        _remount_bind(path, lsys.MS_BIND | lsys.MS_RDONLY | lsys.MS_NOSUID | lsys.MS_NODEV | lsys.MS_NOEXEC, path)
+        _remount_bind(path, linux.MS_BIND | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, path)
 
     @staticmethod
     def _mask(path: str) -> None:
@@ -449,9 +449,9 @@ class RootfsBuilder:
             return
         try:
             if stat.S_ISDIR(st.st_mode):
-                lsys.mount("tmpfs", path, "tmpfs", lsys.MS_RDONLY, None)
+                linux.mount("tmpfs", path, "tmpfs", linux.MS_RDONLY, None)
             else:
-                lsys.mount("/dev/null", path, None, lsys.MS_BIND, None)
+                linux.mount("/dev/null", path, None, linux.MS_BIND, None)
         except OSError as e:
             if e.errno in (errno.ENOENT,):
                 return

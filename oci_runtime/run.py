@@ -9,7 +9,7 @@ import select
 import _signal as signal  # the C modules: `signal` and `socket` spend milliseconds building enums
 import _socket as socket
 
-from . import sys as lsys
+from . import linux
 from .errors import RuntimeFailure
 from .log import logger
 
@@ -28,7 +28,7 @@ def run(root: str, args, extra_fds: int = 0, extra_env: dict | None = None) -> i
     from .cli import console_socket
     from .container import create
 
-    lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)  # init is our grandchild; its exit must come to us
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init is our grandchild; its exit must come to us
     own_pty = None
     sock = console_socket(args.console_socket)
     if sock is None and not args.detach and _terminal_wanted(args.bundle):
@@ -148,7 +148,7 @@ def _proxy_terminal(init_pid: int, master: int) -> int:
     if os.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0)
-    pidfd = lsys.pidfd_open(init_pid)
+    pidfd = linux.pidfd_open(init_pid)
     try:
         inputs = [master, pidfd] + ([0] if _readable_stdin() else [])
         while True:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 OCI_VERSION = "1.0.2-dev"
 
+# The PATH a process gets when its config or image sets none (runc, docker and BuildKit agree on it).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 MASKED_PATHS = [
@@ -21,7 +24,7 @@ def default_spec(rootless: bool = False, args: list[str] | None = None, terminal
             "terminal": terminal,
             "user": {"uid": 0, "gid": 0},
             "args": list(args or ["sh"]),
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "env": [f"PATH={DEFAULT_PATH}", "TERM=xterm"],
             "cwd": "/",
             "capabilities": {name: list(DEFAULT_CAPS) for name in ("bounding", "effective", "permitted", "ambient")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 
+from . import units
 from .errors import BadState, RuntimeFailure
 from .log import logger
 from .state import DEFAULT_ROOT
@@ -45,30 +46,11 @@ _LIST_KEYS = {
     ("network", "priorities"): ("name",),
     ("hugepageLimits",): ("pageSize",),
 }
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
 def ram_in_bytes(text: str) -> int:
-    """A memory size as docker's units.RAMInBytes reads it: "128", "64m", "1.5g", "512 KiB", "2GB".
-
-    Binary multiples (k = 1024); the unit letter, "i" and "b" are optional and case-insensitive;
-    one space may separate number and unit; fractions are truncated after multiplying.
-    """
-    body = text.lower()
-    if body.endswith("b"):
-        body = body[:-1]
-    if body.endswith("i"):
-        body = body[:-1]
-    unit = body[-1] if body and body[-1] in "kmgtp" else ""
-    number = body[:len(body) - len(unit)]
-    if number.endswith(" "):
-        number = number[:-1]
-    whole, dot, fraction = number.partition(".")
-    if not (whole.isascii() and whole.isdigit()) or (dot and not (fraction.isascii() and fraction.isdigit())):
-        raise RuntimeFailure(f"invalid size: '{text}'")
-    if not dot:
-        return int(whole) * _SIZE_UNITS[unit]
-    return int(float(number) * _SIZE_UNITS[unit])
+    try:
+        return units.ram_in_bytes(text)
+    except ValueError as e:
+        raise RuntimeFailure(str(e)) from None
 
 
 def _integer(flag: str, text: str, *, signed: bool) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import sys as lsys
+from .. import linux
 from ..errors import ConfigInvalid
 
 CAPABILITIES = [
@@ -54,21 +54,21 @@ def drop_bounding(caps: dict | None) -> None:
     keep = mask(caps.get("bounding"), top)
     for number in range(top + 1):
         if not keep & (1 << number):
-            lsys.prctl(lsys.PR_CAPBSET_DROP, number)
+            linux.prctl(linux.PR_CAPBSET_DROP, number)
 
 
 def apply(caps: dict | None) -> None:
     """Set effective/permitted/inheritable, then raise the ambient set (after the uid change)."""
     top = last_cap()
     caps = caps or {}
-    lsys.capset(mask(caps.get("effective"), top), mask(caps.get("permitted"), top),
+    linux.capset(mask(caps.get("effective"), top), mask(caps.get("permitted"), top),
                 mask(caps.get("inheritable"), top))
-    lsys.prctl(lsys.PR_CAP_AMBIENT, lsys.PR_CAP_AMBIENT_CLEAR_ALL)
+    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
     for name in caps.get("ambient") or []:
         number = CAP_NUMBERS[name]
         if number <= top:
             try:
-                lsys.prctl(lsys.PR_CAP_AMBIENT, lsys.PR_CAP_AMBIENT_RAISE, number)
+                linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
             except OSError as e:
                 # like runc: an ambient cap not also in permitted+inheritable is ignored, not fatal
                 if e.errno != 1:
