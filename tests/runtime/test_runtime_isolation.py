@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from conftest import userns_edit
+from support import userns_edit
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = pytest.mark.root
 
 
 def run_in(make_bundle, pyrunc, script: str, edit=None, cid="iso", readonly=False):

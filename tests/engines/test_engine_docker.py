@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import PYDOCK, run_captured
+from support import PYDOCK, run_captured
 from engines_fixtures import CliEngineCases, busybox_tarball, engine_fixture, names  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.engines

@@ -9,7 +9,7 @@ import pytest
 
 from test_seccomp import Agent, docker_like_profile
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = pytest.mark.root
 
 
 def run(make_bundle, pyrunc, script, seccomp, nnp=True, cid="sc"):

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from conftest import PYRUNC
+from support import PYRUNC
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = pytest.mark.root
 
 
 def leftovers(state_root, cid: str) -> list[str]:

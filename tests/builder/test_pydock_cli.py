@@ -9,11 +9,11 @@ import subprocess
 
 import pytest
 
-from conftest import PYRUNC
+from support import PYRUNC
 from test_build_support import (UMOCI, Pydock, busybox_tar, image_config, make_context, pydock,  # noqa: F401
                                 unpack)
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = pytest.mark.root
 
 
 def test_usage_errors_are_one_line_and_exit_1(tmp_path):

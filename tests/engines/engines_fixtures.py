@@ -26,7 +26,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import PYDOCK, REPO, run_captured
+from support import PYDOCK, REPO, run_captured
 
 SCRIPT = REPO / "scripts" / "engines.sh"
 ENGINE_BINARIES = {"docker": "/usr/sbin/dockerd", "podman": "/usr/bin/podman", "containerd": "/usr/bin/containerd"}

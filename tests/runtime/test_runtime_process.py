@@ -11,9 +11,9 @@ import threading
 
 import pytest
 
-from conftest import PYRUNC
+from support import PYRUNC
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = pytest.mark.root
 
 
 def run_script(make_bundle, pyrunc, script, edit=None, cid="proc", **kw):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYDOCK, build_busybox_rootfs
+from support import PYDOCK, build_busybox_rootfs
 
 UMOCI = shutil.which("umoci")
 

@@ -24,7 +24,7 @@ from oci_runtime.cgroups.devices import DeviceRule, DeviceState, parse_oci_rules
 from oci_runtime.cgroups.resources import parse_resources
 from oci_runtime.cgroups.v2 import blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroup tests need root")
+pytestmark = pytest.mark.root
 
 IS_V1 = cgroup_version() == 1
 MiB = 1024 * 1024

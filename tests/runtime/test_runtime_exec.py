@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from conftest import userns_edit
+from support import userns_edit
 from test_runtime_process import ConsoleSocket
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 from oci_runtime.security.seccomp import SeccompError, features, prepare_filter
 from oci_runtime.security.seccomp_listener import fd_from_process
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading a filter without no_new_privs needs root")
+pytestmark = pytest.mark.root
 
 libc = ctypes.CDLL(None, use_errno=True)
 BUSYBOX = shutil.which("busybox")

@@ -12,12 +12,12 @@ import uuid
 
 import pytest
 
-from conftest import PYRUNC
+from support import PYRUNC
 from oci_runtime.errors import RuntimeFailure
 from oci_runtime.events_cmd import parse_duration, runc_shape
 from oci_runtime.update_cmd import merge_resources, ram_in_bytes
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+needs_root = pytest.mark.root
 
 MiB = 1 << 20
 

@@ -11,7 +11,7 @@ import pytest
 
 from test_build_support import busybox_tar, image_config, layer_names, make_context, pydock, unpack  # noqa: F401
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="builds need root (overlayfs, namespaces)")
+pytestmark = pytest.mark.root
 
 
 def _runs(out: str) -> int:

@@ -1,0 +1,90 @@
+"""What tests share besides fixtures: the commands under test, a busybox rootfs builder, a process runner
+that never waits on a container's pipes, and the config edit for user-namespaced containers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _bin(name: str) -> list[str]:
+    """The command for one of our console scripts, preferring the one beside this interpreter."""
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", {"pyrunc": "oci_runtime", "pydock": "builder"}[name]]
+
+
+PYRUNC = _bin("pyrunc")
+PYDOCK = _bin("pydock")
+
+
+def build_busybox_rootfs(dest: Path) -> Path:
+    """A minimal rootfs: static busybox with every applet linked, plus passwd/group files."""
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user"):
+        (dest / d).mkdir(parents=True, exist_ok=True)
+    os.chmod(dest / "tmp", 0o1777)
+    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list-full"], check=True, capture_output=True, text=True).stdout.split()
+    for applet in applets:
+        link = dest / applet
+        if link.name == "busybox" or link.exists() or link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/bin/busybox")
+    (dest / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+        "user:x:1000:1000:user:/home/user:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    (dest / "etc" / "group").write_text(
+        "root:x:0:\ndaemon:x:1:\ntty:x:5:\nwheel:x:10:user\nuser:x:1000:\nnogroup:x:65534:\n")
+    return dest
+
+
+def userns_edit(rootfs: Path, host_id: int):
+    """A config edit for a user-namespaced container mapping 0-65535 to host_id..; the rootfs is given to
+    host_id and made reachable for it (the tmp dirs above it are root's 0700 ones)."""
+    subprocess.run(["chown", "-R", f"{host_id}:{host_id}", str(rootfs)], check=True)
+    for parent in rootfs.parents:
+        if parent == parent.parent:
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o001)
+
+    def edit(spec: dict) -> None:
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+        spec["mounts"] = [m for m in spec["mounts"] if m["type"] not in ("sysfs", "cgroup")]
+
+    return edit
+
+
+def run_captured(cmd: list[str], timeout: float = 60, input: str | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run with stdout/stderr captured in files, not pipes: a container created by `cmd` inherits them
+    and may outlive it, and waiting for EOF on a pipe would wait for the container too."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        stdin = subprocess.PIPE if input is not None else kw.pop("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, **kw)
+        try:
+            if input is not None:
+                proc.communicate(input.encode(), timeout=timeout)
+            else:
+                proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read().decode(errors="replace"),
+                                           err.read().decode(errors="replace"))
