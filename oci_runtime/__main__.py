@@ -1,3 +1,3 @@
-from .cli import main_and_exit
+from oci_runtime.cli import main_and_exit
 
 main_and_exit()

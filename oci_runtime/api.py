@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from .state import DEFAULT_ROOT
+from oci_runtime.container.state import DEFAULT_ROOT
 
 
 def pyrunc_command(root: str | None = None) -> list[str]:

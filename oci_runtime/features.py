@@ -1,24 +1,23 @@
-"""`pyrunc features`: what this runtime implements, in the OCI features document's shape."""
+"""What this runtime implements, in the OCI features document's shape (`pyrunc features`)."""
 
 from __future__ import annotations
 
-from .hooks import PHASES
-from .namespaces import FLAGS
-from .rootfs import MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
-from .security.capabilities import CAPABILITIES
+from oci_runtime import SPEC_VERSION
+from oci_runtime.process.hooks import PHASES
+from oci_runtime.process.namespaces import FLAGS
+from oci_runtime.process.rootfs import MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
+from oci_runtime.process.capabilities import CAPABILITIES
 
 
 def _seccomp() -> dict:
     try:
-        from .security import seccomp
+        from oci_runtime.seccomp import filter as seccomp
         return seccomp.features()
     except (ImportError, AttributeError, OSError):
         return {"enabled": False}
 
 
 def features() -> dict:
-    from .cli import SPEC_VERSION
-
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,

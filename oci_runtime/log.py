@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .jsonio import dumps
-from .units import rfc3339
+from oci_runtime.jsonio import dumps
+from oci_runtime.units import rfc3339
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-OCI_VERSION = "1.0.2-dev"
+from oci_runtime import SPEC_VERSION
 
 # The PATH a process gets when its config or image sets none (runc, docker and BuildKit agree on it).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -19,7 +19,7 @@ READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 def default_spec(rootless: bool = False, args: list[str] | None = None, terminal: bool = True) -> dict:
     """Return a fresh default runtime config; callers may mutate it."""
     spec: dict = {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "process": {
             "terminal": terminal,
             "user": {"uid": 0, "gid": 0},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from . import linux
+from oci_runtime import linux
 
 MAX_ID = 2**31 - 1  # runc's maxId: ids are Go ints bounded by what the kernel's uid_t accepts
 

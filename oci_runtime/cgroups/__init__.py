@@ -12,9 +12,9 @@ v2 device rules; stats only for stats).
 
 from __future__ import annotations
 
-from .devices import DEFAULT_DEVICE_RULES, DeviceRule
-from .fileio import CgroupError
-from .paths import CGROUP_ROOT, is_cgroup2_root
+from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceRule
+from oci_runtime.cgroups.fileio import CgroupError
+from oci_runtime.cgroups.paths import CGROUP_ROOT, is_cgroup2_root
 
 __all__ = ["open_manager", "open_manager_from_state", "CgroupError", "DEFAULT_DEVICE_RULES", "DeviceRule",
            "cgroup_version"]
@@ -33,12 +33,12 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
     hybrid host); otherwise the layout under `root` decides.
     """
     if systemd:
-        from .systemd import open_systemd_manager
+        from oci_runtime.cgroups.systemd import open_systemd_manager
         return open_systemd_manager(cgroups_path, container_id)
     if v2_mountpoint is not None or is_cgroup2_root(root):
-        from .v2 import V2Manager
+        from oci_runtime.cgroups.v2 import V2Manager
         return V2Manager.open(cgroups_path, container_id, mountpoint=v2_mountpoint or root)
-    from .v1 import V1Manager
+    from oci_runtime.cgroups.v1 import V1Manager
     return V1Manager.open(cgroups_path, container_id, root=root)
 
 
@@ -47,7 +47,7 @@ def open_manager_from_state(state: dict):
     if not isinstance(state, dict) or state.get("version") not in (1, 2):
         raise CgroupError(f"cgroup: unrecognised cgroup state {state!r}")
     if state["version"] == 2:
-        from .v2 import V2Manager
+        from oci_runtime.cgroups.v2 import V2Manager
         return V2Manager.from_state(state)
-    from .v1 import V1Manager
+    from oci_runtime.cgroups.v1 import V1Manager
     return V1Manager.from_state(state)

@@ -14,8 +14,8 @@ import errno
 import os
 import struct
 
-from .devices import WILDCARD, DeviceState
-from .fileio import CgroupError, describe_errno
+from oci_runtime.cgroups.devices import WILDCARD, DeviceState
+from oci_runtime.cgroups.fileio import CgroupError, describe_errno
 
 # bpf(2) commands, program and attach types, flags (include/uapi/linux/bpf.h)
 BPF_PROG_LOAD = 5

@@ -10,7 +10,7 @@ that lets v1 move a running cgroup to new rules with the fewest writes, never pa
 
 from __future__ import annotations
 
-from .fileio import CgroupError
+from oci_runtime.cgroups.fileio import CgroupError
 
 WILDCARD = -1
 _ACCESS_ORDER = "rwm"

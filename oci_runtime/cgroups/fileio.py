@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ..errors import RuntimeFailure
+from oci_runtime.errors import RuntimeFailure
 
 
 class CgroupError(RuntimeFailure, OSError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from .fileio import CgroupError
+from oci_runtime.cgroups.fileio import CgroupError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 

@@ -7,8 +7,8 @@ refused here with the JSON path of the field, so no cgroup file is touched for i
 
 from __future__ import annotations
 
-from .devices import DeviceRule, parse_oci_rules
-from .fileio import CgroupError
+from oci_runtime.cgroups.devices import DeviceRule, parse_oci_rules
+from oci_runtime.cgroups.fileio import CgroupError
 
 
 class WeightDevice(tuple):

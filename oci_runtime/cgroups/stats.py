@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .fileio import read_file_or_none, read_key_values, read_uint
+from oci_runtime.cgroups.fileio import read_file_or_none, read_key_values, read_uint
 
 _UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from .fileio import CgroupError
+from oci_runtime.cgroups.fileio import CgroupError
 
 SYSTEMD_RUNTIME_DIR = "/run/systemd/system"
 DEFAULT_SLICE = "system.slice"

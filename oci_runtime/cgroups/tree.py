@@ -6,7 +6,7 @@ import errno
 import os
 import time
 
-from .fileio import CgroupError, describe_errno, write_file
+from oci_runtime.cgroups.fileio import CgroupError, describe_errno, write_file
 
 SIGKILL = 9   # the signal module pulls in enum, too slow to import on every container start
 

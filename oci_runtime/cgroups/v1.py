@@ -12,11 +12,11 @@ import os
 import posixpath
 import time
 
-from . import paths
-from .devices import DEFAULT_DEVICE_RULES, DeviceState
-from .fileio import CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_uint, write_file
-from .resources import Resources, parse_resources
-from .tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_pids
+from oci_runtime.cgroups import paths
+from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceState
+from oci_runtime.cgroups.fileio import CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_uint, write_file
+from oci_runtime.cgroups.resources import Resources, parse_resources
+from oci_runtime.cgroups.tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_pids
 
 UNIFIED = ""   # the subsystem key of the cgroup2 hierarchy in hybrid mode
 
@@ -394,7 +394,7 @@ class V1Manager:
     # --- reporting -------------------------------------------------------------------------------
 
     def stats(self) -> dict:
-        from .stats import v1_stats
+        from oci_runtime.cgroups.stats import v1_stats
         return v1_stats(self._dirs)
 
     def mounts_for_container(self) -> list[tuple[str, str]]:

@@ -17,12 +17,12 @@ import math
 import os
 import posixpath
 
-from . import paths
-from .devices import DEFAULT_DEVICE_RULES, DeviceState
-from .fileio import (CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_key_values,
+from oci_runtime.cgroups import paths
+from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceState
+from oci_runtime.cgroups.fileio import (CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_key_values,
                      read_uint, write_file)
-from .resources import Resources, parse_resources
-from .tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_pids, wait_for
+from oci_runtime.cgroups.resources import Resources, parse_resources
+from oci_runtime.cgroups.tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_pids, wait_for
 
 FREEZE_TIMEOUT = 10.0
 
@@ -159,7 +159,7 @@ class V2Manager:
             self._set_cpuset(r, tx)
             self._set_hugetlb(r, tx)
             if r.rdma:
-                from .v1 import write_rdma
+                from oci_runtime.cgroups.v1 import write_rdma
                 self._require("rdma", "rdma limits")
                 write_rdma(tx, self.path, r.rdma)
             self._set_unified(r, tx)
@@ -309,7 +309,7 @@ class V2Manager:
                 tx.write(self.path, key, line)
 
     def _set_devices(self, rules) -> None:
-        from .bpf import set_device_filter
+        from oci_runtime.cgroups.bpf import set_device_filter
         set_device_filter(self.path, DeviceState.from_rules(rules))
 
     # --- processes -----------------------------------------------------------------------------
@@ -359,7 +359,7 @@ class V2Manager:
     # --- reporting -------------------------------------------------------------------------------
 
     def stats(self) -> dict:
-        from .stats import v2_stats
+        from oci_runtime.cgroups.stats import v2_stats
         return v2_stats(self.path)
 
     def mounts_for_container(self) -> list[tuple[str, str]]:

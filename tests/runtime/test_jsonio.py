@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from oci_runtime import jsonio
 from oci_runtime.specgen import default_spec
+from support import REPO
 
 scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text()
 documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
@@ -53,5 +54,5 @@ def test_not_serializable():
 def test_no_re_or_enum_on_import():
     code = "import sys; import oci_runtime.jsonio; print(sorted(m for m in ('re', 'enum', 'json') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
-                         cwd=str(__import__("pathlib").Path(__file__).parent.parent))
+                         cwd=REPO)
     assert out.stdout.strip() == "[]", out.stderr

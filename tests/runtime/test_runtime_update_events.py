@@ -12,10 +12,11 @@ import uuid
 
 import pytest
 
-from support import PYRUNC
+from oci_runtime.cli.resources import parse_duration, ram_in_bytes
+from oci_runtime.container.events import runc_shape
+from oci_runtime.container.update import merge_resources
 from oci_runtime.errors import RuntimeFailure
-from oci_runtime.events_cmd import parse_duration, runc_shape
-from oci_runtime.update_cmd import merge_resources, ram_in_bytes
+from support import PYRUNC
 
 needs_root = pytest.mark.root
 

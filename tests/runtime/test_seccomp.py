@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from oci_runtime.security.seccomp import SeccompError, features, prepare_filter
-from oci_runtime.security.seccomp_listener import fd_from_process
+from oci_runtime.seccomp.filter import SeccompError, features, prepare_filter
+from oci_runtime.seccomp.listener import fd_from_process
 
 pytestmark = pytest.mark.root
 
@@ -453,7 +453,7 @@ def test_flags_default_to_spec_allow_like_runc_and_empty_means_none():
 
 
 def test_wait_killable_recv_needs_libseccomp_2_6():
-    from oci_runtime.security.seccomp_lib import library
+    from oci_runtime.seccomp.lib import library
 
     profile = allow_all_but({"names": MKDIR, "action": "SCMP_ACT_ERRNO"},
                             flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])
@@ -534,7 +534,7 @@ def test_bad_profiles_are_refused_naming_the_field(seccomp, message):
 
 
 def test_architecture_this_libseccomp_lacks_is_refused():
-    from oci_runtime.security.seccomp_lib import library
+    from oci_runtime.seccomp.lib import library
 
     lib = library()
     if lib.arch_token("loongarch64"):
@@ -650,7 +650,7 @@ def docker_like_profile() -> dict:
 # --- helpers ------------------------------------------------------------------------------------
 
 def _nr(name: str) -> int:
-    from oci_runtime.security.seccomp_lib import library
+    from oci_runtime.seccomp.lib import library
     return library().syscall_number(name)
 
 

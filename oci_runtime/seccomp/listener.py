@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import os
 
-from oci_runtime.security.seccomp_errors import SeccompError
+from oci_runtime import SPEC_VERSION
+from oci_runtime.seccomp.errors import SeccompError
 
 SECCOMP_FD_NAME = "seccompFd"
-DEFAULT_OCI_VERSION = "1.0.2"
 SYS_PIDFD_GETFD = 438           # the same number on every architecture (added after the unification)
 
 
 def container_process_state(state: dict, pid: int, metadata: str) -> dict:
     """The spec's "container process state" wrapping the container `state`."""
     payload: dict = {
-        "ociVersion": state.get("ociVersion") or DEFAULT_OCI_VERSION,
+        "ociVersion": state.get("ociVersion") or SPEC_VERSION,
         "fds": [SECCOMP_FD_NAME],
         "pid": pid,
     }

@@ -1,5 +1,6 @@
-"""`pyrunc run`: create + start, then (unless --detach) stay in the foreground as the container's parent:
-forward signals, proxy a terminal, and exit with the container's exit code."""
+"""The foreground side of `run` and `exec`: the runtime stays the container process's parent, forwards
+signals to it, proxies its terminal when no --console-socket was given, and returns its exit code.
+pydock's container monitor uses the same pieces."""
 
 from __future__ import annotations
 
@@ -9,91 +10,43 @@ import select
 import _signal as signal  # the C modules: `signal` and `socket` spend milliseconds building enums
 import _socket as socket
 
-from . import linux
-from .errors import RuntimeFailure
-from .log import logger
+from oci_runtime import linux
+
+
+def terminal_socketpair():
+    """(ours, theirs): init sends the pty master over `theirs`, as it would to a --console-socket."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+
+
+def receive_terminal(ours) -> int:
+    """The pty master init sent over our end of terminal_socketpair() (which is closed)."""
+    from oci_runtime.process.console import recv_fd
+
+    try:
+        return recv_fd(ours)
+    finally:
+        ours.close()
+
 
 # runc forwards every signal but these to the container's init
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH, signal.SIGURG}
 
 
-def _terminal_wanted(bundle_dir: str) -> bool:
-    from .config import read_json
-
-    config = read_json(os.path.join(os.path.abspath(bundle_dir), "config.json"), "config.json")
-    return bool((config.get("process") or {}).get("terminal"))
-
-
-def run(root: str, args, extra_fds: int = 0, extra_env: dict | None = None) -> int:
-    from .cli import console_socket
-    from .container import create
-
-    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init is our grandchild; its exit must come to us
-    own_pty = None
-    sock = console_socket(args.console_socket)
-    if sock is None and not args.detach and _terminal_wanted(args.bundle):
-        own_pty, sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        container = create(root, args.id, args.bundle, console_sock=sock, pid_file=args.pid_file,
-                           no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
-                           preserve_fds=args.preserve_fds + extra_fds, systemd_cgroup=args.systemd_cgroup,
-                           extra_env=extra_env)
-    finally:
-        if sock is not None:
-            sock.close()
-    master = None
-    try:
-        if own_pty is not None:
-            from .console import recv_fd
-
-            master = recv_fd(own_pty)
-            own_pty.close()
-        if args.detach:
-            container.start()
-            return 0
-        forwarded = _forward_signals(container.pid, master)
-        try:
-            container.start()
-        except RuntimeFailure:
-            _restore(forwarded)
-            _cleanup(container, args)
-            raise
-        status = _wait(container.pid, master)
-        _restore(forwarded)
-    except BaseException:
-        if master is not None:
-            os.close(master)
-        raise
-    if master is not None:
-        os.close(master)
-    if not args.keep:
-        _cleanup(container, args)
-    return status
-
-
 def wait_foreground(pid: int, master: int | None) -> int:
     """Forward signals to `pid`, proxy the terminal if any, and return its exit code (128+N if killed)."""
-    forwarded = _forward_signals(pid, master)
+    forwarded = forward_signals(pid, master)
     try:
-        return _wait(pid, master)
+        return wait_exit(pid, master)
     finally:
-        _restore(forwarded)
+        restore_signals(forwarded)
 
 
-def _restore(signals: list[int]) -> None:
+def restore_signals(signals: list[int]) -> None:
     for sig in signals:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def _cleanup(container, args) -> None:
-    try:
-        with container.dir.locked():
-            container.delete(force=True)
-    except RuntimeFailure as e:
-        logger.warning(f"deleting container {args.id}: {e}")
-
-
-def _forward_signals(pid: int, master: int | None) -> list[int]:
+def forward_signals(pid: int, master: int | None) -> list[int]:
     installed = []
 
     def forward(signum, _frame):
@@ -111,7 +64,7 @@ def _forward_signals(pid: int, master: int | None) -> list[int]:
         except (OSError, ValueError):
             continue
     if master is not None and os.isatty(0):
-        from .console import set_size
+        from oci_runtime.process.console import set_size
         import fcntl
         import struct
         import termios
@@ -131,7 +84,7 @@ def _exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _wait(init_pid: int, master: int | None) -> int:
+def wait_exit(init_pid: int, master: int | None) -> int:
     if master is None:
         while True:
             pid, status = os.waitpid(-1, 0)  # reaps re-parented orphans too

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 from collections import namedtuple
 
-from oci_runtime.security.seccomp_errors import SeccompError
+from oci_runtime.seccomp.errors import SeccompError
 
 FIELD = "linux.seccomp"
 

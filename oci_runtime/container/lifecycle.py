@@ -1,4 +1,5 @@
-"""A container's lifecycle: create, start, state, kill, delete (and pause/resume through the cgroup)."""
+"""A container that exists: its status and state, start, kill, delete, pause and resume (through the
+cgroup), and the listing of a state root. Creating one is create.py."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ import os
 import select
 import time
 
-from .errors import BadState, RuntimeFailure
-from .hooks import run_hooks
-from .log import logger
-from .state import StateDir
-from .units import rfc3339
+from oci_runtime.container.state import StateDir, list_ids
+from oci_runtime.errors import BadState, ContainerNotFound, RuntimeFailure
+from oci_runtime.log import logger
+from oci_runtime.process.hooks import run_hooks
 
 CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", "creating"
 SIGKILL = 9  # a literal: the signal module costs milliseconds to import
@@ -66,7 +66,7 @@ class Container:
     @property
     def cgroups(self):
         if self._cgroups is None and self.state.get("cgroup"):
-            from .cgroups import open_manager_from_state
+            from oci_runtime.cgroups import open_manager_from_state
             self._cgroups = open_manager_from_state(self.state["cgroup"])
         return self._cgroups
 
@@ -273,87 +273,28 @@ def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
     return False
 
 
-def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, pid_file: str | None = None,
-           no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-           systemd_cgroup: bool = False, extra_env: dict | None = None) -> Container:
-    """Create a container whose init waits for `start`; on any failure nothing is left behind."""
-    from . import launch  # only `create` needs these: start, state, kill and delete start faster without
-    from .config import load_bundle
-
-    bundle = load_bundle(bundle_dir)
-    config = bundle.config
-    linux = config.get("linux") or {}
-    seccomp = None
-    if linux.get("seccomp"):
-        from .security.seccomp import prepare_filter
-        seccomp = prepare_filter(linux["seccomp"], strict=True)
-    state_dir = StateDir(root, container_id)
-    state_dir.claim()
-    mgr = None
-    init_pid = 0
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    """Delete a stopped container (force: any, killing it first; an unknown id is then not an error)."""
     try:
-        mgr = _open_cgroup(container_id, linux, systemd_cgroup)
-        # Recorded before anything is made, so that `delete --force` can clean up after a create that was
-        # killed at any point (its status reads "stopped": pid 0).
-        state_dir.save({"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0,
-                        "bundle": bundle.path, "cgroup": mgr.to_state() if mgr is not None else None})
-        if mgr is not None:
-            _setup_cgroup(mgr, linux)
-        os.mkfifo(state_dir.fifo, 0o622)
-        os.chmod(state_dir.fifo, 0o622)  # not cut by the umask: init may be another uid (user namespaces)
-        spec = launch.LaunchSpec(container_id, bundle, state_dir, mgr, console_sock, no_pivot,
-                                 no_new_keyring, preserve_fds, extra_env or {}, seccomp)
-        init_pid = launch.spawn_init(spec)
-        info = proc_start_time(init_pid)
-        state = {
-            "id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": init_pid,
-            "pid_start": info[0] if info else 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
-            "created": rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
-            "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
-                      if k in ("prestart", "poststart", "poststop")},
-            "cgroup": mgr.to_state() if mgr is not None else None,
-            "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
-            "resources": linux.get("resources") or {},
-        }
-        state_dir.save(state)
-        if pid_file:
-            write_pid_file(pid_file, init_pid)
-        return Container(state_dir, state)
-    except BaseException:
-        if init_pid:
-            try:
-                os.kill(init_pid, SIGKILL)
-            except ProcessLookupError:
-                pass
-            wait_gone(init_pid, None, 5.0)
-        if mgr is not None:
-            try:
-                mgr.destroy()
-            except OSError:
-                pass
-        state_dir.remove()
+        container = Container.load(root, container_id)
+    except ContainerNotFound:
+        state_dir = StateDir(root, container_id)
+        if state_dir.exists():  # a create that was killed before it saved any state
+            state_dir.remove()
+            return
+        if force:  # engines delete --force an id they already deleted; that is success
+            return
         raise
+    with container.dir.locked():
+        container.delete(force=force)
 
 
-def _config_for_exec(config: dict) -> dict:
-    """What `exec` needs later, kept so that later edits of config.json do not affect the container."""
-    linux = config.get("linux") or {}
-    keep = {k: linux[k] for k in ("namespaces", "seccomp", "uidMappings", "gidMappings") if k in linux}
-    process = config.get("process") or {}
-    return {"linux": keep, "process": {k: v for k, v in process.items() if k != "args"}}
-
-
-def _open_cgroup(container_id: str, linux: dict, systemd: bool):
-    try:
-        from .cgroups import open_manager
-    except ImportError:
-        return None
-    # PYRUNC_CGROUP2_MOUNT puts containers on that cgroup2 mount even on a v1/hybrid host (e.g.
-    # /sys/fs/cgroup/unified): how the v2 code runs here, and a choice for hybrid hosts.
-    v2_mount = os.environ.get("PYRUNC_CGROUP2_MOUNT") or None
-    return open_manager(linux.get("cgroupsPath"), container_id, systemd=systemd, v2_mountpoint=v2_mount)
-
-
-def _setup_cgroup(mgr, linux: dict) -> None:
-    mgr.create()
-    mgr.set(linux.get("resources") or {})
+def list_states(root: str) -> list[dict]:
+    """The OCI state of every container under root that can be read."""
+    states = []
+    for container_id in list_ids(root):
+        try:
+            states.append(Container.load(root, container_id).oci_state())
+        except RuntimeFailure:
+            continue
+    return states

@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import resource  # imported here: init calls set_rlimits after pivot_root, when the host's stdlib is gone
 
-from . import linux, users
-from .errors import ConfigInvalid, RuntimeFailure
-from .specgen import DEFAULT_PATH
-from .security import capabilities
+from oci_runtime import linux, users
+from oci_runtime.errors import ConfigInvalid, RuntimeFailure
+from oci_runtime.specgen import DEFAULT_PATH
+from oci_runtime.process import capabilities
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
@@ -196,7 +196,7 @@ def preload(process: dict) -> None:
     """Import now what prepare() will need once the host's filesystem is out of reach
     (after pivot_root, or setns into the container's mount namespace)."""
     if process.get("terminal"):
-        from . import console  # noqa: F401
+        from oci_runtime.process import console  # noqa: F401
 
 
 def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=None, in_userns: bool = False,
@@ -265,7 +265,7 @@ def setup_terminal(process: dict, console_sock, bind_console: bool) -> None:
     controlling terminal and stdio (and /dev/console)."""
     if console_sock is None:
         raise RuntimeFailure("process.terminal is true but no --console-socket was given")
-    from . import console  # imported by the caller before the container's root became ours: see preload()
+    from oci_runtime.process import console  # imported by the caller before the container's root became ours: see preload()
 
     master, slave_path = console.open_pty_in_container()
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)

@@ -12,8 +12,8 @@ import os
 import posixpath
 import stat
 
-from . import linux
-from .errors import RuntimeFailure
+from oci_runtime import linux
+from oci_runtime.errors import RuntimeFailure
 
 # option -> (clears the flag?, flag)
 MOUNT_FLAGS = {

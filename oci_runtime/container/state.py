@@ -9,8 +9,8 @@ from __future__ import annotations
 import fcntl
 import os
 
-from .jsonio import dumps, loads
-from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
+from oci_runtime.jsonio import dumps, loads
+from oci_runtime.errors import ContainerExists, ContainerNotFound, RuntimeFailure
 
 DEFAULT_ROOT = "/run/pyrunc"
 STATE_FILE = "state.json"

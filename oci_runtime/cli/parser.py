@@ -7,7 +7,7 @@ parser knows exactly what runc accepts: global flags before the command; `--flag
 
 from __future__ import annotations
 
-from .errors import RuntimeFailure
+from oci_runtime.errors import RuntimeFailure
 
 
 class UsageError(RuntimeFailure):

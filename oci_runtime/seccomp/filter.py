@@ -15,12 +15,12 @@ from __future__ import annotations
 import errno
 import os
 
-from oci_runtime.security.seccomp_errors import SeccompError
+from oci_runtime.seccomp.errors import SeccompError
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:       # these are imported only when a profile is used
-    from oci_runtime.security.seccomp_lib import Libseccomp
-    from oci_runtime.security.seccomp_profile import SeccompProfile
+    from oci_runtime.seccomp.lib import Libseccomp
+    from oci_runtime.seccomp.profile import SeccompProfile
 
 __all__ = ["SeccompError", "SeccompFilter", "features", "prepare_filter"]
 
@@ -46,8 +46,8 @@ class SeccompFilter:
         return self.profile.enabled
 
     def _build(self) -> None:
-        from oci_runtime.security import seccomp_lib
-        from oci_runtime.security.seccomp_build import build_context
+        from oci_runtime.seccomp import lib as seccomp_lib
+        from oci_runtime.seccomp.build import build_context
 
         self._lib = seccomp_lib.library()
         built = build_context(self._lib, self.profile)
@@ -86,7 +86,7 @@ class SeccompFilter:
         `state` is the container's state (ociVersion, id, status, pid, bundle, annotations);
         `pid` is the process the filter was loaded in, by default state["pid"].
         """
-        from oci_runtime.security.seccomp_listener import send_listener_fd
+        from oci_runtime.seccomp.listener import send_listener_fd
 
         if not self.profile.listener_path:
             raise SeccompError("linux.seccomp.listenerPath is not set: there is no agent to send the notify fd to")
@@ -135,11 +135,11 @@ def prepare_filter(seccomp: dict | None, *, strict: bool = False) -> SeccompFilt
     Syscall names libseccomp does not know are skipped (runc's behaviour, for profiles written for newer
     kernels) unless `strict`, when they are refused: the runtime is strict, so a typo is never silently a
     hole in the filter."""
-    from oci_runtime.security.seccomp_profile import parse_profile
+    from oci_runtime.seccomp.profile import parse_profile
 
     flt = SeccompFilter(parse_profile(seccomp))
     if strict and flt.unknown_syscalls:
-        from oci_runtime.security.seccomp_lib import library
+        from oci_runtime.seccomp.lib import library
 
         names = ", ".join(f'"{n}"' for n in flt.unknown_syscalls)
         raise SeccompError(f"linux.seccomp: unknown syscall name(s) {names}: not known to libseccomp "
@@ -149,9 +149,9 @@ def prepare_filter(seccomp: dict | None, *, strict: bool = False) -> SeccompFilt
 
 def features() -> dict:
     """The `linux.seccomp` part of `features` output, for this libseccomp and kernel."""
-    from oci_runtime.security import seccomp_lib
-    from oci_runtime.security.seccomp_build import flag_supported
-    from oci_runtime.security.seccomp_profile import ACTIONS, ARCHITECTURES, FLAGS, OPERATORS
+    from oci_runtime.seccomp import lib as seccomp_lib
+    from oci_runtime.seccomp.build import flag_supported
+    from oci_runtime.seccomp.profile import ACTIONS, ARCHITECTURES, FLAGS, OPERATORS
 
     try:
         lib = seccomp_lib.library()

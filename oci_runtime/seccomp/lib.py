@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from oci_runtime.security.seccomp_errors import SeccompError
+from oci_runtime.seccomp.errors import SeccompError
 
 SONAME = "libseccomp.so.2"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from . import hooks, namespaces, process
-from .jsonio import loads
-from .errors import ConfigInvalid
+from oci_runtime.process import hooks, namespaces, setup as process
+from oci_runtime.jsonio import loads
+from oci_runtime.errors import ConfigInvalid
 
 
 class Bundle:
@@ -35,7 +35,7 @@ def read_json(path: str, what: str) -> dict:
 def schema_check(config: dict) -> None:
     """Validate against spec/config.schema.json with the project's small validator: jsonschema would cost
     more to import than a whole `runc run` takes."""
-    from .validate import validate_config
+    from oci_runtime.validate import validate_config
 
     validate_config(config)
 

@@ -1,4 +1,4 @@
-"""`pyrunc events`: runc's event stream for one container, as JSON lines on stdout.
+"""events: runc's event stream for one container, as JSON lines.
 
   events --stats ID           one {"type":"stats","id":ID,"data":{...}} and exit
   events [--interval 5s] ID   a stats event every interval, an {"type":"oom","id":ID} event whenever
@@ -8,7 +8,7 @@
 The data object has runc's field names and its JSON encoding (zero fields runc marks omitempty
 are left out, map keys sorted), so tools written for `runc events` read it unchanged.
 OOMs are noticed as the kernel reports them, not by polling: on cgroup v1 through an eventfd
-registered on memory.oom_control, on v2 by poll(2) on memory.events (oom_kill counter).
+registered on memory.oom_control, on v2 by poll(2) on memory.events (oom_kill counter): cgroups/oom.py.
 """
 
 from __future__ import annotations
@@ -19,17 +19,9 @@ import select
 import sys
 import time
 
-from . import units
-from .errors import BadState, RuntimeFailure
-from .log import logger
-from .state import DEFAULT_ROOT
-
-def parse_duration(text: str) -> float:
-    """Seconds from a Go duration string as runc's --interval takes it: "5s", "500ms", "1m30s", "1.5h"."""
-    try:
-        return units.go_duration(text.strip()) / 1e9
-    except ValueError as e:
-        raise RuntimeFailure(str(e)) from None
+from oci_runtime.cgroups.oom import open_oom_watcher
+from oci_runtime.errors import BadState, RuntimeFailure
+from oci_runtime.log import logger
 
 
 # --- runc's JSON shape -----------------------------------------------------------------------------
@@ -103,112 +95,12 @@ class EventWriter:
             os.close(devnull)
 
 
-# --- OOM notification --------------------------------------------------------------------------------
-
-class OomWatcherV1:
-    """cgroup v1: the kernel signals an eventfd registered for memory.oom_control on every OOM in the
-    cgroup (and once more when the cgroup is removed, which we tell apart by the cgroup being gone)."""
-
-    poll_events = select.POLLIN
-
-    def __init__(self, memory_dir: str):
-        from .cgroups.fileio import write_file
-
-        self.dir = memory_dir
-        self.control = os.open(os.path.join(memory_dir, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self.fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-            try:
-                write_file(memory_dir, "cgroup.event_control", f"{self.fd} {self.control}")
-            except BaseException:
-                os.close(self.fd)
-                raise
-        except BaseException:
-            os.close(self.control)
-            raise
-
-    def read(self) -> tuple[int, bool]:
-        """(OOM events to report, whether the cgroup is gone)."""
-        try:
-            os.eventfd_read(self.fd)
-        except BlockingIOError:
-            return 0, False
-        if not os.path.exists(os.path.join(self.dir, "cgroup.event_control")):
-            return 0, True
-        return 1, False
-
-    def close(self) -> None:
-        os.close(self.fd)
-        os.close(self.control)
-
-
-class OomWatcherV2:
-    """cgroup v2: memory.events wakes poll(2) with POLLPRI when it changes; each increase of its
-    oom_kill counter is an OOM kill in the container."""
-
-    poll_events = select.POLLPRI
-
-    def __init__(self, cgroup_dir: str):
-        self.fd = os.open(os.path.join(cgroup_dir, "memory.events"), os.O_RDONLY | os.O_CLOEXEC)
-        self.kills = self._oom_kills()   # reading also arms the next notification
-
-    def _oom_kills(self) -> int:
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        for line in os.read(self.fd, 4096).decode().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
-
-    def read(self) -> tuple[int, bool]:
-        try:
-            now = self._oom_kills()
-        except OSError:   # ENODEV: the cgroup was removed
-            return 0, True
-        new, self.kills = max(0, now - self.kills), now
-        return new, False
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def open_oom_watcher(mgr):
-    """The watcher for the container's memory cgroup, or None where the host has no memory controller."""
-    try:
-        if mgr.version == 1:
-            memory_dir = mgr.path("memory")
-            return OomWatcherV1(memory_dir) if memory_dir else None
-        if os.path.exists(os.path.join(mgr.path, "memory.events")):
-            return OomWatcherV2(mgr.path)
-    except OSError as e:
-        logger.warning(f"events: OOM notifications unavailable: {e}")
-    return None
-
-
-# --- the command -------------------------------------------------------------------------------------
-
-def cmd_events(args) -> int:
-    from .container import STOPPED, Container
-
-    interval = parse_duration(args.interval)
-    if interval <= 0:
-        raise RuntimeFailure("duration interval must be greater than 0")
-    container = Container.load(args.root or DEFAULT_ROOT, args.id)
-    if container.status() == STOPPED:
-        raise BadState(f"container with id {args.id} is not running")
-    mgr = container.cgroups
-    if mgr is None:
-        raise RuntimeFailure(f"container {args.id} has no cgroup: no statistics to report")
-    out = EventWriter(args.id)
-    if args.stats:
-        out.emit("stats", runc_shape(mgr.stats()))
-        return 0
-    return watch(container, mgr, out, interval)
+# --- watching -----------------------------------------------------------------------------------------
 
 
 def _open_pidfd(container) -> int | None:
     """A pidfd for the container's init, or None (kernel without pidfd_open: we poll instead)."""
-    from . import linux
+    from oci_runtime import linux
 
     try:
         pidfd = linux.pidfd_open(container.pid)

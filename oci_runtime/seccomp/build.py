@@ -14,9 +14,9 @@ import errno
 import os
 from collections import namedtuple
 
-from oci_runtime.security import seccomp_lib as lib_
-from oci_runtime.security.seccomp_errors import SeccompError
-from oci_runtime.security.seccomp_profile import (
+from oci_runtime.seccomp import lib as lib_
+from oci_runtime.seccomp.errors import SeccompError
+from oci_runtime.seccomp.profile import (
     ARCHITECTURES, FIELD, FLAG_LOG, FLAG_SPEC_ALLOW, FLAG_TSYNC, FLAG_WAIT_KILLABLE_RECV, SeccompProfile,
     SyscallRule,
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from .errors import RuntimeFailure
-from .jsonio import dumps
+from oci_runtime.errors import RuntimeFailure
+from oci_runtime.jsonio import dumps
 
 PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 

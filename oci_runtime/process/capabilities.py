@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .. import linux
-from ..errors import ConfigInvalid
+from oci_runtime import linux
+from oci_runtime.errors import ConfigInvalid
 
 CAPABILITIES = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",

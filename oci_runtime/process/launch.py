@@ -9,27 +9,27 @@ runtime (pyrunc create)          stage1 (forked)                    init (forked
                                                                        console, rlimits, user, caps
                               <-                                       "ready"; blocks opening exec.fifo
   save state, exit 0                                                    (`start` opens it) -> execve
-Every failure in stage1 or init is sent back as {"t": "error"} and the runtime cleans up.
+Every failure in stage1 or init is sent back as an ERROR message and the runtime cleans up. The messages
+are channel.py's; init's own work is init.py.
 """
 
 from __future__ import annotations
 
 import os
-import _socket as socket  # the C module: `socket` costs milliseconds of enum set-up at import
 
-from . import namespaces, process as proc_setup, rootfs as rootfs_mod
-from . import linux
-from .config import Bundle
-from .errors import RuntimeFailure, child_failed
-from .hooks import run_hooks
-from .jsonio import dumps, loads
-from .state import StateDir
-
-_MSG_MAX = 1 << 16
+from oci_runtime import linux
+from oci_runtime.bundle import Bundle
+from oci_runtime.errors import RuntimeFailure
+from oci_runtime.process import namespaces
+from oci_runtime.process.channel import ERROR, GO, HOOKS, OK, PID, READY, USERNS, Channel, channel_pair
+from oci_runtime.process.hooks import run_hooks
+from oci_runtime.process.init import run_init
 
 
 class LaunchSpec:
-    def __init__(self, container_id: str, bundle: Bundle, state_dir: StateDir, cgroups=None, console_sock=None,
+    """What stage1 and init need: everything is decided before the fork."""
+
+    def __init__(self, container_id: str, bundle: Bundle, state_dir, cgroups=None, console_sock=None,
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  extra_env: dict | None = None, seccomp=None):
         self.container_id = container_id
@@ -45,15 +45,6 @@ class LaunchSpec:
         self.fifo_fd = self.proc_fd = -1
 
 
-def _send(sock: socket.socket, **msg) -> None:
-    sock.send(dumps(msg, compact=True).encode())
-
-
-def _recv(sock: socket.socket) -> dict | None:
-    data = sock.recv(_MSG_MAX)
-    return loads(data) if data else None
-
-
 def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
     config = spec.bundle.config
     return {"ociVersion": config.get("ociVersion", ""), "id": spec.container_id, "status": status,
@@ -63,7 +54,7 @@ def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
 # -- runtime side ---------------------------------------------------------------------------------
 def spawn_init(spec: LaunchSpec) -> int:
     """Fork stage1 and drive the handshake until init is ready; return init's host pid."""
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    parent, child = channel_pair()
     # opened here, not in init: in a user namespace init may not be allowed to walk the host's paths
     spec.fifo_fd = os.open(spec.state_dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     spec.proc_fd = os.open("/proc", linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -71,32 +62,32 @@ def spawn_init(spec: LaunchSpec) -> int:
     try:
         stage1 = os.fork()
         if stage1 == 0:  # pragma: no cover - runs in the child
-            parent_sock.close()
+            parent.close()
             try:
-                _stage1(spec, child_sock, ns_fds)
+                _stage1(spec, child, ns_fds)
             except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
-                child_failed(lambda text: _send(child_sock, t="error", msg=text), e)
+                child.fail(e)
             os._exit(1)
     finally:
         for _, fd in ns_fds:
             os.close(fd)
         os.close(spec.fifo_fd)
         os.close(spec.proc_fd)
-    child_sock.close()
+    child.close()
     init_pid = 0
     try:
-        init_pid = _drive(spec, parent_sock, stage1)
+        init_pid = _drive(spec, parent, stage1)
         return init_pid
     except BaseException:
         if init_pid:
             _kill(init_pid)
         raise
     finally:
-        parent_sock.close()
+        parent.close()
         _reap(stage1)
 
 
-def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
+def _drive(spec: LaunchSpec, channel: Channel, stage1: int) -> int:
     linux_cfg = spec.bundle.config.get("linux") or {}
     hooks = spec.bundle.config.get("hooks") or {}
     # Joining the cgroup: stage1 moves itself into the v1 hierarchies (fast, see join_self), and the rest
@@ -106,34 +97,34 @@ def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
     late = mgr is not None and not spec.bundle.ns.creates("cgroup")
     if mgr is not None and not late:
         mgr.apply(stage1)
-    _send(sock, t="go", join_self=late)
+    channel.send(GO, join_self=late)
     init_pid = 0
     try:
         while True:
-            msg = _recv(sock)
+            msg = channel.recv()
             if msg is None:
                 raise RuntimeFailure("container init exited unexpectedly before it was ready")
             kind = msg["t"]
-            if kind == "userns":
+            if kind == USERNS:
                 namespaces.write_id_maps(stage1, linux_cfg)
-                _send(sock, t="ok")
-            elif kind == "pid":
+                channel.send(OK)
+            elif kind == PID:
                 init_pid = msg["pid"]
                 if late:
                     mgr.apply_rest(init_pid)
-            elif kind == "hooks":
+            elif kind == HOOKS:
                 state = state_for_hooks(spec, "creating", init_pid)
                 try:
                     run_hooks(hooks.get("createRuntime"), "createRuntime", state)
                 except RuntimeFailure as e:
-                    _send(sock, t="error", msg=str(e))
+                    channel.send(ERROR, msg=str(e))
                     raise
-                _send(sock, t="ok", state=state)
-            elif kind == "ready":
+                channel.send(OK, state=state)
+            elif kind == READY:
                 if msg.get("seccomp_fd") is not None:
                     _hand_over_listener(spec, init_pid, msg["seccomp_fd"])
                 return init_pid
-            elif kind == "error":
+            elif kind == ERROR:
                 raise RuntimeFailure(msg["msg"])
     except BaseException:
         if init_pid:
@@ -143,7 +134,7 @@ def _drive(spec: LaunchSpec, sock: socket.socket, stage1: int) -> int:
 
 def _hand_over_listener(spec: LaunchSpec, init_pid: int, fd_number: int) -> None:
     """SCMP_ACT_NOTIFY: take the listener fd from init and send it to linux.seccomp.listenerPath."""
-    from .security.seccomp_listener import fd_from_process
+    from oci_runtime.seccomp.listener import fd_from_process
 
     fd = fd_from_process(init_pid, fd_number)
     try:
@@ -167,11 +158,9 @@ def _reap(pid: int) -> None:
 
 
 # -- stage1: namespaces ---------------------------------------------------------------------------
-def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]) -> None:
+def _stage1(spec: LaunchSpec, channel: Channel, ns_fds: list[tuple[str, int]]) -> None:
     linux.prctl(linux.PR_SET_DUMPABLE, 0)  # nothing in the container may ptrace or open us via /proc
-    go = _recv(sock) or {}
-    if go.get("t") != "go":
-        os._exit(1)
+    go = channel.expect(GO)
     if go.get("join_self"):
         spec.cgroups.join_self()
     ns = spec.bundle.ns
@@ -181,10 +170,8 @@ def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]
             namespaces.join(kind, fd, paths[kind])
     if ns.creates("user"):
         linux.unshare(linux.CLONE_NEWUSER)
-        _send(sock, t="userns")
-        reply = _recv(sock)
-        if not reply or reply.get("t") != "ok":
-            os._exit(1)
+        channel.send(USERNS)
+        channel.expect(OK)
     if ns.has("user"):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -206,89 +193,12 @@ def _stage1(spec: LaunchSpec, sock: socket.socket, ns_fds: list[tuple[str, int]]
             # wait until stage1 has told the runtime our pid, so that messages arrive in order
             os.read(released_r, 1)
             os.close(released_r)
-            _init(spec, sock)
+            run_init(spec, channel)
         except BaseException as e:  # noqa: BLE001
-            child_failed(lambda text: _send(sock, t="error", msg=text), e)
+            channel.fail(e)
         os._exit(1)
-    _send(sock, t="pid", pid=pid)
+    channel.send(PID, pid=pid)
     os.write(released_w, b"1")
     os._exit(0)
 
 
-# -- init: the container's first process ----------------------------------------------------------
-def _init(spec: LaunchSpec, sock: socket.socket) -> None:
-    config = spec.bundle.config
-    linux_cfg = config.get("linux") or {}
-    process = config.get("process")
-    hooks = config.get("hooks") or {}
-    ns = spec.bundle.ns
-    os.setsid()
-    if not spec.no_new_keyring:
-        _join_session_keyring(spec.container_id)
-
-    fifo_fd, proc_fd = spec.fifo_fd, spec.proc_fd  # needed after pivot_root, when host paths are gone
-    builder = None
-    if ns.creates("mount"):
-        builder = rootfs_mod.RootfsBuilder(config, spec.bundle.path, spec.bundle.rootfs, spec.cgroups,
-                                           in_userns=ns.has("user"))
-        builder.prepare()
-    if ns.creates("network"):
-        namespaces.loopback_up()
-    if ns.has("uts"):
-        if config.get("hostname"):
-            linux.sethostname(config["hostname"])
-        if config.get("domainname"):
-            linux.setdomainname(config["domainname"])
-
-    state = None
-    if hooks.get("createRuntime") or hooks.get("createContainer") or hooks.get("startContainer"):
-        _send(sock, t="hooks")  # the runtime runs createRuntime and sends the state (with our host pid)
-        reply = _recv(sock)
-        if not reply or reply.get("t") != "ok":
-            os._exit(1)
-        state = reply["state"]
-        run_hooks(hooks.get("createContainer"), "createContainer", state)
-    if hooks.get("startContainer"):
-        import subprocess  # noqa: F401 - run_hooks needs it after pivot_root, when the host's stdlib is gone
-    if process is not None:
-        proc_setup.preload(process)
-
-    if builder is not None:
-        builder.pivot(spec.no_pivot)
-    else:
-        os.chroot(spec.bundle.rootfs)
-        os.chdir("/")
-    rootfs_mod.write_sysctls(linux_cfg.get("sysctl"))  # before /proc/sys becomes read-only
-    if builder is not None:
-        builder.finish()
-
-    prepared = None
-    if process is not None:
-        prepared = proc_setup.prepare(process, console_sock=spec.console_sock, preserve_fds=spec.preserve_fds,
-                                      seccomp=spec.seccomp, in_userns=ns.has("user"), extra_env=spec.extra_env,
-                                      bind_console=builder is not None)
-    elif spec.console_sock is not None:
-        spec.console_sock.close()
-    _send(sock, t="ready", seccomp_fd=prepared.notify_fd if prepared is not None else None)
-    sock.close()
-
-    # Block until `pyrunc start` opens the fifo for reading; from now on errors go to it.
-    fifo = os.open(f"self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
-    os.close(fifo_fd)
-    os.close(proc_fd)
-    try:
-        if hooks.get("startContainer"):
-            run_hooks(hooks["startContainer"], "startContainer", dict(state, status="created"))
-        if prepared is None:
-            os._exit(0)  # a container without a process: started, it has nothing to run
-        prepared.execute()
-    except BaseException as e:  # noqa: BLE001 - report to `start`, which prints it
-        child_failed(lambda text: os.write(fifo, text.encode() or b"exec failed"), e, 127)
-
-
-def _join_session_keyring(container_id: str) -> None:
-    import ctypes
-
-    keyctl = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, 250)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall(keyctl, 1, f"_ses.{container_id}".encode())  # KEYCTL_JOIN_SESSION_KEYRING; best effort

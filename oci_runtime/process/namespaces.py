@@ -8,8 +8,8 @@ import struct
 
 import _socket as socket
 
-from . import linux
-from .errors import ConfigInvalid, RuntimeFailure
+from oci_runtime import linux
+from oci_runtime.errors import ConfigInvalid, RuntimeFailure
 
 FLAGS = {
     "pid": linux.CLONE_NEWPID, "network": linux.CLONE_NEWNET, "mount": linux.CLONE_NEWNS,

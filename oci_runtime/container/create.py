@@ -1,0 +1,94 @@
+"""create: a container whose init waits for `start`; on any failure nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+
+from oci_runtime.bundle import load_bundle
+from oci_runtime.container.lifecycle import SIGKILL, Container, proc_start_time, wait_gone, write_pid_file
+from oci_runtime.container.state import StateDir
+from oci_runtime.process import launch
+from oci_runtime.units import rfc3339
+
+
+def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, pid_file: str | None = None,
+           no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+           systemd_cgroup: bool = False, extra_env: dict | None = None) -> Container:
+    """Create a container whose init waits for `start`; on any failure nothing is left behind."""
+    bundle = load_bundle(bundle_dir)
+    config = bundle.config
+    linux_cfg = config.get("linux") or {}
+    seccomp = None
+    if linux_cfg.get("seccomp"):
+        from oci_runtime.seccomp.filter import prepare_filter
+        seccomp = prepare_filter(linux_cfg["seccomp"], strict=True)
+    state_dir = StateDir(root, container_id)
+    state_dir.claim()
+    mgr = None
+    init_pid = 0
+    try:
+        mgr = _open_cgroup(container_id, linux_cfg, systemd_cgroup)
+        # Recorded before anything is made, so that `delete --force` can clean up after a create that was
+        # killed at any point (its status reads "stopped": pid 0).
+        state_dir.save({"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0,
+                        "bundle": bundle.path, "cgroup": mgr.to_state() if mgr is not None else None})
+        if mgr is not None:
+            _setup_cgroup(mgr, linux_cfg)
+        os.mkfifo(state_dir.fifo, 0o622)
+        os.chmod(state_dir.fifo, 0o622)  # not cut by the umask: init may be another uid (user namespaces)
+        spec = launch.LaunchSpec(container_id, bundle, state_dir, mgr, console_sock, no_pivot,
+                                 no_new_keyring, preserve_fds, extra_env or {}, seccomp)
+        init_pid = launch.spawn_init(spec)
+        info = proc_start_time(init_pid)
+        state = {
+            "id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": init_pid,
+            "pid_start": info[0] if info else 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
+            "created": rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
+            "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
+                      if k in ("prestart", "poststart", "poststop")},
+            "cgroup": mgr.to_state() if mgr is not None else None,
+            "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
+            "resources": linux_cfg.get("resources") or {},
+        }
+        state_dir.save(state)
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+        return Container(state_dir, state)
+    except BaseException:
+        if init_pid:
+            try:
+                os.kill(init_pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_gone(init_pid, None, 5.0)
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except OSError:
+                pass
+        state_dir.remove()
+        raise
+
+
+def _config_for_exec(config: dict) -> dict:
+    """What `exec` needs later, kept so that later edits of config.json do not affect the container."""
+    linux_cfg = config.get("linux") or {}
+    keep = {k: linux_cfg[k] for k in ("namespaces", "seccomp", "uidMappings", "gidMappings") if k in linux_cfg}
+    process = config.get("process") or {}
+    return {"linux": keep, "process": {k: v for k, v in process.items() if k != "args"}}
+
+
+def _open_cgroup(container_id: str, linux_cfg: dict, systemd: bool):
+    try:
+        from oci_runtime.cgroups import open_manager
+    except ImportError:
+        return None
+    # PYRUNC_CGROUP2_MOUNT puts containers on that cgroup2 mount even on a v1/hybrid host (e.g.
+    # /sys/fs/cgroup/unified): how the v2 code runs here, and a choice for hybrid hosts.
+    v2_mount = os.environ.get("PYRUNC_CGROUP2_MOUNT") or None
+    return open_manager(linux_cfg.get("cgroupsPath"), container_id, systemd=systemd, v2_mountpoint=v2_mount)
+
+
+def _setup_cgroup(mgr, linux_cfg: dict) -> None:
+    mgr.create()
+    mgr.set(linux_cfg.get("resources") or {})

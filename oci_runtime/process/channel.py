@@ -1,0 +1,61 @@
+"""The runtime's conversation with the children it forks (stage1, init, an exec'd process's parent): one JSON
+object per SOCK_SEQPACKET message, tagged with its kind. Every kind of message is named here.
+
+  GO      runtime -> stage1   the cgroup is placed; join_self: stage1 joins the cgroup v1 hierarchies itself
+  USERNS  stage1 -> runtime   a user namespace was made: write its id maps (answered with OK)
+  PID     stage1 -> runtime   pid: the host pid of init, or of the exec'd process
+  HOOKS   init -> runtime     run the createRuntime hooks (answered with OK carrying the hooks' state)
+  OK      runtime -> child    go on
+  READY   init -> runtime     waiting on exec.fifo; seccomp_fd: init's seccomp listener fd number, if any
+  ERROR   child -> runtime    msg: why the child failed (it exits right after)
+"""
+
+from __future__ import annotations
+
+import _socket as socket  # the C module: `socket` costs milliseconds of enum set-up at import
+
+from oci_runtime.errors import child_failed
+from oci_runtime.jsonio import dumps, loads
+
+GO, USERNS, PID, HOOKS, OK, READY, ERROR = "go", "userns", "pid", "hooks", "ok", "ready", "error"
+_MAX_MESSAGE = 1 << 16
+
+
+class Channel:
+    """One end of a runtime <-> child socketpair."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    def send(self, kind: str, **fields) -> None:
+        self.sock.send(dumps({"t": kind, **fields}, compact=True).encode())
+
+    def recv(self) -> dict | None:
+        """The next message, or None once the other end has closed (or exec'd: the socket is close-on-exec)."""
+        data = self.sock.recv(_MAX_MESSAGE)
+        return loads(data) if data else None
+
+    def expect(self, kind: str) -> dict:
+        """In a child: the next message, which must be `kind`; anything else means the runtime is gone or
+        gave up, and the child ends at once."""
+        import os
+
+        msg = self.recv()
+        if not msg or msg.get("t") != kind:
+            os._exit(1)
+        return msg
+
+    def fail(self, e: BaseException, code: int = 1):
+        """In a child: report the failure to the runtime and end (never returns)."""
+        child_failed(lambda text: self.send(ERROR, msg=text), e, code)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def channel_pair() -> tuple[Channel, Channel]:
+    """(the runtime's end, the child's end), both close-on-exec."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    return Channel(ours), Channel(theirs)
