@@ -1,17 +1,33 @@
-"""The runtime as a library, for the builder and other Python callers.
+"""The runtime as a library, for pydock and other Python orchestrators: podman's OCIRuntime shape.
 
-A container is run in a child `pyrunc` process rather than in the caller's own process: the runtime forks,
+    rt = Runtime(root="/run/myengine")
+    rt.create("web", "/path/to/bundle", console_socket=..., pid_file=...)
+    rt.start("web")
+    rt.state("web").status            # "running"
+    rt.kill("web", "TERM"); rt.delete("web", force=True)
+
+Each call runs the runtime in a child process (`pyrunc --root ROOT COMMAND ...`): the runtime forks,
 becomes a child subreaper and installs signal handlers, none of which a library should do to its caller
-(which may have threads, e.g. progress bars).
+(which may have threads, e.g. progress bars). Failures raise the runtime's own exception classes
+(oci_runtime.errors: ContainerNotFound, ContainerExists, BadState, ConfigInvalid, RuntimeFailure) with the
+runtime's one-line message.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
+from oci_runtime import errors
 from oci_runtime.container.state import DEFAULT_ROOT
+
+_ERROR_KINDS = {cls.__name__: cls for cls in (errors.RuntimeFailure, errors.ConfigInvalid, errors.ContainerNotFound,
+                                               errors.ContainerExists, errors.BadState)}
 
 
 def pyrunc_command(root: str | None = None) -> list[str]:
@@ -24,10 +40,169 @@ def pyrunc_command(root: str | None = None) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", code, "--root", root or DEFAULT_ROOT]
 
 
+@dataclass
+class ContainerState:
+    """The OCI state of a container (`pyrunc state`)."""
+
+    id: str
+    status: str
+    pid: int
+    bundle: str
+    created: str = ""
+    annotations: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "ContainerState":
+        return cls(doc["id"], doc["status"], doc.get("pid") or 0, doc.get("bundle", ""), doc.get("created", ""),
+                   doc.get("annotations") or {})
+
+
+class Runtime:
+    """One state root of the runtime."""
+
+    def __init__(self, root: str | None = None, *, systemd_cgroup: bool = False):
+        self.root = root or DEFAULT_ROOT
+        self.systemd_cgroup = systemd_cgroup
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def create(self, container_id: str, bundle, *, console_socket: str | None = None,
+               pid_file: str | None = None, preserve_fds: int = 0, no_pivot: bool = False,
+               stdin=None, stdout=None, stderr=None, pass_fds=()) -> None:
+        """Create the container (its init waits for start). stdin/stdout/stderr become the container's
+        stdio when it has no terminal (file objects, fds, or None for /dev/null)."""
+        args = ["create", "--bundle", os.fspath(bundle), *_create_flags(console_socket, pid_file, preserve_fds,
+                                                                        no_pivot), container_id]
+        self._call(args, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds)
+
+    def start(self, container_id: str) -> None:
+        self._call(["start", container_id])
+
+    def run(self, container_id: str, bundle, *, detach: bool = False, console_socket: str | None = None,
+            pid_file: str | None = None, keep: bool = False, stdin=None, stdout=None, stderr=None) -> int:
+        """create + start; in the foreground, wait and return the exit code (128+N if killed by signal N).
+        A container that cannot be made raises; its own non-zero exit is returned."""
+        args = ["run", "--bundle", os.fspath(bundle), *_create_flags(console_socket, pid_file, 0, False)]
+        args += (["--detach"] if detach else []) + (["--keep"] if keep else []) + [container_id]
+        return self._call(args, stdin=stdin, stdout=stdout, stderr=stderr, status_is_result=not detach)
+
+    def state(self, container_id: str) -> ContainerState:
+        return ContainerState.from_json(json.loads(self._output(["state", container_id])))
+
+    def list(self) -> list[ContainerState]:
+        return [ContainerState.from_json(doc) for doc in json.loads(self._output(["list", "--format", "json"]))
+                or []]
+
+    def kill(self, container_id: str, signal: str | int = "TERM", *, all_processes: bool = False) -> None:
+        self._call(["kill", *(["--all"] if all_processes else []), container_id, str(signal)])
+
+    def delete(self, container_id: str, *, force: bool = False) -> None:
+        self._call(["delete", *(["--force"] if force else []), container_id])
+
+    def pause(self, container_id: str) -> None:
+        self._call(["pause", container_id])
+
+    def resume(self, container_id: str) -> None:
+        self._call(["resume", container_id])
+
+    # -- processes and resources -------------------------------------------------------------------
+    def exec(self, container_id: str, process: dict, *, detach: bool = False, console_socket: str | None = None,
+             pid_file: str | None = None, stdin=None, stdout=None, stderr=None) -> int:
+        """Run an OCI process object in the container; in the foreground return its exit code."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="process-") as f:
+            json.dump(process, f)
+            f.flush()
+            args = ["exec", "--process", f.name]
+            args += (["--detach"] if detach else []) + (["--console-socket", console_socket] if console_socket else [])
+            args += (["--pid-file", pid_file] if pid_file else []) + [container_id]
+            return self._call(args, stdin=stdin, stdout=stdout, stderr=stderr, status_is_result=not detach)
+
+    def processes(self, container_id: str) -> list[int]:
+        return json.loads(self._output(["ps", "--format", "json", container_id]))
+
+    def update(self, container_id: str, resources: dict) -> None:
+        """Change the container's cgroup limits (a LinuxResources object)."""
+        self._call(["update", "--resources", "-", container_id], input=json.dumps(resources).encode())
+
+    def stats(self, container_id: str) -> dict:
+        """One `events --stats` sample: runc's stats object."""
+        return json.loads(self._output(["events", "--stats", container_id]))["data"]
+
+    def events(self, container_id: str, interval: str = "5s") -> Iterator[dict]:
+        """runc's event stream ({"type": "stats"|"oom", ...}) until the container stops."""
+        with tempfile.NamedTemporaryFile(prefix="pyrunc-log-") as log:
+            proc = subprocess.Popen(self._argv(["events", "--interval", interval, container_id], log.name),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            try:
+                for line in proc.stdout:
+                    yield json.loads(line)
+            finally:
+                proc.stdout.close()
+                if proc.poll() is None:
+                    proc.terminate()
+                proc.wait()
+            if proc.returncode:
+                _raise_from_log(log.name, proc.returncode)
+
+    # -- running the runtime -----------------------------------------------------------------------
+    def _argv(self, args: list[str], log_path: str) -> list[str]:
+        head = pyrunc_command(self.root) + ["--log", log_path, "--log-format", "json"]
+        return head + (["--systemd-cgroup"] if self.systemd_cgroup else []) + args
+
+    def _call(self, args: list[str], *, stdin=None, stdout=None, stderr=None, input: bytes | None = None,
+              pass_fds=(), status_is_result: bool = False) -> int:
+        with tempfile.NamedTemporaryFile(prefix="pyrunc-log-") as log:
+            proc = subprocess.run(self._argv(args, log.name), input=input,
+                                  stdin=None if input is not None else (stdin if stdin is not None else subprocess.DEVNULL),
+                                  stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                                  stderr=stderr if stderr is not None else subprocess.DEVNULL, pass_fds=pass_fds)
+            if proc.returncode and not (status_is_result and not _logged_error(log.name)):
+                _raise_from_log(log.name, proc.returncode)
+        return proc.returncode
+
+    def _output(self, args: list[str]) -> str:
+        with tempfile.NamedTemporaryFile(prefix="pyrunc-log-") as log:
+            proc = subprocess.run(self._argv(args, log.name), stdin=subprocess.DEVNULL, capture_output=True)
+            if proc.returncode:
+                _raise_from_log(log.name, proc.returncode)
+        return proc.stdout.decode()
+
+
+def _logged_error(log_path: str) -> dict | None:
+    """The runtime's last error record in its JSON log, or None."""
+    last = None
+    try:
+        with open(log_path, "rb") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("level") == "error":
+                    last = record
+    except OSError:
+        return None
+    return last
+
+
+def _raise_from_log(log_path: str, status: int):
+    record = _logged_error(log_path) or {}
+    cls = _ERROR_KINDS.get(record.get("kind", ""), errors.RuntimeFailure)
+    raise cls(record.get("msg") or f"the runtime exited with status {status}")
+
+
+def _create_flags(console_socket, pid_file, preserve_fds, no_pivot) -> list[str]:
+    flags = ["--console-socket", console_socket] if console_socket else []
+    flags += ["--pid-file", os.fspath(pid_file)] if pid_file else []
+    flags += ["--preserve-fds", str(preserve_fds)] if preserve_fds else []
+    return flags + (["--no-pivot"] if no_pivot else [])
+
+
+# -- the two calls pydock's RUN steps make ---------------------------------------------------------------------
 def run_container(bundle, container_id: str, *, root: str | None = None, stdin=None, stdout=None, stderr=None,
                   log_file: str | None = None) -> int:
-    """Run the bundle in the foreground like `pyrunc run`; return the container's exit status
-    (128+N when it was killed by signal N). stdin/stdout/stderr: file objects, fds, or None to inherit."""
+    """Run the bundle in the foreground like `pyrunc run`; return the exit status, whether the container
+    failed or the runtime did (128+N when killed by signal N); errors go to stderr and, if given, log_file.
+    stdin/stdout/stderr: file objects, fds, or None to inherit (stdin: /dev/null)."""
     cmd = pyrunc_command(root)
     if log_file:
         cmd += ["--log", log_file, "--log-format", "json"]

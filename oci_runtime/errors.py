@@ -10,18 +10,24 @@ class ConfigInvalid(RuntimeFailure):
 
 
 class ContainerNotFound(RuntimeFailure):
-    def __init__(self, container_id: str):
-        super().__init__(f"container {container_id} does not exist")
-        self.container_id = container_id
+    @classmethod
+    def for_id(cls, container_id: str) -> "ContainerNotFound":
+        return cls(f"container {container_id} does not exist")
 
 
 class ContainerExists(RuntimeFailure):
-    def __init__(self, container_id: str):
-        super().__init__(f"container with id {container_id} already exists")
+    @classmethod
+    def for_id(cls, container_id: str) -> "ContainerExists":
+        return cls(f"container with id {container_id} already exists")
 
 
 class BadState(RuntimeFailure):
     """The operation is not allowed in the container's current status."""
+
+
+def error_kind(e: RuntimeFailure) -> str:
+    """The name of the most specific class of this module that e is: the error's kind for API callers."""
+    return next(cls.__name__ for cls in type(e).__mro__ if cls.__module__ == __name__)
 
 
 def error_text(e: BaseException) -> str:

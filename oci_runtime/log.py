@@ -21,16 +21,19 @@ class Logger:
         self.fmt = fmt
         self.threshold = _LEVELS["debug" if debug else "info"]
 
-    def _line(self, level: str, msg: str) -> str:
+    def _line(self, level: str, msg: str, kind: str | None) -> str:
         stamp = rfc3339(fraction=False)
         if self.fmt == "json":
-            return dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
+            record = {"level": level, "msg": msg, "time": stamp}
+            if kind:
+                record["kind"] = kind  # the error class, for oci_runtime.api (engines read only msg)
+            return dumps(record) + "\n"
         return f'time="{stamp}" level={level} msg={dumps(msg)}\n'
 
-    def log(self, level: str, msg: str) -> None:
+    def log(self, level: str, msg: str, kind: str | None = None) -> None:
         if _LEVELS[level] < self.threshold:
             return
-        line = self._line(level, msg)
+        line = self._line(level, msg, kind)
         if self.path:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -50,9 +53,9 @@ class Logger:
     def warning(self, msg: str) -> None:
         self.log("warning", msg)
 
-    def error(self, msg: str) -> None:
+    def error(self, msg: str, kind: str | None = None) -> None:
         """Log to the --log file and always print the plain message on stderr."""
-        self.log("error", msg)
+        self.log("error", msg, kind)
         try:
             sys.stderr.write(msg + "\n")
             sys.stderr.flush()

@@ -16,6 +16,20 @@ from __future__ import annotations
 
 import spec as _spec
 from oci_runtime.errors import ConfigInvalid
+from oci_runtime.jsonio import loads
+
+_schemas: dict[str, dict] = {}
+
+
+def load_schema(name: str) -> dict:
+    """A schema of spec/, parsed once per process. The dict is shared: treat it as read-only."""
+    filename = _spec.schema_filename(name)
+    schema = _schemas.get(filename)
+    if schema is None:
+        with open(_spec.schema_path(filename), "rb") as f:
+            schema = _schemas[filename] = loads(f.read())
+    return schema
+
 
 SUPPORTED_KEYWORDS = frozenset({
     "type", "enum", "const", "$ref", "allOf", "anyOf", "oneOf", "not", "if", "then", "else",
@@ -386,7 +400,7 @@ class _Compiler:
         return check
 
     def _resolve_pointer(self, filename: str, pointer: str):
-        node = _spec.load_schema(filename)
+        node = load_schema(filename)
         for token in pointer.split("/")[1:] if pointer else ():
             token = token.replace("~1", "/").replace("~0", "~")
             node = node[int(token)] if isinstance(node, list) else node[token]

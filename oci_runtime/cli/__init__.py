@@ -11,7 +11,7 @@ import sys
 
 from oci_runtime import SPEC_VERSION, VERSION, log
 from oci_runtime.container.state import DEFAULT_ROOT
-from oci_runtime.errors import RuntimeFailure
+from oci_runtime.errors import RuntimeFailure, error_kind
 
 
 def commands() -> list:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "(no /run/systemd/system); use the cgroupfs driver")
         return cmd.func(args)
     except RuntimeFailure as e:
-        log.logger.error(str(e))
+        log.logger.error(str(e), error_kind(e))
         return 1
     except OSError as e:
         log.logger.error(f"{args.command}: {e}")

@@ -50,7 +50,7 @@ class StateDir:
         try:
             os.mkdir(self.path, 0o711)
         except FileExistsError:
-            raise ContainerExists(self.id) from None
+            raise ContainerExists.for_id(self.id) from None
 
     def exists(self) -> bool:
         return os.path.isdir(self.path)
@@ -70,7 +70,7 @@ class StateDir:
             with open(self.state_file, "rb") as f:
                 return loads(f.read())
         except FileNotFoundError:
-            raise ContainerNotFound(self.id) from None
+            raise ContainerNotFound.for_id(self.id) from None
         except ValueError as e:
             raise RuntimeFailure(f"container {self.id}: corrupt state file {self.state_file}: {e}") from None
 
@@ -108,7 +108,7 @@ class _DirLock:
         try:
             self.fd = os.open(self.state_dir.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise ContainerNotFound(self.state_dir.id) from None
+            raise ContainerNotFound.for_id(self.state_dir.id) from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc) -> None:

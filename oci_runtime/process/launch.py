@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 
 from oci_runtime import linux
-from oci_runtime.bundle import Bundle
 from oci_runtime.errors import RuntimeFailure
 from oci_runtime.process import namespaces
 from oci_runtime.process.channel import ERROR, GO, HOOKS, OK, PID, READY, USERNS, Channel, channel_pair
@@ -29,7 +28,7 @@ from oci_runtime.process.init import run_init
 class LaunchSpec:
     """What stage1 and init need: everything is decided before the fork."""
 
-    def __init__(self, container_id: str, bundle: Bundle, state_dir, cgroups=None, console_sock=None,
+    def __init__(self, container_id: str, bundle, state_dir, cgroups=None, console_sock=None,
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  extra_env: dict | None = None, seccomp=None):
         self.container_id = container_id

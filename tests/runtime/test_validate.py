@@ -19,6 +19,7 @@ import tempfile
 import pytest
 
 import spec
+from oci_runtime.validate import load_schema
 from oci_runtime import validate as v
 from oci_runtime.errors import ConfigInvalid
 from test_schemas import (BROKEN_CONFIGS, DELETE, UPDATE_RESOURCES, containerd_config, docker_config, exec_process,
@@ -343,7 +344,7 @@ def _schema_nodes(node):
 @pytest.mark.parametrize("name", spec.schema_names())
 def test_every_keyword_in_spec_is_supported(name):
     known = v.SUPPORTED_KEYWORDS | v.ANNOTATION_KEYWORDS
-    for node in _schema_nodes(spec.load_schema(name)):
+    for node in _schema_nodes(load_schema(name)):
         assert set(node) <= known, f"{name}: {set(node) - known} in {node}"
         v._COMPILER.compile(node, name)  # compiling refuses unknown keywords too
 
@@ -368,7 +369,7 @@ def test_import_stays_off_heavy_modules():
 def _patterns_in_spec() -> set[str]:
     found = set()
     for name in spec.schema_names():
-        for node in _schema_nodes(spec.load_schema(name)):
+        for node in _schema_nodes(load_schema(name)):
             if "pattern" in node:
                 found.add(node["pattern"])
     return found
@@ -443,7 +444,7 @@ def _harvest(node, strings: set, names: set):
 _STRINGS, _NAMES = {"/abs", "rel", "", "1.0.2-dev", "0-3", "MB:1", "CAP_KILL", "sha256:" + "0" * 64, "2MB",
                     "a\n", "rwm", "2024-01-02T03:04:05Z", "application/vnd.oci.image.layer.v1.tar"}, set()
 for _name in spec.schema_names():
-    _harvest(spec.load_schema(_name), _STRINGS, _NAMES)
+    _harvest(load_schema(_name), _STRINGS, _NAMES)
 
 _TARGETS = [
     "config.schema.json#/$defs/" + d for d in (
