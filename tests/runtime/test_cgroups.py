@@ -24,7 +24,6 @@ from oci_runtime.cgroups.devices import DeviceRule, DeviceState, parse_oci_rules
 from oci_runtime.cgroups.resources import parse_resources
 from oci_runtime.cgroups.v2 import blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2
 
-pytestmark = pytest.mark.root
 
 IS_V1 = cgroup_version() == 1
 MiB = 1024 * 1024
@@ -258,6 +257,7 @@ def test_device_state_models_the_v1_controller():
 
 # --- v1 ----------------------------------------------------------------------------------------------
 
+@pytest.mark.root
 def test_v1_create_makes_every_hierarchy_and_destroy_removes_them():
     if not IS_V1:
         pytest.skip("host is not cgroup v1")
@@ -283,6 +283,7 @@ def test_v1_create_makes_every_hierarchy_and_destroy_removes_them():
     assert not os.path.exists(parent)
 
 
+@pytest.mark.root
 def test_v1_limits_are_written(v1mgr):
     vda = os.stat("/").st_dev
     major, minor = os.major(vda), os.minor(vda)
@@ -324,6 +325,7 @@ def test_v1_limits_are_written(v1mgr):
     assert sorted(listed) == sorted(r.cgroup_string() for r in DEFAULT_DEVICE_RULES)
 
 
+@pytest.mark.root
 def test_v1_process_joins_is_listed_and_freezes(v1mgr, children):
     p = children.start(["sleep", "60"])
     v1mgr.apply(p.pid)
@@ -338,6 +340,7 @@ def test_v1_process_joins_is_listed_and_freezes(v1mgr, children):
     assert wait_until(lambda: proc_state(p.pid) == "S")
 
 
+@pytest.mark.root
 def test_v1_pids_limit_stops_forks(v1mgr, children):
     v1mgr.set({"pids": {"limit": 1}})
     p = children.python("try:\n    pid = os.fork()\nexcept OSError as e:\n    print('refused', e.errno)\n"
@@ -348,6 +351,7 @@ def test_v1_pids_limit_stops_forks(v1mgr, children):
     assert out.strip() == "refused 11"   # EAGAIN: the pids controller said no
 
 
+@pytest.mark.root
 def test_v1_devices_allow_defaults_only(v1mgr, children):
     v1mgr.set({"devices": [{"allow": False, "access": "rwm"}]})
     code = ("import errno\nfor dev in ('/dev/null', '/dev/zero', '/dev/kmsg'):\n"
@@ -360,6 +364,7 @@ def test_v1_devices_allow_defaults_only(v1mgr, children):
     assert out.split("\n")[:3] == ["/dev/null ok", "/dev/zero ok", "/dev/kmsg EPERM"]
 
 
+@pytest.mark.root
 def test_v1_update_with_zeros_leaves_values(v1mgr):
     v1mgr.set({"memory": {"limit": 64 * MiB}, "cpu": {"shares": 512, "quota": 20000, "period": 100000},
                "blockIO": {"weight": 200}, "pids": {"limit": 30}})
@@ -387,6 +392,7 @@ def test_v1_update_with_zeros_leaves_values(v1mgr):
         sorted(r.cgroup_string() for r in DEFAULT_DEVICE_RULES)
 
 
+@pytest.mark.root
 def test_v1_refused_update_is_clear_and_rolled_back(v1mgr):
     v1mgr.set({"pids": {"limit": 10}, "memory": {"limit": 64 * MiB}, "cpu": {"quota": 30000}})
     cpu = v1mgr.path("cpu")
@@ -399,6 +405,7 @@ def test_v1_refused_update_is_clear_and_rolled_back(v1mgr):
     assert read(cpu, "cpu.cfs_quota_us") == "30000"
 
 
+@pytest.mark.root
 def test_v1_refused_set_then_destroy_leaves_nothing():
     if not IS_V1:
         pytest.skip("host is not cgroup v1")
@@ -419,6 +426,7 @@ def test_v1_refused_set_then_destroy_leaves_nothing():
     assert not any(os.path.exists(h.path) for h in mgr.hierarchies)
 
 
+@pytest.mark.root
 def test_v1_memory_limit_below_usage_is_explained(v1mgr, children):
     p = children.python("buf = bytearray(24 * 1024 * 1024)\nfor i in range(0, len(buf), 4096): buf[i] = 1\n"
                         "print('ready', flush=True)\nsys.stdin.readline()\n")
@@ -439,6 +447,7 @@ def test_v1_memory_limit_below_usage_is_explained(v1mgr, children):
     assert read(mem, "memory.limit_in_bytes") == str(512 * MiB)
 
 
+@pytest.mark.root
 def test_v1_stats(v1mgr, children):
     v1mgr.set({"pids": {"limit": 42}, "memory": {"limit": 256 * MiB}})
     p = children.python("buf = bytearray(16 * 1024 * 1024)\nfor i in range(0, len(buf), 4096): buf[i] = 1\n"
@@ -460,6 +469,7 @@ def test_v1_stats(v1mgr, children):
     assert isinstance(stats["blkio"]["ioServiceBytesRecursive"], list)
 
 
+@pytest.mark.root
 def test_v1_kill_all_reaches_every_process(v1mgr, children):
     procs = [children.start(["sleep", "60"]) for _ in range(3)]
     for p in procs:
@@ -471,6 +481,7 @@ def test_v1_kill_all_reaches_every_process(v1mgr, children):
     assert wait_until(lambda: v1mgr.pids() == [])
 
 
+@pytest.mark.root
 def test_v1_state_round_trip(v1mgr, children):
     p = children.start(["sleep", "60"])
     v1mgr.apply(p.pid)
@@ -479,6 +490,7 @@ def test_v1_state_round_trip(v1mgr, children):
     assert [h.path for h in again.hierarchies] == [h.path for h in v1mgr.hierarchies]
 
 
+@pytest.mark.root
 def test_v1_mounts_for_container(v1mgr):
     mounts = v1mgr.mounts_for_container()
     binds = [(src, name) for src, name in mounts if src.startswith("/")]
@@ -494,11 +506,13 @@ def test_v1_mounts_for_container(v1mgr):
         assert target in names and name not in names
 
 
+@pytest.mark.root
 def test_v1_unified_refused(v1mgr):
     with pytest.raises(CgroupError, match="cgroup v1"):
         v1mgr.set({"unified": {"memory.high": "1000000"}})
 
 
+@pytest.mark.root
 def test_v1_missing_controller_is_named(v1mgr):
     if v1mgr.path("net_cls") is not None:
         pytest.skip("net_cls is mounted here")
@@ -508,6 +522,7 @@ def test_v1_missing_controller_is_named(v1mgr):
 
 # --- v2 ----------------------------------------------------------------------------------------------
 
+@pytest.mark.root
 def test_v2_create_procs_and_recursive_pids(v2mgr, children):
     a, b = children.start(["sleep", "60"]), children.start(["sleep", "60"])
     v2mgr.apply(a.pid)
@@ -520,6 +535,7 @@ def test_v2_create_procs_and_recursive_pids(v2mgr, children):
     assert v2mgr.stats()["pids"]["current"] == 1   # only the top directory's own processes count there
 
 
+@pytest.mark.root
 def test_v2_freeze_and_thaw(v2mgr, children):
     p = children.start([sys.executable, "-c", "import time, sys\nwhile True:\n    print(1, flush=True)\n"
                         "    time.sleep(0.01)\n"], stdout=subprocess.PIPE)
@@ -543,6 +559,7 @@ def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
 
+@pytest.mark.root
 def test_v2_kill_all_uses_cgroup_kill(v2mgr, children):
     procs = [children.start(["sleep", "60"]) for _ in range(2)]
     for p in procs:
@@ -560,6 +577,7 @@ def _open_devices_child(children, devices):
     return children.python(code)
 
 
+@pytest.mark.root
 def test_v2_device_program_denies_dev_null_and_allows_others(v2mgr, children):
     from oci_runtime.cgroups import bpf
     # An allow-list without /dev/null: only the eBPF program can enforce that on v2.
@@ -573,6 +591,7 @@ def test_v2_device_program_denies_dev_null_and_allows_others(v2mgr, children):
     assert len(bpf.attached_program_ids(v2mgr.path)) == 1
 
 
+@pytest.mark.root
 def test_v2_set_devices_uses_runc_defaults_and_update_replaces_program(v2mgr, children):
     from oci_runtime.cgroups import bpf
     v2mgr.set({"devices": [{"allow": False, "access": "rwm"}]})
@@ -595,6 +614,7 @@ def test_v2_set_devices_uses_runc_defaults_and_update_replaces_program(v2mgr, ch
     assert bpf.attached_program_ids(v2mgr.path) == second
 
 
+@pytest.mark.root
 def test_v2_unified_keys_and_missing_controllers(v2mgr):
     v2mgr.set({"unified": {"cgroup.max.descendants": "3"}})
     assert read(v2mgr.path, "cgroup.max.descendants") == "3"
@@ -609,6 +629,7 @@ def test_v2_unified_keys_and_missing_controllers(v2mgr):
                    "cpu": {"cpu": {"shares": 100}}}[missing[0]])
 
 
+@pytest.mark.root
 def test_v2_hugetlb_limits_when_available(v2mgr):
     if "hugetlb" not in v2mgr.controllers():
         pytest.skip("hugetlb controller not available on the cgroup2 mount")
@@ -621,6 +642,7 @@ def test_v2_hugetlb_limits_when_available(v2mgr):
         v2mgr.set({"hugepageLimits": [{"pageSize": "3MB", "limit": 0}]})
 
 
+@pytest.mark.root
 def test_v2_state_round_trip_and_mount(v2mgr, children):
     p = children.start(["sleep", "60"])
     v2mgr.apply(p.pid)
@@ -630,6 +652,7 @@ def test_v2_state_round_trip_and_mount(v2mgr, children):
     assert v2mgr.stats()["pids"]["current"] == 1
 
 
+@pytest.mark.root
 def test_v1_realtime_idle_and_kernel_memory(v1mgr):
     v1mgr.set({"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 10000},
                "memory": {"kernel": 64 * MiB, "kernelTCP": 32 * MiB}})
@@ -643,6 +666,7 @@ def test_v1_realtime_idle_and_kernel_memory(v1mgr):
         assert read(cpu, "cpu.idle") == "1"
 
 
+@pytest.mark.root
 def test_v1_device_update_and_rollback(v1mgr):
     devices = v1mgr.path("devices")
     v1mgr.set({"devices": [{"allow": False, "access": "rwm"}]})
@@ -656,6 +680,7 @@ def test_v1_device_update_and_rollback(v1mgr):
     assert sorted(read(devices, "devices.list").splitlines()) == sorted(before + ["c 1:11 r"])
 
 
+@pytest.mark.root
 def test_v1_freeze_reaches_nested_cgroups(v1mgr, children):
     p = children.start(["sleep", "60"])
     nested = os.path.join(v1mgr.path("freezer"), "nested")
@@ -672,6 +697,7 @@ def test_v1_freeze_reaches_nested_cgroups(v1mgr, children):
     assert p.wait(timeout=30) == -9
 
 
+@pytest.mark.root
 def test_v2_blacklist_program_denies_only_the_listed_access(v2mgr, children):
     from oci_runtime.cgroups import bpf
     state = DeviceState.from_rules([DeviceRule(True, "a", -1, -1, "rwm"), DeviceRule(False, "c", 1, 3, "w")])
@@ -686,6 +712,7 @@ def test_v2_blacklist_program_denies_only_the_listed_access(v2mgr, children):
     assert out.split() == ["ok", "EPERM", "EPERM"]   # as v1 would: any overlap with a denied access
 
 
+@pytest.mark.root
 def test_v2_destroy_removes_the_tree_and_names_live_processes(cgroup2_root, children):
     mgr = open_manager("/" + unique_name(), "x", v2_mountpoint=cgroup2_root)
     mgr.create()

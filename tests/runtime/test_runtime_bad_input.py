@@ -12,7 +12,6 @@ import pytest
 
 from support import PYRUNC
 
-pytestmark = pytest.mark.root
 
 
 def leftovers(state_root, cid: str) -> list[str]:
@@ -77,6 +76,7 @@ def test_bad_ids(make_bundle, pyrunc, state_root, tmp_path, cid):
     assert not (state_root.parent / "escape").exists()
 
 
+@pytest.mark.root
 def test_missing_mount_source(make_bundle, pyrunc, state_root, tmp_path):
     def bad(spec):
         spec["mounts"].append({"destination": "/data", "type": "bind", "source": "/no/such/dir",
@@ -87,6 +87,7 @@ def test_missing_mount_source(make_bundle, pyrunc, state_root, tmp_path):
                   'mount source "/no/such/dir" does not exist')
 
 
+@pytest.mark.root
 def test_failing_bind_names_its_source(make_bundle, pyrunc, state_root, tmp_path):
     src = tmp_path / "a-directory"
     src.mkdir()
@@ -115,6 +116,7 @@ def test_hostname_without_uts_namespace(make_bundle, pyrunc, state_root, tmp_pat
     check_refused(pyrunc, state_root, tmp_path, "bad7", ["create", "--bundle", bundle, "bad7"], "UTS namespace")
 
 
+@pytest.mark.root
 def test_failure_inside_init_cleans_everything(make_bundle, pyrunc, state_root, tmp_path):
     def bad(spec):  # fails late: after the cgroup, the namespaces and most mounts exist
         spec["linux"]["sysctl"] = {"net.ipv4.no_such_sysctl": "1"}
@@ -123,6 +125,7 @@ def test_failure_inside_init_cleans_everything(make_bundle, pyrunc, state_root, 
     check_refused(pyrunc, state_root, tmp_path, "bad8", ["create", "--bundle", bundle, "bad8"], "no_such_sysctl")
 
 
+@pytest.mark.root
 def test_text_log_format(make_bundle, pyrunc, state_root, tmp_path):
     log = tmp_path / "log.txt"
     out = subprocess.run([*PYRUNC, "--root", str(state_root), "--log", str(log), "state", "nosuch"],
@@ -138,6 +141,7 @@ def test_usage_errors(pyrunc):
         assert out.returncode != 0 and out.stderr.strip(), args
 
 
+@pytest.mark.root
 def test_create_killed_midway_is_cleaned_by_delete_force(make_bundle, state_root, pyrunc):
     """SIGKILL `pyrunc create` at several points; `delete --force` must leave nothing."""
 

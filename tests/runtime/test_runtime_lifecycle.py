@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.root
 
 
 def state_of(pyrunc, cid) -> dict:
@@ -28,6 +27,7 @@ def wait_status(pyrunc, cid, wanted, timeout=10.0):
     raise AssertionError(f"{cid} never became {wanted}: {st}")
 
 
+@pytest.mark.root
 def test_full_lifecycle(make_bundle, pyrunc, tmp_path, state_root):
     bundle = make_bundle(["sleep", "1000"])
     pid_file = tmp_path / "pid"
@@ -64,6 +64,7 @@ def test_full_lifecycle(make_bundle, pyrunc, tmp_path, state_root):
     assert not (state_root / "c1").exists()
 
 
+@pytest.mark.root
 def test_kill_signal_forms(make_bundle, pyrunc):
     bundle = make_bundle(["sh", "-c", "trap 'exit 42' USR1; trap 'exit 43' TERM; while :; do sleep 0.05; done"])
     for form, code in (("USR1", 42), ("SIGTERM", 43), (str(int(signal.SIGUSR1)), 42)):
@@ -77,6 +78,7 @@ def test_kill_signal_forms(make_bundle, pyrunc):
         assert pyrunc("delete", cid).returncode == 0
 
 
+@pytest.mark.root
 def test_kill_unknown_signal_refused(make_bundle, pyrunc):
     bundle = make_bundle(["sleep", "100"])
     assert pyrunc("create", "--bundle", bundle, "ks").returncode == 0
@@ -86,6 +88,7 @@ def test_kill_unknown_signal_refused(make_bundle, pyrunc):
     assert pyrunc("delete", "--force", "ks").returncode == 0
 
 
+@pytest.mark.root
 def test_run_foreground_exit_code_and_output(make_bundle, pyrunc):
     bundle = make_bundle(["sh", "-c", "echo out; echo err >&2; exit 7"])
     out = pyrunc("run", "--bundle", bundle, "r1")
@@ -94,6 +97,7 @@ def test_run_foreground_exit_code_and_output(make_bundle, pyrunc):
     assert pyrunc("state", "r1").returncode != 0  # removed after the run
 
 
+@pytest.mark.root
 def test_run_killed_by_signal_exit_code(make_bundle, pyrunc):
     def no_pidns(spec):  # pid 1 of a pid namespace cannot be SIGKILLed from inside; without one it can
         spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
@@ -103,6 +107,7 @@ def test_run_killed_by_signal_exit_code(make_bundle, pyrunc):
     assert out.returncode == 128 + 9
 
 
+@pytest.mark.root
 def test_run_keep_and_detach(make_bundle, pyrunc):
     bundle = make_bundle(["true"])
     out = pyrunc("run", "--keep", "--bundle", bundle, "rk")
@@ -117,6 +122,7 @@ def test_run_keep_and_detach(make_bundle, pyrunc):
     assert pyrunc("delete", "--force", "rd").returncode == 0
 
 
+@pytest.mark.root
 def test_run_forwards_signals(make_bundle, pyrunc, state_root):
     import subprocess
 
@@ -131,6 +137,7 @@ def test_run_forwards_signals(make_bundle, pyrunc, state_root):
     assert "got-term" in proc.stdout.read()
 
 
+@pytest.mark.root
 def test_duplicate_id_refused(make_bundle, pyrunc):
     bundle = make_bundle(["sleep", "100"])
     assert pyrunc("create", "--bundle", bundle, "dup").returncode == 0
@@ -140,12 +147,14 @@ def test_duplicate_id_refused(make_bundle, pyrunc):
     assert pyrunc("delete", "--force", "dup").returncode == 0
 
 
+@pytest.mark.root
 def test_recreate_same_id_after_delete(make_bundle, pyrunc):
     bundle = make_bundle(["true"])
     for _ in range(2):
         assert pyrunc("run", "--bundle", bundle, "again").returncode == 0
 
 
+@pytest.mark.root
 def test_delete_created_and_unknown(make_bundle, pyrunc):
     bundle = make_bundle(["sleep", "100"])
     assert pyrunc("create", "--bundle", bundle, "dc").returncode == 0
@@ -157,6 +166,7 @@ def test_delete_created_and_unknown(make_bundle, pyrunc):
     assert pyrunc("delete", "--force", "nosuch").returncode == 0  # engines rely on this
 
 
+@pytest.mark.root
 def test_start_stopped_container_refused(make_bundle, pyrunc):
     bundle = make_bundle(["true"])
     assert pyrunc("create", "--bundle", bundle, "st").returncode == 0
@@ -167,6 +177,7 @@ def test_start_stopped_container_refused(make_bundle, pyrunc):
     assert pyrunc("delete", "st").returncode == 0
 
 
+@pytest.mark.root
 def test_start_after_init_was_killed(make_bundle, pyrunc):
     bundle = make_bundle(["true"])
     assert pyrunc("create", "--bundle", bundle, "sk").returncode == 0
@@ -177,6 +188,7 @@ def test_start_after_init_was_killed(make_bundle, pyrunc):
     assert pyrunc("delete", "sk").returncode == 0
 
 
+@pytest.mark.root
 def test_list_formats(make_bundle, pyrunc):
     assert pyrunc("list", "--format", "json").stdout.strip() == "[]"
     bundle = make_bundle(["sleep", "100"])
@@ -190,6 +202,7 @@ def test_list_formats(make_bundle, pyrunc):
     assert pyrunc("delete", "--force", "l1").returncode == 0
 
 
+@pytest.mark.root
 def test_spec_writes_runnable_default(rootfs, pyrunc):
     bundle = rootfs.parent
     out = pyrunc("spec", "--bundle", bundle)
@@ -222,6 +235,7 @@ def test_features_and_version(pyrunc):
     assert lines[0].startswith("pyrunc version ") and lines[1].startswith("commit: ") and lines[2].startswith("spec: ")
 
 
+@pytest.mark.root
 def test_config_changes_after_create_do_not_affect(make_bundle, pyrunc):
     bundle = make_bundle(["sh", "-c", "echo original"])
     assert pyrunc("create", "--bundle", bundle, "cu").returncode == 0

@@ -24,7 +24,6 @@ import pytest
 from oci_runtime.seccomp.filter import SeccompError, features, prepare_filter
 from oci_runtime.seccomp.listener import fd_from_process
 
-pytestmark = pytest.mark.root
 
 libc = ctypes.CDLL(None, use_errno=True)
 BUSYBOX = shutil.which("busybox")
@@ -124,6 +123,7 @@ MKDIR = ["mkdir", "mkdirat"]
 
 # --- actions ------------------------------------------------------------------------------------
 
+@pytest.mark.root
 def test_errno_rule_returns_its_errno_ret(tmp_path):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EROFS}))
     child = run_filtered(flt, lambda: [errno_of(os.mkdir, tmp_path / "d"),
@@ -133,11 +133,13 @@ def test_errno_rule_returns_its_errno_ret(tmp_path):
     assert (tmp_path / "f").read_text() == "x"
 
 
+@pytest.mark.root
 def test_errno_rule_without_errno_ret_returns_eperm(tmp_path):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_ERRNO"}))
     assert run_filtered(flt, lambda: errno_of(os.mkdir, tmp_path / "d")).result() == errno.EPERM
 
 
+@pytest.mark.root
 def test_default_errno_with_enosys_and_an_allow_list(tmp_path):
     flt = prepare_filter({
         "defaultAction": "SCMP_ACT_ERRNO",
@@ -160,6 +162,7 @@ def test_default_errno_with_enosys_and_an_allow_list(tmp_path):
                               "uname": errno.ENOSYS}
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS"])
 def test_kill_actions_end_the_process_with_sigsys(tmp_path, action):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": action}))
@@ -168,6 +171,7 @@ def test_kill_actions_end_the_process_with_sigsys(tmp_path, action):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.root
 def test_kill_process_ends_every_thread(tmp_path):
     """A filtered syscall in a second thread takes the whole process down, main thread included."""
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_KILL_PROCESS"}))
@@ -181,6 +185,7 @@ def test_kill_process_ends_every_thread(tmp_path):
     assert run_filtered(flt, body).killed_by == signal.SIGSYS
 
 
+@pytest.mark.root
 def test_trap_sends_sigsys_to_the_caller(tmp_path):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_TRAP"}))
 
@@ -194,6 +199,7 @@ def test_trap_sends_sigsys_to_the_caller(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.root
 def test_trace_without_a_tracer_fails_with_enosys(tmp_path):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_TRACE", "errnoRet": 1234}))
     assert "TRACE(1234)" in flt.export_pfc()          # errnoRet is the message for the tracer
@@ -201,6 +207,7 @@ def test_trace_without_a_tracer_fails_with_enosys(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.root
 def test_log_allows_the_call_and_writes_an_audit_record(tmp_path):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_LOG"}))
     with AuditLog() as log:
@@ -211,6 +218,7 @@ def test_log_allows_the_call_and_writes_an_audit_record(tmp_path):
     assert f"syscall={_nr('mkdir')} " in record
 
 
+@pytest.mark.root
 def test_log_flag_audits_the_errno_action(tmp_path):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EROFS},
                                        flags=["SECCOMP_FILTER_FLAG_LOG"]))
@@ -231,6 +239,7 @@ def _close_rule(*args: dict) -> dict:
 PROBE_FDS = (199, 200, 201)     # never open in the child: an unfiltered close() gives EBADF
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("op, value, value_two, filtered", [
     ("SCMP_CMP_NE", 200, 0, (True, False, True)),
     ("SCMP_CMP_LT", 200, 0, (True, False, False)),
@@ -246,6 +255,7 @@ def test_every_operator_compares_the_argument(op, value, value_two, filtered):
     assert got == [errno.ENOTUNIQ if hit else errno.EBADF for hit in filtered]
 
 
+@pytest.mark.root
 def test_two_conditions_on_one_argument_match_either_as_runc_does():
     flt = prepare_filter(_close_rule({"index": 0, "op": "SCMP_CMP_EQ", "value": 199},
                                      {"index": 0, "op": "SCMP_CMP_EQ", "value": 201}))
@@ -253,6 +263,7 @@ def test_two_conditions_on_one_argument_match_either_as_runc_does():
     assert got == [errno.ENOTUNIQ, errno.EBADF, errno.ENOTUNIQ]
 
 
+@pytest.mark.root
 def test_conditions_on_different_arguments_must_all_match():
     flt = prepare_filter(allow_all_but({
         "names": ["dup2", "dup3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOTUNIQ,
@@ -263,6 +274,7 @@ def test_conditions_on_different_arguments_must_all_match():
     assert got == [errno.ENOTUNIQ, errno.EBADF, errno.EBADF]
 
 
+@pytest.mark.root
 def test_personality_query_denied_other_values_allowed():
     flt = prepare_filter(allow_all_but({"names": ["personality"], "action": "SCMP_ACT_ERRNO",
                                         "errnoRet": errno.EDOM,
@@ -279,6 +291,7 @@ def test_personality_query_denied_other_values_allowed():
     assert run_filtered(flt, body).result() == [errno.EDOM, "ok"]
 
 
+@pytest.mark.root
 def test_clone_masked_eq_denies_new_namespaces_but_not_fork():
     flt = prepare_filter(allow_all_but({
         "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOTUNIQ,
@@ -362,6 +375,7 @@ class Agent:
                     True)
 
 
+@pytest.mark.root
 def test_notify_hands_a_listener_to_the_agent_which_answers(tmp_path):
     agent = Agent(tmp_path / "agent.sock", answer=4242)
     flt = prepare_filter(allow_all_but({"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"},
@@ -414,6 +428,7 @@ def test_send_listener_names_the_path_when_no_agent_listens(tmp_path):
         os.close(fd)
 
 
+@pytest.mark.root
 def test_load_returns_none_without_notify():
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_ERRNO"}))
     assert not flt.notify_required
@@ -422,6 +437,7 @@ def test_load_returns_none_without_notify():
 
 # --- flags, attributes, names -------------------------------------------------------------------
 
+@pytest.mark.root
 def test_filter_leaves_no_new_privs_to_the_runtime():
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_ERRNO"}))
     status = run_filtered(flt, lambda: Path("/proc/self/status").read_text()).result()
@@ -429,6 +445,7 @@ def test_filter_leaves_no_new_privs_to_the_runtime():
     assert "\nSeccomp:\t2\n" in status
 
 
+@pytest.mark.root
 def test_tsync_filters_threads_started_before_the_load(tmp_path):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EROFS},
                                        flags=["SECCOMP_FILTER_FLAG_TSYNC"]))
@@ -465,6 +482,7 @@ def test_wait_killable_recv_needs_libseccomp_2_6():
             prepare_filter(profile)
 
 
+@pytest.mark.root
 def test_unknown_syscall_names_are_skipped(tmp_path):
     flt = prepare_filter(allow_all_but({"names": ["not_a_syscall_yet", *MKDIR], "action": "SCMP_ACT_ERRNO"}))
     assert flt.unknown_syscalls == ("not_a_syscall_yet",)
@@ -546,6 +564,7 @@ def test_architecture_this_libseccomp_lacks_is_refused():
 
 # --- a realistic profile ------------------------------------------------------------------------
 
+@pytest.mark.root
 def test_docker_like_profile_runs_a_normal_workload(tmp_path):
     if BUSYBOX is None:
         pytest.skip("busybox is not installed")
