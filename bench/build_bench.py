@@ -35,10 +35,10 @@ prints the top 20 functions by cumulative time.
 
 Measure a regular (non-editable) install with compiled bytecode, for example:
 
-    python3 -m venv /work/bench-venv
-    /work/bench-venv/bin/pip install --force-reinstall --no-deps /work/main   # again after each code change
-    /work/bench-venv/bin/python -m compileall -q /work/bench-venv/lib
-    python3 bench/build_bench.py --pydock /work/bench-venv/bin/pydock
+    python3 -m venv ~/bench-venv        # anywhere outside the repository
+    ~/bench-venv/bin/pip install --force-reinstall --no-deps .   # from the repository; again after each change
+    ~/bench-venv/bin/python -m compileall -q ~/bench-venv/lib
+    python3 bench/build_bench.py --pydock ~/bench-venv/bin/pydock
 
 PYTHONDONTWRITEBYTECODE is removed from the environment of the measured commands.
 """

@@ -26,10 +26,10 @@ Prints medians, p90 and the ratio pyrunc/runc of the medians, and the load avera
 Measure an installed, non-editable pyrunc with compiled bytecode; an editable install adds an import hook,
 and without .pyc files every start recompiles. For example:
 
-    python3 -m venv /work/bench-venv
-    /work/bench-venv/bin/pip install --force-reinstall --no-deps /work/main   # again after each code change
-    /work/bench-venv/bin/python -m compileall -q /work/bench-venv/lib
-    python3 bench/runtime_bench.py --pyrunc /work/bench-venv/bin/pyrunc
+    python3 -m venv ~/bench-venv        # anywhere outside the repository
+    ~/bench-venv/bin/pip install --force-reinstall --no-deps .   # from the repository; again after each change
+    ~/bench-venv/bin/python -m compileall -q ~/bench-venv/lib
+    python3 bench/runtime_bench.py --pyrunc ~/bench-venv/bin/pyrunc
 
 PYTHONDONTWRITEBYTECODE and PYTHONPROFILEIMPORTTIME are removed from the environment of the measured
 commands; the script warns when the pyrunc under test looks editable or has no .pyc for its CLI module.

@@ -1,7 +1,7 @@
 """spec/ checked with the real jsonschema: the schemas are valid, real engine configs pass, broken ones do not.
 
-The engine-shaped documents here follow /work/shared/runtime-cli-contract.md section 5 (what docker 20.10,
-podman 4.3 and containerd 1.6 sent to runc); tests/test_validate.py reuses them.
+The engine-shaped documents here are what docker 20.10, podman 4.3 and containerd 1.6 sent to runc (the
+runtime CLI contract engines expect, section 5); test_validate.py reuses them.
 """
 
 from __future__ import annotations
