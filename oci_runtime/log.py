@@ -10,7 +10,6 @@ import os
 import sys
 
 from oci_runtime.jsonio import dumps
-from oci_runtime.units import rfc3339
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -22,6 +21,8 @@ class Logger:
         self.threshold = _LEVELS["debug" if debug else "info"]
 
     def _line(self, level: str, msg: str, kind: str | None) -> str:
+        from oci_runtime.units import rfc3339  # only when something is logged
+
         stamp = rfc3339(fraction=False)
         if self.fmt == "json":
             record = {"level": level, "msg": msg, "time": stamp}

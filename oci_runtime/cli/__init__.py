@@ -14,10 +14,28 @@ from oci_runtime.container.state import DEFAULT_ROOT
 from oci_runtime.errors import RuntimeFailure, error_kind
 
 
-def commands() -> list:
-    from oci_runtime.cli import info, lifecycle, processes, resources
+# The module of cli/ that defines each command and alias; a command imports only its own module.
+COMMAND_GROUPS = {
+    "lifecycle": ("create", "run", "start", "state", "kill", "delete", "rm", "list", "ls"),
+    "processes": ("exec", "ps"),
+    "resources": ("update", "events", "pause", "resume"),
+    "info": ("spec", "features"),
+}
 
-    return [*lifecycle.commands(), *processes.commands(), *resources.commands(), *info.commands()]
+
+def group_commands(group: str) -> list:
+    return __import__(f"oci_runtime.cli.{group}", fromlist=["commands"]).commands()
+
+
+def find_command(name: str):
+    for group, names in COMMAND_GROUPS.items():
+        if name in names:
+            return next(cmd for cmd in group_commands(group) if name in (cmd.name, *cmd.aliases))
+    return None
+
+
+def all_commands() -> list:
+    return [cmd for group in COMMAND_GROUPS for cmd in group_commands(group)]
 
 
 def version_text() -> str:
@@ -42,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     from oci_runtime.cli.parser import UsageError, help_text, parse
 
     argv = sys.argv[1:] if argv is None else argv
-    all_commands = commands()
     gopts = global_opts()
     try:
-        args, cmd = parse(argv, gopts, all_commands, "pyrunc")
+        args, cmd = parse(argv, gopts, find_command, "pyrunc")
     except UsageError as e:
         log.logger.error(str(e))
         return 1
@@ -55,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if cmd is None or getattr(args, "help", False):
         try:
-            print(help_text("pyrunc", "pyrunc: a runc-compatible OCI runtime", gopts, all_commands, cmd))
+            print(help_text("pyrunc", "pyrunc: a runc-compatible OCI runtime", gopts, all_commands(), cmd))
         except BrokenPipeError:
             pass
         return 0

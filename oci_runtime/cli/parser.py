@@ -98,13 +98,13 @@ def _parse_flags(words: list[str], opts: list[Opt], values: dict, where: str, st
     return words[i:]
 
 
-def parse(argv: list[str], global_opts: list[Opt], commands: list[Cmd], prog: str) -> tuple[Args, Cmd | None]:
+def parse(argv: list[str], global_opts: list[Opt], find_command, prog: str) -> tuple[Args, Cmd | None]:
+    """Global flags, then the command (find_command(name) -> Cmd or None), its flags and arguments."""
     values = {opt.dest: opt.default for opt in global_opts}
     rest = _parse_flags(argv, global_opts + [Opt("-h --help")], values, prog, stop_at_positional=True)
     if values.pop("help", False) or not rest:
         return Args(**values, command=None), None
-    by_name = {name: cmd for cmd in commands for name in (cmd.name, *cmd.aliases)}
-    cmd = by_name.get(rest[0])
+    cmd = find_command(rest[0])
     if cmd is None:
         raise UsageError(f"{prog}: no such command: {rest[0]}")
     values["command"] = cmd.name

@@ -10,7 +10,6 @@ import time
 from oci_runtime.container.state import StateDir, list_ids
 from oci_runtime.errors import BadState, ContainerNotFound, RuntimeFailure
 from oci_runtime.log import logger
-from oci_runtime.process.hooks import run_hooks
 
 CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", "creating"
 SIGKILL = 9  # a literal: the signal module costs milliseconds to import
@@ -103,6 +102,14 @@ class Container:
                 "pid": self.pid, "bundle": self.state.get("bundle", ""),
                 "annotations": self.state.get("annotations") or {}}
 
+    def _run_hooks(self, phase: str, status: str, hooks: list | None = None) -> None:
+        hooks = hooks if hooks is not None else self.state.get("hooks", {}).get(phase)
+        if not hooks:
+            return
+        from oci_runtime.process.hooks import run_hooks  # only containers with hooks pay for the import
+
+        run_hooks(hooks, phase, self.hook_state(status))
+
     # -- start ----------------------------------------------------------------------------------
     def start(self) -> None:
         with self.dir.locked():
@@ -114,7 +121,7 @@ class Container:
             try:
                 # prestart hooks run when `start` is called, before the user process (the runtime-tools
                 # suite checks this timing), with the container's namespaces already in place
-                run_hooks(self.state.get("hooks", {}).get("prestart"), "prestart", self.hook_state(CREATED))
+                self._run_hooks("prestart", CREATED)
             except RuntimeFailure:
                 # the spec: stop the container and go on with the lifecycle at "delete"
                 self._kill_everything()
@@ -127,7 +134,7 @@ class Container:
                 pass
         for hook in self.state.get("hooks", {}).get("poststart") or []:
             try:
-                run_hooks([hook], "poststart", self.hook_state(RUNNING))
+                self._run_hooks("poststart", RUNNING, [hook])
             except RuntimeFailure as e:  # the spec: a failing poststart hook is a warning
                 logger.warning(str(e))
 
@@ -195,7 +202,7 @@ class Container:
         self.destroy()
         for hook in self.state.get("hooks", {}).get("poststop") or []:
             try:
-                run_hooks([hook], "poststop", self.hook_state(STOPPED))
+                self._run_hooks("poststop", STOPPED, [hook])
             except RuntimeFailure as e:  # the spec: a failing poststop hook is a warning
                 logger.warning(str(e))
 

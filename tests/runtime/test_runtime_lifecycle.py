@@ -245,3 +245,12 @@ def test_config_changes_after_create_do_not_affect(make_bundle, pyrunc):
     assert pyrunc("start", "cu").returncode == 0
     wait_status(pyrunc, "cu", "stopped")
     assert pyrunc("delete", "cu").returncode == 0
+
+
+def test_every_command_is_routed_to_the_module_that_defines_it():
+    from oci_runtime import cli
+
+    for group, names in cli.COMMAND_GROUPS.items():
+        defined = {name for cmd in cli.group_commands(group) for name in (cmd.name, *cmd.aliases)}
+        assert defined == set(names), group
+    assert cli.find_command("rm").name == "delete" and cli.find_command("nope") is None
