@@ -50,30 +50,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support import build_busybox_rootfs  # noqa: E402 - the same rootfs the tests run
 HEAVY_MODULES = ("jsonschema", "requests", "tqdm", "pyroute2", "pkg_resources", "importlib_metadata",
                  "dataclasses", "typing", "pathlib", "subprocess", "signal", "socket", "re", "argparse")
 PR_SET_CHILD_SUBREAPER = 36
 
 
 # -- inputs ---------------------------------------------------------------------------------------------
-
-def build_busybox_rootfs(dest: Path) -> Path:
-    """Static busybox with every applet linked, plus passwd/group (the same shape as the tests' rootfs)."""
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root"):
-        (dest / d).mkdir(parents=True, exist_ok=True)
-    os.chmod(dest / "tmp", 0o1777)
-    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list-full"], check=True, capture_output=True, text=True).stdout.split()
-    for applet in applets:
-        link = dest / applet
-        if link.name == "busybox" or link.exists() or link.is_symlink():
-            continue
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to("/bin/busybox")
-    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (dest / "etc" / "group").write_text("root:x:0:\n")
-    return dest
 
 
 def write_bundle(bundle: Path, rootfs: Path, runc: str, args: list[str]) -> Path:

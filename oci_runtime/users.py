@@ -44,17 +44,10 @@ def read_in_root(root: str, path: str) -> bytes | None:
         return None
     finally:
         os.close(root_fd)
-    try:
+    with open(fd, "rb") as f:
         import stat
 
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 def _rows(root: str, name: str, min_fields: int) -> list[list[str]]:

@@ -67,6 +67,18 @@ def signal_pids(pids: list[int], sig: int) -> None:
             pass
 
 
+def signal_frozen(manager, sig: int, *, thaw_to_kill: bool) -> None:
+    """Signal every process of the manager's cgroup while it is frozen, so that nothing forks past us; then
+    restore the freezer's state. thaw_to_kill: the freezer holds even SIGKILL back (v1), so thaw for it."""
+    was_frozen = manager.frozen()
+    manager.freeze()
+    try:
+        signal_pids(manager.pids(), sig)
+    finally:
+        if not was_frozen or (thaw_to_kill and sig == SIGKILL):
+            manager.thaw()
+
+
 def wait_for(predicate, *, timeout: float = 10.0) -> bool:
     """Poll `predicate` with a growing interval until true or timeout; returns its last value."""
     deadline = time.monotonic() + timeout

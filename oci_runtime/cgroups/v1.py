@@ -16,7 +16,7 @@ from oci_runtime.cgroups import paths
 from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceState
 from oci_runtime.cgroups.fileio import CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_uint, write_file
 from oci_runtime.cgroups.resources import Resources, parse_resources
-from oci_runtime.cgroups.tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_pids
+from oci_runtime.cgroups.tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_frozen, signal_pids
 
 UNIFIED = ""   # the subsystem key of the cgroup2 hierarchy in hybrid mode
 
@@ -381,15 +381,7 @@ class V1Manager:
         if "freezer" not in self._dirs:
             signal_pids(self.pids(), sig)
             return
-        # Freeze so nothing forks past us while we signal; then restore the old state (a SIGKILL
-        # is only delivered once the tasks thaw, so then always thaw).
-        was_frozen = self.frozen()
-        self.freeze()
-        try:
-            signal_pids(self.pids(), sig)
-        finally:
-            if not was_frozen or sig == SIGKILL:
-                self.thaw()
+        signal_frozen(self, sig, thaw_to_kill=True)  # v1's freezer delivers a SIGKILL only once thawed
 
     # --- reporting -------------------------------------------------------------------------------
 

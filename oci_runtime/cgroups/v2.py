@@ -22,7 +22,7 @@ from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceState
 from oci_runtime.cgroups.fileio import (CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_key_values,
                      read_uint, write_file)
 from oci_runtime.cgroups.resources import Resources, parse_resources
-from oci_runtime.cgroups.tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_pids, wait_for
+from oci_runtime.cgroups.tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_frozen, signal_pids, wait_for
 
 FREEZE_TIMEOUT = 10.0
 
@@ -348,13 +348,7 @@ class V2Manager:
         if not os.path.exists(os.path.join(self.path, "cgroup.freeze")):
             signal_pids(self.pids(), sig)
             return
-        was_frozen = self.frozen()
-        self.freeze()
-        try:
-            signal_pids(self.pids(), sig)
-        finally:
-            if not was_frozen:
-                self.thaw()
+        signal_frozen(self, sig, thaw_to_kill=False)
 
     # --- reporting -------------------------------------------------------------------------------
 

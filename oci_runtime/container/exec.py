@@ -22,7 +22,7 @@ from oci_runtime import linux
 from oci_runtime.container.lifecycle import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from oci_runtime.errors import BadState, RuntimeFailure
 from oci_runtime.process import setup as proc_setup
-from oci_runtime.process.channel import ERROR, GO, PID, Channel, channel_pair
+from oci_runtime.process.channel import ERROR, GO, PID, Channel, fork_child
 from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, NamespacePlan, open_joins
 
 
@@ -98,20 +98,12 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
     ns_fds = _namespaces_to_join(container.pid)
     in_userns = any(kind == "user" for kind, _ in ns_fds) or bool(
         ((container.state.get("config") or {}).get("linux") or {}).get("uidMappings"))
-    parent, child = channel_pair()
     try:
-        stage1 = os.fork()
-        if stage1 == 0:  # pragma: no cover - runs in the child
-            parent.close()
-            try:
-                _stage1(child, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns, container.cgroups)
-            except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
-                child.fail(e)
-            os._exit(1)
+        stage1, parent = fork_child(lambda channel: _stage1(channel, ns_fds, process, seccomp, console_sock,
+                                                            preserve_fds, in_userns, container.cgroups))
     finally:
         for _, fd in ns_fds:
             os.close(fd)
-    child.close()
     pid = 0
     try:
         mgr = container.cgroups

@@ -12,6 +12,8 @@ object per SOCK_SEQPACKET message, tagged with its kind. Every kind of message i
 
 from __future__ import annotations
 
+import os
+
 import _socket as socket  # the C module: `socket` costs milliseconds of enum set-up at import
 
 from oci_runtime.errors import child_failed
@@ -40,8 +42,6 @@ class Channel:
     def expect(self, kind: str) -> dict:
         """In a child: the next message, which must be `kind`; anything else means the runtime is gone or
         gave up, and the child ends at once."""
-        import os
-
         msg = self.recv()
         if not msg or msg.get("t") != kind:
             os._exit(1)
@@ -59,3 +59,24 @@ def channel_pair() -> tuple[Channel, Channel]:
     """(the runtime's end, the child's end), both close-on-exec."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     return Channel(ours), Channel(theirs)
+
+
+def fork_child(body) -> tuple[int, Channel]:
+    """Fork a child that runs body(its end of a new channel) and then ends: it never returns into our code,
+    and any failure in body is reported as ERROR. Returns (the child's pid, our end)."""
+    ours, theirs = channel_pair()
+    try:
+        pid = os.fork()
+    except BaseException:
+        ours.close()
+        theirs.close()
+        raise
+    if pid == 0:  # pragma: no cover - runs in the child
+        ours.close()
+        try:
+            body(theirs)
+        except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
+            theirs.fail(e)
+        os._exit(1)
+    theirs.close()
+    return pid, ours

@@ -20,7 +20,7 @@ import os
 from oci_runtime import linux
 from oci_runtime.errors import RuntimeFailure
 from oci_runtime.process import namespaces
-from oci_runtime.process.channel import ERROR, GO, HOOKS, OK, PID, READY, USERNS, Channel, channel_pair
+from oci_runtime.process.channel import ERROR, GO, HOOKS, OK, PID, READY, USERNS, Channel, fork_child
 from oci_runtime.process.hooks import run_hooks
 from oci_runtime.process.init import run_init
 
@@ -53,26 +53,17 @@ def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
 # -- runtime side ---------------------------------------------------------------------------------
 def spawn_init(spec: LaunchSpec) -> int:
     """Fork stage1 and drive the handshake until init is ready; return init's host pid."""
-    parent, child = channel_pair()
     # opened here, not in init: in a user namespace init may not be allowed to walk the host's paths
     spec.fifo_fd = os.open(spec.state_dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     spec.proc_fd = os.open("/proc", linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     ns_fds = namespaces.open_joins(spec.bundle.ns)
     try:
-        stage1 = os.fork()
-        if stage1 == 0:  # pragma: no cover - runs in the child
-            parent.close()
-            try:
-                _stage1(spec, child, ns_fds)
-            except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
-                child.fail(e)
-            os._exit(1)
+        stage1, parent = fork_child(lambda channel: _stage1(spec, channel, ns_fds))
     finally:
         for _, fd in ns_fds:
             os.close(fd)
         os.close(spec.fifo_fd)
         os.close(spec.proc_fd)
-    child.close()
     init_pid = 0
     try:
         init_pid = _drive(spec, parent, stage1)
