@@ -50,6 +50,13 @@ def loads(data: str | bytes | bytearray) -> object:
         value, pos = _scan(data, pos)
     except StopIteration as e:
         raise JSONDecodeError("Expecting value", data, e.value) from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except SystemError:
+        # _json reports some errors (a trailing comma, say) through json.decoder, which we do not import on
+        # the hot path; on this error path, let the json package say what is wrong.
+        _explain(data)
+        raise ValueError("malformed JSON") from None
     finally:
         _Context.memo.clear()
     while pos < end and data[pos] in _WHITESPACE:
@@ -57,6 +64,18 @@ def loads(data: str | bytes | bytearray) -> object:
     if pos != end:
         raise JSONDecodeError("Extra data", data, pos)
     return value
+
+
+def _explain(data: str) -> None:
+    """Raise the JSONDecodeError the json package gives for data (only called for data known to be bad)."""
+    import json
+
+    try:
+        json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as e:
+        raise JSONDecodeError(e.msg, data, e.pos) from None
 
 
 def _float_repr(value: float) -> str:
