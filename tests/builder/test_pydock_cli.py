@@ -130,6 +130,6 @@ def test_import_from_stdin(tmp_path, busybox_tar):
 
 
 def p_cmd(p: Pydock) -> list[str]:
-    from conftest import PYDOCK
+    from support import PYDOCK
 
     return [*PYDOCK, "--root", str(p.root)]
