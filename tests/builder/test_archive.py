@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from builder.archive import import_rootfs, load, save
+from builder.image.archive import import_rootfs, load, save
 from builder.errors import BuildError
-from builder.layers import write_layer_from_dir
-from builder.layout import import_layout, write_layout
-from builder.snapshot import materialize
-from builder.store import ImageStore
-from builder.tarsafe import extract_archive, is_archive
+from builder.image.layers import write_layer_from_dir
+from builder.image.layout import import_layout, write_layout
+from builder.bundle.rootfs import materialize
+from builder.image.store import ImageStore
+from builder.image.tarsafe import extract_archive, is_archive
 from test_layers import CAP_NET_RAW, make_sample_tree, tree_state
 
 SKOPEO = shutil.which("skopeo")

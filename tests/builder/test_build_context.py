@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from builder import gomatch
-from builder.cache import BuildCache, CacheEntry, step_key
-from builder.context import BuildContext, clean_source_path, hash_cache_file_for
+from builder.dockerfile import gomatch
+from builder.build.cache import BuildCache, CacheEntry, step_key
+from builder.build.context import BuildContext, clean_source_path, hash_cache_file_for
 from builder.errors import BuildError
 
 

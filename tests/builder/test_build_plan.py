@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from builder.cli import human_duration, human_size, parse_output, render_template
-from builder.dockerfile import parse
+from builder.dockerfile.parser import parse
 from builder.errors import BuildError, DockerfileError
-from builder.execute import fill_history_times
-from builder.instructions import (Expander, ImageState, check_signal, dest_path, do_arg, do_cmd, do_entrypoint,
+from builder.build.engine import fill_history_times
+from builder.dockerfile.instructions import (Expander, ImageState, check_signal, dest_path, do_arg, do_cmd, do_entrypoint,
                                   do_env, go_duration, normalize_workdir, parse_port, run_history)
-from builder.stages import make_plan
+from builder.dockerfile.stages import make_plan
 
 
 def plan(text, build_args=None, target=None):

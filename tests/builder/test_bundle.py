@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.archive import import_rootfs
-from builder.bundle import make_bundle, resolve_user
+from builder.image.archive import import_rootfs
+from builder.bundle.spec import make_bundle, resolve_user
 from builder.errors import BuildError
-from builder.layers import write_layer_from_dir
-from builder.store import ImageStore
+from builder.image.layers import write_layer_from_dir
+from builder.image.store import ImageStore
 from oci_runtime.specgen import default_spec
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.dockerfile import (
+from builder.dockerfile.parser import (
     Dockerfile,
     Heredoc,
     Instruction,
@@ -22,7 +22,7 @@ from builder.dockerfile import (
     volume_paths,
 )
 from builder.errors import BuildError, DockerfileError
-from builder.expand import expand
+from builder.dockerfile.expand import expand
 
 
 def only(text: str, escape_line: str = "") -> Instruction:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.dockerignore import IgnoreMatcher, go_clean, read_patterns
+from builder.dockerfile.ignore import IgnoreMatcher, go_clean, read_patterns
 from builder.errors import BuildError
 
 GO_CLEAN_CASES = [

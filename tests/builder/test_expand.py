@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import BuildError, go_quote
-from builder.expand import (
+from builder.dockerfile.expand import (
     EXPANDED_FLAGS,
     EXPANDED_INSTRUCTIONS,
     ShellLexer,

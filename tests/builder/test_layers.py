@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuildError
-from builder.layers import apply_layer, write_layer_from_dir, write_tar
-from builder.snapshot import mount_overlay, unmount
-from builder.store import ImageStore
+from builder.image.layers import apply_layer, write_layer_from_dir, write_tar
+from builder.bundle.rootfs import mount_overlay, unmount
+from builder.image.store import ImageStore
 
 # A file capability set: version 2, cap_net_raw (bit 13) permitted + effective.
 CAP_NET_RAW = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
@@ -338,8 +338,8 @@ def test_write_tar_matches_layer_diff_id(store, tmp_path):
 MEMORY_PROBE = textwrap.dedent("""
     import os, resource, sys
     from pathlib import Path
-    from builder.store import ImageStore
-    from builder.layers import apply_layer, write_layer_from_dir
+    from builder.image.store import ImageStore
+    from builder.image.layers import apply_layer, write_layer_from_dir
     tree, store_dir, out = map(Path, sys.argv[1:4])
     store = ImageStore(store_dir)
     desc, diff_id = write_layer_from_dir(tree, store, progress=False)

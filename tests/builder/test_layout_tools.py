@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from builder.layers import write_layer_from_dir
-from builder.layout import import_layout, write_layout
-from builder.snapshot import materialize
-from builder.store import ImageStore
+from builder.image.layers import write_layer_from_dir
+from builder.image.layout import import_layout, write_layout
+from builder.bundle.rootfs import materialize
+from builder.image.store import ImageStore
 from test_layers import make_sample_tree, tree_state
 
 pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("skopeo", "umoci", "oci-image-tool")),

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from builder import mediatypes as mt
-from builder.digest import sha256_digest
+from builder.image import mediatypes as mt
+from builder.image.digest import sha256_digest
 from builder.errors import BuildError
-from builder.layers import write_layer_from_dir
-from builder.store import ImageStore
+from builder.image.layers import write_layer_from_dir
+from builder.image.store import ImageStore
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_corrupted_blobs_are_detected_when_read(store, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(BuildError, match="corrupted"):
         store.read_blob(layer.digest, layer.size)
-    from builder.layers import apply_layers
+    from builder.image.layers import apply_layers
 
     with pytest.raises(BuildError):
         apply_layers(store, image.layers, tmp_path / "out", image.diff_ids)
@@ -84,7 +84,7 @@ def test_corrupted_blobs_are_detected_when_read(store, tmp_path):
 
 CRASHING_WRITER = textwrap.dedent("""
     import sys
-    from builder.store import ImageStore
+    from builder.image.store import ImageStore
     store = ImageStore(sys.argv[1])
     store.put_blob(sys.stdin.buffer, "application/octet-stream")
 """)
@@ -129,7 +129,7 @@ def test_live_blob_writer_survives_cleanup(store):
 
 TAGGER = textwrap.dedent("""
     import sys
-    from builder.store import ImageStore
+    from builder.image.store import ImageStore
     store = ImageStore(sys.argv[1])
     image = store.resolve(sys.argv[2])
     for i in range(15):

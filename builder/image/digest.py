@@ -79,7 +79,7 @@ class Descriptor:
 
     @property
     def ref_name(self) -> str | None:
-        from builder.mediatypes import ANNOTATION_REF_NAME
+        from builder.image.mediatypes import ANNOTATION_REF_NAME
 
         return (self.annotations or {}).get(ANNOTATION_REF_NAME)
 

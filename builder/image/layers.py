@@ -25,10 +25,10 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from builder import mediatypes as mt
-from builder.digest import CHUNK, Descriptor, HashingWriter
+from builder.image import mediatypes as mt
+from builder.image.digest import CHUNK, Descriptor, HashingWriter
 from builder.errors import BuildError
-from builder.tarsafe import (SKIPPED_XATTR_PREFIXES, Extractor, clean_name, iter_members,
+from builder.image.tarsafe import (SKIPPED_XATTR_PREFIXES, Extractor, clean_name, iter_members,
                              open_decompressed)
 
 WHITEOUT_PREFIX = ".wh."

@@ -13,7 +13,7 @@ docker does, so the same file fails with the same first error:
    FROM stage names, ONBUILD triggers, HEALTHCHECK options, SHELL in JSON form, and
    that every instruction but ARG comes after a FROM.
 
-Nothing is expanded here: `$VAR` stays as written (see builder.expand).
+Nothing is expanded here: `$VAR` stays as written (see builder.dockerfile.expand).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from builder.errors import BuildError, DockerfileError, go_quote
-from builder.expand import ShellLexer, is_go_space
+from builder.dockerfile.expand import ShellLexer, is_go_space
 
 DEFAULT_ESCAPE = "\\"
 

@@ -40,7 +40,7 @@ from builder.errors import BuildError, go_quote
 #             JSON array item; quotes removed, no re-splitting after expansion), plus
 #             the contents of heredocs whose delimiter was not quoted (expand_heredoc).
 #   ARG:      the default value only (the name is never expanded).
-#   ENV/LABEL: keys and values (see parse_key_values in builder.dockerfile).
+#   ENV/LABEL: keys and values (see parse_key_values in builder.dockerfile.parser).
 #   EXPOSE:   each word, and the result is split again into words (expand_words).
 #   FROM:     the image name (and --platform) with the global ARGs (those before the
 #             first FROM) only, never with ENV.

@@ -23,14 +23,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from builder import mediatypes as mt
-from builder.digest import CHUNK, Descriptor, HashingWriter
+from builder.image import mediatypes as mt
+from builder.image.digest import CHUNK, Descriptor, HashingWriter
 from builder.errors import BuildError
-from builder.layers import abandon, compressor
-from builder.layout import (DirSource, LayoutSource, _blob_path, _read_json, entry_names, host_platform,
+from builder.image.layers import abandon, compressor
+from builder.image.layout import (DirSource, LayoutSource, _blob_path, _read_json, entry_names, host_platform,
                             import_manifest, layout_entries)
-from builder.store import Image, ImageStore, normalize_name
-from builder.tarsafe import PeekableReader, detect_compression, looks_like_tar, open_decompressed
+from builder.image.store import Image, ImageStore, normalize_name
+from builder.image.tarsafe import PeekableReader, detect_compression, looks_like_tar, open_decompressed
 
 FORMATS = {"docker": "docker", "docker-archive": "docker", "oci": "oci", "oci-archive": "oci"}
 
@@ -439,8 +439,8 @@ def _config_from_changes(changes: list[str] | dict | None) -> dict:
         return {}
     if isinstance(changes, dict):
         return dict(changes)
-    from builder.dockerfile import parse, parse_key_values  # the parser only when there are changes
-    from builder.expand import expand
+    from builder.dockerfile.parser import parse, parse_key_values  # the parser only when there are changes
+    from builder.dockerfile.expand import expand
 
     # The parser wants a build stage first; "FROM scratch" is dropped again below.
     dockerfile = parse("FROM scratch\n" + "\n".join(changes), filename="--change")

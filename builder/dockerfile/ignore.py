@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from builder.errors import BuildError, go_quote
-from builder.expand import is_go_space
+from builder.dockerfile.expand import is_go_space
 
 # Characters that make an exception pattern "not a plain prefix"; with any of them in an
 # exception docker never prunes an excluded directory.

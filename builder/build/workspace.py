@@ -67,7 +67,7 @@ class Workspace:
                 empty.mkdir()
                 self._match_root(empty)
                 lowers = [empty]
-            from builder.snapshot import mount_overlay
+            from builder.bundle.rootfs import mount_overlay
 
             mount_overlay(lowers, self.upper, work, self.merged)
             self._mounted = True
@@ -87,7 +87,7 @@ class Workspace:
 
     def unmount(self) -> None:
         if self._mounted:
-            from builder.snapshot import unmount
+            from builder.bundle.rootfs import unmount
 
             unmount(self.merged)
             self._mounted = False

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from builder import mediatypes as mt
-from builder.digest import (CHUNK, Descriptor, HashingWriter, VerifyingReader, canonical_json,
+from builder.image import mediatypes as mt
+from builder.image.digest import (CHUNK, Descriptor, HashingWriter, VerifyingReader, canonical_json,
                             parse_digest)
 from builder.errors import BuildError
 
@@ -651,7 +651,7 @@ class ImageStore:
             return dest
         if layer is None:
             layer = self._find_layer(diff_id)
-        from builder.layers import apply_layer
+        from builder.image.layers import apply_layer
 
         tmp = _TempPath(self.tmp_dir, directory=True, suffix=".layer")
         try:

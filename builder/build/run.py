@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.copying import mkdir_in_root, resolve_in_root
+from builder.build.copy import mkdir_in_root, resolve_in_root
 from builder.errors import go_quote
 from builder.users import resolve_exec_user
 

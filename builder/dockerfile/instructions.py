@@ -158,12 +158,12 @@ class Expander:
         self.escape = escape
 
     def word(self, text: str, env: dict[str, str]) -> str:
-        from builder.expand import expand
+        from builder.dockerfile.expand import expand
 
         return expand(text, env, self.escape)
 
     def words(self, text: str, env: dict[str, str]) -> list[str]:
-        from builder.expand import expand_words
+        from builder.dockerfile.expand import expand_words
 
         return expand_words(text, env, self.escape)
 
@@ -173,7 +173,7 @@ def _rest(instr) -> str:
 
 
 def _key_values(instr, ex: Expander, env: dict[str, str]) -> list[tuple[str, str]]:
-    from builder.dockerfile import parse_key_values
+    from builder.dockerfile.parser import parse_key_values
 
     pairs = parse_key_values(_rest(instr), ex.escape, cmd=instr.cmd)
     return [(ex.word(k, env), ex.word(v, env)) for k, v in pairs]
@@ -257,7 +257,7 @@ def do_expose(state: ImageState, instr, ex: Expander) -> str:
 
 
 def do_volume(state: ImageState, instr, ex: Expander) -> str:
-    from builder.dockerfile import volume_paths
+    from builder.dockerfile.parser import volume_paths
 
     paths = [ex.word(p, state.env) for p in volume_paths(instr)]
     volumes = state.cc.get("Volumes") or {}
@@ -299,7 +299,7 @@ def do_stopsignal(state: ImageState, instr, ex: Expander) -> str:
 
 
 def do_healthcheck(state: ImageState, instr, ex: Expander) -> str:
-    from builder.dockerfile import healthcheck_config
+    from builder.dockerfile.parser import healthcheck_config
 
     hc = healthcheck_config(instr)
     state.cc["Healthcheck"] = hc
@@ -323,7 +323,7 @@ def do_onbuild(state: ImageState, instr, ex: Expander) -> None:
 def do_arg(state: ImageState, instr, ex: Expander, *, build_args: dict[str, str],
            global_args: dict[str, str]) -> str:
     """ARG inside a stage: --build-arg wins, then the default (expanded), then the global value."""
-    from builder.dockerfile import parse_arg
+    from builder.dockerfile.parser import parse_arg
 
     texts = []
     for key, default in parse_arg(_rest(instr), ex.escape):

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from builder.errors import BuildError
-from builder.layers import apply_layers
+from builder.image.layers import apply_layers
 from oci_runtime import linux
 
 OVERLAY_OPTIONS = "redirect_dir=off,index=off,metacopy=off"

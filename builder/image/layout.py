@@ -15,10 +15,10 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from builder import mediatypes as mt
-from builder.digest import CHUNK, Descriptor, VerifyingReader, canonical_json, parse_digest
+from builder.image import mediatypes as mt
+from builder.image.digest import CHUNK, Descriptor, VerifyingReader, canonical_json, parse_digest
 from builder.errors import BuildError
-from builder.store import Image, ImageStore, normalize_name
+from builder.image.store import Image, ImageStore, normalize_name
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from builder import gomatch
-from builder.cache import BuildCache, CacheEntry, step_key
-from builder.copying import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
+from builder.dockerfile import gomatch
+from builder.build.cache import BuildCache, CacheEntry, step_key
+from builder.build.copy import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
 from builder.errors import BuildError, DockerfileError
-from builder.instructions import (METADATA, Expander, ImageState, base_config, dest_path, do_arg,
+from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, dest_path, do_arg,
                                   env_from_config, normalize_workdir, run_history, scratch_config)
-from builder.stages import PROXY_ARGS, SCRATCH, BuildPlan, Stage, host_platform, make_plan
+from builder.dockerfile.stages import PROXY_ARGS, SCRATCH, BuildPlan, Stage, host_platform, make_plan
 
 
 class StepFailed(BuildError):
@@ -149,7 +149,7 @@ class Builder:
 
     def _tmpdir(self) -> Path:
         if self._tmp is None:
-            from builder.workspace import locked_tempdir
+            from builder.build.workspace import locked_tempdir
 
             self._tmp, self._tmp_fd = locked_tempdir(self.store.tmp_dir, "build-")
         return self._tmp
@@ -197,7 +197,7 @@ class Builder:
             self.store.tag(image, tag)
         self.progress.line(f"Successfully built {_short(image.id)}")
         for tag in self.opts.tags:
-            from builder.store import normalize_name
+            from builder.image.store import normalize_name
 
             self.progress.line(f"Successfully tagged {normalize_name(tag)}")
         return image
@@ -248,7 +248,7 @@ class Builder:
             raise self._fail(instr, e) from None
         triggers = []
         if onbuild:
-            from builder.dockerfile import parse
+            from builder.dockerfile.parser import parse
 
             for text in onbuild:
                 try:
@@ -290,7 +290,7 @@ class Builder:
     def resolve_image(self, ref: str):
         """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]")."""
         if ref.startswith("oci:"):
-            from builder.layout import import_layout
+            from builder.image.layout import import_layout
 
             path, tag = ref[4:], None
             head, sep, tail = path.rpartition(":")
@@ -334,13 +334,13 @@ class Builder:
             raise self._fail(instr, e) from None
 
     def _show_meta(self, state: ImageState) -> None:
-        from builder.digest import canonical_json
+        from builder.image.digest import canonical_json
 
         self.progress.line(f" ---> {hashlib.sha256(state.key.encode() + canonical_json(state.config)).hexdigest()[:12]}")
 
     def _fs_step(self, state: ImageState, payload: dict, created_by: str, perform) -> None:
         """Run (or take from the cache) a step that makes a layer."""
-        from builder.digest import Descriptor
+        from builder.image.digest import Descriptor
 
         key = step_key(state.key, payload)
         entry = None if self.opts.no_cache else self.cache.get(key, self.store.has_blob)
@@ -357,8 +357,8 @@ class Builder:
         self.progress.line(f" ---> {_short(key)}")
 
     def _make_layer(self, state: ImageState, perform) -> CacheEntry:
-        from builder.layers import write_layer_from_dir
-        from builder.workspace import Workspace
+        from builder.image.layers import write_layer_from_dir
+        from builder.build.workspace import Workspace
 
         lowers = self._lowers(state)
         created = self.now()
@@ -402,7 +402,7 @@ class Builder:
         cmdline = instr.args[0] if instr.args else ""
         files: dict[str, bytes] = {}
         if instr.heredocs:
-            from builder.dockerfile import parse_heredoc_word
+            from builder.dockerfile.parser import parse_heredoc_word
 
             marker = None
             try:
@@ -424,7 +424,7 @@ class Builder:
         return state.shell + [cmdline], files
 
     def _run(self, state: ImageState, instr) -> None:
-        from builder.runner import RunSpec, failure_message, run_in_workspace
+        from builder.build.run import RunSpec, failure_message, run_in_workspace
 
         network = instr.flag("network")
         if network in (None, "", "default"):
@@ -462,7 +462,7 @@ class Builder:
 
     def _run_mounts(self, state: ImageState, instr) -> list[dict]:
         """RUN --mount specs resolved to what the step needs (and what its cache key must cover)."""
-        from builder.dockerfile import parse_mount
+        from builder.dockerfile.parser import parse_mount
 
         out = []
         for spec in instr.flags.get("mount") or []:
@@ -508,7 +508,7 @@ class Builder:
 
     def _prepare_mount(self, stack, ws, item: dict) -> dict:
         """The runtime mount entry for one RUN --mount (making cache dirs, source views, rw overlays)."""
-        from builder.workspace import Workspace
+        from builder.build.workspace import Workspace
 
         m = item["spec"]
         target = item["target"]
@@ -540,7 +540,7 @@ class Builder:
     # -- COPY / ADD ----------------------------------------------------------------------------------
 
     def _copy(self, stage: Stage, state: ImageState, instr) -> None:
-        from builder.dockerfile import copy_parts
+        from builder.dockerfile.parser import copy_parts
 
         is_add = instr.cmd == "ADD"
         parts = copy_parts(instr)
@@ -565,7 +565,7 @@ class Builder:
         excludes = [self.ex.word(p, env) for p in instr.flags.get("exclude") or []]
         if excludes and from_ref:
             raise BuildError(f"{instr.cmd} --exclude with --from is not supported by pydock yet")
-        from builder.dockerignore import IgnoreMatcher
+        from builder.dockerfile.ignore import IgnoreMatcher
 
         excluded = IgnoreMatcher(excludes).matches if excludes else None
         if checksum and (len(srcs) != 1 or not is_url(srcs[0])):
@@ -586,7 +586,7 @@ class Builder:
         for doc in parts.heredocs:
             text = doc.text
             if doc.expand:
-                from builder.expand import expand_heredoc
+                from builder.dockerfile.expand import expand_heredoc
 
                 text = expand_heredoc(text, env)
             inline.append((doc.name, text.encode()))
@@ -650,7 +650,7 @@ class Builder:
         ctx = self.context
         path = ctx.abspath(source.relpath)
         if is_add and stat.S_ISREG(source.st.st_mode):
-            from builder.tarsafe import extract_archive, is_archive
+            from builder.image.tarsafe import extract_archive, is_archive
 
             if is_archive(path):
                 target = mkdir_in_root(ws.merged, dest, opts.dir_owner)
@@ -668,7 +668,7 @@ class Builder:
 
     def _copy_from(self, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,
                    chown: str, chmod: int | None, created_by: str) -> None:
-        from builder.workspace import Workspace
+        from builder.build.workspace import Workspace
 
         src_stage = self.plan.find_stage(ref) if self.plan else None
         if src_stage is not None:
@@ -769,13 +769,13 @@ class Builder:
         if not dest:
             raise BuildError(f"output type={kind} needs dest=")
         if kind == "oci":
-            from builder.layout import write_layout
+            from builder.image.layout import write_layout
 
             names = self._ref_names()
             for name in names or [None]:
                 write_layout(self.store, image, Path(dest), name)
         elif kind in ("docker", "tar"):
-            from builder.archive import save
+            from builder.image.archive import save
 
             refs = [image.id]
             if self.opts.tags:
@@ -789,7 +789,7 @@ class Builder:
     def _ref_names(self) -> list[str]:
         """Names for the image in an OCI layout output: each -t as given, its "name:tag" form, and its bare
         tag (what `umoci unpack --image DIR[:TAG]` and `skopeo oci:DIR:REF` look up)."""
-        from builder.store import normalize_name, split_ref
+        from builder.image.store import normalize_name, split_ref
 
         names: list[str] = []
         for tag in self.opts.tags:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import gomatch
+from builder.dockerfile import gomatch
 from builder.errors import BuildError
 
 _CHUNK = 1 << 20
@@ -370,7 +370,7 @@ def hash_cache_file_for(store_root: Path, context_root: Path | None) -> Path | N
 def load_ignore(context_root: Path | None, dockerfile_path: Path | None):
     """The .dockerignore matcher for a build: `<Dockerfile>.dockerignore` beside the Dockerfile wins over
     `<context>/.dockerignore`, as BuildKit does. None when there is no ignore file."""
-    from builder.dockerignore import IgnoreMatcher
+    from builder.dockerfile.ignore import IgnoreMatcher
 
     candidates = []
     if dockerfile_path is not None:

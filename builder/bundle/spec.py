@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 
 from builder.errors import BuildError
-from builder.snapshot import materialize
-from builder.store import Image, ImageStore
-from builder.tarsafe import read_in_root
+from builder.bundle.rootfs import materialize
+from builder.image.store import Image, ImageStore
+from builder.image.tarsafe import read_in_root
 from builder.users import ExecUser
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -1,6 +1,6 @@
 """pydock: build images from Dockerfiles and manage the local image store (a docker-like CLI).
 
-Every verb is a thin wrapper: `build` over builder.execute, the others over the store, archive, layout
+Every verb is a thin wrapper: `build` over builder.build.engine, the others over the store, archive, layout
 and bundle modules. Errors are one line, "pydock: error: <message>", with exit status 1.
 """
 
@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _store(args):
-    from builder.store import ImageStore
+    from builder.image.store import ImageStore
 
     return ImageStore(Path(os.path.abspath(args.root)))
 
@@ -88,10 +88,10 @@ def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | N
 
 
 def cmd_build(args) -> int:
-    from builder.context import BuildContext, hash_cache_file_for, load_ignore
-    from builder.dockerfile import parse
-    from builder.execute import BuildOptions, Builder, Progress
-    from builder.store import normalize_name
+    from builder.build.context import BuildContext, hash_cache_file_for, load_ignore
+    from builder.dockerfile.parser import parse
+    from builder.build.engine import BuildOptions, Builder, Progress
+    from builder.image.store import normalize_name
 
     context_dir: Path | None = None
     if args.context != "-":
@@ -204,7 +204,7 @@ def _uncompressed_size(image) -> int:
 
 
 def cmd_images(args) -> int:
-    from builder.store import split_ref
+    from builder.image.store import split_ref
 
     store = _store(args)
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
@@ -326,7 +326,7 @@ def cmd_inspect(args) -> int:
 # -- save / load / import / bundle -----------------------------------------------------------------------
 
 def cmd_save(args) -> int:
-    from builder.archive import save
+    from builder.image.archive import save
 
     store = _store(args)
     if not args.output:
@@ -340,7 +340,7 @@ def cmd_save(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from builder.archive import load
+    from builder.image.archive import load
 
     store = _store(args)
     source = args.input
@@ -365,7 +365,7 @@ def _stdin_to_file(store) -> Path:
 
 
 def cmd_import(args) -> int:
-    from builder.archive import import_rootfs
+    from builder.image.archive import import_rootfs
 
     store = _store(args)
     image = import_rootfs(store, args.source, args.reference, args.change or None)
@@ -374,7 +374,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_bundle(args) -> int:
-    from builder.bundle import make_bundle
+    from builder.bundle.spec import make_bundle
 
     store = _store(args)
     path = make_bundle(store, args.image, Path(args.dir))

@@ -1,0 +1,1 @@
+"""An image turned into something a runtime can run: its rootfs and its config.json."""
