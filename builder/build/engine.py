@@ -19,16 +19,17 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from builder.dockerfile import gomatch
 from builder.build.cache import BuildCache, CacheEntry, step_key
 from builder.build.copy import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
 from builder.errors import BuildError, DockerfileError
+from builder.build.users import chown_ids, image_user
 from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, dest_path, do_arg,
                                   env_from_config, normalize_workdir, run_history, scratch_config)
 from builder.dockerfile.stages import PROXY_ARGS, SCRATCH, BuildPlan, Stage, host_platform, make_plan
+from oci_runtime.units import rfc3339
 
 
 class StepFailed(BuildError):
@@ -81,13 +82,6 @@ class Progress:
             self._devnull = None
 
 
-def rfc3339(ts: float) -> str:
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    if ts == int(ts):
-        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def is_url(src: str) -> bool:
     return src.startswith(("http://", "https://"))
 
@@ -136,7 +130,7 @@ class Builder:
             raise BuildError(f"invalid SOURCE_DATE_EPOCH {value!r}: want seconds since 1970") from None
 
     def now(self) -> str:
-        return rfc3339(self.epoch if self.epoch is not None else time.time())
+        return rfc3339(self.epoch * 10**9 if self.epoch is not None else None)
 
     def _lowers(self, state: ImageState) -> list[Path]:
         out = []
@@ -377,8 +371,6 @@ class Builder:
     # -- WORKDIR -------------------------------------------------------------------------------------
 
     def _workdir(self, state: ImageState, instr) -> None:
-        from builder.users import resolve_exec_user
-
         raw = instr.args[0] if instr.args else ""
         wd = normalize_workdir(state.workdir, self.ex.word(raw, state.env))
         state.cc["WorkingDir"] = wd
@@ -389,7 +381,7 @@ class Builder:
         user = state.cc.get("User") or ""
 
         def perform(ws) -> None:
-            owner = resolve_exec_user(ws.merged, user) if user else None
+            owner = image_user(ws.merged, user) if user else None
             mkdir_in_root(ws.merged, wd, owner=(owner.uid, owner.gid) if owner else (0, 0))
 
         self._fs_step(state, {"op": "WORKDIR", "path": wd, "user": user}, f"WORKDIR {wd}", perform)
@@ -639,10 +631,8 @@ class Builder:
         self._fs_step(state, payload, created_by, perform)
 
     def _copy_options(self, ws, chown: str, chmod: int | None, keep_owner: bool) -> CopyOptions:
-        from builder.users import resolve_chown
-
         if chown:
-            uid, gid = resolve_chown(ws.merged, chown)
+            uid, gid = chown_ids(ws.merged, chown)
             return CopyOptions(uid=uid, gid=gid, mode=chmod, dir_owner=(uid, gid))
         return CopyOptions(keep_owner=keep_owner, mode=chmod)
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.build.copy import mkdir_in_root, resolve_in_root
-from builder.errors import go_quote
-from builder.users import resolve_exec_user
+from builder.build.users import image_user
+from builder.bundle.spec import process_spec
+from oci_runtime.api import delete_container, run_container
+from oci_runtime.users import ExecUser
+from oci_runtime.units import go_quote
 
 HOSTNAME = "buildkitsandbox"
 DOCKER_DEFAULT_CAPS = [
@@ -140,22 +143,15 @@ def _remove_stubs(upper: Path, created: list[str], parents: dict[str, tuple[int,
             continue
 
 
-def _spec(rootfs: Path, bundle: Path, run: RunSpec, uid: int, gid: int, groups: list[int]) -> dict:
-    from oci_runtime.specgen import default_spec
-
-    spec = default_spec(args=list(run.args), terminal=False)
+def _spec(rootfs: Path, bundle: Path, run: RunSpec, user: ExecUser) -> dict:
+    """The image's process (bundle.spec) in BuildKit's sandbox: docker's default capabilities, a high
+    open-files limit, its hostname, generated hosts and resolv.conf, and the step's extra mounts."""
+    spec = process_spec(run.args, env=run.env, cwd=run.cwd or "/", user=user)
     spec["root"] = {"path": str(rootfs), "readonly": False}
     proc = spec["process"]
-    proc["env"] = list(run.env)
-    proc["cwd"] = run.cwd or "/"
-    proc["user"] = {"uid": uid, "gid": gid}
-    if groups:
-        proc["user"]["additionalGids"] = list(groups)
     caps = list(DOCKER_DEFAULT_CAPS)
     proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
     proc["noNewPrivileges"] = False
-    import resource
-
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = 1048576 if hard == resource.RLIM_INFINITY else min(hard, 1048576)
     proc["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": limit, "soft": limit}]
@@ -178,7 +174,7 @@ def _spec(rootfs: Path, bundle: Path, run: RunSpec, uid: int, gid: int, groups: 
 def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=None) -> int:
     """Run the command over ws.merged, then unmount and tidy the upper dir. Returns the exit status."""
     root = Path(os.path.abspath(ws.merged))
-    user = resolve_exec_user(root, run.user)
+    user = image_user(root, run.user)
     cwd_host = resolve_in_root(root, run.cwd or "/")
     if not cwd_host.exists():
         mkdir_in_root(root, run.cwd, owner=(user.uid, user.gid))
@@ -195,7 +191,7 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
         f = bundle / f"file-{i}"
         f.write_bytes(content)
         f.chmod(0o755)
-    spec = _spec(root, bundle, run, user.uid, user.gid, user.additional_gids)
+    spec = _spec(root, bundle, run, user)
     (bundle / "config.json").write_text(json.dumps(spec))
     container_id = run.container_id or "pydock-build-" + secrets.token_hex(6)
     state_root.mkdir(parents=True, exist_ok=True)
@@ -207,28 +203,10 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
     return status
 
 
-def runtime_command(state_root: str) -> list[str]:
-    """Our runtime's CLI (`pyrunc --root state_root`), started as the pyrunc launcher starts it: python
-    -I -S, so site.py and runpy (~5 ms of every RUN step) are skipped. The child gets this process's
-    sys.path (with .pth files already applied), so the same oci_runtime and its dependencies load."""
-    import oci_runtime
-
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(oci_runtime.__file__)))
-    paths = [package_parent] + [p for p in sys.path if p and p != package_parent]
-    code = f"import sys; sys.path[:0] = {paths!r}; from oci_runtime.cli import main_and_exit; main_and_exit()"
-    return [sys.executable, "-I", "-S", "-c", code, "--root", state_root]
-
-
 def _run_container(bundle: Path, container_id: str, state_root: Path, stdout, stderr) -> int:
-    import subprocess
-
-    from oci_runtime.api import delete_container
-
     status = -1
     try:
-        with open(os.devnull, "rb") as devnull:
-            argv = [*runtime_command(str(state_root)), "run", "--bundle", os.fspath(bundle), container_id]
-            status = subprocess.run(argv, stdin=devnull, stdout=stdout, stderr=stderr).returncode
+        status = run_container(bundle, container_id, root=str(state_root), stdout=stdout, stderr=stderr)
         return status
     finally:
         if status != 0:

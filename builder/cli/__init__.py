@@ -374,7 +374,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_bundle(args) -> int:
-    from builder.bundle.spec import make_bundle
+    from builder.bundle import make_bundle
 
     store = _store(args)
     path = make_bundle(store, args.image, Path(args.dir))

@@ -31,7 +31,8 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from builder.errors import BuildError, go_quote
+from builder.errors import BuildError
+from oci_runtime.units import go_quote
 
 # Instructions whose arguments docker expands with the build's ARG/ENV values before
 # using them.  RUN, CMD, ENTRYPOINT, SHELL and HEALTHCHECK are not expanded: their text

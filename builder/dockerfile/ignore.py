@@ -26,7 +26,8 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from builder.errors import BuildError, go_quote
+from builder.errors import BuildError
+from oci_runtime.units import go_quote
 from builder.dockerfile.expand import is_go_space
 
 # Characters that make an exception pattern "not a plain prefix"; with any of them in an

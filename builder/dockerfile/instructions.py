@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import copy
 import posixpath
-import re
-import signal
 from dataclasses import dataclass, field
 
 from builder.errors import BuildError
+from oci_runtime.specgen import DEFAULT_PATH
+from oci_runtime.units import format_go_duration, go_quote, parse_signal
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
 
@@ -116,37 +115,7 @@ def go_list(items: list[str]) -> str:
 
 def go_quoted_list(items: list[str]) -> str:
     """fmt's %q of a []string."""
-    from builder.errors import go_quote
-
     return "[" + " ".join(go_quote(i) for i in items) + "]"
-
-
-def go_duration(ns: int) -> str:
-    """time.Duration's String()."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1000:
-        return f"{sign}{ns}ns"
-    if ns < 10**6:
-        return f"{sign}{_trim(ns / 1000)}µs"
-    if ns < 10**9:
-        return f"{sign}{_trim(ns / 10**6)}ms"
-    hours, rem = divmod(ns, 3600 * 10**9)
-    minutes, rem = divmod(rem, 60 * 10**9)
-    seconds = _trim(rem / 10**9)
-    out = sign
-    if hours:
-        out += f"{hours}h"
-    if hours or minutes:
-        out += f"{minutes}m"
-    return out + f"{seconds}s"
-
-
-def _trim(x: float) -> str:
-    text = f"{x:.9f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 # -- the metadata instructions -----------------------------------------------------------------------
@@ -275,20 +244,12 @@ def do_user(state: ImageState, instr, ex: Expander) -> str:
     return f"USER {user}"
 
 
-_SIGNAL_RE = re.compile(r"^(?:SIG)?(RTMIN|RTMAX)([+-]\d+)?$")
-
-
 def check_signal(text: str) -> None:
     """Accept what docker's signal.ParseSignal accepts: a number or a (SIG-prefixed) name."""
-    if text.isdigit():
-        if 0 < int(text) <= 64:
-            return
-        raise BuildError(f"Invalid signal: {text}")
-    name = text.upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    if name in signal.Signals.__members__ or _SIGNAL_RE.match(name):
-        return
-    raise BuildError(f"Invalid signal: {text}")
+    try:
+        parse_signal(text)
+    except ValueError:
+        raise BuildError(f"Invalid signal: {text}") from None
 
 
 def do_stopsignal(state: ImageState, instr, ex: Expander) -> str:
@@ -303,9 +264,9 @@ def do_healthcheck(state: ImageState, instr, ex: Expander) -> str:
 
     hc = healthcheck_config(instr)
     state.cc["Healthcheck"] = hc
-    return ("HEALTHCHECK {Test:" + go_list(hc["Test"]) + f" Interval:{go_duration(hc.get('Interval', 0))}"
-            f" Timeout:{go_duration(hc.get('Timeout', 0))} StartPeriod:{go_duration(hc.get('StartPeriod', 0))}"
-            f" StartInterval:{go_duration(hc.get('StartInterval', 0))} Retries:{hc.get('Retries', 0)}}}")
+    return ("HEALTHCHECK {Test:" + go_list(hc["Test"]) + f" Interval:{format_go_duration(hc.get('Interval', 0))}"
+            f" Timeout:{format_go_duration(hc.get('Timeout', 0))} StartPeriod:{format_go_duration(hc.get('StartPeriod', 0))}"
+            f" StartInterval:{format_go_duration(hc.get('StartInterval', 0))} Retries:{hc.get('Retries', 0)}}}")
 
 
 def do_shell(state: ImageState, instr, ex: Expander) -> str:

@@ -24,7 +24,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from builder.errors import BuildError, DockerfileError, go_quote
+from builder.errors import BuildError, DockerfileError
+from oci_runtime.units import go_duration, go_quote, ram_in_bytes
 from builder.dockerfile.expand import ShellLexer, is_go_space
 
 DEFAULT_ESCAPE = "\\"
@@ -930,18 +931,6 @@ def _go_bool(value: str) -> bool:
     raise ValueError(value)
 
 
-_RAM_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)*) ?([kKmMgGtTpP])?[iI]?[bB]?\Z")
-
-
-def _ram_in_bytes(value: str) -> int:
-    """docker's units.RAMInBytes: "64m", "1.5g", "512", binary multiples."""
-    match = _RAM_SIZE.match(value)
-    if not match:
-        raise ValueError(value)
-    power = " kmgtp".index(match.group(2).lower()) if match.group(2) else 0
-    return int(float(match.group(1)) * 1024**power)
-
-
 def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> RunMount:
     """A `--mount` value (CSV of key=value) as docker reads it; expand expands each value.
 
@@ -989,7 +978,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> RunMou
             elif key == "size":
                 if mount.type != "tmpfs":
                     raise BuildError(f"unexpected key '{key}' for mount type '{mount.type}'")
-                mount.size = _ram_in_bytes(value)
+                mount.size = ram_in_bytes(value)
             elif key == "id":
                 mount.id = value
             elif key == "sharing":
@@ -1028,51 +1017,14 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> RunMou
     return mount
 
 
-_DURATION_UNITS = {"ns": 1, "us": 1000, "\u00b5s": 1000, "\u03bcs": 1000, "ms": 10**6, "s": 10**9,
-                   "m": 60 * 10**9, "h": 3600 * 10**9}
-_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
-
-
-def parse_go_duration(text: str) -> int:
-    """Go's time.ParseDuration ("1m30s", "1.5h", "300ms"), in nanoseconds."""
-    rest = text
-    negative = False
-    if rest[:1] in ("-", "+"):
-        negative = rest[0] == "-"
-        rest = rest[1:]
-    if rest == "0":
-        return 0
-    if not rest:
-        raise BuildError(f"time: invalid duration {go_quote(text)}")
-    total = 0
-    while rest:
-        match = _DURATION_PART.match(rest)
-        whole, frac = match.group(1), match.group(2)
-        if not whole and not frac:
-            raise BuildError(f"time: invalid duration {go_quote(text)}")
-        rest = rest[match.end():]
-        end = 0
-        while end < len(rest) and rest[end] != "." and not ("0" <= rest[end] <= "9"):
-            end += 1
-        if end == 0:
-            raise BuildError(f"time: missing unit in duration {go_quote(text)}")
-        unit = _DURATION_UNITS.get(rest[:end])
-        if unit is None:
-            raise BuildError(f"time: unknown unit {go_quote(rest[:end])} in duration {go_quote(text)}")
-        rest = rest[end:]
-        total += int(whole or 0) * unit
-        if frac:
-            total += int(frac) * unit // 10 ** len(frac)
-        if total > 2**63 - 1:
-            raise BuildError(f"time: invalid duration {go_quote(text)}")
-    return -total if negative else total
-
-
 def _interval(inst_flags: dict[str, list[str]], name: str) -> int:
     values = inst_flags.get(name)
     if not values or values[-1] == "":
         return 0
-    nanos = parse_go_duration(values[-1])
+    try:
+        nanos = go_duration(values[-1])
+    except ValueError as e:
+        raise BuildError(str(e)) from None
     if nanos == 0:
         return 0
     if nanos < 10**6:

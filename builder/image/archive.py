@@ -19,7 +19,6 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +30,7 @@ from builder.image.layout import (DirSource, LayoutSource, _blob_path, _read_jso
                             import_manifest, layout_entries)
 from builder.image.store import Image, ImageStore, normalize_name
 from builder.image.tarsafe import PeekableReader, detect_compression, looks_like_tar, open_decompressed
+from oci_runtime.units import rfc3339
 
 FORMATS = {"docker": "docker", "docker-archive": "docker", "oci": "oci", "oci-archive": "oci"}
 
@@ -379,9 +379,7 @@ def _open_source(source: str | Path):
 
 def _created_now() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() \
-        else datetime.now(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(int(epoch) * 10**9 if epoch and epoch.isdigit() else None)
 
 
 def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None,

@@ -9,8 +9,9 @@ from builder.dockerfile.parser import parse
 from builder.errors import BuildError, DockerfileError
 from builder.build.engine import fill_history_times
 from builder.dockerfile.instructions import (Expander, ImageState, check_signal, dest_path, do_arg, do_cmd, do_entrypoint,
-                                  do_env, go_duration, normalize_workdir, parse_port, run_history)
+                                  do_env, normalize_workdir, parse_port, run_history)
 from builder.dockerfile.stages import make_plan
+from oci_runtime.units import format_go_duration
 
 
 def plan(text, build_args=None, target=None):
@@ -118,10 +119,10 @@ def test_paths_and_signals_and_durations():
     check_signal("SIGRTMIN+3")
     with pytest.raises(BuildError):
         check_signal("SIGNOPE")
-    assert go_duration(30 * 10**9) == "30s"
-    assert go_duration(90 * 10**9) == "1m30s"
-    assert go_duration(0) == "0s"
-    assert go_duration(1500 * 10**6) == "1.5s"
+    assert format_go_duration(30 * 10**9) == "30s"
+    assert format_go_duration(90 * 10**9) == "1m30s"
+    assert format_go_duration(0) == "0s"
+    assert format_go_duration(1500 * 10**6) == "1.5s"
 
 
 def test_history_times_filled_like_buildkit():

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from builder.image.archive import import_rootfs
-from builder.bundle.spec import make_bundle, resolve_user
+from builder.bundle import make_bundle
+from oci_runtime.users import lookup as resolve_user
 from builder.errors import BuildError
 from builder.image.layers import write_layer_from_dir
 from builder.image.store import ImageStore
@@ -120,9 +121,9 @@ def test_resolve_user(rootfs, user, expected):
 
 
 def test_resolve_user_errors_and_symlinked_passwd(rootfs, tmp_path):
-    with pytest.raises(BuildError, match="unable to find user ghost"):
+    with pytest.raises(ValueError, match="unable to find user ghost"):
         resolve_user(rootfs, "ghost")
-    with pytest.raises(BuildError, match="unable to find group ghosts"):
+    with pytest.raises(ValueError, match="unable to find group ghosts"):
         resolve_user(rootfs, "user:ghosts")
     # an absolute symlink is read inside the rootfs, never from the host
     host_passwd = tmp_path / "host-passwd"
@@ -133,7 +134,7 @@ def test_resolve_user_errors_and_symlinked_passwd(rootfs, tmp_path):
     assert resolve_user(rootfs, "user").uid == 2000
     os.unlink(rootfs / "etc" / "passwd")
     (rootfs / "etc" / "passwd").symlink_to(host_passwd)
-    with pytest.raises(BuildError, match="unable to find user"):
+    with pytest.raises(ValueError, match="unable to find user"):
         resolve_user(rootfs, "user")
 
 

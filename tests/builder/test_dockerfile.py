@@ -15,7 +15,6 @@ from builder.dockerfile.parser import (
     healthcheck_config,
     parse,
     parse_arg,
-    parse_go_duration,
     parse_heredoc_word,
     parse_key_values,
     parse_mount,
@@ -23,6 +22,7 @@ from builder.dockerfile.parser import (
 )
 from builder.errors import BuildError, DockerfileError
 from builder.dockerfile.expand import expand
+from oci_runtime.units import go_duration
 
 
 def only(text: str, escape_line: str = "") -> Instruction:
@@ -686,13 +686,13 @@ DURATIONS = [
 
 @pytest.mark.parametrize(("text", "nanos"), DURATIONS)
 def test_parse_go_duration(text: str, nanos: int) -> None:
-    assert parse_go_duration(text) == nanos
+    assert go_duration(text) == nanos
 
 
 @pytest.mark.parametrize("text", ["", "s", "1", "1x", ".s", "1.2.3s", "-", "1s 2s"])
 def test_parse_go_duration_errors(text: str) -> None:
-    with pytest.raises(BuildError):
-        parse_go_duration(text)
+    with pytest.raises(ValueError):
+        go_duration(text)
 
 
 def test_volume_paths_are_trimmed() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder.errors import BuildError, go_quote
+from builder.errors import BuildError
+from oci_runtime.units import go_quote
 from builder.dockerfile.expand import (
     EXPANDED_FLAGS,
     EXPANDED_INSTRUCTIONS,
