@@ -28,7 +28,8 @@ from builder.errors import BuildError, DockerfileError
 from builder.build.users import chown_ids, image_user
 from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, dest_path, do_arg,
                                   env_from_config, normalize_workdir, run_history, scratch_config)
-from builder.dockerfile.stages import PROXY_ARGS, SCRATCH, BuildPlan, Stage, host_platform, make_plan
+from builder.dockerfile.stages import PROXY_ARGS, SCRATCH, BuildPlan, Stage, make_plan
+from builder.image.platform import host_platform
 from oci_runtime.units import rfc3339
 
 

@@ -8,11 +8,11 @@ COPY --from may name a stage, a stage index or an image (and is never variable-e
 
 from __future__ import annotations
 
-import platform as _platform
 import re
 from dataclasses import dataclass, field
 
 from builder.errors import BuildError, DockerfileError
+from builder.image.platform import host_platform
 
 SCRATCH = "scratch"
 
@@ -25,36 +25,6 @@ SPECIAL_ARGS = ("SOURCE_DATE_EPOCH", "BUILDKIT_INLINE_CACHE", "BUILDKIT_SYNTAX",
                 "BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE")
 
 _STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$", re.IGNORECASE)
-_GO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
-            "armv6l": "arm", "i386": "386", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x",
-            "riscv64": "riscv64"}
-_VARIANT = {"aarch64": "v8", "arm64": "v8", "armv7l": "v7", "armv6l": "v6"}
-
-
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str = ""
-
-    def format(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
-
-    @classmethod
-    def parse(cls, text: str) -> "Platform":
-        parts = text.strip().lower().split("/")
-        if not 1 <= len(parts) <= 3 or not all(parts):
-            raise BuildError(f"invalid platform {text!r}: want os/arch[/variant]")
-        if len(parts) == 1:
-            return cls(parts[0], host_platform().architecture, "")
-        return cls(parts[0], _GO_ARCH.get(parts[1], parts[1]), parts[2] if len(parts) == 3 else "")
-
-
-def host_platform() -> Platform:
-    machine = _platform.machine()
-    return Platform("linux", _GO_ARCH.get(machine, machine), _VARIANT.get(machine, ""))
-
-
 def default_args(build_args: dict[str, str], target: str) -> dict[str, str]:
     """The predefined args as BuildKit defines them (the target platform is the build platform)."""
     p = host_platform()

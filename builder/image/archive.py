@@ -26,8 +26,9 @@ from builder.image import mediatypes as mt
 from builder.image.digest import CHUNK, Descriptor, HashingWriter
 from builder.errors import BuildError
 from builder.image.layers import abandon, compressor
-from builder.image.layout import (DirSource, LayoutSource, _blob_path, _read_json, entry_names, host_platform,
-                            import_manifest, layout_entries)
+from builder.image.layout import (DirSource, LayoutSource, blob_name, entry_names, read_json,
+                                  import_manifest, layout_entries)
+from builder.image.platform import host_platform
 from builder.image.store import Image, ImageStore, normalize_name
 from builder.image.tarsafe import PeekableReader, detect_compression, looks_like_tar, open_decompressed
 from oci_runtime.units import rfc3339
@@ -193,7 +194,7 @@ def _write_oci(store: ImageStore, images: list[tuple[Image, list[str]]], tar: ta
         for desc in (*image.layers, image.config_desc, image.manifest_desc):
             if desc.digest not in written:
                 written.add(desc.digest)
-                _add_blob(tar, store, _blob_path(desc.digest), desc)
+                _add_blob(tar, store, blob_name(desc.digest), desc)
         for name in names or [None]:
             annotations = {mt.ANNOTATION_REF_NAME: name, mt.ANNOTATION_CONTAINERD_NAME: name} if name else None
             entries.append(Descriptor(image.manifest_desc.media_type, image.digest, image.manifest_desc.size,
@@ -310,7 +311,7 @@ def _import_docker_layer(store: ImageStore, source: LayoutSource, path: str, dif
 
 
 def _load_docker(store: ImageStore, source: LayoutSource) -> list[str]:
-    manifest = _read_json(source, "manifest.json")
+    manifest = read_json(source, "manifest.json")
     if not isinstance(manifest, list):
         raise BuildError(f"{source.describe()}: manifest.json is not a list of images")
     lines: list[str] = []
@@ -419,7 +420,7 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
     created = _created_now()
     config = {
         "created": created,
-        "architecture": host_platform()["architecture"],
+        "architecture": host_platform().architecture,
         "os": "linux",
         "config": _config_from_changes(changes),
         "rootfs": {"type": "layers", "diff_ids": [tar_digest.digest]},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import secrets
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import BinaryIO, Protocol
 from builder.image import mediatypes as mt
 from builder.image.digest import CHUNK, Descriptor, VerifyingReader, canonical_json, parse_digest
 from builder.errors import BuildError
+from builder.image.platform import host_platform
 from builder.image.store import Image, ImageStore, normalize_name
 
 
@@ -120,7 +120,8 @@ class DirSource:
         return str(self.root)
 
 
-def _read_json(source: LayoutSource, path: str):
+def read_json(source: LayoutSource, path: str):
+    """A JSON file of a layout (or docker-archive), read with a size bound."""
     with source.open(path) as f:
         data = f.read(64 * 1024 * 1024)
     try:
@@ -129,13 +130,14 @@ def _read_json(source: LayoutSource, path: str):
         raise BuildError(f"{source.describe()}: {path} is not valid JSON: {e}") from None
 
 
-def _blob_path(digest: str) -> str:
+def blob_name(digest: str) -> str:
+    """Where a layout keeps the blob with this digest: "blobs/<algorithm>/<hex>"."""
     algorithm, hexpart = parse_digest(digest)
     return f"blobs/{algorithm}/{hexpart}"
 
 
 def _read_blob_json(source: LayoutSource, desc: Descriptor):
-    with source.open(_blob_path(desc.digest)) as raw:
+    with source.open(blob_name(desc.digest)) as raw:
         data = VerifyingReader(raw, desc.digest, desc.size, what=f"{source.describe()}: blob {desc.digest}").read()
     try:
         return json.loads(data), data
@@ -146,16 +148,9 @@ def _read_blob_json(source: LayoutSource, desc: Descriptor):
 def _copy_blob_in(store: ImageStore, source: LayoutSource, desc: Descriptor) -> None:
     if store.has_blob(desc.digest):
         return
-    with source.open(_blob_path(desc.digest)) as raw:
+    with source.open(blob_name(desc.digest)) as raw:
         reader = VerifyingReader(raw, desc.digest, desc.size, what=f"{source.describe()}: blob {desc.digest}")
         store.put_blob(reader, desc.media_type, expected_digest=desc.digest)
-
-
-def host_platform() -> dict[str, str]:
-    machine = platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386",
-            "i386": "386", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-    return {"os": "linux", "architecture": arch.get(machine, machine)}
 
 
 def _pick_from_index(source: LayoutSource, index_desc: Descriptor, depth: int = 0) -> Descriptor:
@@ -167,11 +162,11 @@ def _pick_from_index(source: LayoutSource, index_desc: Descriptor, depth: int = 
     want = host_platform()
     for child in children:
         plat = child.platform or {}
-        if plat.get("os") == want["os"] and plat.get("architecture") == want["architecture"]:
+        if plat.get("os") == want.os and plat.get("architecture") == want.architecture:
             break
     else:
         if len(children) != 1:
-            raise BuildError(f"{source.describe()}: no image for {want['os']}/{want['architecture']} in index "
+            raise BuildError(f"{source.describe()}: no image for {want.os}/{want.architecture} in index "
                              f"{index_desc.digest}")
         child = children[0]
     if child.media_type in mt.INDEX_TYPES:
@@ -201,7 +196,7 @@ def import_manifest(store: ImageStore, source: LayoutSource, desc: Descriptor) -
     config_desc = Descriptor.from_json(manifest["config"])
     layers = [Descriptor.from_json(layer) for layer in manifest.get("layers") or []]
     for blob in (config_desc, *layers):
-        if blob.urls and not source.exists(_blob_path(blob.digest)):
+        if blob.urls and not source.exists(blob_name(blob.digest)):
             raise BuildError(f"{source.describe()}: foreign layer {blob.digest} is not included in the layout")
         _copy_blob_in(store, source, blob)
     if media_type == mt.DOCKER_MANIFEST:
@@ -216,11 +211,11 @@ def layout_entries(source: LayoutSource) -> list[Descriptor]:
     """The descriptors index.json lists (after checking oci-layout)."""
     if not source.exists("oci-layout"):
         raise BuildError(f"{source.describe()} is not an OCI image layout (no oci-layout file)")
-    layout = _read_json(source, "oci-layout")
+    layout = read_json(source, "oci-layout")
     if not isinstance(layout, dict) or layout.get("imageLayoutVersion") != mt.OCI_LAYOUT_VERSION:
         raise BuildError(f"{source.describe()}: unsupported OCI layout version "
                          f"{layout.get('imageLayoutVersion') if isinstance(layout, dict) else layout!r}")
-    index = _read_json(source, "index.json")
+    index = read_json(source, "index.json")
     if not isinstance(index, dict):
         raise BuildError(f"{source.describe()}: index.json is not an image index")
     return [Descriptor.from_json(m) for m in index.get("manifests") or []]
