@@ -16,8 +16,6 @@ import posixpath
 import shutil
 import stat
 import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from builder.dockerfile import gomatch
 from builder.build.cache import BuildCache, CacheEntry, step_key
 from builder.build.copy import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
 from builder.errors import BuildError, DockerfileError
+from builder.fetch import download, is_url
 from builder.build.users import chown_ids, image_user
 from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, dest_path, do_arg,
                                   env_from_config, normalize_workdir, run_history, scratch_config)
@@ -81,10 +80,6 @@ class Progress:
         if self._devnull is not None:
             os.close(self._devnull)
             self._devnull = None
-
-
-def is_url(src: str) -> bool:
-    return src.startswith(("http://", "https://"))
 
 
 def _short(key: str) -> str:
@@ -592,9 +587,9 @@ class Builder:
         key_sources: list = []
         for src in srcs:
             if is_add and is_url(src):
-                path, name, mtime, digest = self._download(src, checksum)
-                items.append(("url", (path, name, mtime)))
-                key_sources.append(["url", src, name, digest])
+                fetched = download(src, self._tmpdir(), checksum)
+                items.append(("url", (fetched.path, fetched.name, fetched.mtime)))
+                key_sources.append(["url", src, fetched.name, fetched.digest])
                 continue
             found = self.context.sources(src) if self.context is not None else []
             if not found and not gomatch.has_wildcards(src):
@@ -694,44 +689,6 @@ class Builder:
                     copy_sources(ws.merged, [tree], dest, opts)
 
         self._fs_step(state, payload, created_by, perform)
-
-    # -- ADD <url> -----------------------------------------------------------------------------------
-
-    def _download(self, url: str, checksum: str) -> tuple[Path, str, float, str]:
-        """Fetch a URL into the build's temp dir; (path, file name, mtime, sha256 digest)."""
-        import email.utils
-        from urllib.parse import urlparse
-
-        import requests
-
-        name = posixpath.basename(urlparse(url).path) or "__unnamed__"
-        if name in (".", "/"):
-            name = "__unnamed__"
-        dest = Path(tempfile.mkdtemp(dir=self._tmpdir())) / "download"
-        h = hashlib.sha256()
-        try:
-            with requests.get(url, stream=True, timeout=60) as resp:
-                if resp.status_code >= 400:
-                    raise BuildError(f"failed to fetch {url}: HTTP {resp.status_code}")
-                with open(dest, "wb") as f:
-                    for chunk in resp.iter_content(1 << 20):
-                        h.update(chunk)
-                        f.write(chunk)
-                modified = resp.headers.get("Last-Modified")
-        except requests.RequestException as e:
-            raise BuildError(f"failed to fetch {url}: {e}") from None
-        digest = "sha256:" + h.hexdigest()
-        if checksum and checksum != digest:
-            raise BuildError(f"digest mismatch for {url}: expected {checksum}, got {digest}")
-        mtime = time.time()
-        if modified:
-            try:
-                mtime = email.utils.parsedate_to_datetime(modified).timestamp()
-            except (TypeError, ValueError):
-                pass
-        os.chmod(dest, 0o600)
-        os.utime(dest, (mtime, mtime))
-        return dest, name, mtime, digest
 
     # -- the result ----------------------------------------------------------------------------------
 

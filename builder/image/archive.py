@@ -20,11 +20,13 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
 
 from builder.image import mediatypes as mt
 from builder.image.digest import CHUNK, Descriptor, HashingWriter
 from builder.errors import BuildError
+from builder.fetch import is_url, open_url
 from builder.image.layers import abandon, compressor
 from builder.image.layout import (DirSource, LayoutSource, blob_name, entry_names, read_json,
                                   import_manifest, layout_entries)
@@ -356,26 +358,23 @@ def _load_oci(store: ImageStore, source: LayoutSource) -> list[str]:
 
 # --- import ----------------------------------------------------------------------------------------
 
-def _open_source(source: str | Path):
-    """(stream, label, closer) for a path, an http(s) URL, or "-" (stdin)."""
+@contextmanager
+def _open_source(source: str | Path) -> Iterator[tuple[BinaryIO, str]]:
+    """(stream, label) for a path, an http(s) URL, or "-" (stdin)."""
     if source == "-":
-        return sys.stdin.buffer, "-", None
+        yield sys.stdin.buffer, "-"
+        return
     text = os.fspath(source)
-    if text.startswith(("http://", "https://")):
-        import requests  # only for URL imports
-
-        try:
-            response = requests.get(text, stream=True, timeout=(30, 300))
-            response.raise_for_status()
-        except requests.RequestException as e:
-            raise BuildError(f"cannot download {text}: {e}") from None
-        response.raw.decode_content = True  # undo transfer encodings; the file's own compression stays
-        return response.raw, text, response.close
+    if is_url(text):
+        with open_url(text) as (body, _):
+            yield body, text
+        return
     try:
         f = open(text, "rb")
     except (FileNotFoundError, IsADirectoryError) as e:
         raise BuildError(f"cannot import {text}: {e.strerror}") from None
-    return f, text, f.close
+    with f:
+        yield f, text
 
 
 def _created_now() -> str:
@@ -390,8 +389,7 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
     rootfs.diff_ids, os linux, this host's architecture, and one history entry ("imported"); `changes`
     are Dockerfile lines (CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, USER, WORKDIR, STOPSIGNAL) or a
     dict merged into the config's "config". Tagged `name` when given."""
-    stream, label, closer = _open_source(source)
-    try:
+    with _open_source(source) as (stream, label):
         plain, _ = open_decompressed(stream)
         head_reader = PeekableReader(plain)
         if not looks_like_tar(head_reader.peek(512)):
@@ -414,9 +412,6 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
             layer = blob.commit(mt.oci_layer_type(compression))
         if plain is not stream:
             plain.close()
-    finally:
-        if closer is not None:
-            closer()
     created = _created_now()
     config = {
         "created": created,

@@ -182,7 +182,7 @@ def test_import_rootfs_from_path_stdin_and_url(store, busybox_template, tmp_path
         url = f"http://127.0.0.1:{server.server_address[1]}/serve.tar.xz"
         from_url = import_rootfs(store, url, "busybox:url")
         assert from_url.diff_ids == image.diff_ids
-        with pytest.raises(BuildError, match="cannot download"):
+        with pytest.raises(BuildError, match="failed to fetch"):
             import_rootfs(store, url + ".missing", "x")
     finally:
         server.shutdown()
