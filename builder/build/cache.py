@@ -4,7 +4,7 @@ A key is a sha256 over canonical JSON: the parent step's key, the instruction af
 whatever else the result depends on (content hashes of COPY sources, the RUN environment, user,
 working directory, network mode). An entry records the layer the step produced (a blob in the store),
 its diff_id and the time it was made, so a hit needs neither the rootfs nor the step's inputs.
-Entries live in <store root>/cache/steps/, each written atomically (temp file + rename).
+Entries live in steps/ of the store's cache_dir, each written atomically (temp file + rename).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class CacheEntry:
 class BuildCache:
     """Step results under <root>/cache/steps/<key[:2]>/<key>.json."""
 
-    def __init__(self, store_root: Path):
-        self.dir = Path(store_root) / "cache" / "steps"
+    def __init__(self, cache_dir: Path):
+        self.dir = Path(cache_dir) / "steps"
 
     def _path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.json"

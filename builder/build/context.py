@@ -1,7 +1,7 @@
 """The build context: the files COPY and ADD may read, filtered by .dockerignore, and their content hashes.
 
 The context directory is walked once per build (lstat only); file contents are hashed at most once per
-build, and a small per-context stat cache kept under the store root lets a later build skip re-reading
+build, and a small per-context stat cache kept in the store's cache dir lets a later build skip re-reading
 files whose inode, size, mtime and ctime are unchanged. Hashes cover content, type, permission bits,
 symlink targets, hard-link structure and xattrs, never times: touching a file changes no cache key.
 """
@@ -359,12 +359,12 @@ class BuildContext:
         self._hash_cache_dirty = False
 
 
-def hash_cache_file_for(store_root: Path, context_root: Path | None) -> Path | None:
-    """Where the stat cache of one context directory lives under the store root."""
+def hash_cache_file_for(cache_dir: Path, context_root: Path | None) -> Path | None:
+    """Where the stat cache of one context directory lives in the store's cache_dir."""
     if context_root is None:
         return None
     key = hashlib.sha256(str(Path(context_root).resolve()).encode()).hexdigest()[:32]
-    return Path(store_root) / "cache" / "context" / f"{key}.json"
+    return Path(cache_dir) / "context" / f"{key}.json"
 
 
 def load_ignore(context_root: Path | None, dockerfile_path: Path | None):

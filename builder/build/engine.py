@@ -97,7 +97,7 @@ class Builder:
         self.dockerfile = dockerfile
         self.opts = options
         self.progress = progress or Progress(options.quiet)
-        self.cache = BuildCache(store.root)
+        self.cache = BuildCache(store.cache_dir)
         self.ex = Expander(dockerfile.escape)
         self.epoch = self._source_date_epoch()
         self.results: dict[int, ImageState] = {}
@@ -105,13 +105,7 @@ class Builder:
         self.total = 0
         self.plan: BuildPlan | None = None
         self._new_cache_keys: list[str] = []
-        self._unpacked_before: set[str] = set()
-        self._added_images: set[str] = set()     # manifest digests this build committed or imported
-        self._written_blobs: set[str] = set()    # blob digests this build wrote
-        self._my_unpacked: set[str] = set()      # unpacked-layer dirs this build made
         self._base_history_len: dict[int, int] = {}
-        self._blobs_before: set[str] = set()
-        self._images_before: set[str] = set()
         self._tmp: Path | None = None
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -129,19 +123,11 @@ class Builder:
         return rfc3339(self.epoch * 10**9 if self.epoch is not None else None)
 
     def _lowers(self, state: ImageState) -> list[Path]:
-        out = []
-        for layer, diff_id in zip(state.layers, state.diff_ids):
-            path = self.store.unpacked_layer(diff_id, layer)
-            if path.name not in self._unpacked_before:
-                self._my_unpacked.add(path.name)
-            out.append(path)
-        return out
+        return [self.store.unpacked_layer(diff_id, layer) for layer, diff_id in zip(state.layers, state.diff_ids)]
 
     def _tmpdir(self) -> Path:
         if self._tmp is None:
-            from builder.build.workspace import locked_tempdir
-
-            self._tmp, self._tmp_fd = locked_tempdir(self.store.tmp_dir, "build-")
+            self._tmp, self._tmp_fd = self.store.temp_dir("build-")
         return self._tmp
 
     def _fail(self, instr, err: BuildError) -> DockerfileError:
@@ -154,13 +140,12 @@ class Builder:
 
     def build(self):
         """Build the target stage and commit it; returns the store Image."""
-        self._blobs_before = set(os.listdir(self.store.root / "blobs" / "sha256"))
-        self._images_before = {img.digest for _, img in self.store.images()}
-        self._unpacked_before = set(os.listdir(self.store.unpacked_dir))
         try:
-            image = self._build()
+            with self.store.lease():  # a failed build takes its blobs, layers and images back out
+                image = self._build()
         except BaseException:
-            self._rollback()
+            for key in self._new_cache_keys:
+                self.cache.remove(key)
             raise
         finally:
             if self._tmp is not None:
@@ -191,26 +176,6 @@ class Builder:
 
             self.progress.line(f"Successfully tagged {normalize_name(tag)}")
         return image
-
-    def _rollback(self) -> None:
-        """Undo what a failed build added to the store (cache entries, blobs, unpacked layers, images)."""
-        # Only what this build itself added: another build may be using the store at the same time.
-        for key in self._new_cache_keys:
-            self.cache.remove(key)
-        try:
-            for _, img in self.store.images():
-                if img.digest in self._added_images and img.digest not in self._images_before:
-                    self.store.remove(img.id, force=True)
-            referenced: set[str] = set()
-            for _, img in self.store.images():
-                referenced |= {img.digest, img.id, *(layer.digest for layer in img.layers)}
-            for digest in self._written_blobs - referenced:
-                if digest.split(":", 1)[1] not in self._blobs_before:
-                    self.store.blob_path(digest).unlink(missing_ok=True)
-        except BuildError:
-            pass
-        for name in self._my_unpacked:
-            shutil.rmtree(Path(self.store.unpacked_dir) / name, ignore_errors=True)
 
     def _stage_result(self, stage: Stage) -> ImageState:
         if stage.index not in self.results:
@@ -288,10 +253,7 @@ class Builder:
                 path, tag = head, tail
             if not Path(path).is_dir():
                 raise BuildError(f"OCI layout not found: {path}")
-            image = import_layout(self.store, Path(path), tag)
-            self._added_images.add(image.digest)
-            self._written_blobs.update({image.digest, image.id, *(l.digest for l in image.layers)})
-            return image
+            return import_layout(self.store, Path(path), tag)
         return self.store.resolve(ref)
 
     # -- one step ------------------------------------------------------------------------------------
@@ -358,10 +320,8 @@ class Builder:
             desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
                                                  source_date_epoch=self.epoch,
                                                  progress=False if self.opts.quiet else None)
-            self._written_blobs.add(desc.digest)
-            dest = Path(self.store.unpacked_dir) / diff_id.split(":", 1)[1]
-            if not dest.exists() and ws.take_upper(dest):
-                self._my_unpacked.add(dest.name)
+            if self.store.keep_unpacked_layer(diff_id, ws.upper):
+                ws.upper = None  # the next step's lower dir now: no extraction needed
         return CacheEntry(desc.to_json(), diff_id, created)
 
     # -- WORKDIR -------------------------------------------------------------------------------------
@@ -466,7 +426,7 @@ class Builder:
             item = {"type": m.type, "target": target, "readonly": m.readonly, "spec": m}
             if m.type == "cache":
                 cache_id = m.id or target
-                item["dir"] = Path(self.store.root) / "cache" / "mounts" / hashlib.sha256(cache_id.encode()).hexdigest()[:32]
+                item["dir"] = self.store.cache_dir / "mounts" / hashlib.sha256(cache_id.encode()).hexdigest()[:32]
                 item["key"] = {"type": "cache", "target": target, "id": cache_id}
             elif m.type == "tmpfs":
                 item["key"] = {"type": "tmpfs", "target": target, "size": m.size}
@@ -706,10 +666,7 @@ class Builder:
                            self.now() if self.epoch is not None else None)
         config["created"] = history[-1]["created"] if history and history[-1].get("created") else self.now()
         config["rootfs"] = {"type": "layers", "diff_ids": list(final.diff_ids)}
-        image = self.store.commit_image(config, list(final.layers))
-        self._added_images.add(image.digest)
-        self._written_blobs.update({image.digest, image.id})
-        return image
+        return self.store.commit_image(config, list(final.layers))
 
     def _export(self, image, out: dict[str, str]) -> None:
         kind = out.get("type", "")

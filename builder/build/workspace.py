@@ -2,39 +2,15 @@
 dir that becomes the step's layer.
 
 The work dirs live under the store's tmp/ (same filesystem as the unpacked layers, so the finished upper
-dir can be renamed into the unpacked-layer cache) and are flock()ed while in use, which tells the store's
+dir can become an unpacked layer: ImageStore.keep_unpacked_layer) and are flock()ed while in use, which tells the store's
 crash cleaner they are alive. Leaving the `with` block always unmounts and removes what is left.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-import tempfile
 from pathlib import Path
-
-
-def locked_tempdir(tmp_dir: Path, prefix: str) -> tuple[Path, int]:
-    """A new dir under the store's tmp/, flock()ed (so the store's crash cleaner leaves it alone).
-    Returns (path, fd holding the lock). Re-checks after locking that the dir is still the one created:
-    another process may have cleaned it between mkdtemp and flock."""
-    tmp_dir = Path(tmp_dir)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    for _ in range(10):
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp_dir))
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                return path, fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    raise OSError(f"cannot create a work directory under {tmp_dir}")
 
 
 class Workspace:
@@ -53,7 +29,7 @@ class Workspace:
         self._mounted = False
 
     def __enter__(self) -> "Workspace":
-        self.dir, self._lock_fd = locked_tempdir(self.store.tmp_dir, f"{self.name}-")
+        self.dir, self._lock_fd = self.store.temp_dir(f"{self.name}-")
         try:
             self.upper = self.dir / "upper"
             work = self.dir / "work"
@@ -91,16 +67,6 @@ class Workspace:
 
             unmount(self.merged)
             self._mounted = False
-
-    def take_upper(self, dest: Path) -> bool:
-        """Move the (unmounted) upper dir to `dest` (e.g. the unpacked-layer cache); False if dest exists."""
-        self.unmount()
-        try:
-            os.rename(self.upper, dest)
-        except OSError:
-            return False
-        self.upper = None
-        return True
 
     def __exit__(self, *exc) -> None:
         try:

@@ -121,7 +121,7 @@ def cmd_build(args) -> int:
     context = None
     if context_dir is not None:
         ignore = load_ignore(context_dir, path)
-        context = BuildContext(context_dir, ignore, hash_cache_file_for(store.root, context_dir))
+        context = BuildContext(context_dir, ignore, hash_cache_file_for(store.cache_dir, context_dir))
     else:
         context = BuildContext(None)
     image = Builder(store, context, dockerfile, options, Progress(args.quiet)).build()
@@ -348,20 +348,10 @@ def cmd_load(args) -> int:
         if sys.stdin.isatty():
             raise UsageError("requested load from stdin, but stdin is empty: use -i FILE")
         source = "-"
-    for line in load(store, source if source != "-" else _stdin_to_file(store)):
+    for line in load(store, source):
         if not args.quiet:
             print(line)
     return 0
-
-
-def _stdin_to_file(store) -> Path:
-    import shutil
-    import tempfile
-
-    fd, name = tempfile.mkstemp(prefix="load-", suffix=".tar", dir=store.tmp_dir)
-    with os.fdopen(fd, "wb") as f:
-        shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
-    return Path(name)
 
 
 def cmd_import(args) -> int:

@@ -308,6 +308,30 @@ METADATA = {
 }
 
 
+# What `docker import --change` (and commit) accepts: the instructions that only edit the config.
+CHANGE_INSTRUCTIONS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
+
+
+def config_from_changes(lines: list[str]) -> dict:
+    """An image's "config" section from `--change` lines, each applied as its Dockerfile instruction."""
+    from builder.dockerfile.parser import parse
+
+    # The parser wants a build stage first; "FROM scratch" is dropped again below.
+    dockerfile = parse("FROM scratch\n" + "\n".join(lines), filename="--change")
+    state = ImageState({"config": {}}, [], "")
+    ex = Expander(dockerfile.escape)
+    for instr in dockerfile.instructions[1:]:
+        if instr.cmd not in CHANGE_INSTRUCTIONS:
+            raise BuildError(f"--change: {instr.cmd} is not supported by import (use CMD, ENTRYPOINT, ENV, "
+                             "EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR)")
+        if instr.cmd == "WORKDIR":
+            state.cc["WorkingDir"] = normalize_workdir(state.workdir, ex.word(_rest(instr), state.env))
+        else:
+            METADATA[instr.cmd](state, instr, ex)
+    state.cc.pop("ArgsEscaped", None)  # docker's import does not set it (BuildKit's CMD does)
+    return state.cc
+
+
 def normalize_workdir(current: str, path: str) -> str:
     """WORKDIR: relative paths are taken from the current working dir; the result is clean."""
     if not path.startswith("/"):

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
@@ -66,7 +65,7 @@ def _add_blob(tar: tarfile.TarFile, store: ImageStore, name: str, desc: Descript
 
 def _uncompressed_layer(store: ImageStore, desc: Descriptor, diff_id: str):
     """A seekable temp file holding the layer as a plain tar, its digest checked against diff_id."""
-    tmp = tempfile.TemporaryFile(dir=store.tmp_dir)
+    tmp = store.temp_file()
     try:
         with store.open_blob(desc.digest, desc.size) as blob:
             stream, _ = open_decompressed(blob)
@@ -243,7 +242,7 @@ class TarSource:
 
 def _spool(source: BinaryIO, store: ImageStore):
     """A seekable temp file (in the store's tmp dir) with the decompressed content of `source`."""
-    tmp = tempfile.TemporaryFile(dir=store.tmp_dir)
+    tmp = store.temp_file()
     stream, _ = open_decompressed(source)
     try:
         shutil.copyfileobj(stream, tmp, CHUNK)
@@ -300,7 +299,7 @@ def load(store: ImageStore, path: Path | str) -> list[str]:
 def _import_docker_layer(store: ImageStore, source: LayoutSource, path: str, diff_id: str) -> Descriptor:
     """Store a docker-archive layer as a plain tar blob; its digest must be the config's diff_id."""
     if store.has_blob(diff_id):
-        return Descriptor(mt.OCI_LAYER_TAR, diff_id, store.blob_path(diff_id).stat().st_size)
+        return Descriptor(mt.OCI_LAYER_TAR, diff_id, store.blob_size(diff_id))
     with source.open(path) as raw:
         stream, _ = open_decompressed(raw)
         try:
@@ -428,47 +427,11 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
 
 
 def _config_from_changes(changes: list[str] | dict | None) -> dict:
-    """The image's "config" section from `docker import --change` style lines (no variable expansion)."""
+    """The image's "config" section from `docker import --change` style lines, or a dict taken as is."""
     if not changes:
         return {}
     if isinstance(changes, dict):
         return dict(changes)
-    from builder.dockerfile.parser import parse, parse_key_values  # the parser only when there are changes
-    from builder.dockerfile.expand import expand
+    from builder.dockerfile.instructions import config_from_changes  # the parser only when there are changes
 
-    # The parser wants a build stage first; "FROM scratch" is dropped again below.
-    dockerfile = parse("FROM scratch\n" + "\n".join(changes), filename="--change")
-    cfg: dict = {}
-    for inst in dockerfile.instructions[1:]:
-        rest = inst.args[0] if inst.args else ""
-        if inst.cmd in ("CMD", "ENTRYPOINT"):
-            value = list(inst.args) if inst.json_form else ["/bin/sh", "-c", rest]
-            cfg["Cmd" if inst.cmd == "CMD" else "Entrypoint"] = value
-        elif inst.cmd == "ENV":
-            env = list(cfg.get("Env", []))
-            current = dict(e.split("=", 1) for e in env)
-            for key, value in parse_key_values(rest, dockerfile.escape, cmd="ENV"):
-                value = expand(value, current, dockerfile.escape)
-                env = [e for e in env if e.split("=", 1)[0] != key] + [f"{key}={value}"]
-            cfg["Env"] = env
-        elif inst.cmd == "LABEL":
-            current = dict(e.split("=", 1) for e in cfg.get("Env", []))
-            labels = cfg.setdefault("Labels", {})
-            for key, value in parse_key_values(rest, dockerfile.escape, cmd="LABEL"):
-                labels[expand(key, current, dockerfile.escape)] = expand(value, current, dockerfile.escape)
-        elif inst.cmd == "EXPOSE":
-            for port in rest.split():
-                cfg.setdefault("ExposedPorts", {})[port if "/" in port else f"{port}/tcp"] = {}
-        elif inst.cmd == "VOLUME":
-            for volume in (inst.args if inst.json_form else rest.split()):
-                cfg.setdefault("Volumes", {})[volume] = {}
-        elif inst.cmd == "USER":
-            cfg["User"] = rest
-        elif inst.cmd == "WORKDIR":
-            cfg["WorkingDir"] = rest
-        elif inst.cmd == "STOPSIGNAL":
-            cfg["StopSignal"] = rest
-        else:
-            raise BuildError(f"--change: {inst.cmd} is not supported by import (use CMD, ENTRYPOINT, ENV, "
-                             "EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR)")
-    return cfg
+    return config_from_changes(changes)

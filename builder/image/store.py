@@ -5,7 +5,11 @@
     ROOT/tmp/              temp files and dirs being written; each is flock()ed by its writer, so whatever is
                            left unlocked there was abandoned by a crash and is removed on the next open
     ROOT/unpacked/sha256/<diff_id hex>/   layers extracted once, whiteouts kept as overlayfs whiteouts
-    ROOT/cache/            reserved for the build cache (engine)
+    ROOT/cache/            the build's own caches (steps, RUN cache mounts, context stat caches): cache_dir
+
+Callers never build paths into the store: blobs go in through BlobWriter/put_blob and out through
+open_blob; scratch space comes from temp_dir/temp_file; a build wraps its work in a lease(), which takes
+back out exactly what it added (blobs, unpacked layers, images) if the build fails.
 
 index.json names each tagged image with the annotation org.opencontainers.image.ref.name = "name:tag";
 an image without a name (a fresh commit, or one whose tag moved away) keeps an entry without annotations.
@@ -22,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,8 +245,11 @@ class BlobWriter:
         if expected_digest is not None and digest != expected_digest:
             self._tmp.drop()
             raise BuildError(f"content does not match its digest: expected {expected_digest}, got {digest}")
-        _, hexpart = parse_digest(digest)
-        self._tmp.rename_to(self._store.root / "blobs" / "sha256" / hexpart)
+        target = self._store.blob_path(digest)
+        is_new = not target.exists()
+        self._tmp.rename_to(target)
+        if is_new:
+            self._store._note_added("blobs", digest)
         return Descriptor(media_type, digest, self._hasher.size, annotations)
 
     def abort(self) -> None:
@@ -259,6 +267,15 @@ class BlobWriter:
             self.abort()
 
 
+class Lease:
+    """What was added to the store while a lease was open (digests and diff_ids)."""
+
+    def __init__(self) -> None:
+        self.blobs: set[str] = set()
+        self.images: set[str] = set()
+        self.unpacked: set[str] = set()
+
+
 # --- the store -------------------------------------------------------------------------------------
 
 class ImageStore:
@@ -273,6 +290,7 @@ class ImageStore:
             d.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = None
         self._lock_depth = 0
+        self._leases: list[Lease] = []
         self._images: dict[str, Image] = {}
         self.clean_tmp()
         if not (self.root / "oci-layout").exists():
@@ -334,6 +352,66 @@ class ImageStore:
                 os.close(self._lock_fd)
                 self._lock_fd = None
 
+    def temp_dir(self, prefix: str) -> tuple[Path, int]:
+        """A new directory under tmp/, flock()ed so that the crash cleaner leaves it alone: returns (path,
+        fd holding the lock); the caller removes the dir and closes the fd. It is on the same filesystem as
+        the unpacked layers (an overlay's upper dir made here can become one, see keep_unpacked_layer)."""
+        for _ in range(10):
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir))
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # Another process's cleaner may have removed it between mkdtemp and flock.
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    return path, fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        raise OSError(f"cannot create a work directory under {self.tmp_dir}")
+
+    def temp_file(self):
+        """An anonymous temp file in tmp/ (gone when closed), for spooling large data."""
+        return tempfile.TemporaryFile(dir=self.tmp_dir)
+
+    # -- leases: what a failed build takes back out
+
+    @contextmanager
+    def lease(self) -> Iterator["Lease"]:
+        """Record what this process adds to the store inside the block; if the block fails, remove it
+        again: images it recorded, then its blobs and unpacked layers that no image refers to. Only what
+        the block added: another build may be using the store at the same time."""
+        lease = Lease()
+        self._leases.append(lease)
+        try:
+            yield lease
+        except BaseException:
+            self._release(lease)
+            raise
+        finally:
+            self._leases.remove(lease)
+
+    def _note_added(self, kind: str, item: str) -> None:
+        for lease in self._leases:
+            getattr(lease, kind).add(item)
+
+    def _release(self, lease: "Lease") -> None:
+        try:
+            for _, image in self.images():
+                if image.digest in lease.images:
+                    self.remove(image.id, force=True)
+            referenced: set[str] = set()
+            for _, image in self.images():
+                referenced |= self._image_blobs(image)
+            for digest in lease.blobs - referenced:
+                self.blob_path(digest).unlink(missing_ok=True)
+        except BuildError:
+            pass
+        for diff_id in lease.unpacked:
+            shutil.rmtree(self.unpacked_dir / parse_digest(diff_id)[1], ignore_errors=True)
+
     # -- blobs
 
     def blob_path(self, digest: str) -> Path:
@@ -342,6 +420,9 @@ class ImageStore:
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
+
+    def blob_size(self, digest: str) -> int:
+        return self.blob_path(digest).stat().st_size
 
     def new_blob(self) -> BlobWriter:
         """A writer for a blob whose content is pushed in pieces (e.g. a layer being tarred)."""
@@ -451,6 +532,7 @@ class ImageStore:
             if not any(e.digest == manifest_desc.digest for e in entries):
                 entries.append(Descriptor(manifest_desc.media_type, manifest_desc.digest, manifest_desc.size,
                                           None, image.platform))
+                self._note_added("images", manifest_desc.digest)
         return image
 
     def commit_image(self, config: dict, layers: list[Descriptor],
@@ -660,10 +742,24 @@ class ImageStore:
                 got = apply_layer(blob, tmp.path, whiteouts="overlay")
             if got != diff_id:
                 raise BuildError(f"layer {layer.digest} unpacks to {got}, but the image says {diff_id}")
-            tmp.rename_to(dest, replace=False)
+            if tmp.rename_to(dest, replace=False):
+                self._note_added("unpacked", diff_id)
         finally:
             tmp.drop()
         return dest
+
+    def keep_unpacked_layer(self, diff_id: str, tree: Path) -> bool:
+        """Adopt `tree` (a directory made under temp_dir, e.g. an overlay's upper dir, with overlayfs
+        whiteouts) as the unpacked form of the layer `diff_id`; False (tree left alone) if there is one."""
+        dest = self.unpacked_dir / parse_digest(diff_id)[1]
+        if dest.exists():
+            return False
+        try:
+            os.rename(tree, dest)
+        except OSError:
+            return False
+        self._note_added("unpacked", diff_id)
+        return True
 
     def _find_layer(self, diff_id: str) -> Descriptor:
         for _, image in self.images():
