@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder.cli import human_duration, human_size, parse_output, render_template
+from builder.cli.build import parse_output
+from builder.cli.formatting import human_duration, human_size, render_template
 from builder.dockerfile.parser import parse
 from builder.errors import BuildError, DockerfileError
 from builder.build.engine import fill_history_times
