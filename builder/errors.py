@@ -11,6 +11,10 @@ class BuildError(Exception):
     """Base class of every builder error meant for the user."""
 
 
+class StepFailed(BuildError):
+    """A step failed with a message that needs no "<CMD> failed:" prefix (RUN's exit status)."""
+
+
 class DockerfileError(BuildError):
     """A problem in a Dockerfile, located by file name and (1-based) line number.
 

@@ -1,301 +1,226 @@
-"""File copying for COPY and ADD, into a rootfs seen from the host (an overlayfs merged dir).
-
-Paths inside the rootfs are resolved the way a chroot would see them (absolute symlinks and ".." stay
-inside the root). Copies keep modes (setuid bits included), times, symlinks, hard links (within one
-COPY), device nodes and xattrs; file data moves with copy_file_range/sendfile, never through Python.
-"""
+"""COPY and ADD: sources from the build context, a URL (ADD), a heredoc, or another stage or image
+(--from), copied into the step's workspace with files.py's rules for owners, modes and paths."""
 
 from __future__ import annotations
 
-import errno
+import hashlib
 import os
+import posixpath
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING
 
+from builder.build.files import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
+from builder.build.users import chown_ids
+from builder.dockerfile import gomatch
+from builder.dockerfile.instructions import ImageState, base_config, dest_path
+from builder.dockerfile.stages import Stage
 from builder.errors import BuildError
+from builder.fetch import download, is_url
 
-_MAX_SYMLINKS = 255
-_SKIP_XATTR_PREFIXES = ("trusted.overlay.", "security.selinux")
-
-
-@dataclass
-class CopyOptions:
-    uid: int | None = None          # owner for every copied entry; None: keep the source's (or 0 below)
-    gid: int | None = None
-    keep_owner: bool = False        # True for COPY --from (a stage's files keep their owners)
-    mode: int | None = None         # --chmod: permission bits for every copied file and directory
-    dir_owner: tuple[int, int] = (0, 0)   # owner of destination directories that COPY creates
-    links: dict = field(default_factory=dict)  # (dev, ino) of sources -> first destination (hard links)
+if TYPE_CHECKING:
+    from builder.build.engine import Builder
 
 
-@dataclass
-class SourceTree:
-    """One source to copy: an entry on the host and, for a directory, what lies below it (sorted,
-    parents first, paths relative to `path`)."""
+def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
+    from builder.dockerfile.parser import copy_parts
 
-    path: Path
-    st: os.stat_result
-    name: str
-    children: Iterable[tuple[str, os.stat_result]] = ()
-
-    @property
-    def is_dir(self) -> bool:
-        return stat.S_ISDIR(self.st.st_mode)
-
-
-def walk_host_tree(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """Every entry below `root` (not following symlinks), sorted, parents before children."""
-
-    def walk(abspath: str, rel: str):
-        with os.scandir(abspath) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            child = f"{rel}/{e.name}" if rel else e.name
-            st = e.stat(follow_symlinks=False)
-            yield child, st
-            if stat.S_ISDIR(st.st_mode):
-                yield from walk(e.path, child)
-
-    yield from walk(str(root), "")
-
-
-# -- paths inside a rootfs ---------------------------------------------------------------------------
-
-def resolve_in_root(root: Path, path: str, *, follow_last: bool = True) -> Path:
-    """The host path of `path` inside `root`, following symlinks as if `root` were "/"."""
-    pending = [p for p in path.split("/") if p]
-    done: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        candidate = root.joinpath(*done, part)
-        if (pending or follow_last) and candidate.is_symlink():
-            hops += 1
-            if hops > _MAX_SYMLINKS:
-                raise BuildError(f"too many levels of symbolic links resolving {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p] + pending
-            continue
-        done.append(part)
-    return root.joinpath(*done)
-
-
-def mkdir_in_root(root: Path, path: str, owner: tuple[int, int] = (0, 0), mode: int = 0o755) -> Path:
-    """mkdir -p inside the rootfs; created directories get `owner` and `mode`. Returns the host path."""
-    target = resolve_in_root(root, path)
-    missing = []
-    p = target
-    while not p.exists() and not p.is_symlink() and p != root:
-        missing.append(p)
-        p = p.parent
-    if p != root and not p.is_dir():
-        raise BuildError(f"cannot create directory {path}: {_inside(root, p)} is not a directory")
-    for d in reversed(missing):
+    is_add = instr.cmd == "ADD"
+    parts = copy_parts(instr)
+    env = state.env
+    srcs = [b.ex.word(s, env) for s in parts.sources]
+    dest = dest_path(state.workdir, b.ex.word(parts.dest, env))
+    chown = b.ex.word(instr.flag("chown"), env) if instr.flag("chown") else ""
+    chmod_text = b.ex.word(instr.flag("chmod"), env) if instr.flag("chmod") else ""
+    chmod = None
+    if chmod_text:
         try:
-            os.mkdir(d, mode)
-        except FileExistsError:
-            if not d.is_dir():
-                raise BuildError(f"cannot create directory {path}: {_inside(root, d)} is not a directory") from None
-            continue
-        os.chown(d, *owner)
-        os.chmod(d, mode)
-    if not target.is_dir():
-        raise BuildError(f"cannot create directory {path}: {_inside(root, target)} is not a directory")
-    return target
+            chmod = int(chmod_text, 8)
+        except ValueError:
+            chmod = -1
+        if not 0 <= chmod <= 0o7777:
+            raise BuildError(f"invalid chmod parameter: '{chmod_text}'. it should be octal string "
+                             "and between 0 and 07777")
+    checksum = b.ex.word(instr.flag("checksum"), env) if is_add and instr.flag("checksum") else ""
+    from_ref = instr.flag("from") if not is_add else None
+    if instr.flag("parents") == "true":
+        raise BuildError(f"{instr.cmd} --parents is not supported by pydock yet")
+    excludes = [b.ex.word(p, env) for p in instr.flags.get("exclude") or []]
+    if excludes and from_ref:
+        raise BuildError(f"{instr.cmd} --exclude with --from is not supported by pydock yet")
+    from builder.dockerfile.ignore import IgnoreMatcher
 
+    excluded = IgnoreMatcher(excludes).matches if excludes else None
+    if checksum and (len(srcs) != 1 or not is_url(srcs[0])):
+        raise BuildError("checksum requires a single HTTP(S) source")
+    if not is_add and any(is_url(s) for s in srcs):
+        raise BuildError("source can't be a URL for COPY")
 
-def _inside(root: Path, p: Path) -> str:
-    try:
-        return "/" + str(p.relative_to(root))
-    except ValueError:
-        return str(p)
+    history = [instr.cmd]
+    history += [f"--exclude={p}" for p in excludes]
+    if chown:
+        history.append(f"--chown={chown}")
+    if chmod_text:
+        history.append(f"--chmod={chmod_text}")
+    history += srcs + [f"<<{d.name}" for d in parts.heredocs] + [b.ex.word(parts.dest, env)]
+    created_by = " ".join(history) + " # buildkit"
 
+    inline = []
+    for doc in parts.heredocs:
+        text = doc.text
+        if doc.expand:
+            from builder.dockerfile.expand import expand_heredoc
 
-# -- copying one entry -----------------------------------------------------------------------------
+            text = expand_heredoc(text, env)
+        inline.append((doc.name, text.encode()))
 
-def _copy_data(src_fd: int, dst_fd: int, size: int) -> None:
-    left = size
-    use_cfr = hasattr(os, "copy_file_range")
-    while left > 0:
-        n = 0
-        if use_cfr:
-            try:
-                n = os.copy_file_range(src_fd, dst_fd, min(left, 1 << 30))
-            except OSError as e:
-                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EIO):
-                    raise
-                use_cfr = False
-                continue
-        else:
-            n = os.sendfile(dst_fd, src_fd, None, min(left, 1 << 30))
-        if n == 0:
-            break  # the file shrank while we copied it
-        left -= n
-
-
-def copy_xattrs(src, dst, *, follow: bool = False) -> None:
-    """Copy extended attributes; src and dst may be paths or open fds."""
-    try:
-        names = os.listxattr(src, follow_symlinks=follow) if not isinstance(src, int) else os.listxattr(src)
-    except OSError:
+    if from_ref:
+        _copy_from(b, stage, state, instr, from_ref, srcs, dest, chown, chmod, created_by)
         return
-    for name in names:
-        if name.startswith(_SKIP_XATTR_PREFIXES):
+
+    items: list[tuple[str, object]] = []   # ("ctx", Source) | ("url", (path, name, mtime))
+    key_sources: list = []
+    for src in srcs:
+        if is_add and is_url(src):
+            fetched = download(src, b.tmpdir(), checksum)
+            items.append(("url", (fetched.path, fetched.name, fetched.mtime)))
+            key_sources.append(["url", src, fetched.name, fetched.digest])
             continue
-        try:
-            if isinstance(src, int):
-                value = os.getxattr(src, name)
+        found = b.context.sources(src) if b.context is not None else []
+        if not found and not gomatch.has_wildcards(src):
+            raise BuildError(f"file not found in build context: {src}")
+        if excluded is not None:  # --exclude: patterns match the names as they land under dest
+            found = [s for s in found if s.is_dir or not excluded(s.name)]
+        for s in found:
+            items.append(("ctx", s))
+        key_sources.append(["ctx", src, [[s.relpath, s.name, b.context.source_digest(s)] for s in found]])
+    count = len(items) + len(inline)
+    if (count > 1 or len(srcs) + len(inline) > 1) and not dest.endswith("/"):
+        raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                         "must be a directory and end with a /")
+    payload = {"op": instr.cmd, "dest": dest, "chown": chown, "chmod": chmod_text, "sources": key_sources,
+               "inline": [[n, hashlib.sha256(c).hexdigest()] for n, c in inline], "exclude": excludes}
+
+    def perform(ws) -> None:
+        opts = _copy_options(b, ws, chown, chmod, keep_owner=False)
+        for kind, item in items:
+            if kind == "ctx":
+                _copy_context_source(b, ws, item, dest, opts, is_add, excluded)
             else:
-                value = os.getxattr(src, name, follow_symlinks=follow)
-            if isinstance(dst, int):
-                os.setxattr(dst, name, value)
-            else:
-                os.setxattr(dst, name, value, follow_symlinks=follow)
-        except OSError as e:
-            if e.errno in (errno.ENOTSUP, errno.EPERM, errno.EACCES) and not name.startswith(("user.", "security.capability")):
-                continue
-            raise BuildError(f"cannot copy xattr {name} to {dst}: {e.strerror}") from None
+                path, name, mtime = item
+                st = os.lstat(path)
+                copy_sources(ws.merged, [SourceTree(path, st, name)], dest, opts)
+        for name, content in inline:
+            path = ws.dir / "inline" / name.replace("/", "_")
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(content)
+            os.chmod(path, 0o644)
+            if b.epoch is not None:
+                os.utime(path, (b.epoch, b.epoch))
+            copy_sources(ws.merged, [SourceTree(path, os.lstat(path), name)], dest, opts)
+
+    b.fs_step(state, payload, created_by, perform)
 
 
-def _prepare_target(dst: str, want_dir: bool) -> bool:
-    """Make room for a new entry at dst; returns True if an existing directory is to be reused."""
-    try:
-        st = os.lstat(dst)
-    except FileNotFoundError:
-        return False
-    if stat.S_ISDIR(st.st_mode):
-        if want_dir:
-            return True
-        raise BuildError(f"cannot copy a file over the directory {os.path.basename(dst)}")
-    os.unlink(dst)
-    return False
+def _copy_options(b: Builder, ws, chown: str, chmod: int | None, keep_owner: bool) -> CopyOptions:
+    if chown:
+        uid, gid = chown_ids(ws.merged, chown)
+        return CopyOptions(uid=uid, gid=gid, mode=chmod, dir_owner=(uid, gid))
+    return CopyOptions(keep_owner=keep_owner, mode=chmod)
 
 
-def _owner(st: os.stat_result, opts: CopyOptions) -> tuple[int, int]:
-    if opts.uid is not None:
-        return opts.uid, opts.gid if opts.gid is not None else opts.uid
-    if opts.keep_owner:
-        return st.st_uid, st.st_gid
-    return 0, 0
+def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, is_add: bool, excluded=None) -> None:
+    ctx = b.context
+    path = ctx.abspath(source.relpath)
+    if is_add and stat.S_ISREG(source.st.st_mode):
+        from builder.image.tarsafe import extract_archive, is_archive
+
+        if is_archive(path):
+            target = mkdir_in_root(ws.merged, dest, opts.dir_owner)
+            owner = (opts.uid, opts.gid) if opts.uid is not None else None
+            extract_archive(path, target, chown=owner)
+            return
+    children = ()
+    if source.is_dir:
+        offset = len(source.relpath) + 1 if source.relpath else 0
+        entries = ctx.entries
+        # A generator: each record is decoded as it is copied, never the whole tree's at once.
+        children = ((c[offset:], entries[c]) for c in ctx.children(source.relpath)
+                    if excluded is None or not excluded(c[offset:]))
+    copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts)
 
 
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,
+               chown: str, chmod: int | None, created_by: str) -> None:
+    from builder.build.workspace import Workspace
+
+    src_stage = b.plan.find_stage(ref) if b.plan else None
+    if src_stage is not None:
+        if src_stage.index >= stage.index:
+            raise BuildError(f"cannot copy from stage {ref!r}, it needs to be defined before "
+                             f"current stage {stage.display_name!r}")
+        source = b.stage_result(src_stage)
+        what = f"stage {src_stage.display_name}"
+    else:
+        image = b.resolve_image(ref)
+        source = ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
+        what = f"image {ref}"
+    if len(srcs) > 1 and not dest.endswith("/"):
+        raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                         "must be a directory and end with a /")
+    payload = {"op": "COPY", "from": list(source.diff_ids), "dest": dest, "chown": chown,
+               "chmod": "" if chmod is None else oct(chmod), "paths": srcs}
+
+    def perform(ws) -> None:
+        opts = _copy_options(b, ws, chown, chmod, keep_owner=True)
+        with Workspace(b.store, b.lowers(source), name="from") as src_ws:
+            trees: list[SourceTree] = []
+            for src in srcs:
+                found = rootfs_sources(src_ws.merged, src)
+                if not found and not gomatch.has_wildcards(src):
+                    raise BuildError(f"file not found in {what}: {src}")
+                trees.extend(found)
+            if len(trees) > 1 and not dest.endswith("/"):
+                raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                                 "must be a directory and end with a /")
+            for tree in trees:
+                copy_sources(ws.merged, [tree], dest, opts)
+
+    b.fs_step(state, payload, created_by, perform)
 
 
-def copy_entry(src, st: os.stat_result, dst, opts: CopyOptions, dir_times: list | None = None,
-               *, fresh: bool = False) -> bool:
-    """Copy one entry (not what is below a directory). Directory times are queued in `dir_times`
-    (to be set after their contents), everything else is finished here. `fresh`: dst's parent was
-    just created by us, so nothing can be in the way. Returns True if a new directory was made."""
-    src, dst = os.fspath(src), os.fspath(dst)
-    mode = st.st_mode
-    uid, gid = _owner(st, opts)
-    perm = stat.S_IMODE(mode) if opts.mode is None else opts.mode
-    if stat.S_ISREG(mode):
-        key = (st.st_dev, st.st_ino)
-        if st.st_nlink > 1 and key in opts.links:
-            if not fresh:
-                _prepare_target(dst, False)
-            os.link(opts.links[key], dst)
-            return False
-        if not fresh:
-            _prepare_target(dst, False)
-        src_fd = os.open(src, _READ)
+def rootfs_sources(root: Path, src: str) -> list[SourceTree]:
+    """COPY --from sources inside another image's rootfs (symlinks resolved inside that root)."""
+    rel = posixpath.normpath("/" + src).lstrip("/")
+    if not gomatch.has_wildcards(rel):
+        path = resolve_in_root(root, gomatch.unescape(rel))
         try:
-            dst_fd = os.open(dst, _CREATE, 0o600)
-            try:
-                if st.st_size:
-                    _copy_data(src_fd, dst_fd, st.st_size)
-                os.fchown(dst_fd, uid, gid)  # always: a setgid parent would otherwise pass its group on
-                os.fchmod(dst_fd, perm)  # after chown, which clears setuid bits
-                copy_xattrs(src_fd, dst_fd)
-                os.utime(dst_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            finally:
-                os.close(dst_fd)
-        finally:
-            os.close(src_fd)
-        if st.st_nlink > 1:
-            opts.links[key] = dst
-        return False
-    if stat.S_ISDIR(mode):
-        created = fresh or not _prepare_target(dst, True)
-        if created:
-            os.mkdir(dst, 0o700)
-        os.chown(dst, uid, gid)
-        os.chmod(dst, perm)
-        copy_xattrs(src, dst)
-        if dir_times is not None:
-            dir_times.append((dst, st))
-        return created
-    if stat.S_ISLNK(mode):
-        if not fresh:
-            _prepare_target(dst, False)
-        os.symlink(os.readlink(src), dst)
-        os.chown(dst, uid, gid, follow_symlinks=False)
-        copy_xattrs(src, dst)
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
-        if not fresh:
-            _prepare_target(dst, False)
-        os.mknod(dst, stat.S_IFMT(mode) | 0o600, st.st_rdev)
-        os.chown(dst, uid, gid)
-        os.chmod(dst, perm)
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-    # sockets are skipped, as docker does
-    return False
-
-
-def copy_tree(src: SourceTree, dst_dir: Path, opts: CopyOptions) -> None:
-    """Copy what lies below a source directory into dst_dir (which exists)."""
-    dir_times: list = []
-    fresh_dirs: set[str] = set()
-    src_root, dst_root = os.fspath(src.path), os.fspath(dst_dir)
-    for rel, st in src.children:
-        parent = rel.rpartition("/")[0]
-        made = copy_entry(f"{src_root}/{rel}", st, f"{dst_root}/{rel}", opts, dir_times,
-                          fresh=bool(parent) and parent in fresh_dirs)
-        if made:
-            fresh_dirs.add(rel)
-    for d, st in reversed(dir_times):
-        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-
-def _dir_mode(opts: CopyOptions) -> int:
-    """Directories COPY creates on the way to dest: 0755, or the --chmod mode (as BuildKit does)."""
-    return 0o755 if opts.mode is None else opts.mode
-
-
-def copy_sources(rootfs: Path, sources: list[SourceTree], dest: str, opts: CopyOptions) -> list[str]:
-    """docker's COPY rules: a directory's contents go into dest; a file goes to dest, or into it when
-    dest ends with "/" or is an existing directory. Returns the in-image paths written."""
-    dest_is_dir = dest.endswith("/")
-    written = []
-    for src in sources:
-        if src.is_dir:
-            target = mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
-            copy_tree(src, target, opts)
-            written.append(dest)
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        children = walk_host_tree(path) if stat.S_ISDIR(st.st_mode) else ()
+        return [SourceTree(path, st, posixpath.basename(gomatch.unescape(rel)) or "/", children)]
+    parts = rel.split("/")
+    cut = next(i for i, p in enumerate(parts) if gomatch.has_wildcards(p))
+    base = resolve_in_root(root, "/".join(gomatch.unescape(p) for p in parts[:cut]))
+    pattern = "/".join(parts[cut:])
+    if not base.is_dir():
+        return []
+    out: list[SourceTree] = []
+    skip = None
+    for child, st in walk_host_tree(base):
+        if skip and child.startswith(skip):
             continue
-        resolved = resolve_in_root(rootfs, dest)
-        if dest_is_dir or resolved.is_dir():
-            parent = mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
-            target = parent / src.name
-            written.append(dest.rstrip("/") + "/" + src.name)
-        else:
-            parent_path, _, leaf = dest.rstrip("/").rpartition("/")
-            parent = mkdir_in_root(rootfs, parent_path or "/", opts.dir_owner, _dir_mode(opts))
-            target = parent / leaf  # an existing symlink there is replaced, not followed
-            written.append(dest)
-        copy_entry(src.path, src.st, target, opts)
-    return written
+        if gomatch.match(pattern, child):
+            path = base / child
+            if stat.S_ISLNK(st.st_mode):
+                path = resolve_in_root(root, str(path.relative_to(root)))
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+            children = walk_host_tree(path) if stat.S_ISDIR(st.st_mode) else ()
+            out.append(SourceTree(path, st, posixpath.basename(child), children))
+            if stat.S_ISDIR(st.st_mode):
+                skip = child + "/"
+    return out

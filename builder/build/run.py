@@ -1,218 +1,163 @@
-"""RUN: one command in a container made by our own runtime, over a step's overlay rootfs.
-
-The bundle's rootfs is the workspace's merged dir. Like BuildKit: hostname "buildkitsandbox", generated
-/etc/hosts and /etc/resolv.conf bind-mounted in, docker's default capabilities, a new network namespace
-with only loopback for --network none (the default) or the host's for --network host. Mount points the
-runtime needs but the image lacks are created before and removed after, so they never reach the layer.
-"""
+"""RUN: the step's command line (shell or exec form, heredocs), its --mount specs, and the cache key,
+then the command in a sandbox (sandbox.py) over the step's workspace."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
-import resource
-import secrets
-import stat
-from dataclasses import dataclass, field
+import posixpath
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from builder.build.copy import mkdir_in_root, resolve_in_root
-from builder.build.users import image_user
-from builder.bundle.spec import process_spec
-from oci_runtime.api import delete_container, run_container
-from oci_runtime.users import ExecUser
-from oci_runtime.units import go_quote
+from builder.dockerfile.instructions import ImageState, base_config, run_history
+from builder.dockerfile.stages import PROXY_ARGS
+from builder.build.files import resolve_in_root
+from builder.errors import BuildError, StepFailed
 
-HOSTNAME = "buildkitsandbox"
-DOCKER_DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-]
-_STUB_DIRS = ("/proc", "/sys", "/dev")
-_STUB_FILES = ("/etc/hosts", "/etc/resolv.conf")
-_FALLBACK_DNS = ("8.8.8.8", "8.8.4.4")
+if TYPE_CHECKING:
+    from builder.build.engine import Builder
 
 
-@dataclass
-class RunSpec:
-    args: list[str]
-    env: list[str]
-    user: str = ""
-    cwd: str = "/"
-    network: str = "none"
-    files: dict[str, bytes] = field(default_factory=dict)  # read-only extra files: container path -> content
-    container_id: str = ""
-    mounts: list[dict] = field(default_factory=list)  # extra runtime mounts (RUN --mount), dirs as targets
+def _run_args(b: Builder, state: ImageState, instr) -> tuple[list[str], dict[str, bytes]]:
+    if instr.json_form:
+        return [str(a) for a in instr.args], {}
+    cmdline = instr.args[0] if instr.args else ""
+    files: dict[str, bytes] = {}
+    if instr.heredocs:
+        from builder.dockerfile.parser import parse_heredoc_word
 
-
-def hosts_file() -> str:
-    return f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-
-
-def resolv_conf(network: str) -> str:
-    """The host's resolv.conf; without the host's network, loopback resolvers are useless, so they go."""
-    text = ""
-    for path in ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"):
+        marker = None
         try:
-            text = Path(path).read_text()
-        except OSError:
-            continue
-        if network == "host" or _nameservers(text, skip_local=True):
-            break
-    if network == "host":
-        return text or "".join(f"nameserver {ns}\n" for ns in _FALLBACK_DNS)
-    lines = [line for line in text.splitlines()
-             if not (line.strip().startswith("nameserver") and _is_local(line.split()[1:2]))]
-    if not _nameservers("\n".join(lines), skip_local=True):
-        lines += [f"nameserver {ns}" for ns in _FALLBACK_DNS]
-    return "\n".join(lines) + "\n"
+            marker = parse_heredoc_word(cmdline.strip())
+        except BuildError:
+            marker = None
+        if marker is not None and len(instr.heredocs) == 1:
+            doc = instr.heredocs[0]
+            data = doc.text
+            if data.startswith("#!"):
+                # A script with its own interpreter: mount it and run it (BuildKit's /dev/pipes).
+                path = "/dev/pipes/" + doc.name
+                files[path] = data.encode()
+                cmdline = path
+            else:
+                cmdline = data
+        else:
+            cmdline = cmdline + "".join("\n" + d.content + d.name for d in instr.heredocs)
+    return state.shell + [cmdline], files
 
 
-def _is_local(words: list[str]) -> bool:
-    return bool(words) and (words[0].startswith("127.") or words[0] == "::1")
+def run_step(b: Builder, state: ImageState, instr) -> None:
+    from builder.build.sandbox import RunSpec, failure_message, run_in_workspace
+
+    network = instr.flag("network")
+    if network in (None, "", "default"):
+        network = b.opts.network
+    if network not in ("none", "host"):
+        raise BuildError(f"unsupported network mode {network!r} (use none or host)")
+    args, files = _run_args(b, state, instr)
+    env = [f"{k}={v}" for k, v in state.env.items()]
+    # Proxy settings reach the command but, as in BuildKit, not the cache key.
+    proxies = [f"{k}={b.opts.build_args[k]}" for k in PROXY_ARGS
+               if k in b.opts.build_args and k not in state.env]
+    user = state.cc.get("User") or ""
+    cwd = state.workdir
+    mounts = _run_mounts(b, state, instr)
+    payload = {"op": "RUN", "args": args, "env": env, "user": user, "cwd": cwd, "network": network,
+               "files": {p: hashlib.sha256(c).hexdigest() for p, c in files.items()},
+               "mounts": [m["key"] for m in mounts]}
+    created_by = run_history(args, state) + " # buildkit"
+
+    def perform(ws) -> None:
+        import contextlib
+
+        container_id = os.urandom(6).hex()
+        b.progress.line(f" ---> Running in {container_id}")
+        out, err = b.progress.run_fds()
+        with contextlib.ExitStack() as stack:
+            runtime_mounts = [_prepare_mount(b, stack, ws, m) for m in mounts]
+            status = run_in_workspace(ws, RunSpec(args, env + proxies, user, cwd, network, files,
+                                                  "pydock-build-" + container_id, runtime_mounts),
+                                      state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
+        if status != 0:
+            raise StepFailed(failure_message(args, status))
+
+    b.fs_step(state, payload, created_by, perform)
 
 
-def _nameservers(text: str, skip_local: bool) -> list[str]:
+def _run_mounts(b: Builder, state: ImageState, instr) -> list[dict]:
+    """RUN --mount specs resolved to what the step needs (and what its cache key must cover)."""
+    from builder.dockerfile.parser import parse_mount
+
     out = []
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver" and not (skip_local and _is_local(words[1:2])):
-            out.append(words[1])
+    for spec in instr.flags.get("mount") or []:
+        m = parse_mount(spec, expand=lambda w: b.ex.word(w, state.env))
+        target = m.target
+        if m.type in ("secret", "ssh"):
+            if m.required:
+                raise BuildError(f"{m.type} mounts are not supported by pydock (no --secret/--ssh)")
+            continue
+        if not target:
+            raise BuildError(f"RUN --mount type={m.type} needs target=")
+        target = posixpath.normpath(posixpath.join(state.workdir, target))
+        item = {"type": m.type, "target": target, "readonly": m.readonly, "spec": m}
+        if m.type == "cache":
+            cache_id = m.id or target
+            item["dir"] = b.store.cache_dir / "mounts" / hashlib.sha256(cache_id.encode()).hexdigest()[:32]
+            item["key"] = {"type": "cache", "target": target, "id": cache_id}
+        elif m.type == "tmpfs":
+            item["key"] = {"type": "tmpfs", "target": target, "size": m.size}
+        elif m.type == "bind":
+            source = m.source or "/"
+            if m.from_:
+                src_stage = b.plan.find_stage(m.from_) if b.plan else None
+                if src_stage is not None:
+                    src_state = b.stage_result(src_stage)
+                else:
+                    image = b.resolve_image(m.from_)
+                    src_state = ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
+                item["from_state"] = src_state
+                item["key"] = {"type": "bind", "target": target, "from": list(src_state.diff_ids),
+                               "source": source, "rw": not m.readonly}
+            else:
+                [found] = b.context.sources(source) if b.context is not None else [None]
+                if found is None:
+                    raise BuildError(f"RUN --mount source {source} not found in build context")
+                item["context_source"] = found
+                item["key"] = {"type": "bind", "target": target, "source": source, "rw": not m.readonly,
+                               "digest": b.context.source_digest(found)}
+        else:
+            raise BuildError(f"unsupported mount type {m.type!r}")
+        out.append(item)
     return out
 
 
-def _make_stubs(root: Path, extra: list[tuple[str, bool]] = ()) -> tuple[list[str], dict[str, tuple[int, int, int]]]:
-    """Create missing mount points; returns (created paths, attributes of existing parents they touched)."""
-    created: list[str] = []
-    parents: dict[str, tuple[int, int, int]] = {}
-    for path, is_dir in [(p, True) for p in _STUB_DIRS] + [(p, False) for p in _STUB_FILES] + list(extra):
-        host = resolve_in_root(root, path, follow_last=False)
-        if host.exists() or host.is_symlink():
-            continue
-        parent = path.rsplit("/", 1)[0] or "/"
-        walk = parent
-        while walk != "/":
-            hp = resolve_in_root(root, walk)
-            if hp.is_dir():
-                st = os.stat(hp)
-                parents.setdefault(walk, (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
-            else:
-                created.append(walk)
-            walk = walk.rsplit("/", 1)[0] or "/"
-        mkdir_in_root(root, parent)
-        if is_dir:
-            os.mkdir(host, 0o755)
-        else:
-            host.touch(0o644)
-        created.append(path)
-    return created, parents
+def _prepare_mount(b: Builder, stack, ws, item: dict) -> dict:
+    """The runtime mount entry for one RUN --mount (making cache dirs, source views, rw overlays)."""
+    from builder.build.workspace import Workspace
 
-
-def _remove_stubs(upper: Path, created: list[str], parents: dict[str, tuple[int, int, int]]) -> None:
-    """On the unmounted upper dir: drop the stubs we made, then directories that only got copied up
-    because a stub went into them (empty, not opaque, attributes unchanged)."""
-    for path in sorted(set(created), key=lambda p: -p.count("/")):
-        p = upper / path.lstrip("/")
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            try:
-                os.rmdir(p)
-            except OSError:
-                pass
-        elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-            p.unlink()
-    for path in sorted(parents, key=lambda p: -p.count("/")):
-        p = upper / path.lstrip("/")
-        try:
-            st = os.lstat(p)
-            if not stat.S_ISDIR(st.st_mode) or os.listdir(p):
-                continue
-            if (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) != parents[path]:
-                continue
-            try:
-                if os.getxattr(p, "trusted.overlay.opaque", follow_symlinks=False):
-                    continue
-            except OSError:
-                pass
-            os.rmdir(p)
-        except OSError:
-            continue
-
-
-def _spec(rootfs: Path, bundle: Path, run: RunSpec, user: ExecUser) -> dict:
-    """The image's process (bundle.spec) in BuildKit's sandbox: docker's default capabilities, a high
-    open-files limit, its hostname, generated hosts and resolv.conf, and the step's extra mounts."""
-    spec = process_spec(run.args, env=run.env, cwd=run.cwd or "/", user=user)
-    spec["root"] = {"path": str(rootfs), "readonly": False}
-    proc = spec["process"]
-    caps = list(DOCKER_DEFAULT_CAPS)
-    proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
-    proc["noNewPrivileges"] = False
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    limit = 1048576 if hard == resource.RLIM_INFINITY else min(hard, 1048576)
-    proc["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": limit, "soft": limit}]
-    spec["hostname"] = HOSTNAME
-    mounts = spec["mounts"]
-    mounts.append({"destination": "/etc/hosts", "type": "bind", "source": str(bundle / "hosts"),
-                   "options": ["rbind", "rprivate"]})
-    mounts.append({"destination": "/etc/resolv.conf", "type": "bind", "source": str(bundle / "resolv.conf"),
-                   "options": ["rbind", "rprivate"]})
-    for i, (path, _) in enumerate(sorted(run.files.items())):
-        mounts.append({"destination": path, "type": "bind", "source": str(bundle / f"file-{i}"),
-                       "options": ["rbind", "ro", "rprivate"]})
-    mounts.extend(run.mounts)
-    linux = spec["linux"]
-    if run.network == "host":
-        linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
-    return spec
-
-
-def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=None) -> int:
-    """Run the command over ws.merged, then unmount and tidy the upper dir. Returns the exit status."""
-    root = Path(os.path.abspath(ws.merged))
-    user = image_user(root, run.user)
-    cwd_host = resolve_in_root(root, run.cwd or "/")
-    if not cwd_host.exists():
-        mkdir_in_root(root, run.cwd, owner=(user.uid, user.gid))
-    extra = []
-    for m in run.mounts:
-        is_dir = not (m["type"] == "bind" and os.path.isfile(m["source"]))
-        extra.append((m["destination"], is_dir))
-    created, parents = _make_stubs(root, extra)
-    bundle = Path(os.path.abspath(ws.dir)) / "bundle"
-    bundle.mkdir()
-    (bundle / "hosts").write_text(hosts_file())
-    (bundle / "resolv.conf").write_text(resolv_conf(run.network))
-    for i, (_, content) in enumerate(sorted(run.files.items())):
-        f = bundle / f"file-{i}"
-        f.write_bytes(content)
-        f.chmod(0o755)
-    spec = _spec(root, bundle, run, user)
-    (bundle / "config.json").write_text(json.dumps(spec))
-    container_id = run.container_id or "pydock-build-" + secrets.token_hex(6)
-    state_root.mkdir(parents=True, exist_ok=True)
-    try:
-        status = _run_container(bundle, container_id, state_root, stdout, stderr)
-    finally:
-        ws.unmount()
-        _remove_stubs(ws.upper, created, parents)
-    return status
-
-
-def _run_container(bundle: Path, container_id: str, state_root: Path, stdout, stderr) -> int:
-    status = -1
-    try:
-        status = run_container(bundle, container_id, root=str(state_root), stdout=stdout, stderr=stderr)
-        return status
-    finally:
-        if status != 0:
-            # After an interruption or a runtime failure, remove whatever the runtime left behind.
-            delete_container(container_id, root=str(state_root))
-
-
-def failure_message(args: list[str], status: int) -> str:
-    return f"process {go_quote(' '.join(args))} did not complete successfully: exit code: {status}"
+    m = item["spec"]
+    target = item["target"]
+    if item["type"] == "cache":
+        d: Path = item["dir"]
+        if not d.exists():
+            d.mkdir(parents=True, exist_ok=True)
+            os.chown(d, m.uid or 0, m.gid or 0)
+            os.chmod(d, 0o755 if m.mode is None else m.mode)
+        opts = ["rbind", "ro" if m.readonly else "rw"]
+        return {"destination": target, "type": "bind", "source": str(d), "options": opts}
+    if item["type"] == "tmpfs":
+        opts = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
+        return {"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}
+    if "from_state" in item:
+        view = stack.enter_context(Workspace(b.store, b.lowers(item["from_state"]), name="mount"))
+        source = resolve_in_root(view.merged, m.source or "/")
+        if not source.exists():
+            raise BuildError(f"RUN --mount source {m.source} not found in {m.from_}")
+    else:
+        source = b.context.abspath(item["context_source"].relpath)
+    if not m.readonly and source.is_dir():
+        # A writable bind mount sees its writes, but they go nowhere: an overlay with a scratch upper.
+        rw = stack.enter_context(Workspace(b.store, [source], name="rwmount"))
+        source = rw.merged
+    return {"destination": target, "type": "bind", "source": str(source),
+            "options": ["rbind", "ro" if m.readonly else "rw"]}

@@ -8,7 +8,7 @@ from builder.cli.build import parse_output
 from builder.cli.formatting import human_duration, human_size, render_template
 from builder.dockerfile.parser import parse
 from builder.errors import BuildError, DockerfileError
-from builder.build.engine import fill_history_times
+from builder.build.result import fill_history_times
 from builder.dockerfile.instructions import (Expander, ImageState, check_signal, dest_path, do_arg, do_cmd, do_entrypoint,
                                   do_env, normalize_workdir, parse_port, run_history)
 from builder.dockerfile.stages import make_plan

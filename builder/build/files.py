@@ -1,0 +1,301 @@
+"""File copying for COPY and ADD, into a rootfs seen from the host (an overlayfs merged dir).
+
+Paths inside the rootfs are resolved the way a chroot would see them (absolute symlinks and ".." stay
+inside the root). Copies keep modes (setuid bits included), times, symlinks, hard links (within one
+COPY), device nodes and xattrs; file data moves with copy_file_range/sendfile, never through Python.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from builder.errors import BuildError
+
+_MAX_SYMLINKS = 255
+_SKIP_XATTR_PREFIXES = ("trusted.overlay.", "security.selinux")
+
+
+@dataclass
+class CopyOptions:
+    uid: int | None = None          # owner for every copied entry; None: keep the source's (or 0 below)
+    gid: int | None = None
+    keep_owner: bool = False        # True for COPY --from (a stage's files keep their owners)
+    mode: int | None = None         # --chmod: permission bits for every copied file and directory
+    dir_owner: tuple[int, int] = (0, 0)   # owner of destination directories that COPY creates
+    links: dict = field(default_factory=dict)  # (dev, ino) of sources -> first destination (hard links)
+
+
+@dataclass
+class SourceTree:
+    """One source to copy: an entry on the host and, for a directory, what lies below it (sorted,
+    parents first, paths relative to `path`)."""
+
+    path: Path
+    st: os.stat_result
+    name: str
+    children: Iterable[tuple[str, os.stat_result]] = ()
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+
+def walk_host_tree(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every entry below `root` (not following symlinks), sorted, parents before children."""
+
+    def walk(abspath: str, rel: str):
+        with os.scandir(abspath) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            child = f"{rel}/{e.name}" if rel else e.name
+            st = e.stat(follow_symlinks=False)
+            yield child, st
+            if stat.S_ISDIR(st.st_mode):
+                yield from walk(e.path, child)
+
+    yield from walk(str(root), "")
+
+
+# -- paths inside a rootfs ---------------------------------------------------------------------------
+
+def resolve_in_root(root: Path, path: str, *, follow_last: bool = True) -> Path:
+    """The host path of `path` inside `root`, following symlinks as if `root` were "/"."""
+    pending = [p for p in path.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = root.joinpath(*done, part)
+        if (pending or follow_last) and candidate.is_symlink():
+            hops += 1
+            if hops > _MAX_SYMLINKS:
+                raise BuildError(f"too many levels of symbolic links resolving {path}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                done = []
+            pending = [p for p in target.split("/") if p] + pending
+            continue
+        done.append(part)
+    return root.joinpath(*done)
+
+
+def mkdir_in_root(root: Path, path: str, owner: tuple[int, int] = (0, 0), mode: int = 0o755) -> Path:
+    """mkdir -p inside the rootfs; created directories get `owner` and `mode`. Returns the host path."""
+    target = resolve_in_root(root, path)
+    missing = []
+    p = target
+    while not p.exists() and not p.is_symlink() and p != root:
+        missing.append(p)
+        p = p.parent
+    if p != root and not p.is_dir():
+        raise BuildError(f"cannot create directory {path}: {_inside(root, p)} is not a directory")
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            if not d.is_dir():
+                raise BuildError(f"cannot create directory {path}: {_inside(root, d)} is not a directory") from None
+            continue
+        os.chown(d, *owner)
+        os.chmod(d, mode)
+    if not target.is_dir():
+        raise BuildError(f"cannot create directory {path}: {_inside(root, target)} is not a directory")
+    return target
+
+
+def _inside(root: Path, p: Path) -> str:
+    try:
+        return "/" + str(p.relative_to(root))
+    except ValueError:
+        return str(p)
+
+
+# -- copying one entry -----------------------------------------------------------------------------
+
+def _copy_data(src_fd: int, dst_fd: int, size: int) -> None:
+    left = size
+    use_cfr = hasattr(os, "copy_file_range")
+    while left > 0:
+        n = 0
+        if use_cfr:
+            try:
+                n = os.copy_file_range(src_fd, dst_fd, min(left, 1 << 30))
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EIO):
+                    raise
+                use_cfr = False
+                continue
+        else:
+            n = os.sendfile(dst_fd, src_fd, None, min(left, 1 << 30))
+        if n == 0:
+            break  # the file shrank while we copied it
+        left -= n
+
+
+def copy_xattrs(src, dst, *, follow: bool = False) -> None:
+    """Copy extended attributes; src and dst may be paths or open fds."""
+    try:
+        names = os.listxattr(src, follow_symlinks=follow) if not isinstance(src, int) else os.listxattr(src)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(_SKIP_XATTR_PREFIXES):
+            continue
+        try:
+            if isinstance(src, int):
+                value = os.getxattr(src, name)
+            else:
+                value = os.getxattr(src, name, follow_symlinks=follow)
+            if isinstance(dst, int):
+                os.setxattr(dst, name, value)
+            else:
+                os.setxattr(dst, name, value, follow_symlinks=follow)
+        except OSError as e:
+            if e.errno in (errno.ENOTSUP, errno.EPERM, errno.EACCES) and not name.startswith(("user.", "security.capability")):
+                continue
+            raise BuildError(f"cannot copy xattr {name} to {dst}: {e.strerror}") from None
+
+
+def _prepare_target(dst: str, want_dir: bool) -> bool:
+    """Make room for a new entry at dst; returns True if an existing directory is to be reused."""
+    try:
+        st = os.lstat(dst)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        if want_dir:
+            return True
+        raise BuildError(f"cannot copy a file over the directory {os.path.basename(dst)}")
+    os.unlink(dst)
+    return False
+
+
+def _owner(st: os.stat_result, opts: CopyOptions) -> tuple[int, int]:
+    if opts.uid is not None:
+        return opts.uid, opts.gid if opts.gid is not None else opts.uid
+    if opts.keep_owner:
+        return st.st_uid, st.st_gid
+    return 0, 0
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def copy_entry(src, st: os.stat_result, dst, opts: CopyOptions, dir_times: list | None = None,
+               *, fresh: bool = False) -> bool:
+    """Copy one entry (not what is below a directory). Directory times are queued in `dir_times`
+    (to be set after their contents), everything else is finished here. `fresh`: dst's parent was
+    just created by us, so nothing can be in the way. Returns True if a new directory was made."""
+    src, dst = os.fspath(src), os.fspath(dst)
+    mode = st.st_mode
+    uid, gid = _owner(st, opts)
+    perm = stat.S_IMODE(mode) if opts.mode is None else opts.mode
+    if stat.S_ISREG(mode):
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in opts.links:
+            if not fresh:
+                _prepare_target(dst, False)
+            os.link(opts.links[key], dst)
+            return False
+        if not fresh:
+            _prepare_target(dst, False)
+        src_fd = os.open(src, _READ)
+        try:
+            dst_fd = os.open(dst, _CREATE, 0o600)
+            try:
+                if st.st_size:
+                    _copy_data(src_fd, dst_fd, st.st_size)
+                os.fchown(dst_fd, uid, gid)  # always: a setgid parent would otherwise pass its group on
+                os.fchmod(dst_fd, perm)  # after chown, which clears setuid bits
+                copy_xattrs(src_fd, dst_fd)
+                os.utime(dst_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(dst_fd)
+        finally:
+            os.close(src_fd)
+        if st.st_nlink > 1:
+            opts.links[key] = dst
+        return False
+    if stat.S_ISDIR(mode):
+        created = fresh or not _prepare_target(dst, True)
+        if created:
+            os.mkdir(dst, 0o700)
+        os.chown(dst, uid, gid)
+        os.chmod(dst, perm)
+        copy_xattrs(src, dst)
+        if dir_times is not None:
+            dir_times.append((dst, st))
+        return created
+    if stat.S_ISLNK(mode):
+        if not fresh:
+            _prepare_target(dst, False)
+        os.symlink(os.readlink(src), dst)
+        os.chown(dst, uid, gid, follow_symlinks=False)
+        copy_xattrs(src, dst)
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+        if not fresh:
+            _prepare_target(dst, False)
+        os.mknod(dst, stat.S_IFMT(mode) | 0o600, st.st_rdev)
+        os.chown(dst, uid, gid)
+        os.chmod(dst, perm)
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    # sockets are skipped, as docker does
+    return False
+
+
+def copy_tree(src: SourceTree, dst_dir: Path, opts: CopyOptions) -> None:
+    """Copy what lies below a source directory into dst_dir (which exists)."""
+    dir_times: list = []
+    fresh_dirs: set[str] = set()
+    src_root, dst_root = os.fspath(src.path), os.fspath(dst_dir)
+    for rel, st in src.children:
+        parent = rel.rpartition("/")[0]
+        made = copy_entry(f"{src_root}/{rel}", st, f"{dst_root}/{rel}", opts, dir_times,
+                          fresh=bool(parent) and parent in fresh_dirs)
+        if made:
+            fresh_dirs.add(rel)
+    for d, st in reversed(dir_times):
+        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _dir_mode(opts: CopyOptions) -> int:
+    """Directories COPY creates on the way to dest: 0755, or the --chmod mode (as BuildKit does)."""
+    return 0o755 if opts.mode is None else opts.mode
+
+
+def copy_sources(rootfs: Path, sources: list[SourceTree], dest: str, opts: CopyOptions) -> list[str]:
+    """docker's COPY rules: a directory's contents go into dest; a file goes to dest, or into it when
+    dest ends with "/" or is an existing directory. Returns the in-image paths written."""
+    dest_is_dir = dest.endswith("/")
+    written = []
+    for src in sources:
+        if src.is_dir:
+            target = mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
+            copy_tree(src, target, opts)
+            written.append(dest)
+            continue
+        resolved = resolve_in_root(rootfs, dest)
+        if dest_is_dir or resolved.is_dir():
+            parent = mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
+            target = parent / src.name
+            written.append(dest.rstrip("/") + "/" + src.name)
+        else:
+            parent_path, _, leaf = dest.rstrip("/").rpartition("/")
+            parent = mkdir_in_root(rootfs, parent_path or "/", opts.dir_owner, _dir_mode(opts))
+            target = parent / leaf  # an existing symlink there is replaced, not followed
+            written.append(dest)
+        copy_entry(src.path, src.st, target, opts)
+    return written
