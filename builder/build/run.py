@@ -86,7 +86,7 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
 
 def _run_mounts(b: Builder, state: ImageState, instr) -> list[dict]:
     """RUN --mount specs resolved to what the step needs (and what its cache key must cover)."""
-    from builder.dockerfile.parser import parse_mount
+    from builder.dockerfile.runmount import parse_mount
 
     out = []
     for spec in instr.flags.get("mount") or []:

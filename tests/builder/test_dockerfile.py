@@ -8,7 +8,6 @@ from builder.dockerfile.parser import (
     Dockerfile,
     Heredoc,
     Instruction,
-    RunMount,
     chomp_heredoc,
     copy_parts,
     from_parts,
@@ -17,9 +16,9 @@ from builder.dockerfile.parser import (
     parse_arg,
     parse_heredoc_word,
     parse_key_values,
-    parse_mount,
     volume_paths,
 )
+from builder.dockerfile.runmount import RunMount, parse_mount
 from builder.errors import BuildError, DockerfileError
 from builder.dockerfile.expand import expand
 from oci_runtime.units import go_duration
