@@ -27,14 +27,9 @@ from builder.image.layout import import_layout, write_layout
 from builder.bundle.rootfs import materialize
 from builder.image.store import ImageStore
 from builder.image.tarsafe import extract_archive, is_archive
-from test_layers import CAP_NET_RAW, make_sample_tree, tree_state
+from builder_support import CAP_NET_RAW, make_sample_tree, tree_state
 
 SKOPEO = shutil.which("skopeo")
-
-
-@pytest.fixture
-def store(tmp_path) -> ImageStore:
-    return ImageStore(tmp_path / "store")
 
 
 @pytest.fixture

@@ -21,11 +21,6 @@ from builder.image.layers import write_layer_from_dir
 from builder.image.store import ImageStore
 
 
-@pytest.fixture
-def store(tmp_path) -> ImageStore:
-    return ImageStore(tmp_path / "store")
-
-
 def make_image(store: ImageStore, tmp_path: Path, files: dict[str, str], *, cmd=("sh",)):
     """A one-layer image holding `files`."""
     tree = tmp_path / f"tree-{len(list(tmp_path.iterdir()))}"

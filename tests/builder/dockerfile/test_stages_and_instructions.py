@@ -1,14 +1,11 @@
-"""Pure parts of the engine: the multi-stage plan, ARG scoping, instruction semantics, CLI parsing helpers."""
+"""The multi-stage plan, ARG scoping and the instructions that edit an image config (pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from builder.cli.build import parse_output
-from builder.cli.formatting import human_duration, human_size, render_template
 from builder.dockerfile.parser import parse
 from builder.errors import BuildError, DockerfileError
-from builder.build.result import fill_history_times
 from builder.dockerfile.instructions import (Expander, ImageState, check_signal, dest_path, do_arg, do_cmd, do_entrypoint,
                                   do_env, normalize_workdir, parse_port, run_history)
 from builder.dockerfile.stages import make_plan
@@ -124,24 +121,3 @@ def test_paths_and_signals_and_durations():
     assert format_go_duration(90 * 10**9) == "1m30s"
     assert format_go_duration(0) == "0s"
     assert format_go_duration(1500 * 10**6) == "1.5s"
-
-
-def test_history_times_filled_like_buildkit():
-    h = [{"created": "2020-01-01T00:00:00Z"}, {}, {"created": "2024-01-01T00:00:00Z"}, {}]
-    fill_history_times(h, 1, None)
-    assert [x["created"] for x in h] == ["2020-01-01T00:00:00Z", "2024-01-01T00:00:00Z",
-                                         "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"]
-    h = [{"created": "2020-01-01T00:00:00Z"}, {}, {"created": "2030-01-01T00:00:00Z"}]
-    fill_history_times(h, 1, "2023-11-14T22:13:20Z")
-    assert [x["created"] for x in h] == ["2020-01-01T00:00:00Z", "2023-11-14T22:13:20Z", "2023-11-14T22:13:20Z"]
-
-
-def test_cli_helpers():
-    assert parse_output("type=oci,dest=/x") == {"type": "oci", "dest": "/x"}
-    with pytest.raises(BuildError):
-        parse_output("type=registry,dest=x")
-    assert human_size(0) == "0B" and human_size(4_260_000) == "4.26MB" and human_size(712_000) == "712kB"
-    assert human_duration(30) == "30 seconds" and human_duration(3 * 86400) == "3 days"
-    data = {"Os": "linux", "Config": {"Env": ["A=1", "B=2"], "Labels": {"k": "v"}}}
-    assert render_template("{{.Os}} {{.Config.Env}} {{json .Config.Labels}} {{index .Config.Labels \"k\"}}",
-                           data) == 'linux [A=1 B=2] {"k":"v"} v'

@@ -12,7 +12,7 @@ from builder.image.layers import write_layer_from_dir
 from builder.image.layout import import_layout, write_layout
 from builder.bundle.rootfs import materialize
 from builder.image.store import ImageStore
-from test_layers import make_sample_tree, tree_state
+from builder_support import make_sample_tree, tree_state
 
 pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("skopeo", "umoci", "oci-image-tool")),
                                 reason="needs skopeo, umoci and oci-image-tool (Debian packages)")

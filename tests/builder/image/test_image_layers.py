@@ -15,109 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from builder_support import CAP_NET_RAW, make_sample_tree, raw_names, tree_state
+
 from builder.errors import BuildError
 from builder.image.layers import apply_layer, write_layer_from_dir, write_tar
 from builder.bundle.rootfs import mount_overlay, unmount
 from builder.image.store import ImageStore
 
 # A file capability set: version 2, cap_net_raw (bit 13) permitted + effective.
-CAP_NET_RAW = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
-SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
-
-
-def tree_state(root: Path, *, dir_mtimes: bool = False) -> dict[str, tuple]:
-    """Everything a layer must carry about each path under root (hard links as shared inode groups)."""
-    out: dict[str, tuple] = {}
-    inodes: dict[tuple[int, int], str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in sorted(dirnames + filenames):
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(root))
-            st = os.lstat(path)
-            xattrs = {}
-            for key in os.listxattr(path, follow_symlinks=False):
-                if not key.startswith(SKIP_XATTRS):
-                    xattrs[key] = os.getxattr(path, key, follow_symlinks=False)
-            kind = stat.S_IFMT(st.st_mode)
-            detail: object = None
-            if stat.S_ISREG(st.st_mode):
-                detail = hashlib.sha256(path.read_bytes()).hexdigest()
-                if st.st_nlink > 1:
-                    detail = (detail, inodes.setdefault((st.st_dev, st.st_ino), rel))
-            elif stat.S_ISLNK(st.st_mode):
-                detail = os.readlink(path)
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                detail = (os.major(st.st_rdev), os.minor(st.st_rdev))
-            mtime = int(st.st_mtime) if (dir_mtimes or not stat.S_ISDIR(st.st_mode)) else None
-            out[rel] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, detail, mtime,
-                        tuple(sorted(xattrs.items())))
-    return out
-
-
-def raw_names(data: bytes) -> list[str]:
-    """Member names exactly as stored (tarfile strips the trailing "/" of directories)."""
-    names, offset, pax_path = [], 0, None
-    while offset + 512 <= len(data):
-        header = data[offset:offset + 512]
-        if header == bytes(512):
-            break
-        size = int(header[124:136].strip(b"\0 ") or b"0", 8)
-        kind = header[156:157]
-        body = data[offset + 512:offset + 512 + size]
-        if kind == b"x":
-            for record in body.split(b"\n"):
-                if b" path=" in record:
-                    pax_path = record.split(b" path=", 1)[1].decode()
-        else:
-            name = header[0:100].rstrip(b"\0").decode()
-            prefix = header[345:500].rstrip(b"\0").decode()
-            names.append(pax_path or (f"{prefix}/{name}" if prefix else name))
-            pax_path = None
-        offset += 512 + (size + 511) // 512 * 512
-    return names
-
-
-def make_sample_tree(root: Path) -> Path:
-    """Regular files, dirs, a hard link pair, symlinks, devices, a fifo, special mode bits, xattrs, owners."""
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "hostname").write_text("box\n")
-    (root / "bin").mkdir()
-    ping = root / "bin" / "ping"
-    ping.write_bytes(b"\x7fELF-not-really" * 100)
-    os.chmod(ping, 0o4755)
-    os.setxattr(ping, "security.capability", CAP_NET_RAW)
-    os.link(ping, root / "bin" / "ping-hardlink")
-    (root / "bin" / "sgid").write_text("x")
-    os.chmod(root / "bin" / "sgid", 0o2711)
-    (root / "tmp").mkdir()
-    os.chmod(root / "tmp", 0o1777)
-    (root / "lib").symlink_to("usr/lib")
-    (root / "usr" / "lib").mkdir(parents=True)
-    (root / "usr" / "lib" / "abs-link").symlink_to("/etc/hostname")
-    (root / "dev").mkdir()
-    os.mknod(root / "dev" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    os.mknod(root / "dev" / "loop9", stat.S_IFBLK | 0o660, os.makedev(7, 9))
-    os.mkfifo(root / "dev" / "fifo", 0o600)
-    owned = root / "home" / "user" / "notes.txt"
-    owned.parent.mkdir(parents=True)
-    owned.write_text("mine")
-    os.chown(owned, 1234, 5678)
-    os.chown(owned.parent, 1234, 5678)
-    os.setxattr(owned, "user.comment", b"hello \xff binary")
-    (root / "-dash").write_text("sorts before dots")
-    (root / "\u00e9t\u00e9.txt").write_text("utf-8 name")
-    long_dir = root / ("d" * 80) / ("e" * 80)
-    long_dir.mkdir(parents=True)
-    (long_dir / "f").write_text("long path")
-    os.utime(root / "etc" / "hostname", (1_600_000_000, 1_600_000_000))
-    return root
-
-
-@pytest.fixture
-def store(tmp_path) -> ImageStore:
-    return ImageStore(tmp_path / "store")
-
-
 def layer_bytes(store: ImageStore, desc) -> bytes:
     with store.open_blob(desc.digest, desc.size) as f:
         return f.read()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 
 import pytest
 
-from test_build_support import busybox_tar, image_config, layer_names, make_context, pydock, unpack  # noqa: F401
+from builder_support import Pydock, image_config, layer_names, make_context, unpack
 
 pytestmark = pytest.mark.root
 
@@ -225,8 +224,6 @@ def test_malicious_tar_in_add_is_refused(pydock, tmp_path):
 
 
 def test_source_date_epoch_gives_identical_manifests(tmp_path, busybox_tar):
-    from test_build_support import Pydock
-
     ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN echo hi > /hi\nCOPY f /f\nLABEL a=b\n", {"f": "f"})
     digests = []
     for i in range(2):

@@ -12,7 +12,7 @@ import hashlib
 
 import pytest
 
-from test_build_support import busybox_tar, image_config, make_context, pydock, unpack  # noqa: F401
+from builder_support import image_config, make_context, unpack
 
 pytestmark = pytest.mark.root
 

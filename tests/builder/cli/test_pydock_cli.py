@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 
 import pytest
 
 from support import PYRUNC
-from test_build_support import (UMOCI, Pydock, busybox_tar, image_config, make_context, pydock,  # noqa: F401
-                                unpack)
+from builder_support import UMOCI, Pydock, make_context, unpack
 
 pytestmark = pytest.mark.root
 

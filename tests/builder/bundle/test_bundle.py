@@ -20,11 +20,6 @@ from oci_runtime.specgen import default_spec
 
 
 @pytest.fixture
-def store(tmp_path) -> ImageStore:
-    return ImageStore(tmp_path / "store")
-
-
-@pytest.fixture
 def busybox_image(store, busybox_template, tmp_path):
     tarball = tmp_path / "busybox.tar.gz"
     subprocess.run(["tar", "--numeric-owner", "-C", str(busybox_template), "-czf", str(tarball), "."], check=True)
