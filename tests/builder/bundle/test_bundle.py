@@ -83,6 +83,7 @@ def test_bundle_from_imported_busybox(store, busybox_image, busybox_template, tm
         make_bundle(store, "app:1", tmp_path / "bundle")
 
 
+@pytest.mark.root
 def test_bundle_runs_with_our_runtime(store, busybox_image, tmp_path):
     derive(store, busybox_image, tmp_path, name="run:1",
            config={"Cmd": ["sh", "-c", "echo $GREETING from $(pwd) as $(id -u):$(id -g) groups $(id -G)"],

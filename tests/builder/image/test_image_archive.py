@@ -56,6 +56,7 @@ def rootfs_state(store: ImageStore, image, dest: Path) -> dict:
     return tree_state(materialize(store, image, dest))
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("fmt", ["docker", "oci"])
 def test_save_load_round_trip(fmt, store, two_layer_image, tmp_path):
     archive = tmp_path / f"out-{fmt}.tar"
@@ -74,6 +75,7 @@ def test_save_load_round_trip(fmt, store, two_layer_image, tmp_path):
     assert again.read_bytes() == archive.read_bytes()
 
 
+@pytest.mark.root
 def test_docker_archive_layout(store, two_layer_image, tmp_path):
     archive = tmp_path / "docker.tar"
     save(store, ["sample:1"], archive, format="docker")
@@ -90,6 +92,7 @@ def test_docker_archive_layout(store, two_layer_image, tmp_path):
     assert repositories == {"sample": {"1": manifest[0]["Layers"][-1].split("/")[0]}}
 
 
+@pytest.mark.root
 @pytest.mark.skipif(not SKOPEO, reason="skopeo is not installed")
 def test_skopeo_reads_our_docker_archive(store, two_layer_image, tmp_path):
     archive = tmp_path / "docker.tar"
@@ -105,6 +108,7 @@ def test_skopeo_reads_our_docker_archive(store, two_layer_image, tmp_path):
         rootfs_state(store, two_layer_image, tmp_path / "want")
 
 
+@pytest.mark.root
 @pytest.mark.skipif(not SKOPEO, reason="skopeo is not installed")
 def test_load_layout_written_by_skopeo(store, two_layer_image, tmp_path):
     write_layout(store, two_layer_image, tmp_path / "A", "x")
@@ -123,6 +127,7 @@ def test_load_layout_written_by_skopeo(store, two_layer_image, tmp_path):
     assert import_layout(ImageStore(tmp_path / "fourth"), tmp_path / "B", "y").id == two_layer_image.id
 
 
+@pytest.mark.root
 def test_load_untagged_and_compressed_archives(store, two_layer_image, tmp_path):
     archive = tmp_path / "byid.tar"
     save(store, [two_layer_image.id], archive, format="oci")
@@ -239,6 +244,7 @@ def test_malicious_archives_are_refused(case, tmp_path):
     assert not Path("/tmp/evil-absolute").exists()
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("compression", ["", "gz", "bz2", "xz", "zst"])
 def test_extract_archive_detects_compression_and_keeps_metadata(compression, tmp_path):
     tree = make_sample_tree(tmp_path / "tree")
@@ -267,6 +273,7 @@ def test_extract_archive_detects_compression_and_keeps_metadata(compression, tmp
     assert os.stat(dest / "bin" / "ping").st_ino == os.stat(dest / "bin" / "ping-hardlink").st_ino
 
 
+@pytest.mark.root
 def test_extract_archive_follows_inside_symlinks_and_chown(tmp_path):
     archive = _write_tar(tmp_path / "ok.tar",
                          _entry("real/", tarfile.DIRTYPE),

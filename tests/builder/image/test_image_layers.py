@@ -28,6 +28,7 @@ def layer_bytes(store: ImageStore, desc) -> bytes:
         return f.read()
 
 
+@pytest.mark.root
 def test_same_tree_gives_same_digest_and_sorted_normalised_entries(store, tmp_path):
     tree = make_sample_tree(tmp_path / "tree")
     first = write_layer_from_dir(tree, store)
@@ -59,6 +60,7 @@ def test_same_tree_gives_same_digest_and_sorted_normalised_entries(store, tmp_pa
     assert members["etc/hostname"].mtime == 1_600_000_000
 
 
+@pytest.mark.root
 def test_source_date_epoch_clamps_mtimes(store, tmp_path):
     a = make_sample_tree(tmp_path / "a")
     b = make_sample_tree(tmp_path / "b")
@@ -75,6 +77,7 @@ def test_source_date_epoch_clamps_mtimes(store, tmp_path):
         assert {m.mtime for m in tar} == {epoch}
 
 
+@pytest.mark.root
 def test_round_trip_keeps_links_devices_modes_owners_xattrs(store, tmp_path):
     tree = make_sample_tree(tmp_path / "tree")
     desc, diff_id = write_layer_from_dir(tree, store)
@@ -88,6 +91,7 @@ def test_round_trip_keeps_links_devices_modes_owners_xattrs(store, tmp_path):
     assert stat.S_IMODE(os.stat(out / "tmp").st_mode) == 0o1777
 
 
+@pytest.mark.root
 def test_zstd_and_plain_layers_hold_the_same_tar(store, tmp_path):
     tree = make_sample_tree(tmp_path / "tree")
     gz, gz_diff = write_layer_from_dir(tree, store, compression="gzip")
@@ -142,6 +146,7 @@ def _make_lower(lower: Path) -> None:
     (lower / "dir-to-file").mkdir()
 
 
+@pytest.mark.root
 def test_overlay_whiteouts_round_trip(store, tmp_path):
     lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
     _make_lower(lower)
@@ -232,6 +237,7 @@ def test_apply_layer_refuses_escapes_and_keeps_symlinks_inside(tmp_path):
         apply_layer(_tar_with((_entry("sub/.wh.."), b"")), dest)
 
 
+@pytest.mark.root
 def test_write_tar_matches_layer_diff_id(store, tmp_path):
     tree = make_sample_tree(tmp_path / "tree")
     _, diff_id = write_layer_from_dir(tree, store, overlay_whiteouts=False)

@@ -230,6 +230,7 @@ def test_remove_by_name_untags_while_other_names_remain(store, tmp_path):
     assert store.has_blob(image.id)
 
 
+@pytest.mark.root
 def test_unpacked_layer_keeps_whiteouts_in_overlay_form(store, tmp_path):
     upper = tmp_path / "upper"
     (upper / "opaque").mkdir(parents=True)
@@ -258,6 +259,7 @@ def test_inspect_data(store, tmp_path):
     assert data["Size"] == image.size > 0
 
 
+@pytest.mark.root
 def test_cleanup_never_touches_a_mounted_leftover(store):
     leftover = store.tmp_dir / "crashed-step"
     (leftover / "merged").mkdir(parents=True)

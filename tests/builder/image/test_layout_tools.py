@@ -14,8 +14,9 @@ from builder.bundle.rootfs import materialize
 from builder.image.store import ImageStore
 from builder_support import make_sample_tree, tree_state
 
-pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("skopeo", "umoci", "oci-image-tool")),
-                                reason="needs skopeo, umoci and oci-image-tool (Debian packages)")
+pytestmark = [pytest.mark.skipif(not all(shutil.which(t) for t in ("skopeo", "umoci", "oci-image-tool")),
+                                 reason="needs skopeo, umoci and oci-image-tool (Debian packages)"),
+              pytest.mark.root]  # every test starts from a sample tree with devices, owners and xattrs
 REF = "example.com/team/sample:1.0"
 
 
