@@ -9,9 +9,9 @@ docker does, so the same file fails with the same first error:
    (`--name=value` words right after the instruction), exec (JSON array) or shell
    form, ENV/LABEL pairs, and heredocs (`<<EOF`, `<<-EOF`, `<<'EOF'`) for RUN, COPY,
    ADD (and ONBUILD of those).
-2. Each instruction is checked: known instruction, flags it accepts, argument counts,
-   FROM stage names, ONBUILD triggers, HEALTHCHECK options, SHELL in JSON form, and
-   that every instruction but ARG comes after a FROM.
+2. Each instruction is checked (checks.py: known instruction, flags it accepts, argument
+   counts, FROM stage names, ONBUILD triggers, HEALTHCHECK options, SHELL in JSON form),
+   and every instruction but ARG must come after a FROM.
 
 Nothing is expanded here: `$VAR` stays as written (see builder.dockerfile.expand).
 """
@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from builder.dockerfile.expand import ShellLexer, is_go_space
-from builder.dockerfile.runmount import check_mount_syntax
-from builder.dockerfile.suggest import did_you_mean
 from builder.errors import BuildError, DockerfileError
 from oci_runtime.units import go_duration, go_quote
 
@@ -40,24 +37,6 @@ INSTRUCTIONS = (
 # directive block.
 KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 
-# Flag kinds: a string flag needs "=value"; a bool flag takes none or true/false; a
-# list flag may be repeated.
-_STR, _BOOL, _LIST = "string", "bool", "list"
-
-FLAG_SPECS: dict[str, dict[str, str]] = {
-    "ADD": {"chown": _STR, "chmod": _STR, "link": _BOOL, "keep-git-dir": _BOOL, "checksum": _STR,
-            "unpack": _BOOL, "exclude": _LIST},
-    "COPY": {"chown": _STR, "from": _STR, "chmod": _STR, "link": _BOOL, "exclude": _LIST, "parents": _BOOL},
-    "FROM": {"platform": _STR},
-    "RUN": {"mount": _LIST, "network": _STR, "security": _STR, "device": _LIST},
-    "HEALTHCHECK": {"interval": _STR, "timeout": _STR, "start-period": _STR, "start-interval": _STR,
-                    "retries": _STR},
-}
-
-RUN_NETWORK_MODES = ("default", "none", "host")
-RUN_SECURITY_MODES = ("insecure", "sandbox")
-
-_VALID_STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
 _DIRECTIVE_LINE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
 _SPLIT_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 _HEREDOC_WORD = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
@@ -152,7 +131,7 @@ class CopyParts:
 
 
 # ---------------------------------------------------------------------------
-# small helpers shared by both passes
+# small helpers shared by both passes (checks.py uses some)
 
 
 def _lstrip(text: str) -> str:
@@ -162,7 +141,7 @@ def _lstrip(text: str) -> str:
     return text[i:]
 
 
-def _strip(text: str) -> str:
+def strip_go_space(text: str) -> str:
     text = _lstrip(text)
     j = len(text)
     while j > 0 and is_go_space(text[j - 1]):
@@ -227,7 +206,7 @@ def _continuation_regex(escape: str) -> re.Pattern[str]:
 
 
 @dataclass
-class _Node:
+class Node:
     """An instruction line as pass 1 sees it, before any checking."""
 
     cmd: str  # as written
@@ -240,7 +219,7 @@ class _Node:
     end_lineno: int = 0
     heredocs: list[Heredoc] = field(default_factory=list)
     pairs: list[tuple[str, str]] | None = None
-    child: _Node | None = None
+    child: Node | None = None
 
 
 def _split_lines(text: str) -> list[str]:
@@ -252,10 +231,10 @@ def _split_lines(text: str) -> list[str]:
     return result
 
 
-def _read_nodes(text: str, filename: str) -> tuple[list[_Node], _Directives]:
+def _read_nodes(text: str, filename: str) -> tuple[list[Node], _Directives]:
     directives = _Directives()
     lines = _split_lines(text[1:] if text.startswith("\ufeff") else text)
-    nodes: list[_Node] = []
+    nodes: list[Node] = []
     lineno = 0
     i = 0
 
@@ -334,16 +313,16 @@ def _trim_continuation(line: str, directives: _Directives) -> tuple[str, bool]:
     return (trimmed, False) if count else (line, True)
 
 
-def _node_from_line(line: str, escape: str, lineno: int) -> _Node:
-    stripped = _strip(line)
+def _node_from_line(line: str, escape: str, lineno: int) -> Node:
+    stripped = strip_go_space(line)
     cmd_and_rest = _SPLIT_WHITESPACE.split(stripped, maxsplit=1)
     cmd = cmd_and_rest[0]
     raw_flags: list[str] = []
     rest = ""
     if len(cmd_and_rest) == 2:
         rest, raw_flags = _extract_flags(cmd_and_rest[1], escape)
-        rest = _strip(rest)
-    node = _Node(cmd=cmd, raw_flags=raw_flags, rest=rest, words=[], json_form=False, original=line, lineno=lineno)
+        rest = strip_go_space(rest)
+    node = Node(cmd=cmd, raw_flags=raw_flags, rest=rest, words=[], json_form=False, original=line, lineno=lineno)
     kind = cmd.upper()
     if kind in ("ADD", "COPY", "VOLUME"):
         node.words, node.json_form = _maybe_json_or_split(rest)
@@ -584,7 +563,7 @@ def parse_heredoc_word(word: str) -> Heredoc | None:
     return Heredoc(name=name, content="", expand=not quoted, chomp=chomp == "-", fd=int(fd or 0))
 
 
-def _heredoc_marker(word: str) -> Heredoc | None:
+def heredoc_marker(word: str) -> Heredoc | None:
     """parse_heredoc_word, with a malformed marker counting as no marker (as in docker)."""
     try:
         return parse_heredoc_word(word)
@@ -607,209 +586,6 @@ def _heredocs_from_line(line: str) -> list[Heredoc]:
 
 
 # ---------------------------------------------------------------------------
-# pass 2: nodes -> checked instructions
-
-
-def _parse_flags(node: _Node, spec: dict[str, str]) -> dict[str, list[str]]:
-    flags: dict[str, list[str]] = {}
-    for arg in node.raw_flags:
-        if arg == "--":
-            break
-        if not arg.startswith("--"):
-            raise BuildError(f"arg should start with -- : {arg}")
-        written, has_value, value = arg.partition("=")
-        name = written[2:]
-        kind = spec.get(name)
-        if kind is None:
-            raise BuildError(f"unknown flag: {written}{did_you_mean(name, list(spec))}")
-        if name in flags and kind != _LIST:
-            raise BuildError(f"duplicate flag specified: {written}")
-        if kind == _BOOL:
-            if has_value and value == "":
-                raise BuildError(f"missing a value on flag: {written}")
-            if value.lower() in ("true", ""):
-                flags[name] = ["true"]
-            elif value.lower() == "false":
-                flags[name] = ["false"]
-            else:
-                raise BuildError(f"expecting boolean value for flag {written}, not: {value}")
-        else:
-            if not has_value:
-                raise BuildError(f"missing a value on flag: {written}")
-            flags.setdefault(name, []).append(value)
-    return flags
-
-
-def _check_instruction(node: _Node, escape: str) -> Instruction:
-    kind = node.cmd.upper()
-    if kind not in INSTRUCTIONS:
-        raise BuildError(f"unknown instruction: {node.cmd}{did_you_mean(node.cmd, INSTRUCTIONS)}")
-    inst = Instruction(
-        cmd=kind,
-        args=_contract_args(node, kind),
-        flags={},
-        json_form=node.json_form,
-        heredocs=node.heredocs,
-        lineno=node.lineno,
-        end_lineno=node.end_lineno,
-        original=node.original,
-        words=list(node.words),
-    )
-    _CHECKS[kind](node, inst, escape)
-    return inst
-
-
-def _contract_args(node: _Node, kind: str) -> list[str]:
-    if node.json_form and kind != "HEALTHCHECK":
-        return list(node.words)
-    return [node.rest] if node.rest else []
-
-
-def _at_least_one(node: _Node, kind: str) -> None:
-    if not node.words:
-        raise BuildError(f"{kind} requires at least one argument")
-
-
-def _exactly_one(node: _Node, kind: str) -> None:
-    if len(node.words) != 1:
-        raise BuildError(f"{kind} requires exactly one argument")
-
-
-def _check_key_values(node: _Node, inst: Instruction, escape: str) -> None:
-    inst.flags = _parse_flags(node, {})
-    if not node.pairs:
-        raise BuildError(f"{inst.cmd} requires at least one argument")
-    if any(key == "" for key, _ in node.pairs):
-        raise BuildError(f"{inst.cmd} names can not be blank")
-
-
-def _check_maintainer(node: _Node, inst: Instruction, escape: str) -> None:
-    _exactly_one(node, inst.cmd)
-    inst.flags = _parse_flags(node, {})
-
-
-def _check_copy(node: _Node, inst: Instruction, escape: str) -> None:
-    if len(node.words) < 2:
-        raise BuildError(
-            f"{inst.cmd} requires at least two arguments, but only one was provided."
-            " Destination could not be determined"
-        )
-    inst.flags = _parse_flags(node, FLAG_SPECS[inst.cmd])
-    if _heredoc_marker(node.words[-1]) is not None:
-        raise BuildError(f"{inst.cmd} cannot accept a heredoc as a destination")
-
-
-def _check_from(node: _Node, inst: Instruction, escape: str) -> None:
-    _stage_name(node.words)
-    inst.flags = _parse_flags(node, FLAG_SPECS["FROM"])
-
-
-def _stage_name(words: list[str]) -> str | None:
-    if len(words) == 3 and words[1].lower() == "as":
-        name = words[2].lower()
-        if not _VALID_STAGE_NAME.match(name):
-            raise BuildError(
-                f"invalid name for build stage: {go_quote(words[2])}, name can't start with a number or contain symbols"
-            )
-        return name
-    if len(words) != 1:
-        raise BuildError("FROM requires either one or three arguments")
-    return None
-
-
-def _check_onbuild(node: _Node, inst: Instruction, escape: str) -> None:
-    _at_least_one(node, "ONBUILD")
-    inst.flags = _parse_flags(node, {})
-    assert node.child is not None
-    trigger = node.child.cmd.upper()
-    if trigger == "ONBUILD":
-        raise BuildError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-    if trigger in ("MAINTAINER", "FROM"):
-        raise BuildError(f"{trigger} isn't allowed as an ONBUILD trigger")
-    # Docker only checks the trigger when a child image runs it; we check it now.
-    inst.trigger = _check_instruction(node.child, escape)
-
-
-def _check_workdir_user(node: _Node, inst: Instruction, escape: str) -> None:
-    _exactly_one(node, inst.cmd)
-    inst.flags = _parse_flags(node, {})
-
-
-def _check_run(node: _Node, inst: Instruction, escape: str) -> None:
-    inst.flags = _parse_flags(node, FLAG_SPECS["RUN"])
-    network = inst.flag("network", "default")
-    if network not in RUN_NETWORK_MODES:
-        raise BuildError(f"invalid network mode {go_quote(network)}")
-    security = inst.flag("security", "sandbox")
-    if security not in RUN_SECURITY_MODES:
-        raise BuildError(f"security {go_quote(security)} is not valid")
-    for spec in inst.flags.get("mount", []):
-        check_mount_syntax(spec)
-
-
-def _check_plain(node: _Node, inst: Instruction, escape: str) -> None:
-    inst.flags = _parse_flags(node, {})
-
-
-def _check_healthcheck(node: _Node, inst: Instruction, escape: str) -> None:
-    _at_least_one(node, "HEALTHCHECK")
-    if node.words[0].upper() != "NONE":  # docker ignores the flags of HEALTHCHECK NONE
-        inst.flags = _parse_flags(node, FLAG_SPECS["HEALTHCHECK"])
-    healthcheck_config(inst)
-
-
-def _check_expose(node: _Node, inst: Instruction, escape: str) -> None:
-    _at_least_one(node, "EXPOSE")
-    inst.flags = _parse_flags(node, {})
-
-
-def _check_volume(node: _Node, inst: Instruction, escape: str) -> None:
-    _at_least_one(node, "VOLUME")
-    inst.flags = _parse_flags(node, {})
-    if any(_strip(word) == "" for word in node.words):
-        raise BuildError("VOLUME specified can not be an empty string")
-
-
-def _check_stopsignal(node: _Node, inst: Instruction, escape: str) -> None:
-    _exactly_one(node, "STOPSIGNAL")  # docker does not look at STOPSIGNAL's flags
-
-
-def _check_arg(node: _Node, inst: Instruction, escape: str) -> None:
-    _at_least_one(node, "ARG")  # docker does not look at ARG's flags
-    parse_arg(node.rest, escape)
-
-
-def _check_shell(node: _Node, inst: Instruction, escape: str) -> None:
-    inst.flags = _parse_flags(node, {})
-    if not node.words:
-        raise BuildError("SHELL requires at least one argument")
-    if not node.json_form:
-        raise BuildError("SHELL requires the arguments to be in JSON form")
-
-
-_CHECKS: dict[str, Callable[[_Node, Instruction, str], None]] = {
-    "ADD": _check_copy,
-    "ARG": _check_arg,
-    "CMD": _check_plain,
-    "COPY": _check_copy,
-    "ENTRYPOINT": _check_plain,
-    "ENV": _check_key_values,
-    "EXPOSE": _check_expose,
-    "FROM": _check_from,
-    "HEALTHCHECK": _check_healthcheck,
-    "LABEL": _check_key_values,
-    "MAINTAINER": _check_maintainer,
-    "ONBUILD": _check_onbuild,
-    "RUN": _check_run,
-    "SHELL": _check_shell,
-    "STOPSIGNAL": _check_stopsignal,
-    "USER": _check_workdir_user,
-    "VOLUME": _check_volume,
-    "WORKDIR": _check_workdir_user,
-}
-
-
-# ---------------------------------------------------------------------------
 # typed views of some instructions, for the engine
 
 
@@ -817,7 +593,9 @@ def from_parts(inst: Instruction) -> tuple[str, str | None]:
     """FROM's (image, stage name or None); the name lower-cased as docker does."""
     if inst.cmd != "FROM":
         raise ValueError(f"{inst.cmd} is not FROM")
-    return inst.words[0], _stage_name(inst.words)
+    from builder.dockerfile.checks import stage_name  # checks imports the node types from here
+
+    return inst.words[0], stage_name(inst.words)
 
 
 def copy_parts(inst: Instruction) -> CopyParts:
@@ -828,7 +606,7 @@ def copy_parts(inst: Instruction) -> CopyParts:
     sources: list[str] = []
     inline: list[Heredoc] = []
     for word in inst.words[:-1]:
-        marker = _heredoc_marker(word)
+        marker = heredoc_marker(word)
         if marker is None:
             sources.append(word)
         else:
@@ -841,7 +619,7 @@ def volume_paths(inst: Instruction) -> list[str]:
     """VOLUME's paths (each trimmed, as docker does), unexpanded."""
     if inst.cmd != "VOLUME":
         raise ValueError(f"{inst.cmd} is not VOLUME")
-    return [_strip(word) for word in inst.words]
+    return [strip_go_space(word) for word in inst.words]
 
 
 def _interval(inst_flags: dict[str, list[str]], name: str) -> int:
@@ -910,6 +688,8 @@ def healthcheck_config(inst: Instruction) -> dict:
 
 def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
     """Parse and check a Dockerfile; raises DockerfileError naming file, line and problem."""
+    from builder.dockerfile.checks import check_instruction  # checks imports the node types from here
+
     if text == "":
         raise DockerfileError(filename, 0, "the Dockerfile cannot be empty")
     nodes, directives = _read_nodes(text, filename)
@@ -919,7 +699,7 @@ def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
     seen_from = False
     for node in nodes:
         try:
-            inst = _check_instruction(node, directives.escape)
+            inst = check_instruction(node, directives.escape)
             if inst.cmd == "FROM":
                 seen_from = True
             elif not seen_from and inst.cmd != "ARG":
