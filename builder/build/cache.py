@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from builder.atomicfile import atomic_file
 
 
 def step_key(parent: str, payload: dict) -> str:
@@ -63,19 +63,8 @@ class BuildCache:
     def put(self, key: str, entry: CacheEntry) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry.to_json(), f, sort_keys=True, separators=(",", ":"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_file(path) as f:
+            f.write(json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":")).encode())
 
     def remove(self, key: str) -> None:
         """Drop an entry (and the directories it leaves empty)."""

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.atomicfile import atomic_file
 from builder.dockerfile import gomatch
 from builder.errors import BuildError
 
@@ -346,16 +347,11 @@ class BuildContext:
             return
         live = {k: v for k, v in self._hash_cache.items() if k in self._packed}
         self._hash_cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._hash_cache_file.with_name(f".{self._hash_cache_file.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "w") as f:
-                json.dump({"root": str(self.root), "files": live}, f, separators=(",", ":"))
-            os.replace(tmp, self._hash_cache_file)
+            with atomic_file(self._hash_cache_file, durable=False) as f:  # only a cache: losing it costs time
+                f.write(json.dumps({"root": str(self.root), "files": live}, separators=(",", ":")).encode())
         except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            pass
         self._hash_cache_dirty = False
 
 

@@ -4,9 +4,9 @@ made from its config (spec.py)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from builder.atomicfile import atomic_file
 from builder.bundle.rootfs import materialize
 from builder.bundle.spec import image_spec
 from builder.errors import BuildError
@@ -27,7 +27,6 @@ def make_bundle(store: ImageStore, ref: str | Image, dest: Path, *, readonly: bo
     spec = image_spec(image.config, rootfs, terminal=terminal)
     if readonly is not None:
         spec["root"]["readonly"] = readonly
-    tmp = dest / ".config.json.tmp"
-    tmp.write_text(json.dumps(spec, indent=2) + "\n")
-    os.replace(tmp, dest / "config.json")
+    with atomic_file(dest / "config.json", durable=False) as f:
+        f.write((json.dumps(spec, indent=2) + "\n").encode())
     return dest

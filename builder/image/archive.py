@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import shutil
 import sys
 import tarfile
@@ -24,6 +23,7 @@ from typing import BinaryIO, Iterator
 
 from builder.image import mediatypes as mt
 from builder.image.digest import CHUNK, Descriptor, HashingWriter
+from builder.atomicfile import atomic_file
 from builder.errors import BuildError
 from builder.fetch import is_url, open_url
 from builder.image.layers import abandon, compressor
@@ -115,16 +115,8 @@ def save(store: ImageStore, refs: list[str], out_path: Path | str | BinaryIO, fo
     if not isinstance(out_path, (str, Path)):
         _write_archive(store, images, out_path, kind)
         return
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            _write_archive(store, images, f, kind)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out_path) as f:
+        _write_archive(store, images, f, kind)
 
 
 def _write_archive(store: ImageStore, images: list[tuple[Image, list[str]]], out: BinaryIO, kind: str) -> None:

@@ -8,26 +8,21 @@ org.opencontainers.image.ref.name = REF, and blobs/sha256/<hex> for the manifest
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from builder.image import mediatypes as mt
 from builder.image.digest import CHUNK, Descriptor, VerifyingReader, canonical_json, parse_digest
+from builder.atomicfile import atomic_file
 from builder.errors import BuildError
 from builder.image.platform import host_platform
 from builder.image.store import Image, ImageStore, normalize_name
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(path) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
 
 
 def _copy_blob_out(store: ImageStore, desc: Descriptor, dest_dir: Path) -> None:
@@ -35,16 +30,9 @@ def _copy_blob_out(store: ImageStore, desc: Descriptor, dest_dir: Path) -> None:
     target = dest_dir / "blobs" / "sha256" / hexpart
     if target.is_file() and target.stat().st_size == desc.size:
         return
-    tmp = target.with_name(f".{hexpart}.{secrets.token_hex(6)}.tmp")
-    try:
-        with store.open_blob(desc.digest, desc.size) as src, open(tmp, "wb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
-            src.read_to_end()
-            out.flush()
-            os.fsync(out.fileno())
-        os.rename(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with store.open_blob(desc.digest, desc.size) as src, atomic_file(target) as out:
+        shutil.copyfileobj(src, out, CHUNK)
+        src.read_to_end()
 
 
 def write_layout(store: ImageStore, image: Image, dest_dir: Path, ref_name: str | None,
