@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from builder.build.files import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
 from builder.build.users import chown_ids
 from builder.dockerfile import gomatch
-from builder.dockerfile.instructions import ImageState, base_config, dest_path
+from builder.dockerfile.instructions import ImageState, dest_path
 from builder.dockerfile.stages import Stage
 from builder.errors import BuildError
 from builder.fetch import download, is_url
@@ -162,8 +162,7 @@ def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, src
         source = b.stage_result(src_stage)
         what = f"stage {src_stage.display_name}"
     else:
-        image = b.resolve_image(ref)
-        source = ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
+        source = b.image_state(ref)
         what = f"image {ref}"
     if len(srcs) > 1 and not dest.endswith("/"):
         raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "

@@ -206,6 +206,11 @@ class Builder:
         self.base_history_len[id(state)] = len(config["history"])
         return state, onbuild
 
+    def image_state(self, ref: str) -> ImageState:
+        """An image's filesystem as the source of COPY --from or RUN --mount from=."""
+        image = self.resolve_image(ref)
+        return ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
+
     def resolve_image(self, ref: str):
         """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]")."""
         if ref.startswith("oci:"):

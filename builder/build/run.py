@@ -9,7 +9,7 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.dockerfile.instructions import ImageState, base_config, run_history
+from builder.dockerfile.instructions import ImageState, run_history
 from builder.dockerfile.stages import PROXY_ARGS
 from builder.build.files import resolve_in_root
 from builder.errors import BuildError, StepFailed
@@ -110,11 +110,7 @@ def _run_mounts(b: Builder, state: ImageState, instr) -> list[dict]:
             source = m.source or "/"
             if m.from_:
                 src_stage = b.plan.find_stage(m.from_) if b.plan else None
-                if src_stage is not None:
-                    src_state = b.stage_result(src_stage)
-                else:
-                    image = b.resolve_image(m.from_)
-                    src_state = ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
+                src_state = b.stage_result(src_stage) if src_stage is not None else b.image_state(m.from_)
                 item["from_state"] = src_state
                 item["key"] = {"type": "bind", "target": target, "from": list(src_state.diff_ids),
                                "source": source, "rw": not m.readonly}
