@@ -277,40 +277,6 @@ def resolve_dir(root_fd: int, parts: list[str], *, in_root: bool, create: bool =
             os.close(fd)
 
 
-def read_in_root(root: Path | str, path: str) -> bytes | None:
-    """The content of `path` inside a root filesystem, symlinks resolved inside it; None if missing
-    (or not a regular file). For reading e.g. /etc/passwd of an image without trusting its symlinks."""
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        parts = [p for p in path.split("/") if p]
-        for _ in range(MAX_SYMLINKS):
-            if not parts or parts[-1] in (".", ".."):
-                return None
-            try:
-                dir_fd = resolve_dir(root_fd, parts[:-1], in_root=True, entry=path)
-            except (FileNotFoundError, BuildError):
-                return None
-            try:
-                st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    target = os.readlink(parts[-1], dir_fd=dir_fd)
-                    base = [] if target.startswith("/") else parts[:-1]
-                    parts = [p for p in base + target.split("/") if p]
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    return None
-                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-                with os.fdopen(fd, "rb") as f:
-                    return f.read()
-            except FileNotFoundError:
-                return None
-            finally:
-                os.close(dir_fd)
-        return None
-    finally:
-        os.close(root_fd)
-
-
 class Extractor:
     """Creates tar members under `dest`, refusing anything that would land outside it (see module doc).
 
