@@ -16,9 +16,9 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from builder.errors import BuildError
+from builder.image.digest import CHUNK
 
 TIMEOUT = (30, 300)  # seconds to connect, and to wait for each piece of the body
-CHUNK = 1 << 20
 
 
 def is_url(text: str) -> bool:

@@ -22,8 +22,8 @@ from pathlib import Path
 from builder.atomicfile import atomic_file
 from builder.dockerfile import gomatch
 from builder.errors import BuildError
+from builder.image.digest import CHUNK
 
-_CHUNK = 1 << 20
 _MAX_SYMLINKS = 255
 
 # What we keep of each context entry's lstat, packed into one bytes object (~120 B instead of ~630 B
@@ -284,7 +284,7 @@ class BuildContext:
         h = hashlib.sha256()
         fd = os.open(self._abs(relpath), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            while chunk := os.read(fd, _CHUNK):
+            while chunk := os.read(fd, CHUNK):
                 h.update(chunk)
         finally:
             os.close(fd)

@@ -12,7 +12,7 @@ from builder.errors import BuildError
 
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
 _DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
-CHUNK = 1024 * 1024
+CHUNK = 1024 * 1024  # how much a stream is read or written at a time
 
 
 def parse_digest(digest: str) -> tuple[str, str]:

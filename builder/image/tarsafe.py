@@ -32,8 +32,8 @@ from typing import BinaryIO
 from urllib.parse import unquote_to_bytes
 
 from builder.errors import BuildError
+from builder.image.digest import CHUNK
 
-CHUNK = 1024 * 1024
 MAX_SYMLINKS = 40
 
 _MAGIC = [
