@@ -1,3 +1,5 @@
+"""python -m builder: the pydock command."""
+
 import sys
 
 from builder.cli import main

@@ -7,30 +7,12 @@ BuildError; its str() is exactly the line the CLI prints after "pydock: error: "
 from __future__ import annotations
 
 
-def go_quote(text: str) -> str:
-    """Quote text the way Go's %q does, so our messages read like docker's."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not ch.isprintable() and code > 0x7F:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
 class BuildError(Exception):
     """Base class of every builder error meant for the user."""
+
+
+class StepFailed(BuildError):
+    """A step failed with a message that needs no "<CMD> failed:" prefix (RUN's exit status)."""
 
 
 class DockerfileError(BuildError):

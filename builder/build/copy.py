@@ -1,0 +1,225 @@
+"""COPY and ADD: sources from the build context, a URL (ADD), a heredoc, or another stage or image
+(--from), copied into the step's workspace with files.py's rules for owners, modes and paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builder.build.files import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
+from builder.build.users import chown_ids
+from builder.dockerfile import gomatch
+from builder.dockerfile.instructions import ImageState, dest_path
+from builder.dockerfile.stages import Stage
+from builder.errors import BuildError
+from builder.fetch import download, is_url
+
+if TYPE_CHECKING:
+    from builder.build.engine import Builder
+
+
+def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
+    from builder.dockerfile.parser import copy_parts
+
+    is_add = instr.cmd == "ADD"
+    parts = copy_parts(instr)
+    env = state.env
+    srcs = [b.ex.word(s, env) for s in parts.sources]
+    dest = dest_path(state.workdir, b.ex.word(parts.dest, env))
+    chown = b.ex.word(instr.flag("chown"), env) if instr.flag("chown") else ""
+    chmod_text = b.ex.word(instr.flag("chmod"), env) if instr.flag("chmod") else ""
+    chmod = None
+    if chmod_text:
+        try:
+            chmod = int(chmod_text, 8)
+        except ValueError:
+            chmod = -1
+        if not 0 <= chmod <= 0o7777:
+            raise BuildError(f"invalid chmod parameter: '{chmod_text}'. it should be octal string "
+                             "and between 0 and 07777")
+    checksum = b.ex.word(instr.flag("checksum"), env) if is_add and instr.flag("checksum") else ""
+    from_ref = instr.flag("from") if not is_add else None
+    if instr.flag("parents") == "true":
+        raise BuildError(f"{instr.cmd} --parents is not supported by pydock yet")
+    excludes = [b.ex.word(p, env) for p in instr.flags.get("exclude") or []]
+    if excludes and from_ref:
+        raise BuildError(f"{instr.cmd} --exclude with --from is not supported by pydock yet")
+    from builder.dockerfile.ignore import IgnoreMatcher
+
+    excluded = IgnoreMatcher(excludes).matches if excludes else None
+    if checksum and (len(srcs) != 1 or not is_url(srcs[0])):
+        raise BuildError("checksum requires a single HTTP(S) source")
+    if not is_add and any(is_url(s) for s in srcs):
+        raise BuildError("source can't be a URL for COPY")
+
+    history = [instr.cmd]
+    history += [f"--exclude={p}" for p in excludes]
+    if chown:
+        history.append(f"--chown={chown}")
+    if chmod_text:
+        history.append(f"--chmod={chmod_text}")
+    history += srcs + [f"<<{d.name}" for d in parts.heredocs] + [b.ex.word(parts.dest, env)]
+    created_by = " ".join(history) + " # buildkit"
+
+    inline = []
+    for doc in parts.heredocs:
+        text = doc.text
+        if doc.expand:
+            from builder.dockerfile.expand import expand_heredoc
+
+            text = expand_heredoc(text, env)
+        inline.append((doc.name, text.encode()))
+
+    if from_ref:
+        _copy_from(b, stage, state, instr, from_ref, srcs, dest, chown, chmod, created_by)
+        return
+
+    items: list[tuple[str, object]] = []   # ("ctx", Source) | ("url", (path, name, mtime))
+    key_sources: list = []
+    for src in srcs:
+        if is_add and is_url(src):
+            fetched = download(src, b.tmpdir(), checksum)
+            items.append(("url", (fetched.path, fetched.name, fetched.mtime)))
+            key_sources.append(["url", src, fetched.name, fetched.digest])
+            continue
+        found = b.context.sources(src) if b.context is not None else []
+        if not found and not gomatch.has_wildcards(src):
+            raise BuildError(f"file not found in build context: {src}")
+        if excluded is not None:  # --exclude: patterns match the names as they land under dest
+            found = [s for s in found if s.is_dir or not excluded(s.name)]
+        for s in found:
+            items.append(("ctx", s))
+        key_sources.append(["ctx", src, [[s.relpath, s.name, b.context.source_digest(s)] for s in found]])
+    count = len(items) + len(inline)
+    if (count > 1 or len(srcs) + len(inline) > 1) and not dest.endswith("/"):
+        raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                         "must be a directory and end with a /")
+    payload = {"op": instr.cmd, "dest": dest, "chown": chown, "chmod": chmod_text, "sources": key_sources,
+               "inline": [[n, hashlib.sha256(c).hexdigest()] for n, c in inline], "exclude": excludes}
+
+    def perform(ws) -> None:
+        opts = _copy_options(b, ws, chown, chmod, keep_owner=False)
+        for kind, item in items:
+            if kind == "ctx":
+                _copy_context_source(b, ws, item, dest, opts, is_add, excluded)
+            else:
+                path, name, mtime = item
+                st = os.lstat(path)
+                copy_sources(ws.merged, [SourceTree(path, st, name)], dest, opts)
+        for name, content in inline:
+            path = ws.dir / "inline" / name.replace("/", "_")
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(content)
+            os.chmod(path, 0o644)
+            if b.epoch is not None:
+                os.utime(path, (b.epoch, b.epoch))
+            copy_sources(ws.merged, [SourceTree(path, os.lstat(path), name)], dest, opts)
+
+    b.fs_step(state, payload, created_by, perform)
+
+
+def _copy_options(b: Builder, ws, chown: str, chmod: int | None, keep_owner: bool) -> CopyOptions:
+    if chown:
+        uid, gid = chown_ids(ws.merged, chown)
+        return CopyOptions(uid=uid, gid=gid, mode=chmod, dir_owner=(uid, gid))
+    return CopyOptions(keep_owner=keep_owner, mode=chmod)
+
+
+def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, is_add: bool, excluded=None) -> None:
+    ctx = b.context
+    path = ctx.abspath(source.relpath)
+    if is_add and stat.S_ISREG(source.st.st_mode):
+        from builder.image.tarsafe import extract_archive, is_archive
+
+        if is_archive(path):
+            target = mkdir_in_root(ws.merged, dest, opts.dir_owner)
+            owner = (opts.uid, opts.gid) if opts.uid is not None else None
+            extract_archive(path, target, chown=owner)
+            return
+    children = ()
+    if source.is_dir:
+        offset = len(source.relpath) + 1 if source.relpath else 0
+        entries = ctx.entries
+        # A generator: each record is decoded as it is copied, never the whole tree's at once.
+        children = ((c[offset:], entries[c]) for c in ctx.children(source.relpath)
+                    if excluded is None or not excluded(c[offset:]))
+    copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts)
+
+
+def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,
+               chown: str, chmod: int | None, created_by: str) -> None:
+    from builder.build.workspace import Workspace
+
+    src_stage = b.plan.find_stage(ref) if b.plan else None
+    if src_stage is not None:
+        if src_stage.index >= stage.index:
+            raise BuildError(f"cannot copy from stage {ref!r}, it needs to be defined before "
+                             f"current stage {stage.display_name!r}")
+        source = b.stage_result(src_stage)
+        what = f"stage {src_stage.display_name}"
+    else:
+        source = b.image_state(ref)
+        what = f"image {ref}"
+    if len(srcs) > 1 and not dest.endswith("/"):
+        raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                         "must be a directory and end with a /")
+    payload = {"op": "COPY", "from": list(source.diff_ids), "dest": dest, "chown": chown,
+               "chmod": "" if chmod is None else oct(chmod), "paths": srcs}
+
+    def perform(ws) -> None:
+        opts = _copy_options(b, ws, chown, chmod, keep_owner=True)
+        with Workspace(b.store, b.lowers(source), name="from") as src_ws:
+            trees: list[SourceTree] = []
+            for src in srcs:
+                found = rootfs_sources(src_ws.merged, src)
+                if not found and not gomatch.has_wildcards(src):
+                    raise BuildError(f"file not found in {what}: {src}")
+                trees.extend(found)
+            if len(trees) > 1 and not dest.endswith("/"):
+                raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
+                                 "must be a directory and end with a /")
+            for tree in trees:
+                copy_sources(ws.merged, [tree], dest, opts)
+
+    b.fs_step(state, payload, created_by, perform)
+
+
+def rootfs_sources(root: Path, src: str) -> list[SourceTree]:
+    """COPY --from sources inside another image's rootfs (symlinks resolved inside that root)."""
+    rel = posixpath.normpath("/" + src).lstrip("/")
+    if not gomatch.has_wildcards(rel):
+        path = resolve_in_root(root, gomatch.unescape(rel))
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        children = walk_host_tree(path) if stat.S_ISDIR(st.st_mode) else ()
+        return [SourceTree(path, st, posixpath.basename(gomatch.unescape(rel)) or "/", children)]
+    parts = rel.split("/")
+    cut = next(i for i, p in enumerate(parts) if gomatch.has_wildcards(p))
+    base = resolve_in_root(root, "/".join(gomatch.unescape(p) for p in parts[:cut]))
+    pattern = "/".join(parts[cut:])
+    if not base.is_dir():
+        return []
+    out: list[SourceTree] = []
+    skip = None
+    for child, st in walk_host_tree(base):
+        if skip and child.startswith(skip):
+            continue
+        if gomatch.match(pattern, child):
+            path = base / child
+            if stat.S_ISLNK(st.st_mode):
+                path = resolve_in_root(root, str(path.relative_to(root)))
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+            children = walk_host_tree(path) if stat.S_ISDIR(st.st_mode) else ()
+            out.append(SourceTree(path, st, posixpath.basename(child), children))
+            if stat.S_ISDIR(st.st_mode):
+                skip = child + "/"
+    return out

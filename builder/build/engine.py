@@ -1,0 +1,312 @@
+"""The build engine: runs a plan's stages step by step, with the cache, and commits the target image.
+
+Filesystem steps (RUN, COPY, ADD, WORKDIR) each make one layer: the step runs on an overlayfs over the
+parent's unpacked layers, and the upper dir is tarred into the store (and then kept as that layer's
+unpacked form, so the next step needs no extraction). Their results are cached by a key chained from
+the parent's key, the expanded instruction and its inputs; a hit touches no rootfs at all. Metadata
+steps only change the config and history. A failed build leaves the store as it was: its new cache
+entries are removed, and the store's lease takes back its blobs, unpacked layers and index entries.
+
+One module per kind of step does the step's own work: run.py (RUN), copy.py (COPY, ADD); WORKDIR and the
+metadata instructions (dockerfile/instructions.py) are small enough to stay here; result.py commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.build.cache import BuildCache, CacheEntry, step_key
+from builder.build.copy import copy_step
+from builder.build.files import mkdir_in_root
+from builder.build.progress import Progress
+from builder.build.result import commit, export
+from builder.build.run import run_step
+from builder.build.users import image_user
+from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, do_arg, env_from_config,
+                                             normalize_workdir, scratch_config)
+from builder.dockerfile.stages import SCRATCH, BuildPlan, Stage, make_plan
+from builder.errors import BuildError, DockerfileError, StepFailed
+from builder.image.platform import host_platform
+from oci_runtime.units import rfc3339
+
+
+@dataclass
+class BuildOptions:
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    network: str = "none"
+    labels: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
+    outputs: list[dict[str, str]] = field(default_factory=list)
+
+
+def _short(key: str) -> str:
+    return key.split(":")[-1][:12]
+
+
+def _oneline(text: str) -> str:
+    return " ".join(text.split("\n")[0].split()) if "\n" in text else text
+
+
+class Builder:
+    def __init__(self, store, context, dockerfile, options: BuildOptions, progress: Progress | None = None):
+        self.store = store
+        self.context = context
+        self.dockerfile = dockerfile
+        self.opts = options
+        self.progress = progress or Progress(options.quiet)
+        self.cache = BuildCache(store.cache_dir)
+        self.ex = Expander(dockerfile.escape)
+        self.epoch = self._source_date_epoch()
+        self.results: dict[int, ImageState] = {}
+        self.step_no = 0
+        self.total = 0
+        self.plan: BuildPlan | None = None
+        self._new_cache_keys: list[str] = []
+        self.base_history_len: dict[int, int] = {}
+        self._tmp: Path | None = None
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _source_date_epoch(self) -> int | None:
+        value = self.opts.build_args.get("SOURCE_DATE_EPOCH", os.environ.get("SOURCE_DATE_EPOCH", ""))
+        if not value:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise BuildError(f"invalid SOURCE_DATE_EPOCH {value!r}: want seconds since 1970") from None
+
+    def now(self) -> str:
+        return rfc3339(self.epoch * 10**9 if self.epoch is not None else None)
+
+    def lowers(self, state: ImageState) -> list[Path]:
+        return [self.store.unpacked_layer(diff_id, layer) for layer, diff_id in zip(state.layers, state.diff_ids)]
+
+    def tmpdir(self) -> Path:
+        if self._tmp is None:
+            self._tmp, self._tmp_fd = self.store.temp_dir("build-")
+        return self._tmp
+
+    def _fail(self, instr, err: BuildError) -> DockerfileError:
+        if isinstance(err, DockerfileError):
+            return err
+        msg = str(err) if isinstance(err, StepFailed) else f"{instr.cmd} failed: {err}"
+        return DockerfileError(self.dockerfile.filename, instr.lineno, msg)
+
+    # -- the build ---------------------------------------------------------------------------------
+
+    def build(self):
+        """Build the target stage and commit it; returns the store Image."""
+        try:
+            with self.store.lease():  # a failed build takes its blobs, layers and images back out
+                image = self._build()
+        except BaseException:
+            for key in self._new_cache_keys:
+                self.cache.remove(key)
+            raise
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                os.close(self._tmp_fd)
+            self.progress.close()
+        if self.context is not None:
+            self.context.save_hash_cache()
+        return image
+
+    def _build(self):
+        self.plan = plan = make_plan(self.dockerfile, self.opts.build_args, self.opts.target)
+        unused = plan.unused_build_args(self.opts.build_args)
+        if unused:
+            self.progress.warn(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
+        self.total = plan.step_count()
+        for stage in plan.needed:
+            self.stage_result(stage)
+        final = self.results[plan.target.index]
+        image = commit(self, final)
+        for out in self.opts.outputs:
+            export(self, image, out)
+        for tag in self.opts.tags:
+            self.store.tag(image, tag)
+        self.progress.line(f"Successfully built {_short(image.id)}")
+        for tag in self.opts.tags:
+            from builder.image.store import normalize_name
+
+            self.progress.line(f"Successfully tagged {normalize_name(tag)}")
+        return image
+
+    def stage_result(self, stage: Stage) -> ImageState:
+        if stage.index not in self.results:
+            self.results[stage.index] = self._build_stage(stage)
+        return self.results[stage.index]
+
+    def _build_stage(self, stage: Stage) -> ImageState:
+        state, triggers = self._from(stage)
+        for instr in triggers:
+            self.progress.line(f" # Executing build trigger: {_oneline(instr.original)}")
+            self._step(stage, state, instr, count=False)
+        for instr in stage.instructions:
+            self._step(stage, state, instr)
+        return state
+
+    # -- FROM ----------------------------------------------------------------------------------------
+
+    def _from(self, stage: Stage) -> tuple[ImageState, list]:
+        instr = stage.from_instruction
+        self.step_no += 1
+        self.progress.line(f"Step {self.step_no}/{self.total} : {_oneline(instr.original)}")
+        try:
+            state, onbuild = self._base_state(stage)
+        except BuildError as e:
+            raise self._fail(instr, e) from None
+        triggers = []
+        if onbuild:
+            from builder.dockerfile.parser import parse
+
+            for text in onbuild:
+                try:
+                    # The parser wants a stage around instructions: give it one, then drop it.
+                    parsed = parse("FROM scratch\n" + text, self.dockerfile.filename).instructions[1:]
+                except BuildError as e:
+                    raise DockerfileError(self.dockerfile.filename, instr.lineno,
+                                          f"invalid ONBUILD trigger {text!r}: {getattr(e, 'message', e)}") from None
+                for t in parsed:
+                    t.lineno = instr.lineno
+                    if t.cmd in ("ONBUILD", "FROM", "MAINTAINER"):
+                        raise DockerfileError(self.dockerfile.filename, instr.lineno,
+                                              f"{t.cmd} isn't allowed as an ONBUILD trigger")
+                    triggers.append(t)
+        self.progress.line(f" ---> {_short(state.key)}")
+        return state, triggers
+
+    def _base_state(self, stage: Stage) -> tuple[ImageState, list[str]]:
+        if stage.base_stage is not None:
+            base = self.stage_result(stage.base_stage)
+            state = base.clone()
+            self.base_history_len[id(state)] = self.base_history_len.get(id(base), 0)
+            onbuild = list(state.cc.pop("OnBuild", None) or [])
+            state.cmd_set = False
+            return state, onbuild
+        if stage.base_name.lower() == SCRATCH:
+            config = scratch_config(host_platform())
+            return ImageState(config, [], "scratch", env_from_config(config["config"])), []
+        image = self.resolve_image(stage.base_name)
+        onbuild = list((image.config.get("config") or {}).get("OnBuild") or [])
+        config = base_config(image.config)
+        if len(config["rootfs"]["diff_ids"]) != len(image.layers):
+            raise BuildError(f"image {stage.base_name} is inconsistent: "
+                             f"{len(config['rootfs']['diff_ids'])} diff_ids for {len(image.layers)} layers")
+        state = ImageState(config, list(image.layers), "image:" + image.digest, env_from_config(config["config"]))
+        self.base_history_len[id(state)] = len(config["history"])
+        return state, onbuild
+
+    def image_state(self, ref: str) -> ImageState:
+        """An image's filesystem as the source of COPY --from or RUN --mount from=."""
+        image = self.resolve_image(ref)
+        return ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
+
+    def resolve_image(self, ref: str):
+        """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]")."""
+        if ref.startswith("oci:"):
+            from builder.image.layout import import_layout
+
+            path, tag = ref[4:], None
+            head, sep, tail = path.rpartition(":")
+            if sep and head and "/" not in tail:
+                path, tag = head, tail
+            if not Path(path).is_dir():
+                raise BuildError(f"OCI layout not found: {path}")
+            return import_layout(self.store, Path(path), tag)
+        return self.store.resolve(ref)
+
+    # -- one step ------------------------------------------------------------------------------------
+
+    def _step(self, stage: Stage, state: ImageState, instr, count: bool = True) -> None:
+        if count:
+            self.step_no += 1
+            self.progress.line(f"Step {self.step_no}/{self.total} : {_oneline(instr.original)}")
+        cmd = instr.cmd
+        try:
+            if cmd in METADATA:
+                created_by = METADATA[cmd](state, instr, self.ex)
+                if created_by is not None:
+                    state.add_history(created_by, None, empty_layer=True)
+                self._show_meta(state)
+            elif cmd == "ARG":
+                created_by = do_arg(state, instr, self.ex, build_args=self.opts.build_args,
+                                    global_args=self.plan.global_args)
+                state.add_history(created_by, None, empty_layer=True)
+                self._show_meta(state)
+            elif cmd == "WORKDIR":
+                self._workdir(state, instr)
+            elif cmd == "RUN":
+                run_step(self, state, instr)
+            elif cmd in ("COPY", "ADD"):
+                copy_step(self, stage, state, instr)
+            else:
+                raise BuildError(f"unknown instruction: {cmd}")
+        except BuildError as e:
+            raise self._fail(instr, e) from None
+
+    def _show_meta(self, state: ImageState) -> None:
+        from builder.image.digest import canonical_json
+
+        self.progress.line(f" ---> {hashlib.sha256(state.key.encode() + canonical_json(state.config)).hexdigest()[:12]}")
+
+    def fs_step(self, state: ImageState, payload: dict, created_by: str, perform) -> None:
+        """Run (or take from the cache) a step that makes a layer."""
+        from builder.image.digest import Descriptor
+
+        key = step_key(state.key, payload)
+        entry = None if self.opts.no_cache else self.cache.get(key, self.store.has_blob)
+        if entry is not None:
+            self.progress.line(" ---> Using cache")
+        else:
+            entry = self._make_layer(state, perform)
+            self.cache.put(key, entry)
+            self._new_cache_keys.append(key)
+        state.layers.append(Descriptor.from_json(entry.layer))
+        state.diff_ids.append(entry.diff_id)
+        state.key = key
+        state.add_history(created_by, entry.created, empty_layer=False)
+        self.progress.line(f" ---> {_short(key)}")
+
+    def _make_layer(self, state: ImageState, perform) -> CacheEntry:
+        from builder.image.layers import write_layer_from_dir
+        from builder.build.workspace import Workspace
+
+        lowers = self.lowers(state)
+        created = self.now()
+        with Workspace(self.store, lowers) as ws:
+            perform(ws)
+            ws.unmount()
+            desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
+                                                 source_date_epoch=self.epoch,
+                                                 progress=False if self.opts.quiet else None)
+            if self.store.keep_unpacked_layer(diff_id, ws.upper):
+                ws.upper = None  # the next step's lower dir now: no extraction needed
+        return CacheEntry(desc.to_json(), diff_id, created)
+
+    # -- WORKDIR -------------------------------------------------------------------------------------
+
+    def _workdir(self, state: ImageState, instr) -> None:
+        raw = instr.args[0] if instr.args else ""
+        wd = normalize_workdir(state.workdir, self.ex.word(raw, state.env))
+        state.cc["WorkingDir"] = wd
+        if wd == "/":
+            state.add_history(f"WORKDIR {wd}", None, empty_layer=True)
+            self._show_meta(state)
+            return
+        user = state.cc.get("User") or ""
+
+        def perform(ws) -> None:
+            owner = image_user(ws.merged, user) if user else None
+            mkdir_in_root(ws.merged, wd, owner=(owner.uid, owner.gid) if owner else (0, 0))
+
+        self.fs_step(state, {"op": "WORKDIR", "path": wd, "user": user}, f"WORKDIR {wd}", perform)

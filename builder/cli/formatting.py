@@ -1,0 +1,94 @@
+"""Output the way docker prints it: sizes, ages, tables and Go-template fields."""
+
+from __future__ import annotations
+
+import json
+
+from builder.cli.shared import UsageError
+
+
+def human_size(size: float) -> str:
+    """docker's units.HumanSize: decimal units, 3 significant digits ("4.26MB", "712kB", "0B")."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000.0
+        i += 1
+    text = f"{size:.3g}"
+    if "e" in text:
+        text = f"{size:.0f}"
+    return f"{text}{units[i]}"
+
+
+def human_duration(seconds: float) -> str:
+    """docker's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+def print_table(rows: list[list[str]]) -> None:
+    """Columns padded like docker's tabwriter (at least 3 spaces between columns)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [c.ljust(widths[i] + 3) if i < len(r) - 1 else c for i, c in enumerate(r)]
+        print("".join(cells).rstrip())
+
+
+def _go_format(value) -> str:
+    """fmt.Sprint of a decoded JSON value, as docker's templates print it."""
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_format(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_format(value[k])}" for k in sorted(value)) + "]"
+    return str(value)
+
+
+def render_template(template: str, data: dict) -> str:
+    """The small part of Go templates people use with inspect: {{.A.B}}, {{json .A.B}}, {{index .A "k"}}."""
+    import re
+
+    def lookup(path: str):
+        value = data
+        for part in [p for p in path.split(".") if p]:
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    def repl(m: re.Match) -> str:
+        expr = m.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(lookup(expr[5:].strip()), separators=(",", ":"))
+        idx = re.fullmatch(r'index\s+(\S+)\s+"([^"]*)"', expr)
+        if idx:
+            base = lookup(idx.group(1))
+            return _go_format(base.get(idx.group(2)) if isinstance(base, dict) else None)
+        if expr.startswith("."):
+            return _go_format(lookup(expr))
+        raise UsageError(f"unsupported template expression {{{{{expr}}}}}")
+
+    return re.sub(r"\{\{(.*?)\}\}", repl, template)

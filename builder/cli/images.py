@@ -1,0 +1,194 @@
+"""pydock images, rmi, tag, inspect, save, load and import: the verbs over the local image store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from builder.cli.formatting import human_duration, human_size, print_table, render_template
+from builder.cli.shared import UsageError, open_store
+from builder.errors import BuildError
+
+
+def _parse_time(text: str) -> float | None:
+    from datetime import datetime
+
+    if not text:
+        return None
+    t = text.replace("Z", "+00:00")
+    if "." in t:  # Python wants at most 6 fractional digits
+        head, _, rest = t.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        t = head + "." + digits[:6] + rest[len(digits):]
+    try:
+        return datetime.fromisoformat(t).timestamp()
+    except ValueError:
+        return None
+
+
+def _uncompressed_size(image) -> int:
+    return image.size
+
+
+def cmd_images(args) -> int:
+    from builder.image.store import split_ref
+
+    store = open_store(args)
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    ids = []
+    now = time.time()
+    want = None
+    if args.repository:
+        want = split_ref(args.repository)
+    for names, image in store.images():
+        created = _parse_time(image.config.get("created", ""))
+        when = f"{human_duration(now - created)} ago" if created else "N/A"
+        image_id = image.id if args.no_trunc else image.id.split(":", 1)[1][:12]
+        entries = [split_ref(n)[:2] for n in names] or [("<none>", "<none>")]
+        for repo, tag in entries:
+            if want and (want[0] != repo or (want[1] and want[1] != tag)):
+                continue
+            rows.append([repo, tag or "<none>", image_id, when, human_size(_uncompressed_size(image))])
+            ids.append(image_id)
+    if args.quiet:
+        for i in dict.fromkeys(ids):
+            print(i)
+        return 0
+    print_table(rows)
+    return 0
+
+
+def cmd_rmi(args) -> int:
+    store = open_store(args)
+    failed = False
+    for ref in args.images:
+        try:
+            for line in store.remove(ref, force=args.force):
+                print(line)
+        except BuildError as e:
+            print(f"pydock: error: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_tag(args) -> int:
+    store = open_store(args)
+    store.tag(store.resolve(args.source), args.target)
+    return 0
+
+
+def docker_inspect(store, ref: str) -> dict:
+    """`docker image inspect` for one image: the store's view, with docker's Config defaults filled in."""
+    data = store.inspect(ref)
+    cfg = dict(data.get("Config") or {})
+    full = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+            "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+            "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
+            "Labels": None}
+    full.update(cfg)
+    data["Config"] = full
+    data.setdefault("DockerVersion", "")
+    data.setdefault("VirtualSize", data.get("Size", 0))
+    data.setdefault("GraphDriver", {"Data": None, "Name": "overlay2"})
+    data.setdefault("Metadata", {"LastTagTime": "0001-01-01T00:00:00Z"})
+    return data
+
+
+def cmd_inspect(args) -> int:
+    store = open_store(args)
+    results = []
+    failed = False
+    for ref in args.images:
+        try:
+            results.append(docker_inspect(store, ref))
+        except BuildError as e:
+            print(f"pydock: error: {e}", file=sys.stderr)
+            failed = True
+    if args.format:
+        for r in results:
+            print(render_template(args.format, r))
+    else:
+        print(json.dumps(results, indent=4))
+    return 1 if failed else 0
+
+
+def cmd_save(args) -> int:
+    from builder.image.archive import save
+
+    store = open_store(args)
+    if not args.output:
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write an archive to a terminal: use -o FILE")
+        sys.stdout.flush()
+        save(store, args.images, sys.stdout.buffer, format=args.format)
+        return 0
+    save(store, args.images, Path(args.output), format=args.format)
+    return 0
+
+
+def cmd_load(args) -> int:
+    from builder.image.archive import load
+
+    store = open_store(args)
+    source = args.input
+    if source is None:
+        if sys.stdin.isatty():
+            raise UsageError("requested load from stdin, but stdin is empty: use -i FILE")
+        source = "-"
+    for line in load(store, source):
+        if not args.quiet:
+            print(line)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from builder.image.archive import import_rootfs
+
+    store = open_store(args)
+    image = import_rootfs(store, args.source, args.reference, args.change or None)
+    print(image.id)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    i = sub.add_parser("images", help="list images")
+    i.add_argument("repository", nargs="?", help="only this REPOSITORY[:TAG]")
+    i.add_argument("-q", "--quiet", action="store_true", help="only IDs")
+    i.add_argument("--no-trunc", action="store_true", help="full IDs")
+    i.add_argument("-a", "--all", action="store_true", help=argparse.SUPPRESS)
+    i.set_defaults(func=cmd_images)
+
+    r = sub.add_parser("rmi", help="remove images")
+    r.add_argument("-f", "--force", action="store_true", help="remove even if tagged")
+    r.add_argument("images", nargs="+", metavar="IMAGE")
+    r.set_defaults(func=cmd_rmi)
+
+    t = sub.add_parser("tag", help="give an image another name")
+    t.add_argument("source", metavar="SOURCE_IMAGE")
+    t.add_argument("target", metavar="TARGET_IMAGE")
+    t.set_defaults(func=cmd_tag)
+
+    n = sub.add_parser("inspect", help="show image details as JSON")
+    n.add_argument("-f", "--format", help="Go-template-like format ({{.Config.Env}}, {{json .Config}})")
+    n.add_argument("images", nargs="+", metavar="IMAGE")
+    n.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("save", help="write images to a tar archive")
+    s.add_argument("-o", "--output", help="the archive file (default: stdout)")
+    s.add_argument("--format", choices=("docker", "oci"), default="docker", help="archive format")
+    s.add_argument("images", nargs="+", metavar="IMAGE")
+    s.set_defaults(func=cmd_save)
+
+    lo = sub.add_parser("load", help="load images from an archive or OCI layout")
+    lo.add_argument("-i", "--input", help="docker/OCI archive, or OCI layout directory (default: stdin)")
+    lo.add_argument("-q", "--quiet", action="store_true")
+    lo.set_defaults(func=cmd_load)
+
+    im = sub.add_parser("import", help="make an image from a rootfs tarball")
+    im.add_argument("-c", "--change", action="append", help="Dockerfile instruction to apply (CMD, ENV, ...)")
+    im.add_argument("source", metavar="FILE|URL|-")
+    im.add_argument("reference", nargs="?", metavar="NAME[:TAG]")
+    im.set_defaults(func=cmd_import)

@@ -1,0 +1,20 @@
+"""pydock's -o parsing and docker-style output: sizes, ages, Go-template fields (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.cli.build import parse_output
+from builder.cli.formatting import human_duration, human_size, render_template
+from builder.errors import BuildError
+
+
+def test_cli_helpers():
+    assert parse_output("type=oci,dest=/x") == {"type": "oci", "dest": "/x"}
+    with pytest.raises(BuildError):
+        parse_output("type=registry,dest=x")
+    assert human_size(0) == "0B" and human_size(4_260_000) == "4.26MB" and human_size(712_000) == "712kB"
+    assert human_duration(30) == "30 seconds" and human_duration(3 * 86400) == "3 days"
+    data = {"Os": "linux", "Config": {"Env": ["A=1", "B=2"], "Labels": {"k": "v"}}}
+    assert render_template("{{.Os}} {{.Config.Env}} {{json .Config.Labels}} {{index .Config.Labels \"k\"}}",
+                           data) == 'linux [A=1 B=2] {"k":"v"} v'
