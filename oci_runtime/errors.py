@@ -21,6 +21,10 @@ class ContainerExists(RuntimeFailure):
         return cls(f"container with id {container_id} already exists")
 
 
+class StateCorrupt(RuntimeFailure):
+    """A container's state.json cannot be read or does not hold what pyrunc wrote."""
+
+
 class BadState(RuntimeFailure):
     """The operation is not allowed in the container's current status."""
 

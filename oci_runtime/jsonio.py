@@ -7,6 +7,9 @@ exactly what `json.loads`/`json.dumps` produce (tests/test_jsonio.py compares th
 
 from __future__ import annotations
 
+import errno
+import os
+
 import _json
 
 _encode_string = _json.encode_basestring_ascii
@@ -64,6 +67,29 @@ def loads(data: str | bytes | bytearray) -> object:
     if pos != end:
         raise JSONDecodeError("Extra data", data, pos)
     return value
+
+
+def load_file(path: str, max_bytes: int) -> object:
+    """The JSON document in a regular file of at most max_bytes. Never blocks on a FIFO nor reads a device:
+    anything but a regular file is refused (OSError naming the problem), as is a larger file (ValueError)."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 16):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ValueError(f"larger than {max_bytes >> 20} MiB")
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    try:
+        return loads(b"".join(chunks))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 (byte {e.start})") from None
 
 
 def _explain(data: str) -> None:

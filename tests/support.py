@@ -3,6 +3,7 @@ that never waits on a container's pipes, and the config edit for user-namespaced
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -88,3 +89,30 @@ def run_captured(cmd: list[str], timeout: float = 60, input: str | None = None, 
         err.seek(0)
         return subprocess.CompletedProcess(cmd, proc.returncode, out.read().decode(errors="replace"),
                                            err.read().decode(errors="replace"))
+
+
+def leftovers(state_root, cid: str) -> list[str]:
+    """Anything a failed create of `cid` could have left: state, cgroups, mounts, processes."""
+    found = [f"state {p}" for p in os.listdir(state_root)]
+    for base, dirs, _ in os.walk("/sys/fs/cgroup"):
+        if cid in dirs:
+            found.append(f"cgroup {base}/{cid}")
+        dirs[:] = [d for d in dirs if base.count("/") < 5]
+    with open("/proc/self/mountinfo") as f:
+        found += [f"mount {line.split()[4]}" for line in f if str(state_root.parent) in line.split()[4]]
+    return found
+
+
+def check_refused(pyrunc, state_root, tmp_path, cid, args, expect):
+    """Run pyrunc with args; assert one error line containing expect (also in the JSON log) and no leftovers."""
+    log = tmp_path / "log.json"
+    out = subprocess.run([*PYRUNC, "--root", str(state_root), "--log", str(log), "--log-format", "json", *args],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], out.stderr
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    errors = [e for e in entries if e["level"] == "error"]
+    assert errors and expect in errors[-1]["msg"] and errors[-1]["time"].endswith("Z")
+    assert leftovers(state_root, cid) == []
+    return lines[0]

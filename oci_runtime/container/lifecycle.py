@@ -8,7 +8,7 @@ import select
 import time
 
 from oci_runtime.container.state import StateDir, list_ids
-from oci_runtime.errors import BadState, ContainerNotFound, RuntimeFailure
+from oci_runtime.errors import BadState, ContainerNotFound, RuntimeFailure, StateCorrupt
 from oci_runtime.log import logger
 
 CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", "creating"
@@ -66,7 +66,11 @@ class Container:
     def cgroups(self):
         if self._cgroups is None and self.state.get("cgroup"):
             from oci_runtime.cgroups import open_manager_from_state
-            self._cgroups = open_manager_from_state(self.state["cgroup"])
+
+            try:
+                self._cgroups = open_manager_from_state(self.state["cgroup"])
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise StateCorrupt(f"container {self.id}: state.json holds an unusable cgroup record ({e!r})") from None
         return self._cgroups
 
     def status(self) -> str:
@@ -281,7 +285,8 @@ def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
 
 
 def delete(root: str, container_id: str, force: bool = False) -> None:
-    """Delete a stopped container (force: any, killing it first; an unknown id is then not an error)."""
+    """Delete a stopped container (force: any, killing it first; an unknown id is then not an error).
+    With force, a container whose state.json is damaged is still cleaned up, from its cleanup record."""
     try:
         container = Container.load(root, container_id)
     except ContainerNotFound:
@@ -292,8 +297,34 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         if force:  # engines delete --force an id they already deleted; that is success
             return
         raise
+    except StateCorrupt:
+        if not force:
+            raise
+        _delete_damaged(StateDir(root, container_id))
+        return
     with container.dir.locked():
-        container.delete(force=force)
+        try:
+            container.delete(force=force)
+        except StateCorrupt:
+            if not force:
+                raise
+            _delete_damaged(container.dir)
+
+
+def _delete_damaged(state_dir: StateDir) -> None:
+    """Kill and remove what the cleanup record names (init, the processes in its cgroup, the cgroup), then the
+    state directory. Without a usable record only the directory can go, and we say so."""
+    try:
+        record = state_dir.load_cleanup()
+        container = Container(state_dir, record)
+        with state_dir.locked():
+            container._kill_everything()
+            container.destroy()
+        logger.warning(f"container {state_dir.id}: state.json was damaged; removed it with what cleanup.json names")
+    except RuntimeFailure as e:
+        logger.warning(f"container {state_dir.id}: {e}; removing its state directory only: its processes and "
+                       "cgroup, if any, cannot be told apart")
+        state_dir.remove()
 
 
 def list_states(root: str) -> list[dict]:

@@ -1,6 +1,8 @@
 """The state directory under --root: one directory per container, claimed atomically.
 
 <root>/<id>/state.json   what later commands need (pid, start time, bundle, cgroup, hooks, ...)
+<root>/<id>/cleanup.json the part of it `delete --force` needs (pid, start time, cgroup), written on its own
+                         so that a damaged state.json never leaves processes or cgroups behind
 <root>/<id>/exec.fifo    exists while the container is `created`: `start` opens it to release init
 """
 
@@ -9,11 +11,18 @@ from __future__ import annotations
 import fcntl
 import os
 
-from oci_runtime.jsonio import dumps, loads
-from oci_runtime.errors import ContainerExists, ContainerNotFound, RuntimeFailure
+from oci_runtime.errors import ContainerExists, ContainerNotFound, RuntimeFailure, StateCorrupt
+from oci_runtime.jsonio import dumps, load_file
 
 DEFAULT_ROOT = "/run/pyrunc"
 STATE_FILE = "state.json"
+CLEANUP_FILE = "cleanup.json"
+CLEANUP_KEYS = ("id", "pid", "pid_start", "cgroup")
+_MAX_STATE_BYTES = 16 << 20
+# The type of every field pyrunc writes; a state file that disagrees was not written by us.
+_FIELD_TYPES = {"id": str, "ociVersion": str, "pid": int, "pid_start": int, "bundle": str, "rootfs": str,
+                "created": str, "owner": str, "annotations": dict, "hooks": dict, "cgroup": (dict, type(None)),
+                "own_pidns": bool, "config": dict, "resources": dict}
 FIFO_NAME = "exec.fifo"
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_CHARS = _ID_FIRST | frozenset("_.+-")
@@ -43,6 +52,7 @@ class StateDir:
         self.path = os.path.join(root, container_id)
         self.state_file = os.path.join(self.path, STATE_FILE)
         self.fifo = os.path.join(self.path, FIFO_NAME)
+        self._cleanup_written = None
 
     def claim(self) -> None:
         """Create the directory; mkdir is atomic, so two creates of one id cannot both win."""
@@ -56,23 +66,40 @@ class StateDir:
         return os.path.isdir(self.path)
 
     def save(self, state: dict) -> None:
-        tmp = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}")
-        data = dumps(state, compact=True).encode()
+        cleanup = {k: state.get(k) for k in CLEANUP_KEYS}
+        if cleanup != self._cleanup_written:
+            self._write(CLEANUP_FILE, cleanup)
+            self._cleanup_written = cleanup
+        self._write(STATE_FILE, state)
+
+    def _write(self, name: str, doc: dict) -> None:
+        tmp = os.path.join(self.path, f".{name}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, data)
+            os.write(fd, dumps(doc, compact=True).encode())
         finally:
             os.close(fd)
-        os.replace(tmp, self.state_file)
+        os.replace(tmp, os.path.join(self.path, name))
 
     def load(self) -> dict:
+        return self._read(STATE_FILE)
+
+    def load_cleanup(self) -> dict:
+        """What delete --force needs, from the record kept apart from state.json."""
+        return self._read(CLEANUP_FILE)
+
+    def _read(self, name: str) -> dict:
+        path = os.path.join(self.path, name)
         try:
-            with open(self.state_file, "rb") as f:
-                return loads(f.read())
+            doc = load_file(path, _MAX_STATE_BYTES)
         except FileNotFoundError:
             raise ContainerNotFound.for_id(self.id) from None
-        except ValueError as e:
-            raise RuntimeFailure(f"container {self.id}: corrupt state file {self.state_file}: {e}") from None
+        except (OSError, ValueError) as e:
+            raise StateCorrupt(f"container {self.id}: unreadable {name}: {getattr(e, 'strerror', None) or e}") from None
+        problem = _check_fields(doc)
+        if problem:
+            raise StateCorrupt(f"container {self.id}: {name} was not written by pyrunc ({problem})")
+        return doc
 
     def locked(self) -> "_DirLock":
         """Serialise state-changing commands on one container (flock on the directory itself)."""
@@ -121,3 +148,15 @@ def list_ids(root: str) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(n for n in names if valid_id(n) and os.path.isdir(os.path.join(root, n)))
+
+
+def _check_fields(doc) -> str:
+    """Why doc is not a state record pyrunc wrote ("" if it is one)."""
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    for key, kind in _FIELD_TYPES.items():
+        if key in doc and (not isinstance(doc[key], kind) or (kind is int and isinstance(doc[key], bool))):
+            return f"{key} is {type(doc[key]).__name__}"
+    if doc.get("pid", 0) < 0:
+        return "negative pid"
+    return ""

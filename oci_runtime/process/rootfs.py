@@ -59,6 +59,32 @@ DEV_SYMLINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
                 ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr")]
 
 
+# Paths under /proc that may be mounted over: the files tools like LXCFS emulate (runc's list). Anything else
+# inside /proc would let a container shadow what the kernel says about itself (CVE-2019-16884, -19921).
+PROC_SAFE_MOUNTS = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+    "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+})
+
+
+def container_path(path: str) -> str:
+    """A path inside the container, normalised: runc reads a relative one as relative to /."""
+    return posixpath.normpath("/" + path.lstrip("/"))
+
+
+def proc_mount_problem(dest: str, mount: dict) -> str | None:
+    """Why mounting `mount` at `dest` (normalised, inside the container) would be unsafe for /proc, or None."""
+    if dest == "/proc":
+        if mount.get("type") == "proc" and not is_bind(mount):
+            return None
+        if is_bind(mount) and os.path.realpath(mount.get("source") or "") == "/proc":
+            return None
+        return "only a proc filesystem may be mounted on /proc"
+    if dest.startswith("/proc/") and dest not in PROC_SAFE_MOUNTS:
+        return "mounts inside /proc are refused (but for the files LXCFS emulates)"
+    return None
+
+
 def parse_options(options: list[str] | None) -> tuple[int, int, list[str], set[str]]:
     """Split mount options into (flags, propagation flags, data options, extra options)."""
     flags = prop = 0
@@ -98,11 +124,32 @@ class SafeRoot:
             flags |= os.O_NOFOLLOW
         return linux.openat2(self.fd, path.lstrip("/") or ".", flags, 0, resolve)
 
+    def resolve(self, path: str) -> str:
+        """Where path leads inside the root, symlinks followed (as far as it exists; the rest appended)."""
+        path = container_path(path)
+        rest: list[str] = []
+        while True:
+            try:
+                fd = self.open(path)
+            except (FileNotFoundError, NotADirectoryError):
+                if path == "/":
+                    return "/"
+                path, name = posixpath.split(path)
+                rest.insert(0, name)
+                continue
+            try:
+                real = os.readlink(fd_path(fd))
+            finally:
+                os.close(fd)
+            base = os.readlink(fd_path(self.fd))
+            inside = "/" + posixpath.relpath(real, base) if real != base else "/"
+            return posixpath.normpath(posixpath.join(inside, *rest))
+
     def ensure(self, path: str, *, directory: bool = True, mode: int = 0o755) -> int:
         """Open `path` (O_PATH), creating what is missing: parents as directories, the last part as a
         directory or an empty file. Symlinks met on the way are followed by hand, always inside the root,
         and a dangling one gets its target created inside the root (never on the host)."""
-        path = posixpath.normpath("/" + path)
+        path = container_path(path)
         try:
             return self.open(path)
         except FileNotFoundError:
@@ -157,6 +204,13 @@ class SafeRoot:
             pass  # made meanwhile by someone else: inspected by the caller like any existing entry
 
 
+def _is_device(st: os.stat_result, kind: str, major: int, minor: int) -> bool:
+    if kind == "p":
+        return stat.S_ISFIFO(st.st_mode)
+    wanted = stat.S_ISBLK if kind == "b" else stat.S_ISCHR
+    return wanted(st.st_mode) and os.major(st.st_rdev) == major and os.minor(st.st_rdev) == minor
+
+
 def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
@@ -206,15 +260,13 @@ class RootfsBuilder:
 
     def _needs_dev_setup(self) -> bool:
         for mount in self.config.get("mounts") or []:
-            if posixpath.normpath(mount.get("destination", "")) == "/dev" and is_bind(mount):
+            if container_path(mount.get("destination", "")) == "/dev" and is_bind(mount):
                 return False
         return True
 
     def mount_one(self, mount: dict) -> None:
-        dest = mount.get("destination", "")
-        if not dest.startswith("/"):
-            dest = "/" + dest  # runc accepts relative destinations as relative to /
-        dest = posixpath.normpath(dest)
+        dest = container_path(mount.get("destination", ""))
+        self._check_resolved_destination(dest, mount)
         mtype = mount.get("type") or ""
         options = mount.get("options") or []
         flags, prop, data, extra = parse_options(options)
@@ -233,7 +285,11 @@ class RootfsBuilder:
                     linux.mount(mount.get("source") or mtype, target, mtype, flags & ~linux.MS_REMOUNT,
                                ",".join(data) or None, label=dest)
                     if "tmpcopyup" in extra:
-                        self._copy_up(dest)
+                        tmpfs = self.root.open(dest)  # resolved anew: the new mount, where fd is under it
+                        try:
+                            self._copy_up(fd, tmpfs, dest)
+                        finally:
+                            os.close(tmpfs)
                 finally:
                     os.close(fd)
             if prop:
@@ -245,6 +301,14 @@ class RootfsBuilder:
         except OSError as e:
             reason = os.strerror(e.errno).lower() if e.errno else str(e)
             raise RuntimeFailure(f"error mounting {label}: {reason}") from None
+
+    def _check_resolved_destination(self, dest: str, mount: dict) -> None:
+        """The /proc rule again, on where dest really leads once the rootfs's symlinks are followed (a
+        symlink /x -> /proc/self turns /x/attr into /proc/self/attr)."""
+        resolved = self.root.resolve(dest)
+        problem = proc_mount_problem(resolved, mount) if resolved != dest else None
+        if problem:
+            raise RuntimeFailure(f'mount destination "{dest}" leads to "{resolved}": {problem}')
 
     def _refuse_symlink(self, dest: str, mtype: str) -> None:
         try:
@@ -328,39 +392,49 @@ class RootfsBuilder:
             finally:
                 os.close(fd)
 
-    def _copy_up(self, dest: str) -> None:
-        """podman's tmpcopyup: the new tmpfs starts with what the image had at that path."""
-        import shutil
+    def _copy_up(self, image_dir: int, tmpfs: int, dest: str) -> None:
+        """podman's tmpcopyup: the new tmpfs starts with what the image had at that path (image_dir is a
+        handle on the directory under the tmpfs, taken before it was mounted)."""
         import subprocess
 
-        fd = self.root.open(dest)
-        try:
-            # The image content is still visible through the rootfs's own mount in the host's view.
-            src = os.path.join(self.rootfs, dest.lstrip("/"))
-            if os.path.isdir(src) and shutil.which("cp"):
-                subprocess.run(["cp", "-a", "--", src + "/.", fd_path(fd) + "/"], check=False)
-        finally:
-            os.close(fd)
+        # cp resolves /proc/self/fd/N in its own process: pass it our two handles under the same numbers.
+        out = subprocess.run(["cp", "-a", "--", f"{fd_path(image_dir)}/.", f"{fd_path(tmpfs)}/"],
+                             pass_fds=(image_dir, tmpfs), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        if out.returncode != 0:
+            raise RuntimeFailure(f'tmpcopyup of "{dest}": {out.stderr.strip() or f"cp exited {out.returncode}"}')
 
     def create_devices(self) -> None:
         devices = [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0}
                    for p, ma, mi in DEFAULT_DEVICES]
         configured = {posixpath.normpath(d["path"]) for d in self.linux.get("devices") or []}
-        devices = [d for d in devices if d["path"] not in configured] + list(self.linux.get("devices") or [])
         for dev in devices:
-            self._create_device(dev)
+            if dev["path"] not in configured:
+                self._create_device(dev, required=False)
+        for dev in self.linux.get("devices") or []:
+            self._create_device(dev, required=True)
 
-    def _create_device(self, dev: dict) -> None:
-        path = posixpath.normpath("/" + dev["path"])
+    def _create_device(self, dev: dict, *, required: bool) -> None:
+        """Make the node. Something already at its path is kept if it is that very device; otherwise a
+        configured device is an error (the spec's rule: never replace a file of the image), and a default
+        one is left as the image has it (runc's behaviour)."""
+        path = container_path(dev["path"])
         kind = dev.get("type", "c")
         mode = dev.get("fileMode", 0o666) & 0o7777
         parent, name = posixpath.split(path)
         pfd = self.root.ensure(parent)
         try:
             try:
-                os.unlink(name, dir_fd=pfd)
-            except (FileNotFoundError, IsADirectoryError):
-                pass
+                existing = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                existing = None
+            if existing is not None:
+                if not _is_device(existing, kind, dev.get("major", 0), dev.get("minor", 0)):
+                    if required:
+                        raise RuntimeFailure(f'linux.devices: "{path}" already exists in the rootfs and is not '
+                                             f"that device")
+                    return
+                os.unlink(name, dir_fd=pfd)  # the same device: made anew with the configured mode and owner
             try:
                 if kind == "p":
                     os.mkfifo(name, mode, dir_fd=pfd)
@@ -389,7 +463,7 @@ class RootfsBuilder:
         links = list(DEV_SYMLINKS)
         if os.path.exists("/proc/kcore"):
             links.append(("/proc/kcore", "/dev/core"))
-        if any(posixpath.normpath(m.get("destination", "")) == "/dev/pts" for m in self.config.get("mounts") or []):
+        if any(container_path(m.get("destination", "")) == "/dev/pts" for m in self.config.get("mounts") or []):
             links.append(("pts/ptmx", "/dev/ptmx"))
         dfd = self.root.ensure("/dev")
         try:

@@ -126,7 +126,7 @@ def test_run_keep_and_detach(make_bundle, pyrunc):
 def test_run_forwards_signals(make_bundle, pyrunc, state_root):
     import subprocess
 
-    from conftest import PYRUNC
+    from support import PYRUNC
 
     bundle = make_bundle(["sh", "-c", "trap 'echo got-term; exit 5' TERM; echo ready; while :; do sleep 0.05; done"])
     proc = subprocess.Popen([*PYRUNC, "--root", str(state_root), "run", "--bundle", str(bundle), "rs"],
