@@ -302,13 +302,13 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
             raise
         _delete_damaged(StateDir(root, container_id))
         return
-    with container.dir.locked():
-        try:
+    try:
+        with container.dir.locked():
             container.delete(force=force)
-        except StateCorrupt:
-            if not force:
-                raise
-            _delete_damaged(container.dir)
+    except StateCorrupt:  # a record that reads as JSON but cannot be used (its cgroup, say)
+        if not force:
+            raise
+        _delete_damaged(container.dir)
 
 
 def _delete_damaged(state_dir: StateDir) -> None:
