@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
-    from builder.dockerfile.parser import copy_parts
+    from builder.dockerfile.syntax import copy_parts
 
     is_add = instr.cmd == "ADD"
     parts = copy_parts(instr)

@@ -24,7 +24,7 @@ def _run_args(b: Builder, state: ImageState, instr) -> tuple[list[str], dict[str
     cmdline = instr.args[0] if instr.args else ""
     files: dict[str, bytes] = {}
     if instr.heredocs:
-        from builder.dockerfile.parser import parse_heredoc_word
+        from builder.dockerfile.syntax import parse_heredoc_word
 
         marker = None
         try:
