@@ -1,4 +1,4 @@
 """pydock: a Dockerfile image builder and local image store, running RUN steps with the pyrunc runtime.
 
-The only runtime modules used here are oci_runtime.api, units, users, linux, specgen, errors and jsonio.
+Only the runtime's public modules are used here; RUNTIME_PUBLIC in tests/test_boundaries.py lists them.
 """

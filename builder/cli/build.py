@@ -64,9 +64,9 @@ def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | N
 
 
 def cmd_build(args) -> int:
-    from builder.build.context import BuildContext, hash_cache_file_for, load_ignore
+    from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
     from builder.dockerfile.parser import parse
-    from builder.build.engine import BuildOptions, Builder, Progress
+    from builder.builds.engine import BuildOptions, Builder, Progress
     from builder.image.store import normalize_name
 
     context_dir: Path | None = None

@@ -147,8 +147,13 @@ def cmd_load(args) -> int:
 def cmd_import(args) -> int:
     from builder.image.archive import import_rootfs
 
+    config = None
+    if args.change:
+        from builder.dockerfile.instructions import config_from_changes  # the parser only when there are changes
+
+        config = config_from_changes(args.change)
     store = open_store(args)
-    image = import_rootfs(store, args.source, args.reference, args.change or None)
+    image = import_rootfs(store, args.source, args.reference, config)
     print(image.id)
     return 0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from builder.dockerfile.parser import (INSTRUCTIONS, Instruction, Node, healthcheck_config, heredoc_marker,
+from builder.dockerfile.syntax import (INSTRUCTIONS, Instruction, Node, healthcheck_config, heredoc_marker,
                                        parse_arg, strip_go_space)
 from builder.dockerfile.runmount import check_mount_syntax
 from builder.dockerfile.suggest import did_you_mean
@@ -30,8 +30,6 @@ FLAG_SPECS: dict[str, dict[str, str]] = {
 
 RUN_NETWORK_MODES = ("default", "none", "host")
 RUN_SECURITY_MODES = ("insecure", "sandbox")
-
-_VALID_STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
 
 _VALID_STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
 

@@ -41,7 +41,7 @@ from oci_runtime.units import go_quote
 #             JSON array item; quotes removed, no re-splitting after expansion), plus
 #             the contents of heredocs whose delimiter was not quoted (expand_heredoc).
 #   ARG:      the default value only (the name is never expanded).
-#   ENV/LABEL: keys and values (see parse_key_values in builder.dockerfile.parser).
+#   ENV/LABEL: keys and values (see parse_key_values in builder.dockerfile.syntax).
 #   EXPOSE:   each word, and the result is split again into words (expand_words).
 #   FROM:     the image name (and --platform) with the global ARGs (those before the
 #             first FROM) only, never with ENV.

@@ -142,7 +142,7 @@ def _rest(instr) -> str:
 
 
 def _key_values(instr, ex: Expander, env: dict[str, str]) -> list[tuple[str, str]]:
-    from builder.dockerfile.parser import parse_key_values
+    from builder.dockerfile.syntax import parse_key_values
 
     pairs = parse_key_values(_rest(instr), ex.escape, cmd=instr.cmd)
     return [(ex.word(k, env), ex.word(v, env)) for k, v in pairs]
@@ -226,7 +226,7 @@ def do_expose(state: ImageState, instr, ex: Expander) -> str:
 
 
 def do_volume(state: ImageState, instr, ex: Expander) -> str:
-    from builder.dockerfile.parser import volume_paths
+    from builder.dockerfile.syntax import volume_paths
 
     paths = [ex.word(p, state.env) for p in volume_paths(instr)]
     volumes = state.cc.get("Volumes") or {}
@@ -260,7 +260,7 @@ def do_stopsignal(state: ImageState, instr, ex: Expander) -> str:
 
 
 def do_healthcheck(state: ImageState, instr, ex: Expander) -> str:
-    from builder.dockerfile.parser import healthcheck_config
+    from builder.dockerfile.syntax import healthcheck_config
 
     hc = healthcheck_config(instr)
     state.cc["Healthcheck"] = hc
@@ -284,7 +284,7 @@ def do_onbuild(state: ImageState, instr, ex: Expander) -> None:
 def do_arg(state: ImageState, instr, ex: Expander, *, build_args: dict[str, str],
            global_args: dict[str, str]) -> str:
     """ARG inside a stage: --build-arg wins, then the default (expanded), then the global value."""
-    from builder.dockerfile.parser import parse_arg
+    from builder.dockerfile.syntax import parse_arg
 
     texts = []
     for key, default in parse_arg(_rest(instr), ex.escape):

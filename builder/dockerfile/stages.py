@@ -95,7 +95,7 @@ def _from_words(instr) -> list[str]:
 
 def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None) -> BuildPlan:
     """Split a parsed Dockerfile into stages and work out which ones `target` needs."""
-    from builder.dockerfile.parser import parse_arg
+    from builder.dockerfile.syntax import parse_arg
     from builder.dockerfile.expand import expand
 
     filename = dockerfile.filename

@@ -374,12 +374,12 @@ def _created_now() -> str:
 
 
 def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None,
-                  changes: list[str] | dict | None = None, *, compression: str | None = "gzip") -> Image:
+                  config: dict | None = None, *, compression: str | None = "gzip") -> Image:
     """Make a one-layer image from a root filesystem tarball (plain or gzip/bzip2/xz/zstd; a path, an
     http(s) URL, or "-" for stdin), streamed straight into a layer blob. The config has
-    rootfs.diff_ids, os linux, this host's architecture, and one history entry ("imported"); `changes`
-    are Dockerfile lines (CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, USER, WORKDIR, STOPSIGNAL) or a
-    dict merged into the config's "config". Tagged `name` when given."""
+    rootfs.diff_ids, os linux, this host's architecture, and one history entry ("imported"); `config`
+    is the config's "config" section (for `--change` lines, see dockerfile.instructions.config_from_changes).
+    Tagged `name` when given."""
     with _open_source(source) as (stream, label):
         plain, _ = open_decompressed(stream)
         head_reader = PeekableReader(plain)
@@ -404,26 +404,16 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
         if plain is not stream:
             plain.close()
     created = _created_now()
-    config = {
+    image_config = {
         "created": created,
         "architecture": host_platform().architecture,
         "os": "linux",
-        "config": _config_from_changes(changes),
+        "config": dict(config or {}),
         "rootfs": {"type": "layers", "diff_ids": [tar_digest.digest]},
         "history": [{"created": created, "created_by": "imported", "comment": f"imported from {label}"}],
     }
-    image = store.commit_image(config, [layer])
+    image = store.commit_image(image_config, [layer])
     if name:
         store.tag(image, name)
     return image
 
-
-def _config_from_changes(changes: list[str] | dict | None) -> dict:
-    """The image's "config" section from `docker import --change` style lines, or a dict taken as is."""
-    if not changes:
-        return {}
-    if isinstance(changes, dict):
-        return dict(changes)
-    from builder.dockerfile.instructions import config_from_changes  # the parser only when there are changes
-
-    return config_from_changes(changes)

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from builder.dockerfile import gomatch
-from builder.build.cache import BuildCache, CacheEntry, step_key
-from builder.build.context import BuildContext, clean_source_path, hash_cache_file_for
+from builder.builds.cache import BuildCache, CacheEntry, step_key
+from builder.builds.context import BuildContext, clean_source_path, hash_cache_file_for
 from builder.errors import BuildError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from builder.build.result import fill_history_times
+from builder.builds.result import fill_history_times
 
 
 def test_history_times_filled_like_buildkit():

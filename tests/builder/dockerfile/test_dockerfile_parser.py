@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from builder.dockerfile.parser import (
-    Dockerfile,
+from builder.dockerfile.parser import Dockerfile, from_parts, parse
+from builder.dockerfile.syntax import (
     Heredoc,
     Instruction,
     chomp_heredoc,
     copy_parts,
-    from_parts,
     healthcheck_config,
-    parse,
     parse_arg,
     parse_heredoc_word,
     parse_key_values,

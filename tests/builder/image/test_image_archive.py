@@ -25,6 +25,7 @@ from builder.errors import BuildError
 from builder.image.layers import write_layer_from_dir
 from builder.image.layout import import_layout, write_layout
 from builder.bundle.rootfs import materialize
+from builder.dockerfile.instructions import config_from_changes
 from builder.image.store import ImageStore
 from builder.image.tarsafe import extract_archive, is_archive
 from builder_support import CAP_NET_RAW, make_sample_tree, tree_state
@@ -153,7 +154,8 @@ def _busybox_tarball(busybox_template: Path, dest: Path, compress: str = "gz") -
 
 def test_import_rootfs_from_path_stdin_and_url(store, busybox_template, tmp_path, monkeypatch):
     tarball = _busybox_tarball(busybox_template, tmp_path / "busybox.tar.gz")
-    image = import_rootfs(store, tarball, "busybox", changes=['CMD ["sh"]', "ENV A=1 B=\"x y\"", "WORKDIR /root"])
+    image = import_rootfs(store, tarball, "busybox",
+                          config_from_changes(['CMD ["sh"]', "ENV A=1 B=\"x y\"", "WORKDIR /root"]))
     assert store.resolve("busybox").id == image.id
     config = image.config
     assert config["architecture"] == "amd64" and config["os"] == "linux"

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from builder.dockerfile.instructions import ImageState, run_history
 from builder.dockerfile.stages import PROXY_ARGS
-from builder.build.files import resolve_in_root
+from builder.builds.files import resolve_in_root
 from builder.errors import BuildError, StepFailed
 
 if TYPE_CHECKING:
-    from builder.build.engine import Builder
+    from builder.builds.engine import Builder
 
 
 def _run_args(b: Builder, state: ImageState, instr) -> tuple[list[str], dict[str, bytes]]:
@@ -24,7 +24,7 @@ def _run_args(b: Builder, state: ImageState, instr) -> tuple[list[str], dict[str
     cmdline = instr.args[0] if instr.args else ""
     files: dict[str, bytes] = {}
     if instr.heredocs:
-        from builder.dockerfile.parser import parse_heredoc_word
+        from builder.dockerfile.syntax import parse_heredoc_word
 
         marker = None
         try:
@@ -47,7 +47,7 @@ def _run_args(b: Builder, state: ImageState, instr) -> tuple[list[str], dict[str
 
 
 def run_step(b: Builder, state: ImageState, instr) -> None:
-    from builder.build.sandbox import RunSpec, failure_message, run_in_workspace
+    from builder.builds.sandbox import RunSpec, failure_message, run_in_workspace
 
     network = instr.flag("network")
     if network in (None, "", "default"):
@@ -129,7 +129,7 @@ def _run_mounts(b: Builder, state: ImageState, instr) -> list[dict]:
 
 def _prepare_mount(b: Builder, stack, ws, item: dict) -> dict:
     """The runtime mount entry for one RUN --mount (making cache dirs, source views, rw overlays)."""
-    from builder.build.workspace import Workspace
+    from builder.builds.workspace import Workspace
 
     m = item["spec"]
     target = item["target"]

@@ -9,7 +9,7 @@ from builder.dockerfile.instructions import ImageState
 from builder.errors import BuildError
 
 if TYPE_CHECKING:
-    from builder.build.engine import Builder
+    from builder.builds.engine import Builder
 
 
 def commit(b: Builder, final: ImageState):

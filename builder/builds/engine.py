@@ -19,13 +19,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.build.cache import BuildCache, CacheEntry, step_key
-from builder.build.copy import copy_step
-from builder.build.files import mkdir_in_root
-from builder.build.progress import Progress
-from builder.build.result import commit, export
-from builder.build.run import run_step
-from builder.build.users import image_user
+from builder.builds.cache import BuildCache, CacheEntry, step_key
+from builder.builds.copy import copy_step
+from builder.builds.files import mkdir_in_root
+from builder.builds.progress import Progress
+from builder.builds.result import commit, export
+from builder.builds.run import run_step
+from builder.builds.users import image_user
 from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, do_arg, env_from_config,
                                              normalize_workdir, scratch_config)
 from builder.dockerfile.stages import SCRATCH, BuildPlan, Stage, make_plan
@@ -279,7 +279,7 @@ class Builder:
 
     def _make_layer(self, state: ImageState, perform) -> CacheEntry:
         from builder.image.layers import write_layer_from_dir
-        from builder.build.workspace import Workspace
+        from builder.builds.workspace import Workspace
 
         lowers = self.lowers(state)
         created = self.now()

@@ -16,8 +16,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.build.files import mkdir_in_root, resolve_in_root
-from builder.build.users import image_user
+from builder.builds.files import mkdir_in_root, resolve_in_root
+from builder.builds.users import image_user
 from builder.bundle.spec import process_spec
 from oci_runtime.api import delete_container, run_container
 from oci_runtime.users import ExecUser

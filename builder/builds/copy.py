@@ -10,8 +10,8 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.build.files import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
-from builder.build.users import chown_ids
+from builder.builds.files import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
+from builder.builds.users import chown_ids
 from builder.dockerfile import gomatch
 from builder.dockerfile.instructions import ImageState, dest_path
 from builder.dockerfile.stages import Stage
@@ -19,11 +19,11 @@ from builder.errors import BuildError
 from builder.fetch import download, is_url
 
 if TYPE_CHECKING:
-    from builder.build.engine import Builder
+    from builder.builds.engine import Builder
 
 
 def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
-    from builder.dockerfile.parser import copy_parts
+    from builder.dockerfile.syntax import copy_parts
 
     is_add = instr.cmd == "ADD"
     parts = copy_parts(instr)
@@ -152,7 +152,7 @@ def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, i
 
 def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,
                chown: str, chmod: int | None, created_by: str) -> None:
-    from builder.build.workspace import Workspace
+    from builder.builds.workspace import Workspace
 
     src_stage = b.plan.find_stage(ref) if b.plan else None
     if src_stage is not None:
