@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import resource  # imported here: init calls set_rlimits after pivot_root, when the host's stdlib is gone
 
-from oci_runtime import linux, users
+from oci_runtime import linux
 from oci_runtime.errors import ConfigInvalid, RuntimeFailure
 from oci_runtime.specgen import DEFAULT_PATH
 from oci_runtime.process import capabilities
@@ -121,6 +121,8 @@ def lookup_executable(arg0: str, env: dict[str, str], cwd: str) -> str:
 def final_env(process: dict, uid: int) -> dict[str, str]:
     env = env_dict(process.get("env"))
     if "HOME" not in env:
+        from oci_runtime import users  # loaded by preload(): no file is read here
+
         env["HOME"] = users.home_of(uid) or "/"
     return env
 
@@ -197,6 +199,8 @@ def preload(process: dict) -> None:
     (after pivot_root, or setns into the container's mount namespace)."""
     if process.get("terminal"):
         from oci_runtime.process import console  # noqa: F401
+    if "HOME" not in env_dict(process.get("env")):
+        from oci_runtime import users  # noqa: F401 - final_env looks HOME up in the container's passwd
 
 
 def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=None, in_userns: bool = False,
