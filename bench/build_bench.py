@@ -57,9 +57,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchkit import busybox_tar, clean_env, load_average, script_python
+
 HERE = Path(__file__).resolve().parent
 DOCKERFILES = HERE / "dockerfiles"
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 BASE_NAME = "bench-base"
 PHASES = ("cold", "cached", "changed")
 # medians, wall seconds (cold, fully cached), measured on this machine by others with their own inputs
@@ -68,12 +69,6 @@ REFERENCE = {
     "bigfile": {"buildah": (1.95, 0.42), "BuildKit": (1.50, 0.11)},
     "multistage": {"buildah": (0.76, 0.40), "BuildKit": (0.21, 0.11)},
 }
-
-
-def clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
 
 
 ENV = clean_env()
@@ -109,23 +104,6 @@ def run_quiet(argv: list[str], what: str) -> None:
 
 
 # -- inputs ---------------------------------------------------------------------------------------------
-
-def make_base_tar(dest: Path) -> Path:
-    """A busybox-static rootfs as a tar: the base image of every build."""
-    rootfs = dest.parent / "base-rootfs"
-    for d in ("bin", "etc", "tmp"):
-        (rootfs / d).mkdir(parents=True, exist_ok=True)
-    os.chmod(rootfs / "tmp", 0o1777)
-    shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], check=True, capture_output=True, text=True).stdout.split()
-    for applet in applets:
-        link = rootfs / "bin" / applet
-        if applet != "busybox" and not link.is_symlink():
-            link.symlink_to("busybox")
-    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (rootfs / "etc" / "group").write_text("root:x:0:\n")
-    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(dest), "."], check=True)
-    return dest
 
 
 def make_files_context(dest: Path, count: int, seed: int = 1) -> Path:
@@ -351,15 +329,6 @@ def profile_pydock(pydock: Pydock, python: str, context: Path, work: Path, top: 
         pydock.drop_store()
 
 
-def script_python(script: str) -> str:
-    try:
-        with open(script, "rb") as f:
-            first = f.readline().decode(errors="replace")
-    except OSError:
-        return sys.executable
-    return first[2:].split()[0] if first.startswith("#!") else sys.executable
-
-
 def default_pydock() -> str:
     beside = Path(sys.executable).parent / "pydock"
     return str(beside) if beside.exists() else "pydock"
@@ -396,9 +365,9 @@ def main() -> int:
     print(f"buildah: {args.buildah} ({version}), isolation {args.isolation}"
           + (f", runtime {args.runtime}" if args.isolation == "oci" else "") + ", overlay storage, --layers")
     print(f"rounds: {args.n}; cpus: {os.cpu_count()}; scratch: {work}")
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at start: {load_average()}")
 
-    base_tar = make_base_tar(work / "base.tar")
+    base_tar = busybox_tar(work / "base.tar")
     pydock = Pydock(pydock_bin, base_tar)
     buildah = Buildah(args.buildah, base_tar, args.isolation, args.runtime)
     builders = [pydock, buildah]
@@ -430,7 +399,7 @@ def main() -> int:
     finally:
         for b in builders:
             b.drop_store()
-        print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"\nload average at end: {load_average()}")
         unmount_under(work)
         if args.keep:
             print(f"kept {work}")

@@ -19,30 +19,16 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import busybox_tar, load_average
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINES = REPO / "scripts" / "engines.sh"
 DOCKER = "/usr/bin/docker"
 IMAGE = "busybox:bench"
-
-
-def busybox_tarball(dest: Path) -> Path:
-    rootfs = dest / "rootfs"
-    for d in ("bin", "etc", "tmp", "proc", "sys", "dev"):
-        (rootfs / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
-    for applet in subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout.split():
-        if applet != "busybox":
-            (rootfs / "bin" / applet).symlink_to("busybox")
-    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    tarball = dest / "busybox.tar"
-    with tarfile.open(tarball, "w") as tar:
-        tar.add(rootfs, arcname=".")
-    return tarball
 
 
 def timed(cmd: list[str], env: dict) -> float:
@@ -79,9 +65,9 @@ def main() -> int:
             env[key] = value
     docker = [DOCKER, "-H", env.get("DOCKER_HOST", f"unix://{scratch}/docker/docker.sock")]
     try:
-        subprocess.run(docker + ["import", str(busybox_tarball(scratch)), IMAGE], env=env, check=True,
+        subprocess.run(docker + ["import", str(busybox_tar(scratch / "busybox.tar")), IMAGE], env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        print(f"load average: {os.getloadavg()[0]:.2f}; pyrunc: {args.pyrunc}; n={args.n}")
+        print(f"load average: {load_average()}; pyrunc: {args.pyrunc}; n={args.n}")
         runs = {"pyrunc": [], "runc": []}
         for i in range(args.n + 2):
             for runtime in ("pyrunc", "runc"):
@@ -101,7 +87,7 @@ def main() -> int:
                 if i >= 2:
                     execs[runtime].append(t)
         print(summary("docker exec true", execs["pyrunc"], execs["runc"]))
-        print(f"load average: {os.getloadavg()[0]:.2f}")
+        print(f"load average: {load_average()}")
     finally:
         subprocess.run(["bash", str(ENGINES), "stop", str(scratch)], env=env, stdout=subprocess.DEVNULL)
         if not args.keep:

@@ -50,8 +50,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support import build_busybox_rootfs  # noqa: E402 - the same rootfs the tests run
+from benchkit import build_busybox_rootfs, clean_env, load_average, script_python
 HEAVY_MODULES = ("jsonschema", "requests", "tqdm", "pyroute2", "pkg_resources", "importlib_metadata",
                  "dataclasses", "typing", "pathlib", "subprocess", "signal", "socket", "re", "argparse")
 PR_SET_CHILD_SUBREAPER = 36
@@ -77,12 +76,6 @@ def write_bundle(bundle: Path, rootfs: Path, runc: str, args: list[str]) -> Path
 
 
 # -- running and timing ---------------------------------------------------------------------------------
-
-def clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.pop("PYTHONPROFILEIMPORTTIME", None)
-    return env
 
 
 ENV = clean_env()
@@ -155,11 +148,6 @@ class Runtime:
 
     def cmd(self, *args: str) -> list[str]:
         return [*self.binary, "--root", self.root, *args]
-
-
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def print_table(title: str, rows: list[tuple[str, Series, Series]]) -> None:
@@ -333,19 +321,6 @@ def import_profile(label: str, argv: list[str], repeat: int, top: int = 15) -> N
 
 
 # -- checks on the pyrunc under test --------------------------------------------------------------------
-
-def script_python(script: str) -> str:
-    """The interpreter that runs a launcher script: the one named by its #! line, or for pyrunc's /bin/sh
-    launcher the python3 beside it (sys.executable when neither)."""
-    try:
-        with open(script, "rb") as f:
-            first = f.readline().decode(errors="replace")
-    except OSError:
-        return sys.executable
-    if first.startswith("#!") and "python" in first:
-        return first[2:].split()[0]
-    beside = os.path.join(os.path.dirname(os.path.realpath(script)), "python3")
-    return beside if os.access(beside, os.X_OK) else sys.executable
 
 
 def warn_about_install(python: str) -> None:
