@@ -57,7 +57,7 @@ def global_opts() -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oci_runtime.cli.parser import UsageError, help_text, parse
+    from oci_runtime.cli.parser import UnknownCommand, UsageError, help_text, parse
 
     argv = sys.argv[1:] if argv is None else argv
     gopts = global_opts()
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         log.logger.error(str(e))
         return 1
+    except UnknownCommand as e:
+        log.logger.error(str(e))
+        return e.exit_status
     log.configure(args.log, args.log_format, args.debug)
     if args.version:
         print(version_text())

@@ -49,7 +49,8 @@ def cmd_state(args) -> int:
 def cmd_kill(args) -> int:
     from oci_runtime.container.lifecycle import Container
 
-    sig = parse_signal(args.signal)
+    # runc's default is SIGTERM; 0 sends nothing and only checks that the processes exist
+    sig = 0 if args.signal == "0" else parse_signal(args.signal or "SIGTERM")
     Container.load(state_root(args), args.id).kill(sig, all_processes=args.all)
     return 0
 

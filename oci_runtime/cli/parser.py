@@ -10,6 +10,12 @@ from __future__ import annotations
 from oci_runtime.errors import RuntimeFailure
 
 
+class UnknownCommand(RuntimeFailure):
+    """runc's words and exit status (3) for a command it does not know."""
+
+    exit_status = 3
+
+
 class UsageError(RuntimeFailure):
     pass
 
@@ -106,7 +112,7 @@ def parse(argv: list[str], global_opts: list[Opt], find_command, prog: str) -> t
         return Args(**values, command=None), None
     cmd = find_command(rest[0])
     if cmd is None:
-        raise UsageError(f"{prog}: no such command: {rest[0]}")
+        raise UnknownCommand(f"No help topic for '{rest[0]}'")
     values["command"] = cmd.name
     for opt in cmd.opts:
         values[opt.dest] = list(opt.default) if opt.kind == "list" else opt.default

@@ -7,6 +7,7 @@ import os
 from oci_runtime.bundle import load_bundle
 from oci_runtime.container.lifecycle import SIGKILL, Container, proc_start_time, wait_gone, write_pid_file
 from oci_runtime.container.state import StateDir
+from oci_runtime.errors import RuntimeFailure
 from oci_runtime.process import launch
 from oci_runtime.units import rfc3339
 
@@ -86,7 +87,14 @@ def _open_cgroup(container_id: str, linux_cfg: dict, systemd: bool):
     # PYRUNC_CGROUP2_MOUNT puts containers on that cgroup2 mount even on a v1/hybrid host (e.g.
     # /sys/fs/cgroup/unified): how the v2 code runs here, and a choice for hybrid hosts.
     v2_mount = os.environ.get("PYRUNC_CGROUP2_MOUNT") or None
-    return open_manager(linux_cfg.get("cgroupsPath"), container_id, systemd=systemd, v2_mountpoint=v2_mount)
+    mgr = open_manager(linux_cfg.get("cgroupsPath"), container_id, systemd=systemd, v2_mountpoint=v2_mount)
+    try:
+        frozen = mgr.frozen()
+    except OSError:  # the cgroup does not exist yet
+        frozen = False
+    if frozen:  # init would join it and stop there, and create would never return (runc refuses it too)
+        raise RuntimeFailure(f"container's cgroup unexpectedly frozen: {linux_cfg.get('cgroupsPath') or container_id}")
+    return mgr
 
 
 def _setup_cgroup(mgr, linux_cfg: dict) -> None:

@@ -224,3 +224,32 @@ def test_cgroup2_lifecycle(make_bundle, pyrunc, monkeypatch):
     assert len(json.loads(pyrunc("ps", "--format", "json", "v2c").stdout)) >= 2
     assert pyrunc("delete", "--force", "v2c").returncode == 0
     assert not os.path.exists(f"{mount}{v2path}")
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/freezer"), reason="no v1 freezer")
+def test_a_frozen_cgroup_is_refused_not_joined(make_bundle, pyrunc, state_root):
+    """runc's rule: joining a frozen cgroup would stop init there and create would never return."""
+    frozen = "/sys/fs/cgroup/freezer/pyrunc-test/frozen"
+    os.makedirs(frozen)
+    with open(f"{frozen}/freezer.state", "w") as f:
+        f.write("FROZEN")
+    try:
+        bundle = make_bundle(["true"], edit=lambda spec: spec["linux"].update(cgroupsPath="/pyrunc-test/frozen"))
+        out = pyrunc("run", "-d", "--bundle", bundle, "frozen", timeout=20)
+        assert out.returncode == 1 and "unexpectedly frozen" in out.stderr, out.stderr
+        assert os.listdir(state_root) == [] and os.path.isdir(frozen)  # theirs: left as it was
+        assert open(f"{frozen}/freezer.state").read().strip() == "FROZEN"
+    finally:
+        with open(f"{frozen}/freezer.state", "w") as f:
+            f.write("THAWED")
+
+
+def test_kill_defaults_to_sigterm_and_signal_0_only_checks(make_bundle, pyrunc):
+    bundle = make_bundle(["sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done"])
+    assert pyrunc("run", "-d", "--bundle", bundle, "k").returncode == 0
+    assert pyrunc("kill", "k", "0").returncode == 0
+    assert pyrunc("kill", "--all", "k", "0").returncode == 0
+    assert state(pyrunc, "k")["status"] == "running"
+    out = pyrunc("kill", "k")
+    assert out.returncode == 0, out.stderr
+    wait_status(pyrunc, "k", "stopped")

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from support import PYRUNC, run_captured
+
 
 
 def state_of(pyrunc, cid) -> dict:
@@ -126,7 +128,6 @@ def test_run_keep_and_detach(make_bundle, pyrunc):
 def test_run_forwards_signals(make_bundle, pyrunc, state_root):
     import subprocess
 
-    from support import PYRUNC
 
     bundle = make_bundle(["sh", "-c", "trap 'echo got-term; exit 5' TERM; echo ready; while :; do sleep 0.05; done"])
     proc = subprocess.Popen([*PYRUNC, "--root", str(state_root), "run", "--bundle", str(bundle), "rs"],
@@ -254,3 +255,8 @@ def test_every_command_is_routed_to_the_module_that_defines_it():
         defined = {name for cmd in cli.group_commands(group) for name in (cmd.name, *cmd.aliases)}
         assert defined == set(names), group
     assert cli.find_command("rm").name == "delete" and cli.find_command("nope") is None
+
+
+def test_an_unknown_command_is_runcs_words_and_status():
+    out = run_captured([*PYRUNC, "no-such-command"])
+    assert out.returncode == 3 and out.stderr.strip() == "No help topic for 'no-such-command'"
