@@ -128,7 +128,6 @@ def test_run_keep_and_detach(make_bundle, pyrunc):
 def test_run_forwards_signals(make_bundle, pyrunc, state_root):
     import subprocess
 
-
     bundle = make_bundle(["sh", "-c", "trap 'echo got-term; exit 5' TERM; echo ready; while :; do sleep 0.05; done"])
     proc = subprocess.Popen([*PYRUNC, "--root", str(state_root), "run", "--bundle", str(bundle), "rs"],
                             stdout=subprocess.PIPE, text=True)
