@@ -273,8 +273,8 @@ def setup_terminal(process: dict, console_sock, bind_console: bool) -> None:
 
     master, slave_path = console.open_pty_in_container()
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    user = process.get("user") or {}
-    os.fchown(slave, user.get("uid", 0), user.get("gid", 0))
+    # The user owns its terminal; the group stays what devpts gave it (gid=5, tty), as runc leaves it.
+    os.fchown(slave, (process.get("user") or {}).get("uid", 0), -1)
     console.set_size(master, process.get("consoleSize"))
     try:
         if bind_console:

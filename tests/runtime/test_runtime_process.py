@@ -237,6 +237,21 @@ def test_terminal_via_console_socket(make_bundle, pyrunc, tmp_path):
     os.close(console.master)
 
 
+def test_the_terminal_belongs_to_the_user_and_the_tty_group(make_bundle, pyrunc, tmp_path):
+    console = ConsoleSocket(tmp_path / "console.sock")
+
+    def term(spec):
+        spec["process"]["terminal"] = True
+        spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+
+    bundle = make_bundle(["sh", "-c", "stat -c '%u:%g' $(tty)"], edit=term)
+    assert pyrunc("create", "--console-socket", console.path, "--bundle", bundle, "tty2").returncode == 0
+    console.thread.join(5)
+    assert pyrunc("start", "tty2").returncode == 0
+    assert console.read_all().decode().strip() == "1000:5"
+    os.close(console.master)
+
+
 def test_run_with_terminal_proxies_output(make_bundle, state_root):
     def term(spec):
         spec["process"]["terminal"] = True
