@@ -240,6 +240,7 @@ class RootfsBuilder:
         self.cgroups = cgroup_manager
         self.in_userns = in_userns
         self.root: SafeRoot | None = None
+        self.readonly_dev_flags: int | None = None
 
     # -- before pivot_root ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -257,6 +258,10 @@ class RootfsBuilder:
         if self._needs_dev_setup():
             self.create_devices()
             self.create_dev_symlinks()
+        if self.readonly_dev_flags is not None:
+            if (self.config.get("process") or {}).get("terminal"):
+                os.close(self.root.ensure("/dev/console", directory=False))  # the pty is bound there later
+            self._remount_at("/dev", self.readonly_dev_flags | linux.MS_BIND)
 
     def _needs_dev_setup(self) -> bool:
         for mount in self.config.get("mounts") or []:
@@ -279,6 +284,10 @@ class RootfsBuilder:
             else:
                 if mtype in ("proc", "sysfs"):
                     self._refuse_symlink(dest, mtype)
+                if dest == "/dev" and flags & linux.MS_RDONLY:
+                    # made read-only once the devices and the mounts inside /dev (pts, shm, mqueue) are in place
+                    self.readonly_dev_flags = flags
+                    flags &= ~linux.MS_RDONLY
                 fd = self.root.ensure(dest)
                 try:
                     target = fd_path(fd)

@@ -226,3 +226,17 @@ def test_cgroup_mount_shows_own_cgroup(make_bundle, pyrunc):
                  "|| cat /sys/fs/cgroup/cgroup.procs")
     assert out.returncode == 0, out.stderr
     assert "1" in out.stdout.split()  # init (pid 1 in its namespace) is in the container's own cgroup
+
+
+def test_a_read_only_dev_still_gets_its_devices_and_mounts(make_bundle, pyrunc):
+    """/dev is made read-only only after the device nodes and /dev/pts, /dev/shm are in place (runc's order)."""
+    def ro_dev(spec):
+        for mount in spec["mounts"]:
+            if mount["destination"] == "/dev":
+                mount["options"] = [o for o in mount["options"] if o != "rw"] + ["ro"]
+
+    bundle = make_bundle(["sh", "-c", "test -c /dev/null && test -d /dev/pts/ && grep ' /dev/pts ' /proc/mounts >/dev/null"
+                                      " && grep -q ' /dev tmpfs ro' /proc/mounts && ! touch /dev/new 2>/dev/null"
+                                      " && echo ok"], edit=ro_dev)
+    out = pyrunc("run", "--bundle", bundle, "rodev")
+    assert out.returncode == 0 and out.stdout == "ok\n", out.stdout + out.stderr
