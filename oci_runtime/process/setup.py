@@ -224,23 +224,36 @@ def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=
     notify_fd = None
     if seccomp_early:  # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before dropping caps
         notify_fd = seccomp.load()
+    # runc's order: into cwd while still privileged (the user may not be allowed to walk there); a refusal
+    # is tried again as the user (who may own a directory the runtime's user cannot enter).
+    cwd = process.get("cwd", "/")
+    entered = _chdir(cwd, retry_later=True)
     set_user(user, process.get("capabilities"), setgroups_allowed=setgroups_allowed(in_userns))
     set_no_new_privs(process)
     if seccomp is not None and not seccomp_early and getattr(seccomp, "notify_required", False):
         # the listener fd must reach the agent before the process runs: load now, while create waits
         notify_fd = seccomp.load()
         seccomp_early = True
-    cwd = process.get("cwd", "/")
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: {e.strerror.lower()}') from None
+    if not entered:
+        _chdir(cwd, retry_later=False)
     _check_cwd_inside()
     args = process["args"]
     executable = lookup_executable(args[0], env, cwd)
     apply_lsm(process)
     return Prepared(executable, args, env, seccomp if seccomp is not None and not seccomp_early else None,
                     notify_fd)
+
+
+def _chdir(cwd: str, *, retry_later: bool) -> bool:
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        if retry_later:
+            return False
+        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: permission denied') from None
+    except OSError as e:
+        raise RuntimeFailure(f'chdir to cwd ("{cwd}") set in config.json failed: {e.strerror.lower()}') from None
 
 
 def _check_cwd_inside() -> None:

@@ -281,3 +281,17 @@ def test_state_json_annotations(make_bundle, pyrunc):
     assert pyrunc("create", "--bundle", bundle, "ann").returncode == 0
     state = json.loads(pyrunc("state", "ann").stdout)
     assert state["annotations"] == {"org.example.key": "value"}
+
+
+def test_cwd_is_entered_before_dropping_privileges(make_bundle, pyrunc):
+    """runc's order: a non-root process may start in a directory only the runtime could walk into."""
+    def edit(spec):
+        spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+        spec["process"]["cwd"] = "/private/work"
+
+    bundle = make_bundle(["pwd"], edit=edit)
+    private = bundle / "rootfs" / "private" / "work"
+    private.mkdir(parents=True)
+    os.chmod(private.parent, 0o700)  # root's only
+    out = pyrunc("run", "--bundle", bundle, "cwd")
+    assert out.returncode == 0 and out.stdout == "/private/work\n", out.stderr
