@@ -28,7 +28,7 @@ class Logger:
             record = {"level": level, "msg": msg, "time": stamp}
             if kind:
                 record["kind"] = kind  # the error class, for oci_runtime.api (engines read only msg)
-            return dumps(record) + "\n"
+            return dumps(record, compact=True) + "\n"
         return f'time="{stamp}" level={level} msg={dumps(msg)}\n'
 
     def log(self, level: str, msg: str, kind: str | None = None) -> None:

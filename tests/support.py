@@ -111,7 +111,9 @@ def check_refused(pyrunc, state_root, tmp_path, cid, args, expect):
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], out.stderr
-    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    logged = log.read_text().splitlines()
+    entries = [json.loads(line) for line in logged]
+    assert logged == [json.dumps(e, separators=(",", ":")) for e in entries]  # compact, as runc's logrus writes
     errors = [e for e in entries if e["level"] == "error"]
     assert errors and expect in errors[-1]["msg"] and errors[-1]["time"].endswith("Z")
     assert leftovers(state_root, cid) == []

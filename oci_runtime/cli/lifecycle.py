@@ -70,7 +70,7 @@ def cmd_list(args) -> int:
         for row in rows:
             print(row["id"])
     elif args.format == "json":
-        print(dumps(rows))
+        print(dumps(rows, compact=True))  # runc prints compact JSON
     else:
         print_table(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
                     [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]] for r in rows])

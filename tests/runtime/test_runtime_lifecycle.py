@@ -259,3 +259,9 @@ def test_every_command_is_routed_to_the_module_that_defines_it():
 def test_an_unknown_command_is_runcs_words_and_status():
     out = run_captured([*PYRUNC, "no-such-command"])
     assert out.returncode == 3 and out.stderr.strip() == "No help topic for 'no-such-command'"
+
+
+def test_list_json_is_compact_like_runcs(make_bundle, pyrunc):
+    assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"]), "compact").returncode == 0
+    out = pyrunc("list", "--format", "json").stdout.strip()
+    assert out == json.dumps(json.loads(out), separators=(",", ":")) and '"id":"compact"' in out
