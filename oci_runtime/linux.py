@@ -15,10 +15,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_NUMBERS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "close_range": 436, "openat2": 437,
                "pidfd_open": 434, "pidfd_send_signal": 424, "setns": 308, "unshare": 272,
-               "bpf": 321, "seccomp": 317},
+               "bpf": 321, "seccomp": 317, "mount_setattr": 442},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "close_range": 436, "openat2": 437,
                 "pidfd_open": 434, "pidfd_send_signal": 424, "setns": 268, "unshare": 97,
-                "bpf": 280, "seccomp": 277},
+                "bpf": 280, "seccomp": 277, "mount_setattr": 442},
 }
 SYS = _SYS_NUMBERS.get(os.uname().machine, _SYS_NUMBERS["x86_64"])
 
@@ -201,6 +201,28 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     if _libc.syscall(SYS["capset"], ctypes.byref(header), data) != 0:
         raise _fail("capset")
+
+
+# mount_setattr(2)
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_NODIRATIME = 0x70, 0x10, 0x20, 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64),
+                ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(fd: int, attr_set: int, attr_clr: int, *, recursive: bool = True, label: str = "") -> None:
+    """Change the flags of the mount fd is on (and of every mount below it when recursive)."""
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    if _libc.syscall(SYS["mount_setattr"], ctypes.c_int(fd), b"", ctypes.c_uint(flags), ctypes.byref(attr),
+                     ctypes.c_size_t(ctypes.sizeof(attr))) != 0:
+        raise _fail(f'mount_setattr "{label}"')
 
 
 def pidfd_open(pid: int) -> int:

@@ -40,7 +40,19 @@ PROPAGATION = {
 }
 # Options engines send that are not kernel options: handled by us, never passed as data.
 EXTRA_OPTIONS = {"tmpcopyup", "notmpcopyup", "idmap", "ridmap"}
-# Recursive attribute options (mount_setattr); treated like their plain forms on the top mount.
+# Recursive attribute options: their plain form on the top mount, then mount_setattr(AT_RECURSIVE) for every
+# mount below it. Each maps to (attributes set, attributes cleared).
+RECURSIVE_MOUNT_ATTRS = {
+    "rro": (linux.MOUNT_ATTR_RDONLY, 0), "rrw": (0, linux.MOUNT_ATTR_RDONLY),
+    "rnosuid": (linux.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, linux.MOUNT_ATTR_NOSUID),
+    "rnodev": (linux.MOUNT_ATTR_NODEV, 0), "rdev": (0, linux.MOUNT_ATTR_NODEV),
+    "rnoexec": (linux.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, linux.MOUNT_ATTR_NOEXEC),
+    "rnoatime": (linux.MOUNT_ATTR_NOATIME, linux.MOUNT_ATTR__ATIME),
+    "ratime": (0, linux.MOUNT_ATTR_NOATIME), "rrelatime": (0, linux.MOUNT_ATTR__ATIME),
+    "rstrictatime": (linux.MOUNT_ATTR_STRICTATIME, linux.MOUNT_ATTR__ATIME),
+    "rnodiratime": (linux.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, linux.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (linux.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, linux.MOUNT_ATTR_NOSYMFOLLOW),
+}
 RECURSIVE_ATTRS = {"rro": "ro", "rrw": "rw", "rnosuid": "nosuid", "rsuid": "suid", "rnodev": "nodev",
                    "rdev": "dev", "rnoexec": "noexec", "rexec": "exec", "rnoatime": "noatime",
                    "ratime": "atime", "rrelatime": "relatime", "rstrictatime": "strictatime",
@@ -307,9 +319,24 @@ class RootfsBuilder:
                     linux.mount(None, fd_path(fd), None, prop, None, label=dest)
                 finally:
                     os.close(fd)
+            self._set_recursive_attrs(dest, options)
         except OSError as e:
             reason = os.strerror(e.errno).lower() if e.errno else str(e)
             raise RuntimeFailure(f"error mounting {label}: {reason}") from None
+
+    def _set_recursive_attrs(self, dest: str, options: list[str]) -> None:
+        attr_set = attr_clr = 0
+        for option in options:
+            if option in RECURSIVE_MOUNT_ATTRS:
+                add, remove = RECURSIVE_MOUNT_ATTRS[option]
+                attr_set, attr_clr = (attr_set & ~remove) | add, attr_clr | remove
+        if not (attr_set or attr_clr):
+            return
+        fd = self.root.open(dest)  # the mount itself, not what it covers
+        try:
+            linux.mount_setattr(fd, attr_set, attr_clr, label=dest)
+        finally:
+            os.close(fd)
 
     def _check_resolved_destination(self, dest: str, mount: dict) -> None:
         """The /proc rule again, on where dest really leads once the rootfs's symlinks are followed (a

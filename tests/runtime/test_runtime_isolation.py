@@ -240,3 +240,24 @@ def test_a_read_only_dev_still_gets_its_devices_and_mounts(make_bundle, pyrunc):
                                       " && echo ok"], edit=ro_dev)
     out = pyrunc("run", "--bundle", bundle, "rodev")
     assert out.returncode == 0 and out.stdout == "ok\n", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("option, sub_writable", [("ro", True), ("rro", False)])
+def test_rro_makes_every_mount_below_read_only(make_bundle, pyrunc, tmp_path, option, sub_writable):
+    """rro is ro for the bind and every mount under it (mount_setattr with AT_RECURSIVE); ro only the top."""
+    import subprocess
+
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(source / "sub")], check=True)
+    try:
+        bundle = make_bundle(["sh", "-c", "touch /data/top 2>/dev/null && echo top-rw; "
+                                          "touch /data/sub/x 2>/dev/null && echo sub-rw; echo done"],
+                             edit=lambda spec: spec["mounts"].append(
+                                 {"destination": "/data", "type": "bind", "source": str(source),
+                                  "options": ["rbind", option]}))
+        out = pyrunc("run", "--bundle", bundle, f"r{option}")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == ("sub-rw\n" if sub_writable else "") + "done\n"
+    finally:
+        subprocess.run(["umount", "-l", str(source / "sub")], check=True)
