@@ -64,11 +64,16 @@ class Logger:
             pass
 
 
-# The process-wide logger; the CLI replaces it once the global flags are parsed.
+# The process-wide logger; the CLI sets it up once the global flags are parsed (in place, so that modules
+# which imported it earlier log to the same place).
 logger = Logger()
 
 
 def configure(path: str | None, fmt: str, debug: bool) -> Logger:
-    global logger
-    logger = Logger(path, fmt, debug)
+    logger.__init__(path, fmt, debug)
+    if path:  # as runc does: the file exists once the command ran, even if nothing was logged
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except OSError:
+            pass
     return logger

@@ -8,6 +8,7 @@ from oci_runtime.bundle import load_bundle
 from oci_runtime.container.lifecycle import SIGKILL, Container, proc_start_time, wait_gone, write_pid_file
 from oci_runtime.container.state import StateDir
 from oci_runtime.errors import RuntimeFailure
+from oci_runtime.log import logger
 from oci_runtime.process import launch
 from oci_runtime.units import rfc3339
 
@@ -17,6 +18,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
            systemd_cgroup: bool = False, extra_env: dict | None = None) -> Container:
     """Create a container whose init waits for `start`; on any failure nothing is left behind."""
     bundle = load_bundle(bundle_dir)
+    logger.debug(f"create {container_id}: bundle {bundle.path}, rootfs {bundle.rootfs}")
     config = bundle.config
     linux_cfg = config.get("linux") or {}
     seccomp = None
@@ -40,6 +42,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
         spec = launch.LaunchSpec(container_id, bundle, state_dir, mgr, console_sock, no_pivot,
                                  no_new_keyring, preserve_fds, extra_env or {}, seccomp)
         init_pid = launch.spawn_init(spec)
+        logger.debug(f"create {container_id}: init is pid {init_pid}, waiting on {state_dir.fifo}")
         info = proc_start_time(init_pid)
         state = {
             "id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": init_pid,

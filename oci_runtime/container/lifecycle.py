@@ -131,6 +131,7 @@ class Container:
                 self._kill_everything()
                 self._delete_stopped()
                 raise
+            logger.debug(f"start {self.id}: releasing init (pid {self.pid})")
             self._release_init()
             try:
                 os.unlink(self.dir.fifo)

@@ -261,7 +261,21 @@ def test_an_unknown_command_is_runcs_words_and_status():
     assert out.returncode == 3 and out.stderr.strip() == "No help topic for 'no-such-command'"
 
 
+@pytest.mark.root
 def test_list_json_is_compact_like_runcs(make_bundle, pyrunc):
     assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"]), "compact").returncode == 0
     out = pyrunc("list", "--format", "json").stdout.strip()
     assert out == json.dumps(json.loads(out), separators=(",", ":")) and '"id":"compact"' in out
+
+
+@pytest.mark.root
+def test_debug_lines_and_the_log_file(make_bundle, pyrunc, tmp_path):
+    log = tmp_path / "quiet.log"
+    assert pyrunc("--log", log, "list").returncode == 0
+    assert log.exists() and log.read_text() == ""  # created even when nothing was logged, as runc does
+    out = pyrunc("--debug", "run", "--bundle", make_bundle(["true"]), "dbg")
+    assert out.returncode == 0 and "level=debug" in out.stderr and "init is pid" in out.stderr, out.stderr
+    debug_log = tmp_path / "debug.log"
+    assert pyrunc("--debug", "--log", debug_log, "--log-format", "json", "run", "--bundle",
+                  make_bundle(["true"]), "dbg2").returncode == 0
+    assert any(json.loads(line)["level"] == "debug" for line in debug_log.read_text().splitlines())
