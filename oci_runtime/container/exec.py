@@ -22,7 +22,7 @@ from oci_runtime import linux
 from oci_runtime.container.lifecycle import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from oci_runtime.errors import BadState, RuntimeFailure
 from oci_runtime.process import setup as proc_setup
-from oci_runtime.process.channel import ERROR, GO, PID, Channel, fork_child
+from oci_runtime.process.channel import ERROR, GO, OK, PID, SECCOMP, Channel, fork_child
 from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, NamespacePlan, open_joins
 
 
@@ -114,6 +114,9 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
         while msg := parent.recv():  # until the socket closes: the process exec'd (close-on-exec) or died
             if msg["t"] == PID:
                 pid = msg["pid"]
+            elif msg["t"] == SECCOMP:  # the process's listener, for the agent (PID always came first)
+                seccomp.hand_over(pid, msg["fd"], container.hook_state(RUNNING))
+                parent.send(OK)
             elif msg["t"] == ERROR:
                 error = msg["msg"]
         if error is not None or not pid:
@@ -141,6 +144,7 @@ def _stage1(channel: Channel, ns_fds, process, seccomp, console_sock, preserve_f
         if kind == "user":
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+    released_r, released_w = os.pipe2(os.O_CLOEXEC)
     try:
         pid = os.fork()  # the pid namespace applies to our children only
     except OSError as e:
@@ -149,12 +153,17 @@ def _stage1(channel: Channel, ns_fds, process, seccomp, console_sock, preserve_f
         raise
     if pid == 0:
         try:
+            os.close(released_w)
+            os.read(released_r, 1)  # until our pid is sent: the runtime needs it before any other message
+            os.close(released_r)
             os.setsid()
             prepared = proc_setup.prepare(process, console_sock=console_sock, preserve_fds=preserve_fds,
-                                          seccomp=seccomp, in_userns=in_userns, bind_console=False)
+                                          seccomp=seccomp, in_userns=in_userns, bind_console=False,
+                                          hand_over=channel.hand_over_listener)
             prepared.execute()
         except BaseException as e:  # noqa: BLE001
             channel.fail(e, 127)
         os._exit(127)
     channel.send(PID, pid=pid)
+    os.write(released_w, b"1")
     os._exit(0)

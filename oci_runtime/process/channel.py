@@ -6,7 +6,9 @@ object per SOCK_SEQPACKET message, tagged with its kind. Every kind of message i
   PID     stage1 -> runtime   pid: the host pid of init, or of the exec'd process
   HOOKS   init -> runtime     run the createRuntime hooks (answered with OK carrying the hooks' state)
   OK      runtime -> child    go on
-  READY   init -> runtime     waiting on exec.fifo; seccomp_fd: init's seccomp listener fd number, if any
+  SECCOMP child -> runtime    fd: the number of the seccomp listener fd the child just made; the runtime takes
+                              it (pidfd_getfd), gives it to the agent, and answers OK
+  READY   init -> runtime     waiting on exec.fifo
   ERROR   child -> runtime    msg: why the child failed (it exits right after)
 """
 
@@ -19,7 +21,7 @@ import _socket as socket  # the C module: `socket` costs milliseconds of enum se
 from oci_runtime.errors import child_failed
 from oci_runtime.jsonio import dumps, loads
 
-GO, USERNS, PID, HOOKS, OK, READY, ERROR = "go", "userns", "pid", "hooks", "ok", "ready", "error"
+GO, USERNS, PID, HOOKS, OK, SECCOMP, READY, ERROR = "go", "userns", "pid", "hooks", "ok", "seccomp", "ready", "error"
 _MAX_MESSAGE = 1 << 16
 
 
@@ -50,6 +52,12 @@ class Channel:
     def fail(self, e: BaseException, code: int = 1):
         """In a child: report the failure to the runtime and end (never returns)."""
         child_failed(lambda text: self.send(ERROR, msg=text), e, code)
+
+    def hand_over_listener(self, fd: int) -> None:
+        """In a child: give the runtime our seccomp listener and wait until the agent has it."""
+        self.send(SECCOMP, fd=fd)
+        self.expect(OK)
+        os.close(fd)
 
     def close(self) -> None:
         self.sock.close()

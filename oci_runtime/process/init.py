@@ -62,10 +62,10 @@ def run_init(spec, channel: Channel) -> None:
     if process is not None:
         prepared = proc_setup.prepare(process, console_sock=spec.console_sock, preserve_fds=spec.preserve_fds,
                                       seccomp=spec.seccomp, in_userns=ns.has("user"), extra_env=spec.extra_env,
-                                      bind_console=builder is not None)
+                                      bind_console=builder is not None, hand_over=channel.hand_over_listener)
     elif spec.console_sock is not None:
         spec.console_sock.close()
-    channel.send(READY, seccomp_fd=prepared.notify_fd if prepared is not None else None)
+    channel.send(READY)
     channel.close()
 
     # Block until `pyrunc start` opens the fifo for reading; from now on errors go to it.

@@ -20,7 +20,7 @@ import os
 from oci_runtime import linux
 from oci_runtime.errors import RuntimeFailure
 from oci_runtime.process import namespaces
-from oci_runtime.process.channel import ERROR, GO, HOOKS, OK, PID, READY, USERNS, Channel, fork_child
+from oci_runtime.process.channel import ERROR, GO, HOOKS, OK, PID, READY, SECCOMP, USERNS, Channel, fork_child
 from oci_runtime.process.hooks import run_hooks
 from oci_runtime.process.init import run_init
 
@@ -110,9 +110,10 @@ def _drive(spec: LaunchSpec, channel: Channel, stage1: int) -> int:
                     channel.send(ERROR, msg=str(e))
                     raise
                 channel.send(OK, state=state)
+            elif kind == SECCOMP:
+                spec.seccomp.hand_over(init_pid, msg["fd"], state_for_hooks(spec, "creating", init_pid))
+                channel.send(OK)
             elif kind == READY:
-                if msg.get("seccomp_fd") is not None:
-                    _hand_over_listener(spec, init_pid, msg["seccomp_fd"])
                 return init_pid
             elif kind == ERROR:
                 raise RuntimeFailure(msg["msg"])
@@ -120,17 +121,6 @@ def _drive(spec: LaunchSpec, channel: Channel, stage1: int) -> int:
         if init_pid:
             _kill(init_pid)
         raise
-
-
-def _hand_over_listener(spec: LaunchSpec, init_pid: int, fd_number: int) -> None:
-    """SCMP_ACT_NOTIFY: take the listener fd from init and send it to linux.seccomp.listenerPath."""
-    from oci_runtime.seccomp.listener import fd_from_process
-
-    fd = fd_from_process(init_pid, fd_number)
-    try:
-        spec.seccomp.send_listener(fd, state_for_hooks(spec, "creating", init_pid))
-    finally:
-        os.close(fd)
 
 
 def _kill(pid: int) -> None:

@@ -169,13 +169,11 @@ def _write_attr(path: str, value: str, fallback: str | None = None) -> None:
 class Prepared:
     """A process ready to exec: only the late seccomp filter and execve itself are left."""
 
-    def __init__(self, executable: str, args: list[str], env: dict[str, str], seccomp_late,
-                 notify_fd: int | None = None):
+    def __init__(self, executable: str, args: list[str], env: dict[str, str], seccomp_late):
         self.executable = executable
         self.args = args
         self.env = env
         self.seccomp_late = seccomp_late
-        self.notify_fd = notify_fd  # the seccomp listener fd, for the runtime to hand to the agent
 
     def execute(self) -> None:
         restore_signals()
@@ -204,9 +202,14 @@ def preload(process: dict) -> None:
 
 
 def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=None, in_userns: bool = False,
-            extra_env: dict | None = None, bind_console: bool = True) -> Prepared:
+            extra_env: dict | None = None, bind_console: bool = True, hand_over=None) -> Prepared:
     """Everything about the process that can fail, done while errors can still reach the caller:
-    terminal, limits, identity, privileges, cwd and the executable's path. Runs inside the container."""
+    terminal, limits, identity, privileges, cwd and the executable's path. Runs inside the container.
+
+    hand_over(fd) gives a seccomp listener to the runtime, which passes it to the agent, and returns once
+    the agent has it: called the moment the filter is loaded, since any syscall after that may be one the
+    agent must answer (an open, a close, a read of our own).
+    """
     # Whatever the caller leaked to us (a shim's socket, ...) must not reach the process; marked now,
     # before any seccomp filter could refuse close_range. Every fd we open later is O_CLOEXEC.
     mark_cloexec_from(3 + preserve_fds)
@@ -221,9 +224,8 @@ def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=
     env = final_env(process, user.get("uid", 0))
     env.update(extra_env or {})
     seccomp_early = seccomp is not None and not process.get("noNewPrivileges")
-    notify_fd = None
     if seccomp_early:  # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before dropping caps
-        notify_fd = seccomp.load()
+        _load_seccomp(seccomp, hand_over)
     # runc's order: into cwd while still privileged (the user may not be allowed to walk there); a refusal
     # is tried again as the user (who may own a directory the runtime's user cannot enter).
     cwd = process.get("cwd", "/")
@@ -232,7 +234,7 @@ def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=
     set_no_new_privs(process)
     if seccomp is not None and not seccomp_early and getattr(seccomp, "notify_required", False):
         # the listener fd must reach the agent before the process runs: load now, while create waits
-        notify_fd = seccomp.load()
+        _load_seccomp(seccomp, hand_over)
         seccomp_early = True
     if not entered:
         _chdir(cwd, retry_later=False)
@@ -240,8 +242,15 @@ def prepare(process: dict, *, console_sock=None, preserve_fds: int = 0, seccomp=
     args = process["args"]
     executable = lookup_executable(args[0], env, cwd)
     apply_lsm(process)
-    return Prepared(executable, args, env, seccomp if seccomp is not None and not seccomp_early else None,
-                    notify_fd)
+    return Prepared(executable, args, env, seccomp if seccomp is not None and not seccomp_early else None)
+
+
+def _load_seccomp(seccomp, hand_over) -> None:
+    notify_fd = seccomp.load()
+    if notify_fd is not None:
+        if hand_over is None:
+            raise RuntimeFailure("SCMP_ACT_NOTIFY: no way to reach the seccomp agent from here")
+        hand_over(notify_fd)
 
 
 def _chdir(cwd: str, *, retry_later: bool) -> bool:

@@ -93,6 +93,17 @@ class SeccompFilter:
         send_listener_fd(self.profile.listener_path, notify_fd, state,
                          state.get("pid", 0) if pid is None else pid, self.profile.listener_metadata)
 
+    def hand_over(self, pid: int, fd_number: int, state: dict) -> None:
+        """Take the listener fd `fd_number` of process `pid` (which loaded this filter) and send it to the
+        agent at linux.seccomp.listenerPath with the container's state."""
+        from oci_runtime.seccomp.listener import fd_from_process
+
+        fd = fd_from_process(pid, fd_number)
+        try:
+            self.send_listener(fd, state, pid)
+        finally:
+            os.close(fd)
+
     def export_pfc(self) -> str:
         """libseccomp's pseudo filter code: a readable dump of the filter, for debugging."""
         return self._export("pfc").decode()

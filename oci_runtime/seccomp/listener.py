@@ -43,7 +43,7 @@ def send_listener_fd(listener_path: str, notify_fd: int, state: dict, pid: int, 
             # A stream socket may take only part of a large state; the fd went with the first part.
             sock.sendall(data[sent:])
     except OSError as err:
-        raise SeccompError(f"cannot send the seccomp notify fd to the agent at "
+        raise SeccompError(f"failed to connect with seccomp agent: cannot send the notify fd to "
                            f"linux.seccomp.listenerPath {listener_path!r}: {err.strerror or err}") from None
 
 

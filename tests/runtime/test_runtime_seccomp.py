@@ -79,3 +79,109 @@ def test_notify_listener_reaches_the_agent(make_bundle, pyrunc, tmp_path):
     assert out.stdout.strip() == "ppid=4242"
     assert agent.state["metadata"] == "meta" and agent.state["fds"] == ["seccompFd"]
     assert agent.state["state"]["id"] == "notify"
+
+
+class ServingAgent:
+    """A seccomp agent serving every listener it is given until stopped: mkdir is answered with a success
+    that makes nothing (so the test can tell the agent answered), every other call is let through."""
+
+    def __init__(self, path):
+        import socket
+        import threading
+
+        self.path = str(path)
+        self.seen: list[int] = []
+        self.connections = 0
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen(8)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import fcntl
+        import select
+        import socket
+
+        from test_seccomp import NOTIF, NOTIF_RESP, SECCOMP_IOCTL_NOTIF_RECV, SECCOMP_IOCTL_NOTIF_SEND, _nr
+
+        mkdir = _nr("mkdir")
+        listeners: list[int] = []
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._server, *listeners], [], [], 0.05)
+            for fd in ready:
+                if fd is self._server:
+                    conn, _ = self._server.accept()
+                    with conn:
+                        _, fds, _, _ = socket.recv_fds(conn, 1 << 16, 4)
+                        while conn.recv(1 << 16):
+                            pass
+                    listeners += fds
+                    self.connections += 1
+                    continue
+                buf = bytearray(NOTIF.size)
+                try:
+                    fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, buf, True)
+                except OSError:  # every process under this filter is gone
+                    listeners.remove(fd)
+                    os.close(fd)
+                    continue
+                notif_id, _, _, nr, *_ = NOTIF.unpack(buf)
+                self.seen.append(nr)
+                flags = 0 if nr == mkdir else 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
+                try:
+                    fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, bytearray(NOTIF_RESP.pack(notif_id, 0, 0, flags)), True)
+                except OSError:
+                    pass  # the caller was killed meanwhile
+        for fd in listeners:
+            os.close(fd)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._server.close()
+
+
+def notify_profile(agent, names):
+    return {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": agent.path, "listenerMetadata": "bar",
+            "syscalls": [{"names": names, "action": "SCMP_ACT_NOTIFY"}]}
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_notify_on_the_syscalls_the_runtime_itself_makes(make_bundle, pyrunc, tmp_path, nnp):
+    """With execve, open, read and close notified, the listener must reach the agent the moment the filter
+    is loaded: the runtime's own next syscalls are among them (runc's "important syscalls" case)."""
+    agent = ServingAgent(tmp_path / "agent.sock")
+    try:
+        out = run(make_bundle, pyrunc, "mkdir /made && echo answered; test -d /made || echo not-made",
+                  notify_profile(agent, ["execve", "openat", "open", "read", "close", "mkdir"]), nnp=nnp)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "answered\nnot-made\n"
+        assert agent.connections == 1 and len(agent.seen) > 3
+    finally:
+        agent.stop()
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_exec_hands_its_listener_to_the_agent(make_bundle, pyrunc, tmp_path, nnp):
+    agent = ServingAgent(tmp_path / "agent.sock")
+    try:
+        def edit(spec):
+            spec["linux"]["seccomp"] = notify_profile(agent, ["mkdir"])
+            spec["process"]["noNewPrivileges"] = nnp
+
+        assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"], edit=edit), "nx").returncode == 0
+        out = pyrunc("exec", "nx", "sh", "-c", "mkdir /made && echo answered; test -d /made || echo not-made")
+        assert out.returncode == 0 and out.stdout == "answered\nnot-made\n", out.stderr
+        assert agent.connections == 2  # init's listener, then the exec'd process's
+    finally:
+        pyrunc("delete", "--force", "nx")
+        agent.stop()
+
+
+def test_no_agent_is_runcs_words(make_bundle, pyrunc, tmp_path):
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(tmp_path / "nobody.sock"),
+               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+    out = run(make_bundle, pyrunc, "true", profile, nnp=False)
+    assert out.returncode != 0 and "failed to connect with seccomp agent" in out.stderr
