@@ -223,6 +223,13 @@ def _is_device(st: os.stat_result, kind: str, major: int, minor: int) -> bool:
     return wanted(st.st_mode) and os.major(st.st_rdev) == major and os.minor(st.st_rdev) == minor
 
 
+def _unescape(field: str) -> str:
+    """mountinfo's octal escapes (\\040 for a space, ...)."""
+    if "\\" not in field:
+        return field
+    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="surrogateescape")
+
+
 def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
@@ -518,6 +525,7 @@ class RootfsBuilder:
     def pivot(self, no_pivot: bool = False) -> None:
         os.fchdir(self.root.fd)
         if no_pivot:
+            self._hide_full_proc_and_sysfs()
             linux.mount(".", "/", None, linux.MS_MOVE, None, label="/ (move rootfs)")
             os.chroot(".")
         else:
@@ -528,6 +536,26 @@ class RootfsBuilder:
         os.chdir("/")
         self.root.close()
         self.root = None
+
+    def _hide_full_proc_and_sysfs(self) -> None:
+        """Without pivot_root the host's mounts stay in our mount namespace, out of sight but not out of the
+        kernel's: a full procfs or sysfs mount there lets the container mount a new, unmasked one. Detach
+        them (or cover them where detaching is refused), as runc does for --no-pivot."""
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split() for line in f]
+        rootfs = self.rootfs.rstrip("/") + "/"
+        for fields in mounts:
+            root, mountpoint = fields[3], _unescape(fields[4])
+            fstype = fields[fields.index("-") + 1]
+            if root != "/" or fstype not in ("proc", "sysfs") or (mountpoint + "/").startswith(rootfs):
+                continue
+            try:
+                linux.mount(None, mountpoint, None, linux.MS_SLAVE | linux.MS_REC, None, label=mountpoint)
+                linux.umount2(mountpoint, linux.MNT_DETACH)
+            except FileNotFoundError:
+                continue  # gone with a mount detached before it
+            except OSError:
+                linux.mount("tmpfs", mountpoint, "tmpfs", 0, None, label=mountpoint)
 
     def finish(self) -> None:
         """Masked and read-only paths, then a read-only root: all after pivot_root."""

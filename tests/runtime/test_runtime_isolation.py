@@ -261,3 +261,19 @@ def test_rro_makes_every_mount_below_read_only(make_bundle, pyrunc, tmp_path, op
         assert out.stdout == ("sub-rw\n" if sub_writable else "") + "done\n"
     finally:
         subprocess.run(["umount", "-l", str(source / "sub")], check=True)
+
+
+@pytest.mark.parametrize("pivot", ["--no-pivot", None])
+def test_no_new_proc_can_be_mounted_even_without_pivot_root(make_bundle, pyrunc, pivot):
+    """With --no-pivot the host's mounts stay in the container's mount namespace; a full procfs among them
+    would let a process in a new user namespace mount a new, unmasked /proc (runc's test, with busybox's
+    unshare). They are detached before the move."""
+    def edit(spec):
+        for name in ("bounding", "permitted"):
+            spec["process"]["capabilities"][name].append("CAP_SETFCAP")
+
+    bundle = make_bundle(["unshare", "-mrpf", "sh", "-c",
+                          "mount -t proc none /proc 2>/dev/null && echo mounted || echo refused"], edit=edit)
+    out = pyrunc("run", *([pivot] if pivot else []), "--bundle", bundle, "np")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "refused\n"
