@@ -15,10 +15,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_NUMBERS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "close_range": 436, "openat2": 437,
                "pidfd_open": 434, "pidfd_send_signal": 424, "setns": 308, "unshare": 272,
-               "bpf": 321, "seccomp": 317, "mount_setattr": 442},
+               "bpf": 321, "seccomp": 317, "mount_setattr": 442, "open_tree": 428, "move_mount": 429},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "close_range": 436, "openat2": 437,
                 "pidfd_open": 434, "pidfd_send_signal": 424, "setns": 268, "unshare": 97,
-                "bpf": 280, "seccomp": 277, "mount_setattr": 442},
+                "bpf": 280, "seccomp": 277, "mount_setattr": 442, "open_tree": 428, "move_mount": 429},
 }
 SYS = _SYS_NUMBERS.get(os.uname().machine, _SYS_NUMBERS["x86_64"])
 
@@ -223,6 +223,29 @@ def mount_setattr(fd: int, attr_set: int, attr_clr: int, *, recursive: bool = Tr
     if _libc.syscall(SYS["mount_setattr"], ctypes.c_int(fd), b"", ctypes.c_uint(flags), ctypes.byref(attr),
                      ctypes.c_size_t(ctypes.sizeof(attr))) != 0:
         raise _fail(f'mount_setattr "{label}"')
+
+
+# open_tree(2) / move_mount(2)
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+
+
+def open_tree(path: str, *, recursive: bool) -> int:
+    """A detached copy of the mount tree at path (a bind mount not attached anywhere yet), as an fd."""
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    fd = _libc.syscall(SYS["open_tree"], ctypes.c_int(-100), _b(path), ctypes.c_uint(flags))  # AT_FDCWD
+    if fd < 0:
+        raise _fail(f'open_tree "{path}"')
+    return fd
+
+
+def move_mount(tree_fd: int, target_fd: int, *, label: str = "") -> None:
+    """Attach the detached tree tree_fd on the file or directory target_fd refers to."""
+    if _libc.syscall(SYS["move_mount"], ctypes.c_int(tree_fd), b"", ctypes.c_int(target_fd), b"",
+                     ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) != 0:
+        raise _fail(f'move_mount "{label}"')
 
 
 def pidfd_open(pid: int) -> int:

@@ -29,7 +29,7 @@ def run_init(spec, channel: Channel) -> None:
     builder = None
     if ns.creates("mount"):
         builder = rootfs_mod.RootfsBuilder(config, spec.bundle.path, spec.bundle.rootfs, spec.cgroups,
-                                           in_userns=ns.has("user"))
+                                           in_userns=ns.has("user"), bind_sources=spec.bind_sources)
         builder.prepare()
     if ns.creates("network"):
         namespaces.loopback_up()

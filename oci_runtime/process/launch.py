@@ -23,6 +23,7 @@ from oci_runtime.process import namespaces
 from oci_runtime.process.channel import ERROR, GO, HOOKS, OK, PID, READY, SECCOMP, USERNS, Channel, fork_child
 from oci_runtime.process.hooks import run_hooks
 from oci_runtime.process.init import run_init
+from oci_runtime.process.rootfs import open_bind_sources
 
 
 class LaunchSpec:
@@ -42,6 +43,7 @@ class LaunchSpec:
         self.extra_env = extra_env or {}
         self.seccomp = seccomp
         self.fifo_fd = self.proc_fd = -1
+        self.bind_sources: dict[int, int] = {}  # mounts[i] -> a detached copy of its source (open_tree)
 
 
 def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
@@ -54,6 +56,8 @@ def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
 def spawn_init(spec: LaunchSpec) -> int:
     """Fork stage1 and drive the handshake until init is ready; return init's host pid."""
     # opened here, not in init: in a user namespace init may not be allowed to walk the host's paths
+    if spec.bundle.ns.creates("mount") and spec.bundle.ns.creates("user"):
+        spec.bind_sources = open_bind_sources(spec.bundle.config, spec.bundle.path)
     spec.fifo_fd = os.open(spec.state_dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     spec.proc_fd = os.open("/proc", linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     ns_fds = namespaces.open_joins(spec.bundle.ns)
@@ -64,6 +68,8 @@ def spawn_init(spec: LaunchSpec) -> int:
             os.close(fd)
         os.close(spec.fifo_fd)
         os.close(spec.proc_fd)
+        for fd in spec.bind_sources.values():
+            os.close(fd)
     init_pid = 0
     try:
         init_pid = _drive(spec, parent, stage1)

@@ -248,10 +248,39 @@ def _remount_bind(target: str, flags: int, label: str) -> None:
         linux.mount(None, target, None, remount | locked, None, label=label)
 
 
+def open_bind_sources(config: dict, bundle: str) -> dict[int, int]:
+    """Detached copies (open_tree) of the bind mounts' sources, made by the runtime before it forks: with the
+    runtime's own rights on the host's paths, which a container root in a user namespace may lack, and
+    attachable from the container's mount namespace (runc opens them host-side too). A missing source is
+    refused here, naming the mount."""
+    trees: dict[int, int] = {}
+    try:
+        for index, mount in enumerate(config.get("mounts") or []):
+            if not is_bind(mount):
+                continue
+            source = mount.get("source") or ""
+            path = source if os.path.isabs(source) else os.path.join(bundle, source)
+            recursive = bool(parse_options(mount.get("options"))[0] & linux.MS_REC)
+            try:
+                trees[index] = linux.open_tree(path, recursive=recursive)
+            except FileNotFoundError:
+                dest = container_path(mount.get("destination", ""))
+                raise RuntimeFailure(f'error mounting "{source}" to rootfs at "{dest}": mount source "{source}" '
+                                     "does not exist") from None
+            except OSError as e:
+                raise RuntimeFailure(f'mounts[{index}].source "{source}": {e.strerror}') from None
+    except BaseException:
+        for fd in trees.values():
+            os.close(fd)
+        raise
+    return trees
+
+
 class RootfsBuilder:
     """Prepares the mounts of one container; runs in init, inside the new mount namespace."""
 
-    def __init__(self, config: dict, bundle: str, rootfs: str, cgroup_manager=None, in_userns: bool = False):
+    def __init__(self, config: dict, bundle: str, rootfs: str, cgroup_manager=None, in_userns: bool = False,
+                 bind_sources: dict[int, int] | None = None):
         self.config = config
         self.linux = config.get("linux") or {}
         self.bundle = bundle
@@ -260,6 +289,7 @@ class RootfsBuilder:
         self.in_userns = in_userns
         self.root: SafeRoot | None = None
         self.readonly_dev_flags: int | None = None
+        self.bind_sources = bind_sources or {}  # mounts[i] -> a detached copy of its source (user namespaces)
 
     # -- before pivot_root ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -272,8 +302,11 @@ class RootfsBuilder:
         # pivot_root needs the rootfs to be a mount point of its own
         linux.mount(self.rootfs, self.rootfs, None, linux.MS_BIND | linux.MS_REC, None, label="rootfs")
         self.root = SafeRoot(self.rootfs)
-        for mount in self.config.get("mounts") or []:
-            self.mount_one(mount)
+        for index, mount in enumerate(self.config.get("mounts") or []):
+            self.mount_one(index, mount)
+        for fd in self.bind_sources.values():
+            os.close(fd)  # host paths: none may stay open once the mounts are made
+        self.bind_sources = {}
         if self._needs_dev_setup():
             self.create_devices()
             self.create_dev_symlinks()
@@ -288,7 +321,7 @@ class RootfsBuilder:
                 return False
         return True
 
-    def mount_one(self, mount: dict) -> None:
+    def mount_one(self, index: int, mount: dict) -> None:
         dest = container_path(mount.get("destination", ""))
         self._check_resolved_destination(dest, mount)
         mtype = mount.get("type") or ""
@@ -297,7 +330,7 @@ class RootfsBuilder:
         label = f'"{mount.get("source") or mtype}" to rootfs at "{dest}"'  # runc's wording
         try:
             if is_bind(mount):
-                self._mount_bind(mount, dest, flags, label)
+                self._mount_bind(mount, dest, flags, label, self.bind_sources.get(index))
             elif mtype == "cgroup":
                 self._mount_cgroup(dest, flags, label)
             else:
@@ -361,7 +394,19 @@ class RootfsBuilder:
         if stat.S_ISLNK(st.st_mode):
             raise RuntimeFailure(f'{mtype} cannot be mounted on "{dest}": it is a symlink (refused, see CVE-2019-19921)')
 
-    def _mount_bind(self, mount: dict, dest: str, flags: int, label: str) -> None:
+    def _mount_bind(self, mount: dict, dest: str, flags: int, label: str, tree: int | None) -> None:
+        if tree is not None:  # made by the runtime on the host side (user namespaces): attach it
+            fd = self.root.ensure(dest, directory=stat.S_ISDIR(os.fstat(tree).st_mode))
+            try:
+                linux.move_mount(tree, fd, label=dest)
+            finally:
+                os.close(fd)
+        else:
+            self._bind_from_path(mount, dest, flags, label)
+        if flags & ~(linux.MS_BIND | linux.MS_REC):
+            self._remount_at(dest, flags)
+
+    def _bind_from_path(self, mount: dict, dest: str, flags: int, label: str) -> None:
         source = mount.get("source") or ""
         if not os.path.isabs(source):
             source = os.path.join(self.bundle, source)
@@ -373,14 +418,12 @@ class RootfsBuilder:
         try:
             fd = self.root.ensure(dest, directory=stat.S_ISDIR(st.st_mode))
             try:
-                target = fd_path(fd)
-                linux.mount(fd_path(src_fd), target, None, linux.MS_BIND | (flags & linux.MS_REC), None, label=dest)
+                linux.mount(fd_path(src_fd), fd_path(fd), None, linux.MS_BIND | (flags & linux.MS_REC), None,
+                            label=dest)
             finally:
                 os.close(fd)
         finally:
             os.close(src_fd)
-        if flags & ~(linux.MS_BIND | linux.MS_REC):
-            self._remount_at(dest, flags)
 
     def _remount_at(self, dest: str, flags: int) -> None:
         fd = self.root.open(dest)  # resolved anew, so the handle is on the new mount, not under it

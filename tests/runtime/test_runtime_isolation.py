@@ -277,3 +277,21 @@ def test_no_new_proc_can_be_mounted_even_without_pivot_root(make_bundle, pyrunc,
     out = pyrunc("run", *([pivot] if pivot else []), "--bundle", bundle, "np")
     assert out.returncode == 0, out.stderr
     assert out.stdout == "refused\n"
+
+
+def test_bind_sources_are_opened_by_the_runtime_not_by_the_container_user(make_bundle, pyrunc, rootfs, tmp_path):
+    """In a user namespace the container's root is an unprivileged host uid: a source under a directory only
+    the host's root may walk is still bound, because the runtime opened it before the fork (as runc does)."""
+    private = tmp_path / "root-only"
+    (private / "data").mkdir(parents=True)
+    (private / "data" / "f").write_text("from the host\n")
+    os.chmod(private, 0o700)
+    userns = userns_edit(rootfs, 100000)
+
+    def edit(spec):
+        userns(spec)
+        spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(private / "data"),
+                               "options": ["rbind", "ro"]})
+
+    out = run_in(make_bundle, pyrunc, "cat /data/f; touch /data/new 2>/dev/null || echo read-only", edit=edit)
+    assert out.returncode == 0 and out.stdout == "from the host\nread-only\n", out.stderr
