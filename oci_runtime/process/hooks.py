@@ -14,8 +14,10 @@ class HookFailed(RuntimeFailure):
     pass
 
 
-def run_hooks(hooks: list[dict] | None, phase: str, state: dict) -> None:
-    """Run each hook of one phase in order; the first failure raises HookFailed naming hook and cause."""
+def run_hooks(hooks: list[dict] | None, phase: str, state: dict, cwd: str | None = None) -> None:
+    """Run each hook of one phase in order; the first failure raises HookFailed naming hook and cause.
+    Hooks run in the bundle directory (runc's working directory), or in cwd when given (createContainer
+    hooks run in the container's rootfs, startContainer ones in its /)."""
     if not hooks:
         return
     import subprocess  # only paid for by containers that have hooks
@@ -31,7 +33,7 @@ def run_hooks(hooks: list[dict] | None, phase: str, state: dict) -> None:
         timeout = hook.get("timeout")
         try:
             proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE, close_fds=True,
-                                    bufsize=0)
+                                    bufsize=0, cwd=cwd or state.get("bundle") or None)
         except OSError as e:
             raise HookFailed(f"{phase} hook {path}: {e.strerror or e}") from None
         try:

@@ -43,7 +43,7 @@ def run_init(spec, channel: Channel) -> None:
     if hooks.get("createRuntime") or hooks.get("createContainer") or hooks.get("startContainer"):
         channel.send(HOOKS)  # the runtime runs createRuntime and sends the state (with our host pid)
         state = channel.expect(OK)["state"]
-        run_hooks(hooks.get("createContainer"), "createContainer", state)
+        run_hooks(hooks.get("createContainer"), "createContainer", state, cwd=spec.bundle.rootfs)
     if hooks.get("startContainer"):
         import subprocess  # noqa: F401 - run_hooks needs it after pivot_root, when the host's stdlib is gone
     if process is not None:
@@ -74,7 +74,7 @@ def run_init(spec, channel: Channel) -> None:
     os.close(proc_fd)
     try:
         if hooks.get("startContainer"):
-            run_hooks(hooks["startContainer"], "startContainer", dict(state, status="created"))
+            run_hooks(hooks["startContainer"], "startContainer", dict(state, status="created"), cwd="/")
         if prepared is None:
             os._exit(0)  # a container without a process: started, it has nothing to run
         prepared.execute()

@@ -154,3 +154,28 @@ def test_failing_poststart_and_poststop_are_warnings(make_bundle, pyrunc, state_
     assert json.loads(pyrunc("state", "hw").stdout)["status"] == "running"
     assert pyrunc("delete", "--force", "hw").returncode == 0
     assert os.listdir(state_root) == []
+
+
+def test_hooks_run_where_runc_runs_them(make_bundle, pyrunc, tmp_path):
+    """Runtime-side hooks in the bundle directory, createContainer in the container's rootfs (before
+    pivot_root), startContainer in the container's /."""
+    log = tmp_path / "cwd.log"
+    log.touch()
+
+    def pwd_hook(phase, target):
+        return {"path": "/bin/sh", "args": ["sh", "-c", f'echo "{phase} $(pwd)" >> {target}']}
+
+    def hooks(spec):
+        spec["mounts"].append({"destination": "/hooklog", "type": "bind", "source": str(tmp_path),
+                               "options": ["bind"]})
+        spec["hooks"] = {"createRuntime": [pwd_hook("createRuntime", log)],
+                         "createContainer": [pwd_hook("createContainer", log)],
+                         "startContainer": [pwd_hook("startContainer", "/hooklog/cwd.log")],
+                         "prestart": [pwd_hook("prestart", log)], "poststop": [pwd_hook("poststop", log)]}
+
+    bundle = make_bundle(["true"], edit=hooks)
+    out = pyrunc("run", "--bundle", bundle, "cwd", cwd="/")
+    assert out.returncode == 0, out.stderr
+    where = dict(line.split(" ", 1) for line in log.read_text().splitlines())
+    assert where == {"createRuntime": str(bundle), "createContainer": str(bundle / "rootfs"),
+                     "prestart": str(bundle), "startContainer": "/", "poststop": str(bundle)}
