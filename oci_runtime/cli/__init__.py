@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd.func(args)
     except RuntimeFailure as e:
         log.logger.error(str(e), error_kind(e))
-        return 1
+        return cmd.failure_status
     except OSError as e:
         log.logger.error(f"{args.command}: {e}")
         return 1

@@ -39,7 +39,8 @@ class Cmd:
     """A command: its flags, its positional arguments ("name", "name?" optional, "name..." the rest)."""
 
     def __init__(self, name: str, func, help: str, opts: list[Opt] = (), args: tuple[str, ...] = (),
-                 aliases: tuple[str, ...] = ()):
+                 aliases: tuple[str, ...] = (), failure_status: int = 1):
+        self.failure_status = failure_status  # the exit status when the command fails (runc's exec: 255)
         self.name = name
         self.func = func
         self.help = help

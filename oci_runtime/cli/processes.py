@@ -113,7 +113,7 @@ def commands() -> list:
             Opt("--preserve-fds", "int", 0, "pass this many fds from 3 on"),
             Opt("--ignore-paused", help="exec even if the container is paused"),
             Opt("--cgroup", "str", None, hidden=True),
-        ], ("id", "command...")),
+        ], ("id", "command..."), failure_status=255),
         Cmd("ps", cmd_ps, "list the processes of a container",
             [Opt("-f --format", "str", "table", "output format", choices=("table", "json"))], ("id", "ps_args...")),
     ]

@@ -91,7 +91,7 @@ def test_exec_terminal_via_console_socket(running, pyrunc, tmp_path):
 def test_exec_missing_binary_and_stopped_container(running, pyrunc):
     running()
     out = pyrunc("exec", "ex", "no-such-program")
-    assert out.returncode == 1
+    assert out.returncode == 255  # runc's status for an exec that failed
     assert out.stderr == 'exec: "no-such-program": executable file not found in $PATH\n'  # one line, no traceback
     assert pyrunc("kill", "ex", "KILL").returncode == 0
     for _ in range(200):
@@ -141,3 +141,9 @@ def test_exec_no_host_fds_leak(running, pyrunc, tmp_path):
     assert "/sys/fs/cgroup" not in out.stdout
     fds = [line.split(" -> ")[0].split()[-1] for line in out.stdout.splitlines() if " -> " in line]
     assert sorted(int(f) for f in fds) in ([0, 1, 2], [0, 1, 2, 3])  # 3 would be ls's own directory
+
+
+def test_exec_refusals_exit_255_like_runc_and_the_process_status_is_kept(running, pyrunc):
+    assert pyrunc("exec", "no-such-container", "true").returncode == 255
+    running()
+    assert pyrunc("exec", "ex", "sh", "-c", "exit 3").returncode == 3
