@@ -19,7 +19,8 @@ COMMAND_GROUPS = {
     "lifecycle": ("create", "run", "start", "state", "kill", "delete", "rm", "list", "ls"),
     "processes": ("exec", "ps"),
     "resources": ("update", "events", "pause", "resume"),
-    "info": ("spec", "features"),
+    "info": ("spec", "features", "help", "h"),
+    "checkpoint": ("checkpoint", "restore"),
 }
 
 
@@ -43,6 +44,16 @@ def version_text() -> str:
             f"python: {sys.version.split()[0]}")
 
 
+def print_help(cmd=None) -> None:
+    from oci_runtime.cli.parser import help_text
+
+    try:
+        print(help_text("pyrunc", "Open Container Initiative runtime (runc's command line, in Python)",
+                        global_opts(), all_commands(), cmd))
+    except BrokenPipeError:
+        pass
+
+
 def global_opts() -> list:
     from oci_runtime.cli.parser import Opt
 
@@ -57,7 +68,7 @@ def global_opts() -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oci_runtime.cli.parser import UnknownCommand, UsageError, help_text, parse
+    from oci_runtime.cli.parser import UnknownCommand, UsageError, parse
 
     argv = sys.argv[1:] if argv is None else argv
     gopts = global_opts()
@@ -74,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(version_text())
         return 0
     if cmd is None or getattr(args, "help", False):
-        try:
-            print(help_text("pyrunc", "pyrunc: a runc-compatible OCI runtime", gopts, all_commands(), cmd))
-        except BrokenPipeError:
-            pass
+        print_help(cmd)
         return 0
     try:
         if args.systemd_cgroup and not os.path.isdir("/run/systemd/system") and args.command in ("create", "run"):
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd.func(args)
     except RuntimeFailure as e:
         log.logger.error(str(e), error_kind(e))
-        return cmd.failure_status
+        return getattr(e, "exit_status", cmd.failure_status)
     except OSError as e:
         log.logger.error(f"{args.command}: {e}")
         return 1

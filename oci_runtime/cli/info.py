@@ -28,8 +28,22 @@ def cmd_features(args) -> int:
     return 0
 
 
+def cmd_help(args) -> int:
+    from oci_runtime.cli import find_command, print_help
+    from oci_runtime.cli.parser import UnknownCommand
+
+    cmd = None
+    if args.topic:
+        cmd = find_command(args.topic)
+        if cmd is None:
+            raise UnknownCommand(f"No help topic for '{args.topic}'")
+    print_help(cmd)
+    return 0
+
+
 def commands() -> list:
     return [
+        Cmd("help", cmd_help, "shows a list of commands or help for one command", args=("topic?",), aliases=("h",)),
         Cmd("spec", cmd_spec, "write a default config.json",
             [Opt("--rootless", help="for an unprivileged user"), Opt("-b --bundle", "str", None, "where")]),
         Cmd("features", cmd_features, "show the runtime's features (JSON)"),

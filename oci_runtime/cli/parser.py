@@ -153,14 +153,16 @@ def _opt_usage(opt: Opt) -> str:
 
 
 def help_text(prog: str, description: str, global_opts: list[Opt], commands: list[Cmd], cmd: Cmd | None) -> str:
+    """runc's help layout (NAME, USAGE, COMMANDS or OPTIONS), which scripts and its test suite read."""
     if cmd is not None:
-        lines = [f"usage: {prog} {cmd.name} [flags] {' '.join(_arg_usage(a) for a in cmd.args)}".rstrip(),
-                 "", cmd.help, "", "flags:"]
+        usage = f"{prog} {cmd.name} [command options] {' '.join(_arg_usage(a) for a in cmd.args)}".rstrip()
+        lines = ["NAME:", f"   {prog} {cmd.name} - {cmd.help}", "", "USAGE:", f"   {usage}", "", "OPTIONS:"]
         opts = cmd.opts
     else:
-        lines = [f"usage: {prog} [global flags] COMMAND [flags] [ARGS]", "", description, "", "commands:"]
-        lines += [f"  {c.name:<10} {c.help}" for c in commands]
-        lines += ["", "global flags:"]
+        lines = ["NAME:", f"   {prog} - {description}", "", "USAGE:",
+                 f"   {prog} [global options] command [command options] [arguments...]", "", "COMMANDS:"]
+        lines += [f"   {', '.join((c.name, *c.aliases)):<12} {c.help}" for c in commands]
+        lines += ["", "GLOBAL OPTIONS:"]
         opts = global_opts
-    lines += [f"  {_opt_usage(o):<32} {o.help}" for o in opts if not o.hidden]
+    lines += [f"   {_opt_usage(o):<32} {o.help}" for o in opts if not o.hidden]
     return "\n".join(lines)

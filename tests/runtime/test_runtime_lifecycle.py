@@ -279,3 +279,32 @@ def test_debug_lines_and_the_log_file(make_bundle, pyrunc, tmp_path):
     assert pyrunc("--debug", "--log", debug_log, "--log-format", "json", "run", "--bundle",
                   make_bundle(["true"]), "dbg2").returncode == 0
     assert any(json.loads(line)["level"] == "debug" for line in debug_log.read_text().splitlines())
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["--help"], ["help"]])
+def test_help_has_runcs_layout(argv):
+    out = run_captured([*PYRUNC, *argv])
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and lines[0] == "NAME:" and "runc - Open Container Initiative runtime" in lines[1]
+    assert "VERSION" not in out.stdout and "COMMANDS:" in lines and "GLOBAL OPTIONS:" in lines
+
+
+@pytest.mark.parametrize("command", ["checkpoint", "delete", "events", "exec", "kill", "list", "pause", "restore",
+                                     "resume", "spec", "start", "run", "state", "update"])
+def test_each_command_has_help(command):
+    for argv in ([command, "-h"], ["help", command]):
+        out = run_captured([*PYRUNC, *argv])
+        lines = out.stdout.splitlines()
+        assert out.returncode == 0 and lines[0] == "NAME:" and f"runc {command}" in lines[1], out.stdout
+
+
+def test_help_for_an_unknown_topic():
+    for argv in (["foo", "-h"], ["help", "foo"]):
+        out = run_captured([*PYRUNC, *argv])
+        assert out.returncode == 3 and "No help topic for 'foo'" in out.stderr
+
+
+def test_checkpoint_and_restore_are_refused_clearly(tmp_path):
+    for command in ("checkpoint", "restore"):
+        out = run_captured([*PYRUNC, "--root", str(tmp_path), command, "--image-path", str(tmp_path), "c"])
+        assert out.returncode == 1 and out.stderr.count("\n") == 1 and "not supported" in out.stderr
