@@ -13,6 +13,8 @@ def cmd_exec(args) -> int:
     from oci_runtime.container.lifecycle import Container
 
     container = Container.load(state_root(args), args.id)
+    if args.cgroup:  # better refused than ignored: the process would run outside the sub-cgroup asked for
+        raise RuntimeFailure(f"exec --cgroup {args.cgroup}: running in a sub-cgroup is not supported by pyrunc yet")
     process = _process(container, args)
     sock = console_socket(args.console_socket) if process.get("terminal") else None
     return exec_process(container, process, console_sock=sock, detach=args.detach, pid_file=args.pid_file,
@@ -112,7 +114,7 @@ def commands() -> list:
             Opt("--process-label", "str", None, "SELinux label"),
             Opt("--preserve-fds", "int", 0, "pass this many fds from 3 on"),
             Opt("--ignore-paused", help="exec even if the container is paused"),
-            Opt("--cgroup", "str", None, hidden=True),
+            Opt("--cgroup", "str", None, "run in a sub-cgroup (not supported yet: refused)"),
         ], ("id", "command..."), failure_status=255),
         Cmd("ps", cmd_ps, "list the processes of a container",
             [Opt("-f --format", "str", "table", "output format", choices=("table", "json"))], ("id", "ps_args...")),

@@ -147,3 +147,9 @@ def test_exec_refusals_exit_255_like_runc_and_the_process_status_is_kept(running
     assert pyrunc("exec", "no-such-container", "true").returncode == 255
     running()
     assert pyrunc("exec", "ex", "sh", "-c", "exit 3").returncode == 3
+
+
+def test_exec_cgroup_is_refused_not_ignored(running, pyrunc):
+    running()
+    out = pyrunc("exec", "--cgroup", "sub", "ex", "true")
+    assert out.returncode == 255 and "not supported" in out.stderr
