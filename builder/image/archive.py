@@ -263,8 +263,10 @@ def load(store: ImageStore, path: Path | str) -> list[str]:
         pending: list[tuple[Image, list[str]]] = []
         try:
             _load(store, path, pending)
-        except BuildError:
-            raise
+        except BuildError as e:
+            if label in str(e):
+                raise
+            raise BuildError(f"{label}: {e}") from None  # every error names the file
         except READ_ERRORS as e:
             if isinstance(e, OSError) and e.errno is not None and not isinstance(e, tarfile.TarError):
                 raise BuildError(f"{label}: {e.strerror or e}") from None
