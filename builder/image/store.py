@@ -147,7 +147,7 @@ class Image:
 
     @property
     def platform(self) -> dict:
-        plat = {"architecture": self.config.get("architecture", "amd64"), "os": self.config.get("os", "linux")}
+        plat = {"architecture": self.config.get("architecture") or "amd64", "os": self.config.get("os") or "linux"}
         if self.config.get("variant"):
             plat["variant"] = self.config["variant"]
         return plat
