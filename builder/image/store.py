@@ -772,7 +772,13 @@ class ImageStore:
         (or force). Returns docker's lines ("Untagged: NAME", "Deleted: sha256:...")."""
         lines: list[str] = []
         with self._locked():
-            image = self.resolve(ref)
+            try:
+                image = self.resolve(ref)
+            except BuildError:
+                damaged = self._remove_damaged(ref)
+                if damaged is None:
+                    raise
+                return damaged
             names = self.names_of(image)
             by_name = False
             try:
@@ -799,6 +805,29 @@ class ImageStore:
                 entries[:] = [e for e in entries if e.digest not in doomed]
             self._delete_unreferenced(self._image_blobs(image) | doomed)
             lines.append(f"Deleted: {image.id}")
+        return lines
+
+    def _remove_damaged(self, ref: str) -> list[str] | None:
+        """rmi NAME of an image whose record cannot be read: the name goes, and the record with it when
+        that was its last name (its blobs too, unless another image shares them). None if NAME names none."""
+        try:
+            name = normalize_name(ref)
+        except BuildError:
+            return None
+        with self._edit_index() as entries:
+            found = [e for e in entries if e.ref_name == name]
+            if not found:
+                return None
+            digest = found[0].digest
+            entries[:] = [e for e in entries if e.ref_name != name]
+            last = not any(e.digest == digest for e in entries if e.ref_name)
+            if last:
+                entries[:] = [e for e in entries if e.digest != digest]
+        lines = [f"Untagged: {name}"]
+        if last:
+            self._images.pop(digest, None)
+            self._delete_unreferenced({digest, *self._listed_blobs(digest)})
+            lines.append(f"Deleted: {digest}")
         return lines
 
     def _entry_image_id(self, entry: Descriptor) -> str | None:

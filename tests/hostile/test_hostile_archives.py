@@ -222,6 +222,11 @@ def test_a_damaged_record_never_breaks_commands_on_other_images(store, tmp_path,
     assert [names for names, _ in store.images()] == [["third:1"]]
     assert_one_error(pydock(store.root, "inspect", "damaged:1"), "image config")
     assert store.resolve("third:1").config["config"] == {"Cmd": ["y"]}  # its blobs were kept
+    proc = pydock(store.root, "rmi", "damaged:1")  # and the damaged record itself can go
+    assert proc.returncode == 0 and "Untagged: damaged:1" in proc.stdout, proc.stderr
+    assert [names for names, _ in store.images()] == [["third:1"]]
+    assert store.resolve("third:1").config["config"] == {"Cmd": ["y"]}
+    assert len(json.loads((store.root / "index.json").read_text())["manifests"]) == 1
 
 
 # -- 13. images a build uses are held -------------------------------------------------------------------
