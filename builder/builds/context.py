@@ -213,7 +213,7 @@ class BuildContext:
 
     def sources(self, src: str) -> list[Source]:
         """The context entries one COPY/ADD source names: a path (its symlinks followed inside the
-        context) or a Go filepath.Match wildcard (an empty match is allowed, as BuildKit does)."""
+        context) or a Go filepath.Match wildcard (an empty list when it matches nothing: the caller refuses that, as BuildKit does)."""
         rel = clean_source_path(src)
         if self.root is None:
             raise BuildError(f"file not found in build context: {src} (no build context was given)")
@@ -363,9 +363,84 @@ def hash_cache_file_for(cache_dir: Path, context_root: Path | None) -> Path | No
     return Path(cache_dir) / "context" / f"{key}.json"
 
 
+MAX_CONTROL_FILE = 16 * 1024 * 1024  # a Dockerfile or .dockerignore bigger than this is refused
+
+
+def resolve_in_context(root: Path, rel: str) -> Path:
+    """The real path of `rel` inside the context `root`, its symlinks followed inside it and refused
+    when they lead out of it (FileNotFoundError when missing)."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if not done:
+                raise BuildError(f"forbidden path outside the build context: {rel}")
+            done.pop()
+            continue
+        cur = os.path.join(root, *done, part)
+        st = os.lstat(cur)
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > _MAX_SYMLINKS:
+                raise BuildError(f"too many levels of symbolic links: {rel}")
+            target = os.readlink(cur)
+            if target.startswith("/"):
+                raise BuildError(f"forbidden path outside the build context: {rel} (symlink to {target})")
+            depth = len(done)
+            for t in target.split("/"):
+                if t == "..":
+                    depth -= 1
+                    if depth < 0:
+                        raise BuildError(f"forbidden path outside the build context: {rel} (symlink to {target})")
+                elif t not in ("", "."):
+                    depth += 1
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        if parts and not stat.S_ISDIR(st.st_mode):
+            raise FileNotFoundError(cur)
+        done.append(part)
+    return Path(root).joinpath(*done)
+
+
+def read_control_file(path: Path, what: str) -> str:
+    """A Dockerfile or .dockerignore: a regular file (no device, FIFO, or symlink at the last step) of at
+    most MAX_CONTROL_FILE bytes, as text. FileNotFoundError when missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise BuildError(f"failed to read {what} {path}: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise BuildError(f"failed to read {what}: {path} is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise BuildError(f"failed to read {what}: {path} is not a regular file")
+        data = f.read(MAX_CONTROL_FILE + 1)
+    if len(data) > MAX_CONTROL_FILE:
+        raise BuildError(f"failed to read {what}: {path} is larger than {MAX_CONTROL_FILE // (1024 * 1024)} MiB")
+    return data.decode("utf-8", errors="replace") if what == ".dockerignore" else data.decode("utf-8")
+
+
+def open_context_file(root: Path | None, path: Path, what: str) -> str:
+    """read_control_file for `path`; inside the context `root` its symlinks may not lead out of it."""
+    if root is not None:
+        try:
+            rel = Path(os.path.normpath(os.path.abspath(path))).relative_to(root)
+        except ValueError:
+            rel = None
+        if rel is not None:
+            return read_control_file(resolve_in_context(root, str(rel)), what)
+    return read_control_file(Path(os.path.realpath(path)), what)
+
+
 def load_ignore(context_root: Path | None, dockerfile_path: Path | None):
     """The .dockerignore matcher for a build: `<Dockerfile>.dockerignore` beside the Dockerfile wins over
-    `<context>/.dockerignore`, as BuildKit does. None when there is no ignore file."""
+    `<context>/.dockerignore`, as BuildKit does. None when there is no ignore file. Both are read inside
+    the context like every context file (a symlink leading out of it is refused)."""
     from builder.dockerfile.ignore import IgnoreMatcher
 
     candidates = []
@@ -375,7 +450,7 @@ def load_ignore(context_root: Path | None, dockerfile_path: Path | None):
         candidates.append(Path(context_root) / ".dockerignore")
     for path in candidates:
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = open_context_file(context_root, path, ".dockerignore")
         except FileNotFoundError:
             continue
         except OSError as e:

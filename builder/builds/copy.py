@@ -87,8 +87,9 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
             key_sources.append(["url", src, fetched.name, fetched.digest])
             continue
         found = b.context.sources(src) if b.context is not None else []
-        if not found and not gomatch.has_wildcards(src):
-            raise BuildError(f"file not found in build context: {src}")
+        if not found:  # BuildKit refuses a wildcard that matches nothing, too
+            what = " (the pattern matches nothing)" if gomatch.has_wildcards(src) else ""
+            raise BuildError(f"file not found in build context: {src}{what}")
         if excluded is not None:  # --exclude: patterns match the names as they land under dest
             found = [s for s in found if s.is_dir or not excluded(s.name)]
         for s in found:

@@ -105,7 +105,9 @@ class Builder:
     def build(self):
         """Build the target stage and commit it; returns the store Image."""
         try:
-            with self.store.lease():  # a failed build takes its blobs, layers and images back out
+            with self.store.lease(), self.store.hold() as self._hold:
+                # the lease: a failed build takes its blobs, layers and images back out; the hold: rmi and
+                # gc leave the images it uses (and what it adds) alone until it is done
                 image = self._build()
         except BaseException:
             for key in self._new_cache_keys:
@@ -222,8 +224,12 @@ class Builder:
                 path, tag = head, tail
             if not Path(path).is_dir():
                 raise BuildError(f"OCI layout not found: {path}")
-            return import_layout(self.store, Path(path), tag)
-        return self.store.resolve(ref)
+            image = import_layout(self.store, Path(path), tag)
+        else:
+            image = self.store.resolve(ref)
+        if getattr(self, "_hold", None) is not None:
+            self._hold.add(image)
+        return image
 
     # -- one step ------------------------------------------------------------------------------------
 

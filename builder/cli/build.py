@@ -50,17 +50,22 @@ def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | N
         if args.context == "-" and args.file not in (None, "-"):
             raise UsageError("with a Dockerfile on stdin (CONTEXT -), -f cannot name another file")
         return sys.stdin.read(), "Dockerfile", None
+    from builder.builds.context import open_context_file
+
     path = Path(args.file) if args.file else context_dir / "Dockerfile"
-    if args.file and not path.is_absolute() and not path.exists() and context_dir is not None:
+    if args.file and not path.is_absolute() and not os.path.lexists(path) and context_dir is not None:
         path = context_dir / args.file  # docker resolves -f against the cwd, then the context
+    path = Path(os.path.normpath(os.path.abspath(path)))
+    # Inside the context it is read like every context file (no symlink out of it); a file named
+    # outside the context is read where -f says, as docker does.
     try:
-        return path.read_text(encoding="utf-8"), path.name, path
+        return open_context_file(context_dir, path, "Dockerfile"), path.name, path
     except FileNotFoundError:
         raise BuildError(f"failed to read Dockerfile: open {path}: no such file or directory") from None
-    except IsADirectoryError:
-        raise BuildError(f"failed to read Dockerfile: {path} is a directory") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BuildError(f"failed to read Dockerfile {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise BuildError(f"failed to read Dockerfile {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise BuildError(f"failed to read Dockerfile {path}: {e.strerror or e}") from None
 
 
 def cmd_build(args) -> int:
@@ -104,7 +109,9 @@ def cmd_build(args) -> int:
     if args.quiet:
         print(image.id)
     if args.iidfile:
-        Path(args.iidfile).write_text(image.id)
+        from builder.atomicfile import write_file
+
+        write_file(args.iidfile, image.id.encode())
     return 0
 
 

@@ -164,6 +164,9 @@ class ShellLexer:
             raise BuildError(f"failed to process {go_quote(word)}: {err}") from None
 
 
+MAX_NESTING = 64  # ${A:-${B:-...}} deeper than this is refused (an error, not a RecursionError)
+
+
 class _Scan:
     """One pass of the lexer over one word."""
 
@@ -173,6 +176,7 @@ class _Scan:
         self.pos = 0
         self.env = env
         self.raw_escapes = lexer.raw_escapes
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.text[self.pos] if self.pos < len(self.text) else None
@@ -186,9 +190,13 @@ class _Scan:
     def process_stop_on(self, stop: str | None, raw_escapes: bool) -> tuple[str, list[str]]:
         saved = self.raw_escapes
         self.raw_escapes = raw_escapes
+        self.depth += 1
         try:
+            if self.depth > MAX_NESTING:
+                raise _LexError(f"substitutions nested more than {MAX_NESTING} deep")
             return self._process_stop_on(stop)
         finally:
+            self.depth -= 1
             self.raw_escapes = saved
 
     def _process_stop_on(self, stop: str | None) -> tuple[str, list[str]]:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from builder.errors import BuildError, DockerfileError
-from builder.image.platform import host_platform
+from builder.image.platform import Platform, host_platform
 
 SCRATCH = "scratch"
 
@@ -155,6 +155,8 @@ def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None)
         if instr.flags.get("platform"):
             try:
                 plat = expand(instr.flags["platform"][-1], global_args, escape)
+                if plat:
+                    Platform.parse(plat)  # BuildKit refuses an unknown os/arch
             except BuildError as e:
                 raise _err(filename, instr, str(e)) from None
         stage = Stage(len(stages), name, base, instr, [], plat)

@@ -17,6 +17,9 @@ import os
 import shutil
 import sys
 import tarfile
+import zlib
+import lzma
+import bz2  # noqa: F401  (its errors are OSErrors)
 from pathlib import Path
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
@@ -30,7 +33,7 @@ from builder.image.layers import abandon, compressor
 from builder.image.layout import (DirSource, LayoutSource, blob_name, entry_names, read_json,
                                   import_manifest, layout_entries)
 from builder.image.platform import host_platform
-from builder.image.store import Image, ImageStore, normalize_name
+from builder.image.store import Image, ImageStore, check_config, normalize_name
 from builder.image.tarsafe import PeekableReader, detect_compression, looks_like_tar, open_decompressed
 from oci_runtime.units import rfc3339
 
@@ -232,15 +235,19 @@ class TarSource:
         return self.label
 
 
-def _spool(source: BinaryIO, store: ImageStore):
+# What reading a damaged archive raises (beside BuildError): each becomes one BuildError naming the file.
+READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, UnicodeError, ValueError)
+
+
+def _spool(source: BinaryIO, store: ImageStore, label: str = "the archive"):
     """A seekable temp file (in the store's tmp dir) with the decompressed content of `source`."""
     tmp = store.temp_file()
     stream, _ = open_decompressed(source)
     try:
         shutil.copyfileobj(stream, tmp, CHUNK)
-    except (EOFError, OSError) as e:
+    except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
         tmp.close()
-        raise BuildError(f"cannot decompress the archive: {e}") from None
+        raise BuildError(f"{label}: cannot decompress: {e}") from None
     finally:
         if stream is not source:
             stream.close()
@@ -249,16 +256,41 @@ def _spool(source: BinaryIO, store: ImageStore):
 
 
 def load(store: ImageStore, path: Path | str) -> list[str]:
+    """All or nothing: every image and name of the archive, or (on any error) no change to the store.
+    See _load."""
+    label = "stdin" if path == "-" else str(path)
+    with store.lease():
+        pending: list[tuple[Image, list[str]]] = []
+        try:
+            _load(store, path, pending)
+        except BuildError as e:
+            if label in str(e):
+                raise
+            raise BuildError(f"{label}: {e}") from None  # every error names the file
+        except READ_ERRORS as e:
+            if isinstance(e, OSError) and e.errno is not None and not isinstance(e, tarfile.TarError):
+                raise BuildError(f"{label}: {e.strerror or e}") from None
+            raise BuildError(f"{label}: damaged archive: {e}") from None
+        lines: list[str] = []
+        for image, names in pending:
+            names = [store.tag(image, name) for name in names]
+            lines.extend(f"Loaded image: {name}" for name in names)
+            if not names and f"Loaded image ID: {image.id}" not in lines:
+                lines.append(f"Loaded image ID: {image.id}")
+        return lines
+
+
+def _load(store: ImageStore, path: Path | str, pending: list) -> None:
     """Load every image of a docker-archive, an oci-archive (either possibly compressed), or an OCI layout
     directory ("-": read the archive from stdin). Names come from RepoTags / index annotations. Returns
     docker's lines: "Loaded image: NAME:TAG" per name, "Loaded image ID: sha256:..." for unnamed ones."""
     if path != "-" and Path(path).is_dir():
         source = DirSource(Path(path))
         if source.exists("manifest.json"):
-            return _load_docker(store, source)
-        return _load_oci(store, source)
+            return _load_docker(store, source, pending)
+        return _load_oci(store, source, pending)
     if path == "-":
-        spooled = _spool(sys.stdin.buffer, store)
+        spooled = _spool(sys.stdin.buffer, store, "stdin")
         label = "stdin"
     else:
         try:
@@ -266,10 +298,12 @@ def load(store: ImageStore, path: Path | str) -> list[str]:
         except FileNotFoundError:
             raise BuildError(f"{path}: no such file or directory") from None
         with raw:
+            if not os.path.isfile(path):
+                raise BuildError(f"{path} is not a regular file (nor an OCI layout directory)")
             head = PeekableReader(raw).peek(6)
         if detect_compression(head):
             with open(path, "rb") as raw:
-                spooled = _spool(raw, store)
+                spooled = _spool(raw, store, str(path))
         else:
             spooled = open(path, "rb")
         label = str(path)
@@ -281,9 +315,9 @@ def load(store: ImageStore, path: Path | str) -> list[str]:
         with tar:
             source = TarSource(tar, label)
             if source.exists("manifest.json"):
-                return _load_docker(store, source)
+                return _load_docker(store, source, pending)
             if source.exists("index.json"):
-                return _load_oci(store, source)
+                return _load_oci(store, source, pending)
             raise BuildError(f"{label} is neither a docker-archive (no manifest.json) nor an OCI archive "
                              "(no index.json)")
 
@@ -303,48 +337,55 @@ def _import_docker_layer(store: ImageStore, source: LayoutSource, path: str, dif
                 stream.close()
 
 
-def _load_docker(store: ImageStore, source: LayoutSource) -> list[str]:
+def _repo_tags(source: LayoutSource, entry: dict) -> list[str]:
+    """An entry's RepoTags, each checked (before anything is stored): null/absent or a list of names."""
+    tags = entry.get("RepoTags")
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise BuildError(f"{source.describe()}: manifest.json: RepoTags is not a list of names: {tags!r:.200}")
+    try:
+        return [normalize_name(t) for t in tags]
+    except BuildError as e:
+        raise BuildError(f"{source.describe()}: manifest.json: {e}") from None
+
+
+def _load_docker(store: ImageStore, source: LayoutSource, pending: list) -> None:
     manifest = read_json(source, "manifest.json")
     if not isinstance(manifest, list):
         raise BuildError(f"{source.describe()}: manifest.json is not a list of images")
-    lines: list[str] = []
+    where = f"{source.describe()}: manifest.json"
     for entry in manifest:
-        try:
-            config_path, layer_paths = entry["Config"], entry["Layers"]
-        except (KeyError, TypeError):
-            raise BuildError(f"{source.describe()}: manifest.json entry without Config/Layers: {entry!r}") from None
+        if not isinstance(entry, dict):
+            raise BuildError(f"{where}: entry is not an object: {entry!r:.200}")
+        config_path, layer_paths = entry.get("Config"), entry.get("Layers")
+        if not isinstance(config_path, str) or not isinstance(layer_paths, list) \
+                or not all(isinstance(p, str) for p in layer_paths):
+            raise BuildError(f"{where}: entry without a Config path and a Layers list of paths: {entry!r:.200}")
+        _repo_tags(source, entry)
+    for entry in manifest:
+        config_path, layer_paths = entry["Config"], entry["Layers"]
         with source.open(config_path) as f:
             config_bytes = f.read(64 * 1024 * 1024)
         try:
             config = json.loads(config_bytes)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise BuildError(f"{source.describe()}: {config_path} is not valid JSON: {e}") from None
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-        if len(diff_ids) != len(layer_paths):
-            raise BuildError(f"{source.describe()}: {config_path} lists {len(diff_ids)} diff_ids for "
-                             f"{len(layer_paths)} layers")
+        check_config(config, len(layer_paths), f"{source.describe()}: {config_path}")
+        diff_ids = config["rootfs"].get("diff_ids") or []
         layers = [_import_docker_layer(store, source, p, d) for p, d in zip(layer_paths, diff_ids)]
         config_desc = store.put_blob(config_bytes, mt.OCI_CONFIG)  # same bytes: the image ID is kept
         image = store.commit_manifest(config_desc, layers)
-        names = [store.tag(image, tag) for tag in entry.get("RepoTags") or []]
-        lines.extend(f"Loaded image: {name}" for name in names)
-        if not names:
-            lines.append(f"Loaded image ID: {image.id}")
-    return lines
+        pending.append((image, _repo_tags(source, entry)))
 
 
-def _load_oci(store: ImageStore, source: LayoutSource) -> list[str]:
-    lines: list[str] = []
+def _load_oci(store: ImageStore, source: LayoutSource, pending: list) -> None:
     imported: dict[str, Image] = {}
     for entry in layout_entries(source):
         image = imported.get(entry.digest)
         if image is None:
             image = imported[entry.digest] = import_manifest(store, source, entry)
-        names = [store.tag(image, name) for name in entry_names(entry)]
-        lines.extend(f"Loaded image: {name}" for name in names)
-        if not names and f"Loaded image ID: {image.id}" not in lines:
-            lines.append(f"Loaded image ID: {image.id}")
-    return lines
+        pending.append((image, entry_names(entry)))
 
 
 # --- import ----------------------------------------------------------------------------------------
@@ -379,7 +420,17 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
     http(s) URL, or "-" for stdin), streamed straight into a layer blob. The config has
     rootfs.diff_ids, os linux, this host's architecture, and one history entry ("imported"); `config`
     is the config's "config" section (for `--change` lines, see dockerfile.instructions.config_from_changes).
-    Tagged `name` when given."""
+    Tagged `name` when given. All or nothing: a bad name or source leaves the store as it was."""
+    if name:
+        name = normalize_name(name)
+    with store.lease():
+        image = _import_rootfs(store, source, config, compression)
+        if name:
+            store.tag(image, name)
+        return image
+
+
+def _import_rootfs(store: ImageStore, source: str | Path, config: dict | None, compression: str | None) -> Image:
     with _open_source(source) as (stream, label):
         plain, _ = open_decompressed(stream)
         head_reader = PeekableReader(plain)
@@ -412,8 +463,5 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
         "rootfs": {"type": "layers", "diff_ids": [tar_digest.digest]},
         "history": [{"created": created, "created_by": "imported", "comment": f"imported from {label}"}],
     }
-    image = store.commit_image(image_config, [layer])
-    if name:
-        store.tag(image, name)
-    return image
+    return store.commit_image(image_config, [layer])
 

@@ -70,12 +70,22 @@ class Descriptor:
             media_type, digest, size = obj["mediaType"], obj["digest"], obj["size"]
         except (KeyError, TypeError):
             raise BuildError(f"malformed descriptor (needs mediaType, digest, size): {obj!r}") from None
-        if not isinstance(size, int) or size < 0:
-            raise BuildError(f"malformed descriptor size {size!r} for {digest}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise BuildError(f"malformed descriptor size {size!r} for {digest!r}")
         parse_digest(digest)
-        return cls(media_type, digest, size, dict(obj["annotations"]) if obj.get("annotations") else None,
-                   dict(obj["platform"]) if obj.get("platform") else None,
-                   list(obj["urls"]) if obj.get("urls") else None)
+        if not isinstance(media_type, str):
+            raise BuildError(f"malformed descriptor mediaType {media_type!r} for {digest}")
+        annotations, platform, urls = obj.get("annotations"), obj.get("platform"), obj.get("urls")
+        if annotations and not (isinstance(annotations, dict)
+                                and all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())):
+            raise BuildError(f"malformed descriptor annotations for {digest}: want an object of strings")
+        if platform and not (isinstance(platform, dict) and all(isinstance(platform.get(k, ""), str)
+                                                                for k in ("os", "architecture", "variant"))):
+            raise BuildError(f"malformed descriptor platform for {digest}: {platform!r}")
+        if urls and not (isinstance(urls, list) and all(isinstance(u, str) for u in urls)):
+            raise BuildError(f"malformed descriptor urls for {digest}: want a list of strings")
+        return cls(media_type, digest, size, dict(annotations) if annotations else None,
+                   dict(platform) if platform else None, list(urls) if urls else None)
 
     @property
     def ref_name(self) -> str | None:

@@ -17,7 +17,7 @@ from builder.image.digest import CHUNK, Descriptor, VerifyingReader, canonical_j
 from builder.atomicfile import atomic_file
 from builder.errors import BuildError
 from builder.image.platform import host_platform
-from builder.image.store import Image, ImageStore, normalize_name
+from builder.image.store import Image, ImageStore, check_config, check_manifest, normalize_name
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -114,7 +114,7 @@ def read_json(source: LayoutSource, path: str):
         data = f.read(64 * 1024 * 1024)
     try:
         return json.loads(data)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise BuildError(f"{source.describe()}: {path} is not valid JSON: {e}") from None
 
 
@@ -129,7 +129,7 @@ def _read_blob_json(source: LayoutSource, desc: Descriptor):
         data = VerifyingReader(raw, desc.digest, desc.size, what=f"{source.describe()}: blob {desc.digest}").read()
     try:
         return json.loads(data), data
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise BuildError(f"{source.describe()}: blob {desc.digest} is not valid JSON: {e}") from None
 
 
@@ -141,11 +141,39 @@ def _copy_blob_in(store: ImageStore, source: LayoutSource, desc: Descriptor) -> 
         store.put_blob(reader, desc.media_type, expected_digest=desc.digest)
 
 
+def _check_diff_id(store: ImageStore, layer: Descriptor, diff_id: str, where: str) -> None:
+    """Verify a stored layer blob against the config's diff_id (the digest of its uncompressed tar)."""
+    if layer.digest == diff_id:
+        return  # an uncompressed layer: its digest was checked when it was copied in
+    from builder.image.tarsafe import open_decompressed
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with store.open_blob(layer.digest, layer.size) as blob:
+            stream, _ = open_decompressed(blob)
+            try:
+                while chunk := stream.read(CHUNK):
+                    h.update(chunk)
+            finally:
+                if stream is not blob:
+                    stream.close()
+    except BuildError:
+        raise
+    except Exception as e:  # zlib/lzma/zstd errors of a damaged compressed layer
+        raise BuildError(f"{where}: layer {layer.digest} cannot be decompressed: {e}") from None
+    got = "sha256:" + h.hexdigest()
+    if got != diff_id:
+        raise BuildError(f"{where}: layer {layer.digest} unpacks to {got}, but the image config says {diff_id}")
+
+
 def _pick_from_index(source: LayoutSource, index_desc: Descriptor, depth: int = 0) -> Descriptor:
     """The manifest for this host in a (possibly nested) image index."""
     if depth > 4:
         raise BuildError(f"{source.describe()}: image indexes nested too deeply")
     index, _ = _read_blob_json(source, index_desc)
+    if not isinstance(index, dict) or not isinstance(index.get("manifests") or [], list):
+        raise BuildError(f"{source.describe()}: {index_desc.digest} is not an image index")
     children = [Descriptor.from_json(m) for m in index.get("manifests") or []]
     want = host_platform()
     for child in children:
@@ -178,15 +206,18 @@ def import_manifest(store: ImageStore, source: LayoutSource, desc: Descriptor) -
     if desc.media_type in mt.INDEX_TYPES:
         desc = _pick_from_index(source, desc)
     manifest, raw = _read_blob_json(source, desc)
-    if not isinstance(manifest, dict) or "config" not in manifest:
-        raise BuildError(f"{source.describe()}: {desc.digest} is not an image manifest")
+    check_manifest(manifest, f"{source.describe()}: {desc.digest}")
     media_type = manifest.get("mediaType") or desc.media_type
     config_desc = Descriptor.from_json(manifest["config"])
     layers = [Descriptor.from_json(layer) for layer in manifest.get("layers") or []]
+    config, _ = _read_blob_json(source, config_desc)
+    check_config(config, len(layers), f"{source.describe()}: config {config_desc.digest}")
     for blob in (config_desc, *layers):
         if blob.urls and not source.exists(blob_name(blob.digest)):
             raise BuildError(f"{source.describe()}: foreign layer {blob.digest} is not included in the layout")
         _copy_blob_in(store, source, blob)
+    for layer, diff_id in zip(layers, config["rootfs"].get("diff_ids") or []):
+        _check_diff_id(store, layer, diff_id, source.describe())
     if media_type == mt.DOCKER_MANIFEST:
         raw = canonical_json(_to_oci_manifest(manifest))
     elif media_type != mt.OCI_MANIFEST:
@@ -204,7 +235,7 @@ def layout_entries(source: LayoutSource) -> list[Descriptor]:
         raise BuildError(f"{source.describe()}: unsupported OCI layout version "
                          f"{layout.get('imageLayoutVersion') if isinstance(layout, dict) else layout!r}")
     index = read_json(source, "index.json")
-    if not isinstance(index, dict):
+    if not isinstance(index, dict) or not isinstance(index.get("manifests") or [], list):
         raise BuildError(f"{source.describe()}: index.json is not an image index")
     return [Descriptor.from_json(m) for m in index.get("manifests") or []]
 

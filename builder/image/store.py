@@ -65,6 +65,49 @@ def normalize_name(name: str) -> str:
     return f"{base}:{tag or 'latest'}"
 
 
+def check_config(config, layer_count: int, where: str) -> dict:
+    """Refuse an image config a command could trip over: it must be an object whose rootfs.diff_ids is a
+    list of digests, one per layer (and whose config section, if any, is an object). Returns it."""
+    if not isinstance(config, dict):
+        raise BuildError(f"{where}: the image config is not a JSON object")
+    rootfs = config.get("rootfs")
+    if not isinstance(rootfs, dict):
+        raise BuildError(f"{where}: the image config's rootfs is not an object")
+    diff_ids = rootfs.get("diff_ids")
+    if diff_ids is None and layer_count == 0:
+        diff_ids = []
+    if not isinstance(diff_ids, list):
+        raise BuildError(f"{where}: the image config's rootfs.diff_ids is not a list")
+    for d in diff_ids:
+        try:
+            parse_digest(d)
+        except BuildError as e:
+            raise BuildError(f"{where}: the image config's rootfs.diff_ids: {e}") from None
+    if len(diff_ids) != layer_count:
+        raise BuildError(f"{where}: the image config lists {len(diff_ids)} diff_ids for {layer_count} layers")
+    for key in ("config", "history"):
+        value = config.get(key)
+        if value is not None and not isinstance(value, dict if key == "config" else list):
+            raise BuildError(f"{where}: the image config's {key} is not {'an object' if key == 'config' else 'a list'}")
+    for key in ("os", "architecture", "variant", "created"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise BuildError(f"{where}: the image config's {key} is not a string")
+    return config
+
+
+def check_manifest(manifest, where: str) -> dict:
+    """An image manifest's shape: an object with a config descriptor and a list of layer descriptors."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
+        raise BuildError(f"{where} is not an image manifest")
+    layers = manifest.get("layers")
+    if layers is not None and not isinstance(layers, list):
+        raise BuildError(f"{where}: the manifest's layers is not a list")
+    Descriptor.from_json(manifest["config"])
+    for layer in layers or []:
+        Descriptor.from_json(layer)
+    return manifest
+
+
 # --- records ---------------------------------------------------------------------------------------
 
 @dataclass
@@ -104,7 +147,7 @@ class Image:
 
     @property
     def platform(self) -> dict:
-        plat = {"architecture": self.config.get("architecture", "amd64"), "os": self.config.get("os", "linux")}
+        plat = {"architecture": self.config.get("architecture") or "amd64", "os": self.config.get("os") or "linux"}
         if self.config.get("variant"):
             plat["variant"] = self.config["variant"]
         return plat
@@ -200,6 +243,29 @@ def _mount_points() -> list[str]:
     return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in lines]
 
 
+def _unmount_abandoned(path: str, mounts: list[str]) -> bool:
+    """Unmount `mounts` (all under `path`, a tmp/ entry) if the entry's writer is gone (nobody holds its
+    flock); True when nothing is mounted under it any more."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its build is still running
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for mount in sorted(set(mounts), key=len, reverse=True):  # the deepest first
+            libc.umount2(mount.encode(), 2)  # MNT_DETACH
+        path_prefix = path + "/"
+        return not any(m == path or m.startswith(path_prefix) for m in _mount_points())
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -267,6 +333,36 @@ class BlobWriter:
             self.abort()
 
 
+class Hold:
+    """Images (and the diff_ids of their layers) held by a running build: see ImageStore.hold."""
+
+    def __init__(self, store: "ImageStore"):
+        self._store = store
+        self.path = store.holds_dir / f"{os.getpid()}-{secrets.token_hex(8)}"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.digests: set[str] = set()
+
+    def add(self, image: "Image") -> None:
+        """Hold `image`; refused if it was deleted meanwhile (checked under the index lock rmi takes)."""
+        with self._store._locked():
+            if not any(e.digest == image.digest for e in self._store._entries()):
+                raise BuildError(f"image {image.id} was removed while the build was starting")
+            self.add_digests({image.digest, image.id, *(l.digest for l in image.layers), *image.diff_ids})
+
+    def add_digests(self, digests: Iterable[str]) -> None:
+        new = set(digests) - self.digests
+        if new:
+            self.digests |= new
+            _write_all(self.fd, "".join(f"{d}\n" for d in sorted(new)).encode())
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+            self.fd = -1
+
+
 class Lease:
     """What was added to the store while a lease was open (digests and diff_ids)."""
 
@@ -286,11 +382,13 @@ class ImageStore:
         self.tmp_dir = self.root / "tmp"
         self.unpacked_dir = self.root / "unpacked" / "sha256"
         self.cache_dir = self.root / "cache"
-        for d in (self.root / "blobs" / "sha256", self.tmp_dir, self.unpacked_dir, self.cache_dir):
+        self.holds_dir = self.root / "holds"
+        for d in (self.root / "blobs" / "sha256", self.tmp_dir, self.unpacked_dir, self.cache_dir, self.holds_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = None
         self._lock_depth = 0
         self._leases: list[Lease] = []
+        self._holds: list[Hold] = []
         self._images: dict[str, Image] = {}
         self.clean_tmp()
         if not (self.root / "oci-layout").exists():
@@ -312,12 +410,15 @@ class ImageStore:
             tmp.drop()
 
     def clean_tmp(self) -> int:
-        """Remove leftovers of crashed writers from tmp/ (those nobody holds a lock on). Returns the count."""
+        """Remove leftovers of crashed writers from tmp/ (those nobody holds a lock on). Returns the count.
+        A dead build's step dir may still have its overlay (or anything else) mounted: those mounts are
+        taken down first, and the dir is removed only once nothing is mounted under it."""
         removed = 0
         mounts = _mount_points()
         for entry in os.scandir(self.tmp_dir):
-            if any(m == entry.path or m.startswith(entry.path + "/") for m in mounts):
-                continue  # a crashed build's overlay is still mounted here: never rmtree through it
+            below = [m for m in mounts if m == entry.path or m.startswith(entry.path + "/")]
+            if below and not _unmount_abandoned(entry.path, below):
+                continue  # a live build's mount, or one that would not go: never rmtree through it
             try:
                 fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError:
@@ -393,7 +494,45 @@ class ImageStore:
         finally:
             self._leases.remove(lease)
 
+    # -- holds: images a running build uses, which rmi must not delete under it
+
+    @contextmanager
+    def hold(self) -> Iterator["Hold"]:
+        """A hold for this block: add() images to it (their layers are then kept, and rmi refuses to delete
+        them) until the block ends. It is a file under holds/ flock()ed by its owner: a crashed owner's
+        hold is void (and removed by the next rmi)."""
+        h = Hold(self)
+        self._holds.append(h)
+        try:
+            yield h
+        finally:
+            self._holds.remove(h)
+            h.release()
+
+    def _live_holds(self) -> set[str]:
+        """Every digest (manifest, config, layers, diff_ids) some live process holds."""
+        held: set[str] = set()
+        for entry in os.scandir(self.holds_dir):
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    with os.fdopen(os.dup(fd), "rb") as f:
+                        held.update(line.decode("ascii", "replace").strip() for line in f.read().splitlines())
+                    continue
+                os.unlink(entry.path)  # its owner is gone
+            finally:
+                os.close(fd)
+        return held
+
     def _note_added(self, kind: str, item: str) -> None:
+        for h in self._holds:  # what a running build adds is kept until it commits
+            if kind != "images":
+                h.add_digests([item])
         for lease in self._leases:
             getattr(lease, kind).add(item)
 
@@ -494,11 +633,10 @@ class ImageStore:
         cached = self._images.get(manifest_desc.digest)
         if cached is not None:  # copies: callers may edit what they get
             return Image(manifest_desc, copy.deepcopy(cached.manifest), copy.deepcopy(cached.config))
-        manifest = self.read_json(manifest_desc.digest)
-        if not isinstance(manifest, dict) or "config" not in manifest:
-            raise BuildError(f"{manifest_desc.digest} is not an image manifest")
+        manifest = check_manifest(self.read_json(manifest_desc.digest), f"image {manifest_desc.digest}")
         config_desc = Descriptor.from_json(manifest["config"])
-        config = self.read_json(config_desc.digest, config_desc.size)
+        config = check_config(self.read_json(config_desc.digest, config_desc.size),
+                              len(manifest.get("layers") or []), f"image {config_desc.digest}")
         self._images[manifest_desc.digest] = Image(manifest_desc, manifest, config)
         return Image(manifest_desc, copy.deepcopy(manifest), copy.deepcopy(config))
 
@@ -584,7 +722,13 @@ class ImageStore:
             names, _ = grouped.setdefault(e.digest, ([], e))
             if e.ref_name:
                 names.append(e.ref_name)
-        return [(names, self.load_image(desc)) for names, desc in grouped.values()]
+        out = []
+        for names, desc in grouped.values():
+            try:
+                out.append((names, self.load_image(desc)))
+            except BuildError:
+                continue  # a damaged record: left out here, so that it never breaks commands on the others
+        return out
 
     def resolve(self, ref: str) -> Image:
         """An image by "name[:tag]", "name@sha256:<manifest digest>", "sha256:<id>" or a unique ID prefix."""
@@ -607,7 +751,13 @@ class ImageStore:
         if re.fullmatch(r"[0-9a-f]{1,64}", prefix):
             matches: dict[str, Image] = {}
             for e in entries:
-                image = self.load_image(e)
+                try:
+                    image = self.load_image(e)
+                except BuildError:
+                    # a damaged record: its own error when the prefix names it, never in the way of others
+                    if any(d[len("sha256:"):].startswith(prefix) for d in {e.digest, *self._listed_blobs(e.digest)}):
+                        raise
+                    continue
                 for digest in (image.id, image.digest if len(prefix) == 64 else None):
                     if digest and digest[len("sha256:"):].startswith(prefix):
                         matches.setdefault(image.id, image)
@@ -622,13 +772,23 @@ class ImageStore:
         (or force). Returns docker's lines ("Untagged: NAME", "Deleted: sha256:...")."""
         lines: list[str] = []
         with self._locked():
-            image = self.resolve(ref)
+            try:
+                image = self.resolve(ref)
+            except BuildError:
+                damaged = self._remove_damaged(ref)
+                if damaged is None:
+                    raise
+                return damaged
             names = self.names_of(image)
             by_name = False
             try:
                 by_name = normalize_name(ref) in names
             except BuildError:
                 pass
+            deletes = len(names) <= 1 if by_name else (not names or force)
+            if deletes and {image.digest, image.id} & self._live_holds():
+                raise BuildError(f"conflict: unable to delete {image.id[7:19]} - image is being used by a "
+                                 "running build")
             if by_name:
                 name = normalize_name(ref)
                 self.untag(name)
@@ -647,10 +807,36 @@ class ImageStore:
             lines.append(f"Deleted: {image.id}")
         return lines
 
+    def _remove_damaged(self, ref: str) -> list[str] | None:
+        """rmi NAME of an image whose record cannot be read: the name goes, and the record with it when
+        that was its last name (its blobs too, unless another image shares them). None if NAME names none."""
+        try:
+            name = normalize_name(ref)
+        except BuildError:
+            return None
+        with self._edit_index() as entries:
+            found = [e for e in entries if e.ref_name == name]
+            if not found:
+                return None
+            digest = found[0].digest
+            entries[:] = [e for e in entries if e.ref_name != name]
+            last = not any(e.digest == digest for e in entries if e.ref_name)
+            if last:
+                entries[:] = [e for e in entries if e.digest != digest]
+        lines = [f"Untagged: {name}"]
+        if last:
+            self._images.pop(digest, None)
+            self._delete_unreferenced({digest, *self._listed_blobs(digest)})
+            lines.append(f"Deleted: {digest}")
+        return lines
+
     def _entry_image_id(self, entry: Descriptor) -> str | None:
         if entry.media_type not in mt.MANIFEST_TYPES:
             return None
-        return self.load_image(entry).id
+        try:
+            return self.load_image(entry).id
+        except BuildError:
+            return None
 
     # -- garbage collection
 
@@ -668,13 +854,16 @@ class ImageStore:
             blobs.add(desc.digest)
             if not self.has_blob(desc.digest):
                 return
-            if desc.media_type in mt.MANIFEST_TYPES:
-                image = self.load_image(desc)
-                blobs.update(self._image_blobs(image))
-                diff_ids.update(image.diff_ids)
-            elif desc.media_type in mt.INDEX_TYPES:
-                for child in self.read_json(desc.digest).get("manifests") or []:
-                    walk(Descriptor.from_json(child))
+            try:
+                if desc.media_type in mt.MANIFEST_TYPES:
+                    image = self.load_image(desc)
+                    blobs.update(self._image_blobs(image))
+                    diff_ids.update(image.diff_ids)
+                elif desc.media_type in mt.INDEX_TYPES:
+                    for child in self.read_json(desc.digest).get("manifests") or []:
+                        walk(Descriptor.from_json(child))
+            except BuildError:
+                blobs.update(self._listed_blobs(desc.digest))  # a damaged record keeps what it names
 
         for e in self._entries():
             walk(e)
@@ -693,8 +882,30 @@ class ImageStore:
                     walk(Descriptor(doc["mediaType"], digest, self.blob_path(digest).stat().st_size))
         return blobs, diff_ids
 
+    def _listed_blobs(self, digest: str) -> set[str]:
+        """Every digest a (possibly damaged) JSON blob names anywhere: what garbage collection keeps for a
+        record it cannot read as an image."""
+        found: set[str] = set()
+        try:
+            doc = self.read_json(digest)
+        except BuildError:
+            return found
+        stack = [doc]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", item):
+                found.add(item)
+        return found
+
     def _delete_unreferenced(self, candidates: set[str] | None, keep: Iterable[str] = ()) -> dict[str, int]:
         blobs, diff_ids = self._referenced(keep)
+        held = self._live_holds()
+        blobs |= held
+        diff_ids |= held
         if candidates is None:
             candidates = {f"sha256:{p.name}" for p in (self.root / "blobs" / "sha256").iterdir()}
         removed_blobs = 0

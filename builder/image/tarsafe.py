@@ -152,6 +152,16 @@ class ZstdReader:
         self._stderr.close()
 
 
+def _seconds(mtime) -> int:
+    """A member's mtime as whole seconds utime() takes: PAX archives (tar --format=posix) carry fractional
+    ones, and a hostile one may be nan, inf or out of range (then 0 or clamped)."""
+    try:
+        secs = int(mtime)
+    except (ValueError, OverflowError, TypeError):
+        return 0
+    return max(-(2**33), min(secs, 2**33))
+
+
 def open_decompressed(source: BinaryIO) -> tuple[BinaryIO, str | None]:
     """Wrap `source` so reads give the decompressed bytes; returns (stream, compression name or None)."""
     peekable = PeekableReader(source)
@@ -341,7 +351,7 @@ class Extractor:
         if path == "":
             if self.in_root and member.isdir():
                 self._set_metadata(self.root_fd, None, member)
-                self._dir_times.append(("", member.mtime))
+                self._dir_times.append(("", _seconds(member.mtime)))
             return path
         dir_fd, name = self._parent_fd(path, member.name)
         existing = self._lstat(dir_fd, name)
@@ -361,7 +371,7 @@ class Extractor:
             if existing is None:
                 os.mkdir(name, 0o700, dir_fd=dir_fd)
             self._set_metadata(dir_fd, name, member)
-            self._dir_times.append((path, int(member.mtime)))
+            self._dir_times.append((path, _seconds(member.mtime)))
         else:
             if existing is not None:
                 if stat.S_ISDIR(existing.st_mode) and not self.replace_dirs:
@@ -449,7 +459,7 @@ class Extractor:
                 if e.errno not in (errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENOTSUP):
                     raise
         if not member.isdir():
-            times = (int(member.mtime) * 10**9,) * 2
+            times = (_seconds(member.mtime) * 10**9,) * 2
             if name is None:
                 os.utime(fd_or_dir, ns=times)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import fcntl
 import os
 import signal
 import stat
@@ -260,15 +261,23 @@ def test_inspect_data(store, tmp_path):
 
 
 @pytest.mark.root
-def test_cleanup_never_touches_a_mounted_leftover(store):
+def test_cleanup_unmounts_a_dead_builds_leftover_but_never_a_live_one(store, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "file").write_text("outside the store")
     leftover = store.tmp_dir / "crashed-step"
     (leftover / "merged").mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(leftover / "merged")], check=True)
+    subprocess.run(["mount", "--bind", str(precious), str(leftover / "merged")], check=True)
+    fd = os.open(leftover, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        (leftover / "merged" / "file").write_text("inside a live mount")
-        assert store.clean_tmp() == 0
+        fcntl.flock(fd, fcntl.LOCK_EX)  # its build is alive: left alone, mount and all
+        assert ImageStore(store.root).clean_tmp() == 0
         assert (leftover / "merged" / "file").exists()
     finally:
-        subprocess.run(["umount", str(leftover / "merged")], check=True)
-    assert store.clean_tmp() == 1
+        os.close(fd)
+    try:
+        assert store.clean_tmp() == 1  # its owner is gone: unmounted first, then removed
+    finally:
+        subprocess.run(["umount", str(leftover / "merged")], capture_output=True)
     assert not leftover.exists()
+    assert (precious / "file").read_text() == "outside the store"
