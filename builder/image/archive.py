@@ -16,12 +16,11 @@ import json
 import os
 import shutil
 import sys
+import lzma
 import tarfile
 import zlib
-import lzma
-import bz2  # noqa: F401  (its errors are OSErrors)
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from builder.image import mediatypes as mt

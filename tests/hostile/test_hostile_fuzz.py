@@ -13,9 +13,7 @@ import random
 import subprocess
 import tarfile
 import time
-from pathlib import Path
 
-import pytest
 
 from builder.dockerfile.parser import parse
 from builder.dockerfile.stages import make_plan
