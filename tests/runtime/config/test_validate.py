@@ -1,6 +1,6 @@
 """oci_runtime.validate agrees with jsonschema, names the field at fault, and stays off the heavy imports.
 
-Agreement is checked on the documents of tests/test_schemas.py and on thousands of mutations of them
+Agreement is checked on the documents of test_schemas.py and on thousands of mutations of them
 (wrong types, missing required fields, bad enum values and patterns, values moved from elsewhere),
 plus random documents from hypothesis when it is installed.
 """
