@@ -2,7 +2,7 @@
 
 `import json` drags in `re` and `enum` (about as long as the rest of a container start takes here), yet the
 parsing and encoding themselves are done by `_json` in C. This module drives `_json` directly; it produces
-exactly what `json.loads`/`json.dumps` produce (tests/test_jsonio.py compares them on many documents).
+exactly what `json.loads`/`json.dumps` produce (tests/runtime/config/test_jsonio.py compares them on many documents).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ compiled on first use), and the first problem found is raised with the path of t
 
     config.json: linux.namespaces[2].type: "foo" is not one of "pid", "network", ...
 
-Accept/reject agrees with jsonschema (tests/test_validate.py checks that); unlike jsonschema,
+Accept/reject agrees with jsonschema (tests/runtime/config/test_validate.py checks that); unlike jsonschema,
 only the first error is reported. Supported keywords: SUPPORTED_KEYWORDS; anything else in a
 schema is refused when that node is compiled, so a schema can never be silently half-checked.
 """
@@ -240,7 +240,7 @@ def _compile_pattern(source: str):
     Compiling a regex costs 0.1-0.4 ms on a slow machine, the largest part of a cold validation, so
     the shapes our schemas use most get exact hand-made equivalents: a literal prefix ("^/"), one
     character class ("^CAP_[A-Z0-9_]+$", "^[rwm]{0,3}$") and the SemVer pattern. Anything else, or
-    a SemVer pattern edited in spec/, simply goes to re. tests/test_validate.py checks them against re.
+    a SemVer pattern edited in spec/, simply goes to re. tests/runtime/config/test_validate.py checks them against re.
     """
     fast = _FAST_PATTERNS.get(source) or _literal_prefix(source) or _single_class(source)
     if fast is not None:
