@@ -248,6 +248,21 @@ def move_mount(tree_fd: int, target_fd: int, *, label: str = "") -> None:
         raise _fail(f'move_mount "{label}"')
 
 
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_filter(program: bytes, flags: int) -> int:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): install a classic-BPF filter (8-byte instructions);
+    the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    rc = _libc.syscall(SYS["seccomp"], ctypes.c_uint(1), ctypes.c_uint(flags), ctypes.byref(prog))
+    if rc < 0:
+        raise _fail("seccomp")
+    return rc
+
+
 def pidfd_open(pid: int) -> int:
     fd = _libc.syscall(SYS["pidfd_open"], ctypes.c_int(pid), ctypes.c_uint(0))
     if fd < 0:

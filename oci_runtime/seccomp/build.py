@@ -34,7 +34,7 @@ OPTIMIZE_ABOVE_RULES = 32       # binary-tree dispatch pays off for long profile
 Condition = tuple[int, int, int, int]
 
 
-class BuiltFilter(namedtuple("BuiltFilter", "ctx flags rule_count notify unknown_syscalls")):
+class BuiltFilter(namedtuple("BuiltFilter", "ctx flags rule_count notify unknown_syscalls last_syscall")):
     """A context ready to load, with what went into it."""
     __slots__ = ()
     ctx: int
@@ -42,6 +42,7 @@ class BuiltFilter(namedtuple("BuiltFilter", "ctx flags rule_count notify unknown
     rule_count: int
     notify: bool
     unknown_syscalls: tuple[str, ...]
+    last_syscall: int  # the highest native number the profile names (-1: none)
 
 
 def build_context(lib: lib_.Libseccomp, profile: SeccompProfile) -> BuiltFilter:
@@ -59,7 +60,9 @@ def build_context(lib: lib_.Libseccomp, profile: SeccompProfile) -> BuiltFilter:
         rule_count, notify, unknown = _add_rules(lib, ctx, profile)
         if rule_count > OPTIMIZE_ABOVE_RULES:
             lib.attr_set(ctx, lib_.ATTR_CTL_OPTIMIZE, 2)    # an older libseccomp without it still works
-        return BuiltFilter(ctx, flags, rule_count, notify, unknown)
+        numbers = (lib.syscall_number(name) for rule in profile.rules for name in rule.names)
+        last = max((n for n in numbers if n >= 0), default=-1)
+        return BuiltFilter(ctx, flags, rule_count, notify, unknown, last)
     except BaseException:
         lib.release(ctx)
         raise

@@ -15,7 +15,9 @@ from __future__ import annotations
 import errno
 import os
 
+from oci_runtime.seccomp.enosys import DENYING_DEFAULTS, with_enosys_stub
 from oci_runtime.seccomp.errors import SeccompError
+from oci_runtime.seccomp.profile import FLAG_LOG, FLAG_SPEC_ALLOW, FLAG_TSYNC, FLAG_WAIT_KILLABLE_RECV
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:       # these are imported only when a profile is used
@@ -56,6 +58,9 @@ class SeccompFilter:
         self.rule_count = built.rule_count
         self.notify_required = built.notify
         self.unknown_syscalls = built.unknown_syscalls
+        self._program = None  # the BPF to load ourselves, when the ENOSYS stub applies (else libseccomp loads)
+        if self.profile.default_action in DENYING_DEFAULTS:
+            self._program = with_enosys_stub(self._export("bpf"), built.last_syscall, os.uname().machine)
 
     def load(self) -> int | None:
         """Install the filter on the calling process; the listener fd when SCMP_ACT_NOTIFY is used, else None.
@@ -68,6 +73,8 @@ class SeccompFilter:
             raise SeccompError("the seccomp filter was closed before it was loaded")
         if self._loaded:
             raise SeccompError("the seccomp filter is already loaded in this process")
+        if self._program is not None:
+            return self._load_program()
         rc = self._lib.load(self._ctx)
         if rc < 0:
             raise SeccompError(f"loading the seccomp filter into the kernel failed: {os.strerror(-rc)}"
@@ -79,6 +86,21 @@ class SeccompFilter:
         if fd < 0:
             raise SeccompError(f"the seccomp filter is loaded but its notify fd is missing: {os.strerror(-fd)}")
         return fd
+
+    def _load_program(self) -> int | None:
+        """seccomp(SECCOMP_SET_MODE_FILTER) with our stub + libseccomp's program, and the profile's flags."""
+        from oci_runtime import linux
+
+        flags = sum(_FLAG_BITS[flag] for flag in self.flags)
+        if self.notify_required:
+            flags |= _NEW_LISTENER | (_TSYNC_ESRCH if flags & _FLAG_BITS[FLAG_TSYNC] else 0)
+        try:
+            fd = linux.seccomp_set_filter(self._program, flags)
+        except OSError as e:
+            raise SeccompError(f"loading the seccomp filter into the kernel failed: {e.strerror}"
+                               + _LOAD_HINTS.get(e.errno, "")) from None
+        self._loaded = True
+        return fd if self.notify_required else None
 
     def send_listener(self, notify_fd: int, state: dict, pid: int | None = None) -> None:
         """Send the notify fd and the container process state to `linux.seccomp.listenerPath`.
@@ -133,6 +155,8 @@ class SeccompFilter:
         self.close()
 
 
+_FLAG_BITS = {FLAG_TSYNC: 1, FLAG_LOG: 2, FLAG_SPEC_ALLOW: 4, FLAG_WAIT_KILLABLE_RECV: 32}  # seccomp(2)'s
+_NEW_LISTENER, _TSYNC_ESRCH = 8, 16
 _LOAD_HINTS = {
     errno.EACCES: " (the process needs no_new_privs or CAP_SYS_ADMIN to load a filter: "
                   "set process.noNewPrivileges, or load before dropping capabilities)",

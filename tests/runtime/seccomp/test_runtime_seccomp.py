@@ -82,7 +82,7 @@ def test_notify_listener_reaches_the_agent(make_bundle, pyrunc, tmp_path):
 
 
 class ServingAgent:
-    """A seccomp agent serving every listener it is given until stopped: mkdir is answered with a success
+    """A seccomp agent serving every listener it is given until stopped: mkdir(at) is answered with a success
     that makes nothing (so the test can tell the agent answered), every other call is let through."""
 
     def __init__(self, path):
@@ -106,7 +106,7 @@ class ServingAgent:
 
         from test_seccomp import NOTIF, NOTIF_RESP, SECCOMP_IOCTL_NOTIF_RECV, SECCOMP_IOCTL_NOTIF_SEND, _nr
 
-        mkdir = _nr("mkdir")
+        fake = {_nr("mkdir"), _nr("mkdirat")}
         listeners: list[int] = []
         while not self._stop.is_set():
             ready, _, _ = select.select([self._server, *listeners], [], [], 0.05)
@@ -129,7 +129,7 @@ class ServingAgent:
                     continue
                 notif_id, _, _, nr, *_ = NOTIF.unpack(buf)
                 self.seen.append(nr)
-                flags = 0 if nr == mkdir else 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
+                flags = 0 if nr in fake else 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
                 try:
                     fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, bytearray(NOTIF_RESP.pack(notif_id, 0, 0, flags)), True)
                 except OSError:
@@ -185,3 +185,24 @@ def test_no_agent_is_runcs_words(make_bundle, pyrunc, tmp_path):
                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
     out = run(make_bundle, pyrunc, "true", profile, nnp=False)
     assert out.returncode != 0 and "failed to connect with seccomp agent" in out.stderr
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_notify_under_a_deny_by_default_profile(make_bundle, pyrunc, tmp_path, nnp):
+    """The ENOSYS stub's own load path (seccomp(2) directly) also makes the listener and hands it over."""
+    from test_seccomp import docker_like_profile
+
+    agent = ServingAgent(tmp_path / "agent.sock")
+    try:
+        profile = docker_like_profile()
+        profile["listenerPath"] = agent.path
+        profile["syscalls"] = [rule for rule in profile["syscalls"]] + [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        for rule in profile["syscalls"][:-1]:
+            rule["names"] = [n for n in rule["names"] if n not in ("mkdir", "mkdirat")]
+        out = run(make_bundle, pyrunc, "mkdir /made && echo answered; test -d /made || echo not-made", profile,
+                  nnp=nnp)
+        assert out.returncode == 0 and out.stdout == "answered\nnot-made\n", out.stderr
+        assert agent.connections == 1
+    finally:
+        agent.stop()

@@ -163,6 +163,35 @@ def test_default_errno_with_enosys_and_an_allow_list(tmp_path):
 
 
 @pytest.mark.root
+@pytest.mark.parametrize("default", ["SCMP_ACT_ERRNO", "SCMP_ACT_TRAP"])
+def test_syscalls_newer_than_the_profile_get_enosys(tmp_path, default):
+    """runc's stub: a deny-by-default profile answers ENOSYS for native syscalls numbered above every one it
+    names (its author could not know them), and its default action for the unknown ones below."""
+    flt = prepare_filter({"defaultAction": "SCMP_ACT_ERRNO" if default == "SCMP_ACT_ERRNO" else default,
+                          "syscalls": [{"names": CHILD_ESSENTIALS + ["getppid", "rt_sigaction", "rt_sigreturn"],
+                                        "action": "SCMP_ACT_ALLOW"},
+                                       {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                                        "errnoRet": errno.EROFS}]})
+    last = max(_nr(name) for name in CHILD_ESSENTIALS + ["getppid", "rt_sigaction", "rt_sigreturn", "mkdir"])
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def raw(nr):
+        ctypes.set_errno(0)
+        return ctypes.get_errno() if libc.syscall(ctypes.c_long(nr)) < 0 else 0
+
+    def body():
+        if default == "SCMP_ACT_TRAP":
+            signal.signal(signal.SIGSYS, lambda *_: None)  # a trapped call returns ENOSYS to a handler-less caller
+        return {"newer": raw(last + 1), "far": raw(1000), "mkdir": errno_of(os.mkdir, tmp_path / "d"),
+                "older": raw(_nr("chdir")) if _nr("chdir") < last else "n/a"}
+
+    result = run_filtered(flt, body).result()
+    assert result["newer"] == errno.ENOSYS and result["far"] == errno.ENOSYS and result["mkdir"] == errno.EROFS
+    if default == "SCMP_ACT_ERRNO" and result["older"] != "n/a":
+        assert result["older"] == errno.EPERM  # not newer: the profile's own default
+
+
+@pytest.mark.root
 @pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS"])
 def test_kill_actions_end_the_process_with_sigsys(tmp_path, action):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": action}))
