@@ -152,7 +152,7 @@ class V1Manager:
 
     def _write(self, r: Resources, *, update: bool) -> None:
         if r.unified:
-            raise CgroupError("cgroup: linux.resources.unified is set, but this host uses cgroup v1 "
+            raise CgroupError("invalid configuration: linux.resources.unified is set, but this host uses cgroup v1 "
                               f"(unified keys {sorted(r.unified)} need cgroup v2)")
         tx = Transaction()
         try:

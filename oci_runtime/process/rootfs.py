@@ -392,7 +392,8 @@ class RootfsBuilder:
         except FileNotFoundError:
             return
         if stat.S_ISLNK(st.st_mode):
-            raise RuntimeFailure(f'{mtype} cannot be mounted on "{dest}": it is a symlink (refused, see CVE-2019-19921)')
+            raise RuntimeFailure(f'{mtype} must be mounted on ordinary directory: "{dest}" is a symlink '
+                                 "(refused, see CVE-2019-19921)")
 
     def _mount_bind(self, mount: dict, dest: str, flags: int, label: str, tree: int | None) -> None:
         if tree is not None:  # made by the runtime on the host side (user namespaces): attach it

@@ -319,3 +319,21 @@ def test_fuzzed_configs_through_the_cli_leave_nothing(busybox_template, tmp_path
             assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
             assert "internal error" not in lines[0], (doc, lines[0])
         assert leftovers(state_root, cid) == [], doc
+
+
+@pytest.mark.parametrize("kind", ["proc", "sysfs"])
+def test_proc_and_sysfs_are_never_mounted_on_a_symlink(make_bundle, pyrunc, state_root, tmp_path, kind):
+    dest = "/proc" if kind == "proc" else "/sys"
+    bundle = make_bundle()
+    target = bundle / "rootfs" / dest.lstrip("/")
+    os.rmdir(target)
+    target.symlink_to("/tmp")  # inside the rootfs; the mount would land on /tmp
+    check_refused(pyrunc, state_root, tmp_path, "sym", ["create", "--bundle", bundle, "sym"],
+                  "must be mounted on ordinary directory")
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/memory"), reason="a cgroup v1 host")
+def test_unified_resources_on_cgroup_v1_are_an_invalid_configuration(make_bundle, pyrunc, state_root, tmp_path):
+    bundle = make_bundle(edit=lambda spec: spec["linux"].setdefault("resources", {}).update(
+        unified={"memory.high": "100000000"}))
+    check_refused(pyrunc, state_root, tmp_path, "uni", ["create", "--bundle", bundle, "uni"], "invalid configuration")
