@@ -10,7 +10,13 @@ from oci_runtime.errors import RuntimeFailure
 
 
 def state_root(args) -> str:
-    return args.root or DEFAULT_ROOT
+    """--root, else runc's default: /run/pyrunc for root, $XDG_RUNTIME_DIR/pyrunc for anyone else."""
+    if args.root:
+        return args.root
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if os.geteuid() != 0 and runtime_dir:
+        return os.path.join(runtime_dir, "pyrunc")
+    return DEFAULT_ROOT
 
 
 def listen_fds() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from oci_runtime.bundle import load_bundle
@@ -35,8 +36,10 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
         # killed at any point (its status reads "stopped": pid 0).
         state_dir.save({"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0,
                         "bundle": bundle.path, "cgroup": mgr.to_state() if mgr is not None else None})
-        if mgr is not None:
-            _setup_cgroup(mgr, linux_cfg)
+        if mgr is not None and not _setup_cgroup(mgr, linux_cfg):
+            mgr = None  # rootless without a cgroup we may write: none, as runc does
+            state_dir.save({"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0,
+                            "bundle": bundle.path, "cgroup": None})
         os.mkfifo(state_dir.fifo, 0o622)
         os.chmod(state_dir.fifo, 0o622)  # not cut by the umask: init may be another uid (user namespaces)
         spec = launch.LaunchSpec(container_id, bundle, state_dir, mgr, console_sock, no_pivot,
@@ -100,6 +103,22 @@ def _open_cgroup(container_id: str, linux_cfg: dict, systemd: bool):
     return mgr
 
 
-def _setup_cgroup(mgr, linux_cfg: dict) -> None:
-    mgr.create()
+def _setup_cgroup(mgr, linux_cfg: dict) -> bool:
+    """Make the cgroup and set its limits; False when an unprivileged user may not make one and asked for no
+    limits (runc's rootless rule: such a container runs in its caller's cgroup)."""
+    try:
+        mgr.create()
+    except OSError as e:
+        if os.geteuid() == 0 or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        if _limits_asked(linux_cfg.get("resources") or {}):
+            raise RuntimeFailure(f"rootless container: linux.resources needs a cgroup this user may write ({e})") from None
+        return False
     mgr.set(linux_cfg.get("resources") or {})
+    return True
+
+
+def _limits_asked(resources: dict) -> bool:
+    """Whether resources ask for anything a cgroup would have to enforce (device rules alone do not:
+    without a cgroup the kernel's own rules for an unprivileged user apply)."""
+    return any(value for key, value in resources.items() if key != "devices")

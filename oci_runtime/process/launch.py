@@ -56,7 +56,8 @@ def state_for_hooks(spec: LaunchSpec, status: str, pid: int) -> dict:
 def spawn_init(spec: LaunchSpec) -> int:
     """Fork stage1 and drive the handshake until init is ready; return init's host pid."""
     # opened here, not in init: in a user namespace init may not be allowed to walk the host's paths
-    if spec.bundle.ns.creates("mount") and spec.bundle.ns.creates("user"):
+    # a root runtime reaches more of the host than the container's root; an unprivileged one, no more
+    if spec.bundle.ns.creates("mount") and spec.bundle.ns.creates("user") and os.geteuid() == 0:
         spec.bind_sources = open_bind_sources(spec.bundle.config, spec.bundle.path)
     spec.fifo_fd = os.open(spec.state_dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     spec.proc_fd = os.open("/proc", linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -156,8 +157,13 @@ def _stage1(spec: LaunchSpec, channel: Channel, ns_fds: list[tuple[str, int]]) -
             namespaces.join(kind, fd, paths[kind])
     if ns.creates("user"):
         linux.unshare(linux.CLONE_NEWUSER)
+        rootless = os.geteuid() != 0
+        if rootless:  # an unprivileged runtime may write the id maps of a dumpable process only (runc's way)
+            linux.prctl(linux.PR_SET_DUMPABLE, 1)
         channel.send(USERNS)
         channel.expect(OK)
+        if rootless:
+            linux.prctl(linux.PR_SET_DUMPABLE, 0)
     if ns.has("user"):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)

@@ -97,7 +97,14 @@ def join(kind: str, fd: int, path: str = "") -> None:
 
 
 def write_id_maps(pid: int, linux: dict) -> None:
-    """Written by the runtime (outside) for the child that just unshared its user namespace."""
+    """Written by the runtime (outside) for the child that just unshared its user namespace. An unprivileged
+    runtime may map only its own ids, and the gid map only once setgroups(2) is denied in the namespace."""
+    if os.geteuid() != 0:
+        try:
+            with open(f"/proc/{pid}/setgroups", "w") as f:
+                f.write("deny")
+        except OSError as e:
+            raise RuntimeFailure(f"denying setgroups in /proc/{pid}/setgroups: {e.strerror}") from None
     for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
         lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key) or [])
         try:

@@ -1,0 +1,100 @@
+"""pyrunc run by an unprivileged user: `spec --rootless`, a user namespace mapping only that user, state under
+$XDG_RUNTIME_DIR, and no cgroup unless the user may write one (runc's rootless mode)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from support import PYRUNC, build_busybox_rootfs, run_captured
+
+pytestmark = pytest.mark.root  # root makes the user and the rootfs; the runtime then runs as the user
+
+USER = "pyrunc-rootless"
+
+
+@pytest.fixture(scope="module")
+def user():
+    created = False
+    try:
+        entry = pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
+        entry, created = pwd.getpwnam(USER), True
+    yield entry
+    if created:
+        subprocess.run(["userdel", USER], check=False)
+
+
+@pytest.fixture
+def home(user):
+    """A directory the user owns, reachable by it (pytest's own tmp dirs are root's 0700 ones)."""
+    path = tempfile.mkdtemp(prefix="pyrunc-rootless-")
+    os.chmod(path, 0o755)
+    build_busybox_rootfs(Path(path) / "bundle" / "rootfs")
+    os.makedirs(os.path.join(path, "run"))
+    subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", path], check=True)
+    if as_user(user, path, "--version").returncode != 0:
+        pytest.skip("this checkout's pyrunc is not reachable by an unprivileged user (a 0700 directory above it)")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def as_user(user, home, *args, timeout=60):
+    env = {"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": os.path.join(home, "run"), "HOME": home}
+    return run_captured([*PYRUNC, *map(str, args)], timeout=timeout, user=user.pw_uid, group=user.pw_gid,
+                        extra_groups=[], env=env, cwd=home)
+
+
+def rootless_bundle(user, home, args, edit=None):
+    bundle = os.path.join(home, "bundle")
+    out = as_user(user, home, "spec", "--rootless", "--bundle", bundle)
+    assert out.returncode == 0, out.stderr
+    config_path = os.path.join(bundle, "config.json")
+    with open(config_path) as f:
+        spec = json.load(f)
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = args
+    if edit:
+        edit(spec)
+    with open(config_path, "w") as f:
+        json.dump(spec, f)
+    return bundle
+
+
+def test_an_unprivileged_user_runs_a_container(user, home):
+    bundle = rootless_bundle(user, home, ["sh", "-c", "id -u; cat /proc/self/uid_map; echo pid=$$; ls /dev/null"])
+    out = as_user(user, home, "run", "--bundle", bundle, "rl")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[0] == "0" and lines[1].split() == ["0", str(user.pw_uid), "1"]
+    assert lines[2] == "pid=1" and lines[3] == "/dev/null"
+    assert os.listdir(os.path.join(home, "run", "pyrunc")) == []  # its state lived under XDG_RUNTIME_DIR
+
+
+def test_rootless_lifecycle_and_state_root(user, home):
+    bundle = rootless_bundle(user, home, ["sleep", "1000"])
+    assert as_user(user, home, "create", "--bundle", bundle, "rlc").returncode == 0
+    assert os.path.isdir(os.path.join(home, "run", "pyrunc", "rlc"))
+    assert as_user(user, home, "start", "rlc").returncode == 0
+    state = json.loads(as_user(user, home, "state", "rlc").stdout)
+    assert state["status"] == "running"
+    with open(f"/proc/{state['pid']}/status") as f:
+        assert f"Uid:\t{user.pw_uid}" in f.read()  # on the host, the container's root is the user
+    assert as_user(user, home, "delete", "--force", "rlc").returncode == 0
+    assert not os.path.exists(f"/proc/{state['pid']}/status") or "Z" in open(f"/proc/{state['pid']}/stat").read()
+
+
+def test_limits_without_a_writable_cgroup_are_refused_clearly(user, home):
+    bundle = rootless_bundle(user, home, ["true"],
+                             edit=lambda spec: spec["linux"].update(resources={"pids": {"limit": 10}}))
+    out = as_user(user, home, "run", "--bundle", bundle, "rll")
+    assert out.returncode == 1 and "rootless container" in out.stderr and out.stderr.count("\n") == 1
+    assert os.listdir(os.path.join(home, "run", "pyrunc")) == []
