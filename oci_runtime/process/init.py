@@ -73,6 +73,8 @@ def run_init(spec, channel: Channel) -> None:
     os.close(fifo_fd)
     os.close(proc_fd)
     try:
+        if prepared is not None:
+            prepared.load_late_seccomp()
         if hooks.get("startContainer"):
             run_hooks(hooks["startContainer"], "startContainer", dict(state, status="created"), cwd="/")
         if prepared is None:

@@ -175,10 +175,16 @@ class Prepared:
         self.env = env
         self.seccomp_late = seccomp_late
 
+    def load_late_seccomp(self) -> None:
+        """The filter loaded as late as possible (with no_new_privs): just before the startContainer hooks
+        and execve, which both run under it, as with runc."""
+        if self.seccomp_late is not None:
+            self.seccomp_late.load()
+            self.seccomp_late = None
+
     def execute(self) -> None:
         restore_signals()
-        if self.seccomp_late is not None:  # as late as possible: nothing of ours runs under the filter
-            self.seccomp_late.load()
+        self.load_late_seccomp()
         os.execve(self.executable, self.args, self.env)
 
 

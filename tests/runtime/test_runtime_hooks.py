@@ -179,3 +179,19 @@ def test_hooks_run_where_runc_runs_them(make_bundle, pyrunc, tmp_path):
     where = dict(line.split(" ", 1) for line in log.read_text().splitlines())
     assert where == {"createRuntime": str(bundle), "createContainer": str(bundle / "rootfs"),
                      "prestart": str(bundle), "startContainer": "/", "poststop": str(bundle)}
+
+
+def test_start_container_hooks_run_under_the_seccomp_filter(make_bundle, pyrunc, tmp_path):
+    """runc loads the filter (no_new_privs case) before the startContainer hooks: they run under it."""
+    def edit(spec):
+        spec["mounts"].append({"destination": "/hooklog", "type": "bind", "source": str(tmp_path),
+                               "options": ["bind"]})
+        spec["process"]["noNewPrivileges"] = True
+        spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30}]}  # EROFS
+        spec["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "mkdir /tmp/by-hook 2>/hooklog/err; echo $? > /hooklog/status"]}]}
+
+    out = pyrunc("run", "--bundle", make_bundle(["true"], edit=edit), "hookfilter")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "status").read_text().strip() != "0" and "Read-only file system" in (tmp_path / "err").read_text()
