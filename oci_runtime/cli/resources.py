@@ -108,7 +108,7 @@ def read_resources_document(source: str) -> dict:
 
 def cmd_update(args) -> int:
     from oci_runtime.container.lifecycle import Container
-    from oci_runtime.container.update import update
+    from oci_runtime.container.update import normalise_request, update
     from oci_runtime.validate import validate_resources
 
     container = Container.load(state_root(args), args.id)   # runc's order: an unknown id first
@@ -121,6 +121,9 @@ def cmd_update(args) -> int:
     else:
         request = resources_from_flags(args)
         document = "update flags"
+    # devices are dropped (with a warning) before the rest is checked: update never changes them, as runc
+    if isinstance(request, dict):
+        request = normalise_request(request)
     validate_resources(request, document=document)
     update(container, request)
     return 0

@@ -403,3 +403,13 @@ def test_events_reports_an_oom_kill(make_bundle, pyrunc, state_root, rootfs):
     events = [json.loads(line) for line in rest.splitlines()]
     assert {"type": "oom", "id": cid} in events, rest
     assert json.loads(pyrunc("state", cid).stdout)["status"] == "stopped"
+
+
+@needs_root
+def test_update_ignores_device_rules_whatever_their_access(make_bundle, pyrunc):
+    """runc never changes device rules on update and does not check them: an access like "rwa" is no error."""
+    assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"]), "upd").returncode == 0
+    out = pyrunc("update", "--resources", "-", "upd",
+                 input=json.dumps({"devices": [{"allow": True, "access": "rwa"}], "pids": {"limit": 77}}))
+    assert out.returncode == 0 and "cannot be changed by update" in out.stderr, out.stderr
+    assert json.loads(pyrunc("events", "--stats", "upd").stdout)["data"]["pids"]["limit"] == 77
