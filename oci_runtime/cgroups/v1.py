@@ -138,7 +138,8 @@ class V1Manager:
             raise CgroupError("; ".join(errors))
 
     def exists(self) -> bool:
-        return os.path.isdir(self._dirs["devices"])
+        """Whether any of the container's cgroup directories is there already."""
+        return any(os.path.isdir(d) for d in self._dirs.values())
 
     # --- resources ---------------------------------------------------------------------------
 

@@ -29,17 +29,19 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
     state_dir = StateDir(root, container_id)
     state_dir.claim()
     mgr = None
+    cgroup_owned = False
     init_pid = 0
     try:
         mgr = _open_cgroup(container_id, linux_cfg, systemd_cgroup)
+        cgroup_owned = mgr is not None and not mgr.exists()  # one we find is not ours to empty or remove
         # Recorded before anything is made, so that `delete --force` can clean up after a create that was
         # killed at any point (its status reads "stopped": pid 0).
-        state_dir.save({"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0,
-                        "bundle": bundle.path, "cgroup": mgr.to_state() if mgr is not None else None})
+        first = {"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0, "bundle": bundle.path,
+                 "cgroup": mgr.to_state() if mgr is not None else None, "cgroup_owned": cgroup_owned}
+        state_dir.save(first)
         if mgr is not None and not _setup_cgroup(mgr, linux_cfg):
             mgr = None  # rootless without a cgroup we may write: none, as runc does
-            state_dir.save({"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0,
-                            "bundle": bundle.path, "cgroup": None})
+            state_dir.save(dict(first, cgroup=None))
         os.mkfifo(state_dir.fifo, 0o622)
         os.chmod(state_dir.fifo, 0o622)  # not cut by the umask: init may be another uid (user namespaces)
         spec = launch.LaunchSpec(container_id, bundle, state_dir, mgr, console_sock, no_pivot,
@@ -53,7 +55,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
             "created": rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
             "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
                       if k in ("prestart", "poststart", "poststop")},
-            "cgroup": mgr.to_state() if mgr is not None else None,
+            "cgroup": mgr.to_state() if mgr is not None else None, "cgroup_owned": cgroup_owned,
             "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
             "resources": linux_cfg.get("resources") or {},
         }
@@ -68,7 +70,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
             except ProcessLookupError:
                 pass
             wait_gone(init_pid, None, 5.0)
-        if mgr is not None:
+        if mgr is not None and cgroup_owned:
             try:
                 mgr.destroy()
             except OSError:
@@ -114,6 +116,12 @@ def _setup_cgroup(mgr, linux_cfg: dict) -> bool:
         if _limits_asked(linux_cfg.get("resources") or {}):
             raise RuntimeFailure(f"rootless container: linux.resources needs a cgroup this user may write ({e})") from None
         return False
+    try:
+        already = mgr.pids()
+    except OSError:
+        already = []
+    if already:  # someone else's processes share the limits (and a kill --all); runc warns too
+        logger.warning(f"container's cgroup is not empty: {len(already)} process(es) already in it")
     mgr.set(linux_cfg.get("resources") or {})
     return True
 

@@ -232,7 +232,7 @@ class Container:
     def destroy(self) -> None:
         """Remove what the container owns on the host: its cgroup and its state directory."""
         mgr = self.cgroups
-        if mgr is not None:
+        if mgr is not None and self.state.get("cgroup_owned", True):  # a cgroup we found is left as it was
             try:
                 if mgr.pids():  # leftovers of a killed create, or processes outliving init without a pid ns
                     mgr.kill_all(SIGKILL)

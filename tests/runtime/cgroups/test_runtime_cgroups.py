@@ -253,3 +253,22 @@ def test_kill_defaults_to_sigterm_and_signal_0_only_checks(make_bundle, pyrunc):
     out = pyrunc("kill", "k")
     assert out.returncode == 0, out.stderr
     wait_status(pyrunc, "k", "stopped")
+
+
+@pytest.mark.skipif(not V1, reason="cgroup v1 layout")
+def test_joining_a_populated_cgroup_warns(make_bundle, pyrunc):
+    import subprocess
+
+    path = "/sys/fs/cgroup/freezer/pyrunc-test/shared"  # the hierarchy a v1 container's processes are read from
+    os.makedirs(path)
+    holder = subprocess.Popen(["sleep", "100"])
+    try:
+        with open(f"{path}/cgroup.procs", "w") as f:
+            f.write(str(holder.pid))
+        bundle = make_bundle(["true"], edit=lambda spec: spec["linux"].update(cgroupsPath="/pyrunc-test/shared"))
+        out = pyrunc("run", "--bundle", bundle, "shared")
+        assert out.returncode == 0 and "container's cgroup is not empty" in out.stderr, out.stderr
+        assert holder.poll() is None  # not ours: left alone
+    finally:
+        holder.kill()
+        holder.wait()
