@@ -170,46 +170,13 @@ class BuildContext:
 
     def resolve(self, src: str, *, follow: bool = True) -> str:
         """Follow symlinks in `src` (a cleaned relpath) inside the context; refuse any that leave it."""
-        parts = [p for p in src.split("/") if p]
-        done: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == ".":
-                continue
-            if part == "..":
-                if not done:
-                    raise BuildError(f"forbidden path outside the build context: {src}")
-                done.pop()
-                continue
-            cur = "/".join(done + [part])
-            st = self.entries.get(cur)
+        def lstat(rel: str):
+            st = self.entries.get(rel)
             if st is None:
-                raise FileNotFoundError(cur)
-            if stat.S_ISLNK(st.st_mode) and (parts or follow):
-                hops += 1
-                if hops > _MAX_SYMLINKS:
-                    raise BuildError(f"too many levels of symbolic links: {src}")
-                target = os.readlink(self.abspath(cur))
-                if target.startswith("/"):
-                    raise BuildError(f"forbidden path outside the build context: {src} "
-                                     f"(symlink {cur} -> {target})")
-                # Resolve the target relative to the link's directory; climbing above the root leaves it.
-                depth = len(done)
-                for t in target.split("/"):
-                    if t == "..":
-                        depth -= 1
-                        if depth < 0:
-                            raise BuildError(f"forbidden path outside the build context: {src} "
-                                             f"(symlink {cur} -> {target})")
-                    elif t not in ("", "."):
-                        depth += 1
-                parts = [p for p in target.split("/") if p] + parts
-                continue
-            if parts and not stat.S_ISDIR(st.st_mode):
-                raise FileNotFoundError(cur)
-            done.append(part)
-        return "/".join(done)
+                raise FileNotFoundError(rel)
+            return st
+
+        return "/".join(follow_in_context(src, lstat, lambda rel: os.readlink(self.abspath(rel)), follow_last=follow))
 
     def sources(self, src: str) -> list[Source]:
         """The context entries one COPY/ADD source names: a path (its symlinks followed inside the
@@ -366,34 +333,37 @@ def hash_cache_file_for(cache_dir: Path, context_root: Path | None) -> Path | No
 MAX_CONTROL_FILE = 16 * 1024 * 1024  # a Dockerfile or .dockerignore bigger than this is refused
 
 
-def resolve_in_context(root: Path, rel: str) -> Path:
-    """The real path of `rel` inside the context `root`, its symlinks followed inside it and refused
-    when they lead out of it (FileNotFoundError when missing)."""
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
+def follow_in_context(path: str, lstat, readlink, *, follow_last: bool = True) -> list[str]:
+    """The real components of `path` inside a build context, its symlinks followed inside it: lstat(rel) and
+    readlink(rel) read the context. A symlink (or "..") leading out of it is a BuildError; a missing
+    component a FileNotFoundError."""
+    parts = [p for p in path.split("/") if p]
     done: list[str] = []
     hops = 0
     while parts:
         part = parts.pop(0)
+        if part == ".":
+            continue
         if part == "..":
             if not done:
-                raise BuildError(f"forbidden path outside the build context: {rel}")
+                raise BuildError(f"forbidden path outside the build context: {path}")
             done.pop()
             continue
-        cur = os.path.join(root, *done, part)
-        st = os.lstat(cur)
-        if stat.S_ISLNK(st.st_mode):
+        cur = "/".join(done + [part])
+        st = lstat(cur)
+        if stat.S_ISLNK(st.st_mode) and (parts or follow_last):
             hops += 1
             if hops > _MAX_SYMLINKS:
-                raise BuildError(f"too many levels of symbolic links: {rel}")
-            target = os.readlink(cur)
-            if target.startswith("/"):
-                raise BuildError(f"forbidden path outside the build context: {rel} (symlink to {target})")
+                raise BuildError(f"too many levels of symbolic links: {path}")
+            target = readlink(cur)
+            # Resolved relative to the link's directory; an absolute target, or climbing above the root, leaves it.
             depth = len(done)
-            for t in target.split("/"):
+            for t in target.split("/") if not target.startswith("/") else [".."] * (depth + 1):
                 if t == "..":
                     depth -= 1
                     if depth < 0:
-                        raise BuildError(f"forbidden path outside the build context: {rel} (symlink to {target})")
+                        raise BuildError(f"forbidden path outside the build context: {path} "
+                                         f"(symlink {cur} -> {target})")
                 elif t not in ("", "."):
                     depth += 1
             parts = [p for p in target.split("/") if p] + parts
@@ -401,6 +371,13 @@ def resolve_in_context(root: Path, rel: str) -> Path:
         if parts and not stat.S_ISDIR(st.st_mode):
             raise FileNotFoundError(cur)
         done.append(part)
+    return done
+
+
+def resolve_in_context(root: Path, rel: str) -> Path:
+    """The real path of `rel` inside the context `root` on disk (FileNotFoundError when missing)."""
+    done = follow_in_context(rel, lambda r: os.lstat(os.path.join(root, r)),
+                             lambda r: os.readlink(os.path.join(root, r)))
     return Path(root).joinpath(*done)
 
 
