@@ -20,10 +20,11 @@ class Bundle:
 MAX_CONFIG_BYTES = 16 << 20  # far above any real config.json, far below what would hurt
 
 
-def read_json(path: str, what: str) -> dict:
-    """A JSON object from a file a user gave us (config.json, process.json): one clear error otherwise."""
+def read_json(path: str, what: str, *, pipes: bool = False) -> dict:
+    """A JSON object from a file a user gave us (config.json, process.json): one clear error otherwise.
+    pipes: a pipe will do as well (exec --process <(...), as runc reads it)."""
     try:
-        data = load_file(path, MAX_CONFIG_BYTES)
+        data = load_file(path, MAX_CONFIG_BYTES, pipes=pipes)
     except FileNotFoundError:
         raise ConfigInvalid(f"{what} not found: {path}") from None
     except ValueError as e:

@@ -69,14 +69,16 @@ def loads(data: str | bytes | bytearray) -> object:
     return value
 
 
-def load_file(path: str, max_bytes: int) -> object:
-    """The JSON document in a regular file of at most max_bytes. Never blocks on a FIFO nor reads a device:
-    anything but a regular file is refused (OSError naming the problem), as is a larger file (ValueError)."""
+def load_file(path: str, max_bytes: int, *, pipes: bool = False) -> object:
+    """The JSON document in a regular file of at most max_bytes (ValueError when larger). Anything else is
+    refused (OSError naming the problem), so a device is never read nor a FIFO waited on; with pipes=True a
+    pipe is read too (a shell's `<(...)`)."""
     import stat
 
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | (0 if pipes else os.O_NONBLOCK))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or (pipes and stat.S_ISFIFO(mode))):
             raise OSError(errno.EINVAL, "not a regular file", path)
         chunks, size = [], 0
         while chunk := os.read(fd, 1 << 16):

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print_help(cmd)
         return 0
     try:
-        if args.systemd_cgroup and not os.path.isdir("/run/systemd/system") and args.command in ("create", "run"):
+        if args.systemd_cgroup and not os.path.isdir("/run/systemd/system") and cmd.name in ("create", "run"):
             raise RuntimeFailure("--systemd-cgroup: systemd is not running on this host "
                                  "(no /run/systemd/system); use the cgroupfs driver")
         return cmd.func(args)
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         log.logger.error(str(e), error_kind(e))
         return getattr(e, "exit_status", cmd.failure_status)
     except OSError as e:
-        log.logger.error(f"{args.command}: {e}")
-        return 1
+        log.logger.error(f"{cmd.name}: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+        return cmd.failure_status
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # our stdout was closed early (e.g. piped into head): nothing left to say
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             log.logger.debug(traceback.format_exc())
-        log.logger.error(f"{args.command}: internal error: {type(e).__name__}: {e}")
+        log.logger.error(f"{cmd.name}: internal error: {type(e).__name__}: {e}")
         return 1
 
 

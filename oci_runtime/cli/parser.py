@@ -118,7 +118,10 @@ def parse(argv: list[str], global_opts: list[Opt], find_command, prog: str) -> t
     for opt in cmd.opts:
         values[opt.dest] = list(opt.default) if opt.kind == "list" else opt.default
     where = f"{prog} {cmd.name}"
-    positionals = _parse_flags(rest[1:], cmd.opts, values, where, stop_at_positional=True)
+    if any(a.endswith("...") for a in cmd.args):  # a command line to run follows: its flags are its own
+        positionals = _parse_flags(rest[1:], cmd.opts, values, where, stop_at_positional=True)
+    else:  # runc's CLI takes flags after the arguments too (`runc update ID --memory 64m`)
+        positionals = _parse_interleaved(rest[1:], cmd.opts, values, where)
     if values.get("help"):
         return Args(**values), cmd
     required = [a for a in cmd.args if not a.endswith(("?", "..."))]
@@ -135,6 +138,21 @@ def parse(argv: list[str], global_opts: list[Opt], find_command, prog: str) -> t
     if positionals:
         raise UsageError(f"{where}: unexpected argument(s): {' '.join(positionals)}")
     return Args(**values), cmd
+
+
+def _parse_interleaved(words: list[str], opts: list[Opt], values: dict, where: str) -> list[str]:
+    """Flags anywhere among the positional arguments (all positional after "--")."""
+    tail: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, tail = words[:cut], words[cut + 1:]
+    positionals: list[str] = []
+    while words:
+        words = _parse_flags(words, opts, values, where, stop_at_positional=True)
+        if words:
+            positionals.append(words[0])
+            words = words[1:]
+    return positionals + tail
 
 
 def _arg_usage(name: str) -> str:

@@ -27,7 +27,7 @@ def _process(container, args) -> dict:
         from oci_runtime.bundle import read_json
         from oci_runtime.validate import validate_process
 
-        process = read_json(args.process, "process.json")
+        process = read_json(args.process, "process.json", pipes=True)
         validate_process(process)
     else:
         if not args.command:

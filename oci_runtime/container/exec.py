@@ -21,6 +21,7 @@ import os
 from oci_runtime import linux
 from oci_runtime.container.lifecycle import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from oci_runtime.errors import BadState, RuntimeFailure
+from oci_runtime.log import logger
 from oci_runtime.process import setup as proc_setup
 from oci_runtime.process.channel import ERROR, GO, OK, PID, SECCOMP, Channel, fork_child
 from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, NamespacePlan, open_joins
@@ -55,11 +56,13 @@ def exec_process(container: Container, process: dict, *, console_sock=None, deta
         own_pty, console_sock = terminal_socketpair()
     if not detach:
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild; its exit must come to us
+    logger.debug(f"exec {container.id}: {process.get('args')}")
     try:
         pid = spawn(container, process, seccomp, console_sock, preserve_fds)
     finally:
         if console_sock is not None:
             console_sock.close()
+    logger.debug(f"exec {container.id}: the process is pid {pid}")
     if pid_file:
         write_pid_file(pid_file, pid)
     if detach:

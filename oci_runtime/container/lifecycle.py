@@ -30,12 +30,15 @@ def write_pid_file(path: str, pid: int) -> None:
     """Exactly the decimal pid, no newline (docker and containerd parse it with Atoi); atomic."""
     path = os.path.abspath(path)
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise RuntimeFailure(f"writing the pid file {path}: {e.strerror}") from None
 
 
 class Container:

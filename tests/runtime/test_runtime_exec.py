@@ -153,3 +153,17 @@ def test_exec_cgroup_is_refused_not_ignored(running, pyrunc):
     running()
     out = pyrunc("exec", "--cgroup", "sub", "ex", "true")
     assert out.returncode == 255 and "not supported" in out.stderr
+
+
+def test_exec_reads_a_process_from_a_pipe_and_logs_debug_lines(running, pyrunc):
+    running()
+    process = json.dumps({"args": ["echo", "from-a-pipe"], "cwd": "/", "user": {"uid": 0, "gid": 0}})
+    out = pyrunc("--debug", "exec", "--process", "/dev/stdin", "ex", input=process)
+    assert out.returncode == 0 and out.stdout == "from-a-pipe\n", out.stderr
+    assert "level=debug" in out.stderr and "the process is pid" in out.stderr
+
+
+def test_exec_pid_file_that_cannot_be_written_is_255(running, pyrunc, tmp_path):
+    running()
+    out = pyrunc("exec", "--pid-file", tmp_path / "missing" / "pid", "ex", "true")
+    assert out.returncode == 255 and out.stderr.startswith("writing the pid file") and out.stderr.count("\n") == 1

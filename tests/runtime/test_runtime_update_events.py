@@ -413,3 +413,11 @@ def test_update_ignores_device_rules_whatever_their_access(make_bundle, pyrunc):
                  input=json.dumps({"devices": [{"allow": True, "access": "rwa"}], "pids": {"limit": 77}}))
     assert out.returncode == 0 and "cannot be changed by update" in out.stderr, out.stderr
     assert json.loads(pyrunc("events", "--stats", "upd").stdout)["data"]["pids"]["limit"] == 77
+
+
+@needs_root
+def test_flags_may_follow_the_container_id_as_with_runc(make_bundle, pyrunc):
+    assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"]), "late").returncode == 0
+    out = pyrunc("update", "late", "--pids-limit", "33")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(pyrunc("events", "late", "--stats").stdout)["data"]["pids"]["limit"] == 33
