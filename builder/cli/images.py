@@ -101,7 +101,13 @@ def cmd_inspect(args) -> int:
     store = open_store(args)
     results = []
     failed = False
+    from builder.cli.container_views import container_inspect
+
     for ref in args.images:
+        container = container_inspect(args, ref)  # docker looks for a container first, then an image
+        if container is not None:
+            results.append(container)
+            continue
         try:
             results.append(docker_inspect(store, ref))
         except BuildError as e:

@@ -1,0 +1,288 @@
+"""The monitor: one small process per running container, double-forked and in its own session so that
+the CLI that started it can die. It mounts the container's filesystem, creates and starts the container
+through oci_runtime.api (state root STORE/runtime), owns its stdio (pipes, or the pty master received on
+a console socket), appends output to the json-file log (and to the attached CLI's stdio, for a foreground
+run), reaps the container's init (it is the child subreaper init is reparented to), and records the exit
+code and finish time.
+
+It tells the CLI how things go on a status pipe, one line each: "started PID", "error CODE MESSAGE",
+"exit CODE". A guard process it forks watches it: if the monitor dies without recording an end (it was
+killed), the guard kills the container and records it as exited, so no container outlives its monitor.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from pathlib import Path
+
+from builder.container.liveness import process_start_time
+from builder.container.logs import LogWriter, log_path
+from builder.container.records import Records
+from oci_runtime import errors, linux
+from oci_runtime.units import rfc3339
+
+KILLED_EXIT = 137
+RuntimeErrors = (errors.RuntimeFailure, errors.ConfigInvalid)
+
+
+def command_failure_status(message: str) -> int:
+    """docker's status for a command that cannot run: 127 not found, 126 otherwise; 125 for the rest."""
+    text = message.lower()
+    if "not found" in text or "no such file" in text:
+        return 127
+    if "permission denied" in text or "exec format" in text or "is a directory" in text:
+        return 126
+    return 125
+
+
+def runtime_for(store_root: Path):
+    from oci_runtime.api import Runtime
+
+    return Runtime(root=os.fspath(Path(store_root) / "runtime"))
+
+
+def spawn_monitor(store_root: Path, container_id: str, *, attach: bool) -> int:
+    """Start the monitor (double fork + setsid); return the read end of its status pipe. attach: the
+    monitor forwards output to our stdout/stderr and our stdin to the container (foreground run)."""
+    status_r, status_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(status_r)
+            os.setsid()
+            if os.fork() == 0:
+                if not attach:
+                    _to_devnull(0, 1, 2)
+                code = 1
+                try:
+                    code = run_monitor(Path(store_root), container_id, status_w, attach=attach)
+                finally:
+                    os._exit(code)
+        finally:
+            os._exit(0)
+    os.close(status_w)
+    os.waitpid(child, 0)
+    return status_r
+
+
+def _to_devnull(*fds: int) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in fds:
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _say(status_fd: int, line: str) -> None:
+    try:
+        os.write(status_fd, (line + "\n").encode())
+    except OSError:
+        pass  # the CLI is gone: nobody to tell
+
+
+def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: bool) -> int:
+    from builder.container.bundle import write_bundle
+    from builder.container.rootfs import mount_rootfs, unmount_rootfs
+    from builder.image.store import ImageStore
+
+    records = Records(store_root)
+    cdir = records.path(container_id)
+    runtime = runtime_for(store_root)
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init is reparented to us when `create` exits
+    me = os.getpid()
+    with records.edit(container_id) as doc:
+        doc["Monitor"] = {"Pid": me, "StartTime": process_start_time(me)}
+        doc["State"].update(Status="starting", Error="")
+    guard_w = _spawn_guard(store_root, container_id, status_fd)
+    tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
+    ends: list[int] = []
+    try:
+        store = ImageStore(store_root)
+        rootfs = mount_rootfs(store, store.resolve(doc["Image"]), cdir)
+        bundle = write_bundle(cdir, doc, store.resolve(doc["Image"]).config, rootfs)
+        try:
+            runtime.delete(container_id, force=True)  # what a crashed earlier run may have left
+        except Exception:  # noqa: BLE001 - nothing to delete is the usual case
+            pass
+        pid_file = cdir / "init.pid"
+        if tty:
+            master, stdin_w, outputs = _create_with_pty(runtime, container_id, bundle, cdir, pid_file)
+            ends = [master]
+        else:
+            stdin_w, outputs, ends = _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin)
+        init_pid = int(pid_file.read_text())
+        try:
+            runtime.start(container_id)
+        except RuntimeErrors as e:
+            code = command_failure_status(str(e))
+            _finish(records, runtime, container_id, cdir, code, error=str(e), reap=init_pid)
+            _say(status_fd, f"error {code} {e}")
+            return 0
+    except RuntimeErrors as e:  # create refused the command (not found, not executable): docker's 126/127
+        code = command_failure_status(str(e))
+        _finish(records, runtime, container_id, cdir, code, error=str(e), reap=None)
+        _say(status_fd, f"error {code} {e}")
+        return 0
+    except BaseException as e:  # noqa: BLE001 - reported to the CLI, and recorded
+        _finish(records, runtime, container_id, cdir, 125, error=str(e), reap=None)
+        _say(status_fd, f"error 125 {e}")
+        return 0
+    with records.edit(container_id) as doc:
+        doc["State"].update(Status="running", Running=True, Pid=init_pid, StartedAt=rfc3339(), ExitCode=0,
+                            FinishedAt="0001-01-01T00:00:00Z")
+    _say(status_fd, f"started {init_pid}")
+    if attach and tty:
+        _copy_window_size(0, ends[0])
+    log = LogWriter(log_path(cdir, container_id))
+    code = _pump(init_pid, outputs, stdin_w if attach and open_stdin else None, log, attach)
+    log.close()
+    for fd in ends:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    auto_remove = _finish(records, runtime, container_id, cdir, code, error="", reap=None)
+    _say(status_fd, f"exit {code}")
+    if auto_remove:
+        records.remove(container_id)
+    os.close(guard_w)
+    return 0
+
+
+def _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin):
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if open_stdin else (None, None)
+    try:
+        runtime.create(container_id, bundle, stdin=in_r, stdout=out_w, stderr=err_w, pid_file=os.fspath(pid_file))
+    finally:
+        for fd in (out_w, err_w, in_r):
+            if fd is not None:
+                os.close(fd)
+    return in_w, {out_r: "stdout", err_r: "stderr"}, [out_r, err_r] + ([in_w] if in_w is not None else [])
+
+
+def _create_with_pty(runtime, container_id, bundle, cdir, pid_file):
+    path = os.fspath(cdir / "console.sock")
+    if os.path.exists(path):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(1)
+        runtime.create(container_id, bundle, console_socket=path, pid_file=os.fspath(pid_file))
+        conn, _ = listener.accept()  # init connected during create; the backlog kept it
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+    finally:
+        listener.close()
+        os.unlink(path)
+    master = fds[0]
+    return master, master, {master: "stdout"}
+
+
+def _copy_window_size(tty_fd: int, master: int) -> None:
+    import fcntl
+    import termios
+
+    try:
+        size = fcntl.ioctl(tty_fd, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass  # our stdin is no terminal
+
+
+def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogWriter, attach: bool) -> int:
+    """Copy output to the log (and the attached CLI) and the CLI's stdin to the container, until init
+    has exited and its output is drained. Returns docker's exit code (128+N when killed by signal N)."""
+    sinks = {"stdout": 1, "stderr": 2} if attach else {}
+    open_outputs = dict(outputs)
+    forward_stdin = stdin_w is not None
+    code = None
+    drain_deadline = None
+    while open_outputs or code is None:
+        if code is None:
+            pid, status = os.waitpid(init_pid, os.WNOHANG)
+            if pid:
+                code = os.waitstatus_to_exitcode(status)
+                code = 128 - code if code < 0 else code
+                drain_deadline = time.monotonic() + 2.0
+        if drain_deadline is not None and time.monotonic() > drain_deadline:
+            break  # a leftover process of the container still holds the pipe: stop waiting
+        watched = list(open_outputs) + ([0] if forward_stdin else [])
+        ready, _, _ = select.select(watched, [], [], 0.1) if watched else ([], [], time.sleep(0.1))
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: the pty's last slave is closed
+                data = b""
+            if fd == 0:
+                if not data:
+                    forward_stdin = False
+                    if stdin_w not in outputs:  # a pipe: EOF reaches the container; a pty stays open
+                        os.close(stdin_w)
+                    continue
+                try:
+                    os.write(stdin_w, data)
+                except OSError:
+                    forward_stdin = False
+                continue
+            if not data:
+                del open_outputs[fd]
+                continue
+            stream = open_outputs[fd]
+            log.write(stream, data)
+            sink = sinks.get(stream)
+            if sink is not None:
+                try:
+                    os.write(sink, data)
+                except OSError:
+                    sinks.pop(stream)  # the CLI went away; the container goes on
+    return code if code is not None else KILLED_EXIT
+
+
+def _finish(records: Records, runtime, container_id: str, cdir: Path, code: int, *, error: str,
+            reap: int | None) -> bool:
+    """Delete the runtime's container, unmount, record the end. Returns whether --rm asked for removal."""
+    from builder.container.rootfs import unmount_rootfs
+
+    try:
+        runtime.delete(container_id, force=True)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+    if reap:
+        try:
+            os.waitpid(reap, 0)
+        except ChildProcessError:
+            pass
+    unmount_rootfs(cdir)
+    with records.edit(container_id) as doc:
+        doc["State"].update(Status="exited", Running=False, Pid=0, ExitCode=code, Error=error,
+                            FinishedAt=rfc3339())
+        return bool(doc["HostConfig"].get("AutoRemove"))
+
+
+def _spawn_guard(store_root: Path, container_id: str, status_fd: int) -> int:
+    """Fork the guard; return the pipe end whose closing (our exit, however it happens) wakes it."""
+    guard_r, guard_w = os.pipe2(os.O_CLOEXEC)
+    if os.fork() == 0:
+        code = 0
+        try:
+            os.close(guard_w)
+            os.close(status_fd)
+            _to_devnull(0, 1, 2)
+            while os.read(guard_r, 1):
+                pass
+            records = Records(store_root)
+            doc = records.load(container_id)
+            if doc["State"]["Status"] in ("starting", "running"):  # the monitor died before recording an end
+                _finish(records, runtime_for(store_root), container_id, records.path(container_id),
+                        KILLED_EXIT, error="the container's monitor was killed", reap=None)
+        except BaseException:  # noqa: BLE001 - the record is gone (rm -f): nothing to guard
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(guard_r)
+    return guard_w

@@ -1,0 +1,82 @@
+"""`create`/`run` options turned into a new container record (docker's inspect shape), checked before
+anything is written: a bad option leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+
+from builder.container.bundle import effective_image_config
+from builder.container.liveness import ZERO_TIME
+from builder.container.records import ContainerError
+from oci_runtime.units import rfc3339
+
+
+def read_env(env: list[str], env_files: list[str]) -> list[str]:
+    """--env-file lines then -e values; a bare NAME takes our own value (and is skipped when unset)."""
+    out = []
+    for path in env_files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = [line.strip() for line in f]
+        except OSError as e:
+            raise ContainerError(f"open {path}: {e.strerror.lower() if e.strerror else e}") from None
+        out += [line for line in lines if line and not line.startswith("#")]
+    out += env
+    resolved = []
+    for item in out:
+        if "=" in item:
+            resolved.append(item)
+        elif item in os.environ:
+            resolved.append(f"{item}={os.environ[item]}")
+    return resolved
+
+
+def parse_volume(spec: str) -> dict:
+    """-v HOST:CTR[:ro|rw] as an inspect Mounts entry. HOST is made if missing, as docker does."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise ContainerError(f"invalid volume specification: {spec!r}")
+    host, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else ""
+    if mode not in ("", "ro", "rw"):
+        raise ContainerError(f"invalid mode {mode!r} in volume specification: {spec!r}")
+    if not host.startswith("/"):
+        raise ContainerError(f"named volumes are not supported yet: {spec!r} (use an absolute host path)")
+    if not target.startswith("/"):
+        raise ContainerError(f"invalid volume specification: {spec!r}: mount path must be absolute")
+    return {"Type": "bind", "Source": os.path.normpath(host), "Destination": os.path.normpath(target),
+            "Mode": mode, "RW": mode != "ro", "Propagation": "rprivate"}
+
+
+def new_record(image, ref: str, args) -> dict:
+    """The record for `create`/`run` (without Id and Name, which the records add)."""
+    if args.network not in ("none", "host"):
+        raise ContainerError(f"network {args.network} not found (only none and host are supported)")
+    mounts = [parse_volume(v) for v in args.volume]
+    env = read_env(args.env, args.env_file)
+    if args.workdir and not args.workdir.startswith("/"):
+        raise ContainerError(f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path")
+    entrypoint = None
+    if args.entrypoint is not None:
+        entrypoint = [args.entrypoint] if args.entrypoint else []
+    cfg = effective_image_config(image.config, {"Entrypoint": entrypoint, "Cmd": list(args.cmd), "Env": env,
+                                                "WorkingDir": args.workdir, "User": args.user})["config"]
+    command = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
+    if not command:
+        raise ContainerError("no command specified")
+    for m in mounts:
+        os.makedirs(m["Source"], exist_ok=True)
+    return {
+        "Created": rfc3339(), "Path": command[0], "Args": command[1:], "Image": image.id,
+        "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+                  "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+                  "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME},
+        "Config": {"Hostname": args.hostname or "", "User": cfg.get("User") or "", "Tty": args.tty,
+                   "OpenStdin": args.interactive, "AttachStdin": args.interactive, "Env": cfg.get("Env") or [],
+                   "Cmd": cfg.get("Cmd") or [], "Entrypoint": cfg.get("Entrypoint") or None, "Image": ref,
+                   "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": cfg.get("StopSignal") or "",
+                   "Labels": cfg.get("Labels") or {}},
+        "HostConfig": {"Binds": list(args.volume), "ReadonlyRootfs": args.read_only,
+                       "NetworkMode": args.network, "AutoRemove": args.rm},
+        "Mounts": mounts,
+    }
