@@ -183,7 +183,7 @@ class _raw_terminal:
             import tty
 
             self.saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
 
     def __enter__(self):
         return self

@@ -165,9 +165,11 @@ def _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin):
 
 
 def _create_with_pty(runtime, container_id, bundle, cdir, pid_file):
-    path = os.fspath(cdir / "console.sock")
-    if os.path.exists(path):
-        os.unlink(path)
+    import tempfile
+
+    # a short path of our own: AF_UNIX paths stop at 108 bytes, and the store's may be longer
+    sock_dir = tempfile.mkdtemp(prefix="pydock-console-")
+    path = os.path.join(sock_dir, "console.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(path)
@@ -178,7 +180,9 @@ def _create_with_pty(runtime, container_id, bundle, cdir, pid_file):
             _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
     finally:
         listener.close()
-        os.unlink(path)
+        if os.path.exists(path):
+            os.unlink(path)
+        os.rmdir(sock_dir)
     master = fds[0]
     return master, master, {master: "stdout"}
 

@@ -8,6 +8,7 @@ import os
 from builder.container.bundle import effective_image_config
 from builder.container.liveness import ZERO_TIME
 from builder.container.records import ContainerError
+from oci_runtime.specgen import DEFAULT_PATH
 from oci_runtime.units import rfc3339
 
 
@@ -64,6 +65,9 @@ def new_record(image, ref: str, args) -> dict:
     command = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     if not command:
         raise ContainerError("no command specified")
+    env = list(cfg.get("Env") or [])
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, f"PATH={DEFAULT_PATH}")  # docker records the default PATH too
     for m in mounts:
         os.makedirs(m["Source"], exist_ok=True)
     return {
@@ -72,7 +76,7 @@ def new_record(image, ref: str, args) -> dict:
                   "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
                   "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME},
         "Config": {"Hostname": args.hostname or "", "User": cfg.get("User") or "", "Tty": args.tty,
-                   "OpenStdin": args.interactive, "AttachStdin": args.interactive, "Env": cfg.get("Env") or [],
+                   "OpenStdin": args.interactive, "AttachStdin": args.interactive, "Env": env,
                    "Cmd": cfg.get("Cmd") or [], "Entrypoint": cfg.get("Entrypoint") or None, "Image": ref,
                    "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": cfg.get("StopSignal") or "",
                    "Labels": cfg.get("Labels") or {}},
