@@ -37,6 +37,8 @@ def cmd_run(args) -> int:
 
     records = _records(args)
     doc = _create(args)
+    if not args.detach:
+        _proxy_signals(_store_root(args), doc["Id"], args.tty)  # before the container's first output
     try:
         reader = control.start(_store_root(args), records, doc, attach=not args.detach)
     except control.StartFailed as e:
@@ -59,6 +61,8 @@ def cmd_start(args) -> int:
     failed = 0
     for ref in args.containers:
         doc = records.lookup(ref)
+        if args.attach:
+            _proxy_signals(_store_root(args), doc["Id"], doc["Config"].get("Tty"))
         try:
             reader = control.start(_store_root(args), records, doc, attach=args.attach)
         except control.StartFailed as e:
@@ -171,6 +175,24 @@ def cmd_exec(args) -> int:
         from builder.container.monitor import command_failure_status
 
         return command_failure_status(message)
+
+
+def _proxy_signals(store_root: Path, container_id: str, tty: bool) -> None:
+    """docker's --sig-proxy: signals sent to the attached CLI go to the container (with a pty, ^C reaches
+    it through the terminal already)."""
+    import signal
+
+    from builder.container import control
+
+    def forward(signum, _frame):
+        try:
+            control.signal_container(store_root, container_id, signal.Signals(signum).name)
+        except Exception:  # noqa: BLE001 - it exited meanwhile
+            pass
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2) + \
+            (() if tty else (signal.SIGINT,)):
+        signal.signal(signum, forward)
 
 
 class _raw_terminal:

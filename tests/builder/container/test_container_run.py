@@ -265,3 +265,22 @@ def test_tty_over_a_real_pty(dock):
         if cli.poll() is None:
             cli.kill()
         os.close(master)
+
+
+def test_signals_to_a_foreground_run_reach_the_container(dock):
+    cli = subprocess.Popen([*PYDOCK, "--root", dock.root, "run", "--rm", "--name", "proxied", "busybox", "sh", "-c",
+                            "trap 'echo got INT; exit 7' INT; echo ready; while true; do sleep 0.1; done"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert cli.stdout.readline() == "ready\n"
+    cli.send_signal(signal.SIGINT)
+    out, _ = cli.communicate(timeout=15)
+    assert (cli.returncode, out) == (7, "got INT\n")
+
+
+def test_create_then_start_attached(dock):
+    cid = dock("create", "--name", "later", "busybox", "sh", "-c", "echo $0 attached; exit 2", check=True).stdout
+    assert dock("ps", "-a").stdout.count("Created") == 1
+    proc = dock("start", "-a", "later")
+    assert (proc.returncode, proc.stdout) == (2, "sh attached\n")
+    assert json.loads(dock("inspect", cid.strip()).stdout)[0]["State"]["ExitCode"] == 2
+    dock("rm", "later", check=True)
