@@ -118,6 +118,11 @@ def container_inspect(args, ref: str) -> dict | None:
     return out
 
 
+def containers_using(args, image_id: str) -> list[str]:
+    """The ids of the containers made from this image (whatever their state)."""
+    return [doc["Id"] for doc in _records(args).all() if doc["Image"] == image_id]
+
+
 def cmd_export(args) -> int:
     import tarfile
 

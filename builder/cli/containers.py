@@ -1,4 +1,4 @@
-"""pydock create, run, start, stop, restart, kill, rm, wait and exec: container lifecycle verbs. Each
+"""pydock create, run, start, stop, restart, kill, rm, wait, rename, top and exec: container lifecycle verbs. Each
 one is a thin layer over builder.container; errors exit 125 (docker's "the daemon failed")."""
 
 from __future__ import annotations
@@ -135,6 +135,43 @@ def cmd_wait(args) -> int:
     return 0
 
 
+def cmd_rename(args) -> int:
+    records = _records(args)
+    records.rename(records.lookup(args.container)["Id"], args.new_name)
+    return 0
+
+
+def cmd_top(args) -> int:
+    from builder.cli.formatting import print_table
+    from builder.container import control
+    from builder.container.monitor import runtime_for
+    from builder.container.records import ContainerError
+
+    records = _records(args)
+    doc = records.lookup(args.container)
+    if not control.is_running(records, doc["Id"]):
+        raise ContainerError(f"container {doc['Id']} is not running")
+    rows = [["UID", "PID", "PPID", "CMD"]]
+    for pid in runtime_for(_store_root(args)).processes(doc["Id"]):
+        row = _process_row(pid)
+        if row:
+            rows.append(row)
+    print_table(rows)
+    return 0
+
+
+def _process_row(pid: int) -> list[str] | None:
+    """UID, PID, PPID and the command line of a host process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None  # it exited meanwhile
+    return [fields["Uid"].split()[0], str(pid), fields["PPid"].strip(), cmdline or fields["Name"].strip()]
+
+
 def cmd_exec(args) -> int:
     import json
 
@@ -231,6 +268,11 @@ def _add_create_options(p) -> None:
     p.add_argument("-v", "--volume", action="append", default=[], help="bind mount HOST:CONTAINER[:ro]")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("--cap-add", action="append", default=[], help="add a capability")
+    p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")
+    p.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")
+    p.add_argument("--cpus", help="number of CPUs (e.g. 0.5)")
+    p.add_argument("--pids-limit", type=int, help="maximum number of processes")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", metavar="COMMAND", nargs="...")
 
@@ -270,6 +312,15 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("wait", help="wait for containers to stop, print their exit codes")
     p.add_argument("containers", metavar="CONTAINER", nargs="+")
     p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("rename", help="rename a container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.set_defaults(func=cmd_rename)
+
+    p = sub.add_parser("top", help="list a container's processes")
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_top)
 
     p = sub.add_parser("exec", help="run a command in a running container")
     p.add_argument("-i", "--interactive", action="store_true")

@@ -68,6 +68,9 @@ def new_record(image, ref: str, args) -> dict:
     env = list(cfg.get("Env") or [])
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, f"PATH={DEFAULT_PATH}")  # docker records the default PATH too
+    if any(c.upper() in ("ALL", "CAP_ALL") for c in args.cap_add):
+        raise ContainerError("--cap-add ALL is not supported yet: name the capabilities")
+    resources = _resources(args)
     for m in mounts:
         os.makedirs(m["Source"], exist_ok=True)
     return {
@@ -81,6 +84,23 @@ def new_record(image, ref: str, args) -> dict:
                    "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": cfg.get("StopSignal") or "",
                    "Labels": cfg.get("Labels") or {}},
         "HostConfig": {"Binds": list(args.volume), "ReadonlyRootfs": args.read_only,
-                       "NetworkMode": args.network, "AutoRemove": args.rm},
+                       "NetworkMode": args.network, "AutoRemove": args.rm,
+                       "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop), **resources},
         "Mounts": mounts,
     }
+
+
+def _resources(args) -> dict:
+    """--memory, --cpus and --pids-limit as docker's HostConfig keys (0: no limit)."""
+    from oci_runtime.units import ram_in_bytes
+
+    try:
+        memory = ram_in_bytes(args.memory) if args.memory else 0
+        nano_cpus = int(float(args.cpus) * 10**9) if args.cpus else 0
+    except ValueError as e:
+        raise ContainerError(f"invalid resource limit: {e}") from None
+    if memory and memory < 6 * 1024 * 1024:
+        raise ContainerError("minimum memory limit allowed is 6MB")
+    if nano_cpus < 0 or (args.pids_limit or 0) < 0:
+        raise ContainerError("resource limits must not be negative")
+    return {"Memory": memory, "NanoCpus": nano_cpus, "PidsLimit": args.pids_limit or 0}

@@ -65,6 +65,16 @@ class Records:
                 raise
         return doc
 
+    def rename(self, container_id: str, new_name: str) -> None:
+        if not names.VALID_NAME.match(new_name):
+            raise ContainerError(f"invalid container name {new_name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        new_name = new_name.lstrip("/")
+        with _flock(self.dir / "names.lock"):
+            if any(d["Name"].lstrip("/") == new_name for d in self.all()):
+                raise ContainerError(f'the container name "/{new_name}" is already in use')
+            with self.edit(container_id) as doc:
+                doc["Name"] = "/" + new_name
+
     def remove(self, container_id: str) -> None:
         """Delete the record and everything under it (the caller made sure nothing is mounted)."""
         with _flock(self.dir / "names.lock"):

@@ -1,0 +1,83 @@
+"""pydock run's capability and resource flags, rename, top, and rmi of an image a container uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from builder_support import Pydock
+
+pytestmark = pytest.mark.root
+
+DOCKER_DEFAULT_CAPEFF = "00000000a80425fb"  # what `docker run busybox grep CapEff /proc/self/status` shows
+
+
+@pytest.fixture(scope="module")
+def dock(tmp_path_factory, busybox_tar) -> Pydock:
+    p = Pydock(tmp_path_factory.mktemp("container-options") / "store")
+    p("import", busybox_tar, "busybox:latest", check=True)
+    yield p
+    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
+        p("rm", "-f", cid)
+
+
+def cap_eff(dock: Pydock, *flags: str) -> str:
+    out = dock("run", "--rm", *flags, "busybox", "grep", "CapEff", "/proc/self/status", check=True).stdout
+    return out.split()[1]
+
+
+def test_capabilities_are_dockers_with_add_and_drop(dock):
+    assert cap_eff(dock) == DOCKER_DEFAULT_CAPEFF
+    assert cap_eff(dock, "--cap-drop", "ALL", "--cap-add", "NET_RAW") == f"{1 << 13:016x}"
+    assert int(cap_eff(dock, "--cap-drop", "chown"), 16) == int(DOCKER_DEFAULT_CAPEFF, 16) & ~1
+    assert dock("run", "--rm", "busybox", "sh", "-c", "chown 1:1 /tmp").returncode == 0
+    bad = dock("run", "--rm", "--cap-add", "NOPE", "busybox", "true")
+    assert bad.returncode == 125 and bad.stderr.count("\n") == 1 and dock("ps", "-aq").stdout == ""
+
+
+def cgroup_file(pid: int, controller: str, name: str) -> str:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            mount = next(p for p in Path("/sys/fs/cgroup").iterdir() if controller in p.name.split(","))
+            return (mount / path.lstrip("/") / name).read_text().strip()
+    pytest.skip(f"no {controller} cgroup v1 controller")
+
+
+def test_resource_limits_reach_the_cgroup(dock):
+    dock("run", "-d", "--name", "limited", "-m", "64m", "--cpus", "0.5", "--pids-limit", "50", "busybox",
+         "sleep", "60", check=True)
+    info = json.loads(dock("inspect", "limited", check=True).stdout)[0]
+    assert (info["HostConfig"]["Memory"], info["HostConfig"]["NanoCpus"], info["HostConfig"]["PidsLimit"]) == \
+        (64 << 20, 500_000_000, 50)
+    pid = info["State"]["Pid"]
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
+    assert cgroup_file(pid, "pids", "pids.max") == "50"
+    assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "50000"
+    dock("rm", "-f", "limited", check=True)
+    assert dock("run", "--rm", "-m", "1k", "busybox", "true").returncode == 125
+
+
+def test_rename_and_top(dock):
+    dock("run", "-d", "--name", "first", "busybox", "sh", "-c", "sleep 60 & sleep 70", check=True)
+    dock("create", "--name", "other", "busybox", "true", check=True)
+    assert dock("rename", "first", "other").returncode == 125
+    dock("rename", "first", "second", check=True)
+    assert dock("inspect", "first").returncode != 0
+    assert json.loads(dock("inspect", "second").stdout)[0]["Name"] == "/second"
+    top = dock("top", "second", check=True).stdout.splitlines()
+    assert top[0].split() == ["UID", "PID", "PPID", "CMD"]
+    assert sorted(line.split(None, 3)[3] for line in top[1:]) == ["sleep 60", "sleep 70"]
+    assert dock("top", "other").returncode == 125  # not running
+    dock("rm", "-f", "second", "other", check=True)
+
+
+def test_rmi_refuses_an_image_a_container_uses(dock):
+    dock("create", "--name", "user", "busybox", "true", check=True)
+    proc = dock("rmi", "busybox")
+    assert proc.returncode == 1 and "container" in proc.stderr
+    dock("tag", "busybox", "alias:latest", check=True)
+    dock("rmi", "alias", check=True)  # another name of it can go
+    dock("rm", "user", check=True)
