@@ -16,10 +16,14 @@ def process_start_time(pid: int) -> int | None:
     return int(stat[stat.rindex(b")") + 2:].split()[19])
 
 
+def _alive(entry: dict | None) -> bool:
+    pid = (entry or {}).get("Pid") or 0
+    return bool(pid) and process_start_time(pid) == entry.get("StartTime")
+
+
 def monitor_alive(doc: dict) -> bool:
-    monitor = doc.get("Monitor") or {}
-    pid = monitor.get("Pid") or 0
-    return bool(pid) and process_start_time(pid) == monitor.get("StartTime")
+    """The monitor, or its guard still finishing the container after the monitor was killed."""
+    return _alive(doc.get("Monitor")) or _alive(doc.get("Guard"))
 
 
 def live_state(doc: dict) -> dict:

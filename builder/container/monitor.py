@@ -95,7 +95,9 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
     with records.edit(container_id) as doc:
         doc["Monitor"] = {"Pid": me, "StartTime": process_start_time(me)}
         doc["State"].update(Status="starting", Error="")
-    guard_w = _spawn_guard(store_root, container_id, status_fd)
+    guard_w, guard_pid = _spawn_guard(store_root, container_id, status_fd)
+    with records.edit(container_id) as doc:
+        doc["Guard"] = {"Pid": guard_pid, "StartTime": process_start_time(guard_pid)}
     tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
     ends: list[int] = []
     try:
@@ -268,10 +270,13 @@ def _finish(records: Records, runtime, container_id: str, cdir: Path, code: int,
         return bool(doc["HostConfig"].get("AutoRemove"))
 
 
-def _spawn_guard(store_root: Path, container_id: str, status_fd: int) -> int:
-    """Fork the guard; return the pipe end whose closing (our exit, however it happens) wakes it."""
+def _spawn_guard(store_root: Path, container_id: str, status_fd: int) -> tuple[int, int]:
+    """Fork the guard; return the pipe end whose closing (our exit, however it happens) wakes it, and
+    its pid (recorded: while it finishes a container, the container still counts as running)."""
     guard_r, guard_w = os.pipe2(os.O_CLOEXEC)
-    if os.fork() == 0:
+    monitor = os.getpid()
+    guard_pid = os.fork()
+    if guard_pid == 0:
         code = 0
         try:
             os.close(guard_w)
@@ -281,7 +286,8 @@ def _spawn_guard(store_root: Path, container_id: str, status_fd: int) -> int:
                 pass
             records = Records(store_root)
             doc = records.load(container_id)
-            if doc["State"]["Status"] in ("starting", "running"):  # the monitor died before recording an end
+            # our monitor died before recording an end (and no later `start` has made a new monitor)
+            if doc["State"]["Status"] in ("starting", "running") and (doc.get("Monitor") or {}).get("Pid") == monitor:
                 _finish(records, runtime_for(store_root), container_id, records.path(container_id),
                         KILLED_EXIT, error="the container's monitor was killed", reap=None)
         except BaseException:  # noqa: BLE001 - the record is gone (rm -f): nothing to guard
@@ -289,4 +295,4 @@ def _spawn_guard(store_root: Path, container_id: str, status_fd: int) -> int:
         finally:
             os._exit(code)
     os.close(guard_r)
-    return guard_w
+    return guard_w, guard_pid

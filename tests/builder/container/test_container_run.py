@@ -35,7 +35,7 @@ def record(dock: Pydock, ref: str) -> dict:
     return json.loads((dock.root / "containers" / cid / "config.json").read_text())
 
 
-def wait_for(predicate, timeout=10.0):
+def wait_for(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -149,7 +149,7 @@ def test_detached_container_walkthrough(dock):
     assert dock("exec", "ticker", "touch", "/kept").returncode == 0
     started = time.monotonic()
     assert dock("stop", "-t", "1", "ticker", check=True).stdout == "ticker\n"
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 20  # 1 s, then SIGKILL (slack for a loaded machine)
     assert not alive(state["Pid"])
     assert re.search(r"Exited \(137\) .*ago", dock("ps", "-a").stdout)
     assert mounts_under(dock.root / "containers" / cid) == []  # unmounted at stop
@@ -168,6 +168,16 @@ def test_detached_container_walkthrough(dock):
     assert dock("rm", "-f", "ticker", check=True).stdout == "ticker\n"
     assert dock("inspect", "ticker").returncode != 0
     assert not (dock.root / "containers" / cid).exists()
+
+
+def test_start_right_after_stop_keeps_running(dock):
+    dock("run", "-d", "--name", "again", "busybox", "sleep", "60", check=True)
+    for _ in range(3):
+        dock("stop", "-t", "0", "again", check=True)
+        dock("start", "again", check=True)
+        time.sleep(0.5)  # the old monitor's guard wakes up meanwhile: it must leave the new container alone
+        assert json.loads(dock("inspect", "again").stdout)[0]["State"]["Status"] == "running"
+    dock("rm", "-f", "again", check=True)
 
 
 def test_logs_follow_until_the_container_exits(dock):
