@@ -26,6 +26,8 @@ def _seconds_since(stamp: str, now: float) -> float:
 
 def status_text(state: dict, now: float) -> str:
     """docker's STATUS column."""
+    if state["Status"] == "restarting":
+        return f"Restarting ({state['ExitCode']}) {human_duration(_seconds_since(state['FinishedAt'], now))} ago"
     if state["Status"] in ("running", "starting"):
         return f"Up {human_duration(_seconds_since(state['StartedAt'], now))}"
     if state["Status"] == "exited":
@@ -41,11 +43,11 @@ def _command_text(doc: dict, truncate: bool) -> str:
 
 
 def cmd_ps(args) -> int:
-    from builder.container.liveness import live_state
+    from builder.container.liveness import ACTIVE, live_state
 
     now = time.time()
     docs = [(doc, live_state(doc)) for doc in _records(args).all()]
-    docs = [(d, s) for d, s in docs if args.all or s["Status"] in ("running", "starting")]
+    docs = [(d, s) for d, s in docs if args.all or s["Status"] in ACTIVE]
     docs.sort(key=lambda ds: ds[0]["Created"], reverse=True)
     if args.quiet:
         for doc, _ in docs:

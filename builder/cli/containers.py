@@ -268,6 +268,7 @@ def _add_create_options(p) -> None:
     p.add_argument("-v", "--volume", action="append", default=[], help="bind mount HOST:CONTAINER[:ro]")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("--restart", default="no", help="no, always, unless-stopped or on-failure[:MAX]")
     p.add_argument("--cap-add", action="append", default=[], help="add a capability")
     p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")
     p.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")

@@ -7,14 +7,14 @@ import os
 import time
 from pathlib import Path
 
-from builder.container.liveness import live_state
+from builder.container.liveness import ACTIVE, live_state
 from builder.container.monitor import runtime_for, spawn_monitor
 from builder.container.records import ContainerError, Records
 
 
 def is_running(records: Records, container_id: str) -> bool:
     try:
-        return live_state(records.load(container_id))["Status"] in ("running", "starting")
+        return live_state(records.load(container_id))["Status"] in ACTIVE
     except ContainerError:
         return False
 
@@ -28,8 +28,11 @@ class StartFailed(ContainerError):
 def start(store_root: Path, records: Records, doc: dict, *, attach: bool) -> int:
     """Start the container's monitor; return the read end of its status pipe once the container runs.
     Raises StartFailed (with docker's exit code) when it could not start."""
-    if live_state(doc)["Status"] in ("running", "starting"):
+    if live_state(doc)["Status"] in ACTIVE:
         raise ContainerError(f"container {doc['Name'].lstrip('/')} is already running")
+    with records.edit(doc["Id"]) as current:
+        current["StopRequested"] = False
+        current["RestartCount"] = 0
     status = spawn_monitor(store_root, doc["Id"], attach=attach)
     reader = os.fdopen(status, "r", encoding="utf-8", errors="replace")
     line = reader.readline().rstrip("\n")
@@ -75,6 +78,7 @@ def stop(store_root: Path, records: Records, doc: dict, timeout: float) -> None:
     """The image's StopSignal (or SIGTERM), then SIGKILL after `timeout` seconds."""
     if not is_running(records, doc["Id"]):
         return
+    _request_stop(records, doc["Id"])
     signal_container(store_root, doc["Id"], doc["Config"].get("StopSignal") or "TERM")
     if not wait_stopped(records, doc["Id"], timeout):
         signal_container(store_root, doc["Id"], "KILL")
@@ -86,6 +90,7 @@ def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> Non
         if not force:
             raise ContainerError(f"You cannot remove a running container {doc['Id']}. Stop the container "
                                  "before attempting removal or force remove")
+        _request_stop(records, doc["Id"])
         signal_container(store_root, doc["Id"], "KILL")
         wait_stopped(records, doc["Id"], 30)
     from builder.container.rootfs import unmount_rootfs
@@ -96,3 +101,9 @@ def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> Non
         pass
     unmount_rootfs(records.path(doc["Id"]))
     records.remove(doc["Id"])
+
+
+def _request_stop(records: Records, container_id: str) -> None:
+    """Tell the monitor that this exit is wanted: no restart policy applies to it."""
+    with records.edit(container_id) as doc:
+        doc["StopRequested"] = True

@@ -2,8 +2,8 @@
 the CLI that started it can die. It mounts the container's filesystem, creates and starts the container
 through oci_runtime.api (state root STORE/runtime), owns its stdio (pipes, or the pty master received on
 a console socket), appends output to the json-file log (and to the attached CLI's stdio, for a foreground
-run), reaps the container's init (it is the child subreaper init is reparented to), and records the exit
-code and finish time.
+run), reaps the container's init (it is the child subreaper init is reparented to), records the exit
+code and finish time, and applies the restart policy (--restart) until the container stays down.
 
 It tells the CLI how things go on a status pipe, one line each: "started PID", "error CODE MESSAGE",
 "exit CODE". A guard process it forks watches it: if the monitor dies without recording an end (it was
@@ -83,10 +83,6 @@ def _say(status_fd: int, line: str) -> None:
 
 
 def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: bool) -> int:
-    from builder.container.bundle import write_bundle
-    from builder.container.rootfs import mount_rootfs, unmount_rootfs
-    from builder.image.store import ImageStore
-
     records = Records(store_root)
     cdir = records.path(container_id)
     runtime = runtime_for(store_root)
@@ -99,11 +95,91 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
     with records.edit(container_id) as doc:
         doc["Guard"] = {"Pid": guard_pid, "StartTime": process_start_time(guard_pid)}
     tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
-    ends: list[int] = []
+    restarts, first = 0, True
+    while True:
+        try:
+            init_pid, outputs, stdin_w, ends = _start_once(store_root, records, runtime, doc, cdir)
+        except _CannotStart as e:
+            code = e.code
+            again = not first and should_restart(records.load(container_id), code)
+            auto_remove = _finish(records, runtime, container_id, cdir, code, error=e.message, reap=e.reap,
+                                  restarting=again)
+            if first:
+                _say(status_fd, f"error {e.code} {e.message}")
+                return 0
+        else:
+            started = time.monotonic()
+            with records.edit(container_id) as doc:
+                doc["State"].update(Status="running", Running=True, Restarting=False, Pid=init_pid,
+                                    StartedAt=rfc3339(), ExitCode=0, FinishedAt="0001-01-01T00:00:00Z")
+            if first:
+                _say(status_fd, f"started {init_pid}")
+                first = False
+            if attach and tty:
+                _copy_window_size(0, ends[0])
+            log = LogWriter(log_path(cdir, container_id))
+            code = _pump(init_pid, outputs, stdin_w if attach and open_stdin else None, log, attach)
+            log.close()
+            for fd in ends:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            again = should_restart(records.load(container_id), code)
+            auto_remove = _finish(records, runtime, container_id, cdir, code, error="", reap=None,
+                                  restarting=again)
+            if time.monotonic() - started > 10:
+                restarts = 0  # it ran a while: the back-off starts over, as docker's does
+        if not again:
+            break
+        restarts += 1
+        with records.edit(container_id) as doc:
+            doc["RestartCount"] = doc.get("RestartCount", 0) + 1
+        time.sleep(min(0.1 * 2 ** (restarts - 1), 60.0))
+        doc = records.load(container_id)
+        if doc.get("StopRequested"):
+            with records.edit(container_id) as doc:
+                doc["State"].update(Status="exited", Restarting=False)
+            break
+    _say(status_fd, f"exit {code}")
+    if auto_remove:
+        records.remove(container_id)
+    os.close(guard_w)
+    return 0
+
+
+def should_restart(doc: dict, code: int) -> bool:
+    """docker's restart policies: no, always, unless-stopped, on-failure[:max]; never after stop/rm."""
+    policy = doc["HostConfig"].get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if doc.get("StopRequested") or name == "no":
+        return False
+    if name == "on-failure":
+        limit = policy.get("MaximumRetryCount") or 0
+        return code != 0 and (limit == 0 or doc.get("RestartCount", 0) < limit)
+    return True
+
+
+class _CannotStart(Exception):
+    def __init__(self, code: int, message: str, reap: int | None = None):
+        super().__init__(message)
+        self.code, self.message, self.reap = code, message, reap
+
+
+def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Path):
+    """Mount, write the bundle, create and start the container: (init pid, outputs, stdin end, fds to
+    close). Raises _CannotStart with docker's status (126/127: the command; 125: anything else)."""
+    from builder.container.bundle import write_bundle
+    from builder.container.rootfs import mount_rootfs
+    from builder.image.store import ImageStore
+
+    container_id = doc["Id"]
+    tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
     try:
         store = ImageStore(store_root)
-        rootfs = mount_rootfs(store, store.resolve(doc["Image"]), cdir)
-        bundle = write_bundle(cdir, doc, store.resolve(doc["Image"]).config, rootfs)
+        image = store.resolve(doc["Image"])
+        rootfs = mount_rootfs(store, image, cdir)
+        bundle = write_bundle(cdir, doc, image.config, rootfs)
         try:
             runtime.delete(container_id, force=True)  # what a crashed earlier run may have left
         except Exception:  # noqa: BLE001 - nothing to delete is the usual case
@@ -118,39 +194,14 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
         try:
             runtime.start(container_id)
         except RuntimeErrors as e:
-            code = command_failure_status(str(e))
-            _finish(records, runtime, container_id, cdir, code, error=str(e), reap=init_pid)
-            _say(status_fd, f"error {code} {e}")
-            return 0
+            raise _CannotStart(command_failure_status(str(e)), str(e), reap=init_pid) from None
+    except _CannotStart:
+        raise
     except RuntimeErrors as e:  # create refused the command (not found, not executable): docker's 126/127
-        code = command_failure_status(str(e))
-        _finish(records, runtime, container_id, cdir, code, error=str(e), reap=None)
-        _say(status_fd, f"error {code} {e}")
-        return 0
+        raise _CannotStart(command_failure_status(str(e)), str(e)) from None
     except BaseException as e:  # noqa: BLE001 - reported to the CLI, and recorded
-        _finish(records, runtime, container_id, cdir, 125, error=str(e), reap=None)
-        _say(status_fd, f"error 125 {e}")
-        return 0
-    with records.edit(container_id) as doc:
-        doc["State"].update(Status="running", Running=True, Pid=init_pid, StartedAt=rfc3339(), ExitCode=0,
-                            FinishedAt="0001-01-01T00:00:00Z")
-    _say(status_fd, f"started {init_pid}")
-    if attach and tty:
-        _copy_window_size(0, ends[0])
-    log = LogWriter(log_path(cdir, container_id))
-    code = _pump(init_pid, outputs, stdin_w if attach and open_stdin else None, log, attach)
-    log.close()
-    for fd in ends:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    auto_remove = _finish(records, runtime, container_id, cdir, code, error="", reap=None)
-    _say(status_fd, f"exit {code}")
-    if auto_remove:
-        records.remove(container_id)
-    os.close(guard_w)
-    return 0
+        raise _CannotStart(125, str(e)) from None
+    return init_pid, outputs, stdin_w, ends
 
 
 def _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin):
@@ -250,8 +301,9 @@ def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogW
 
 
 def _finish(records: Records, runtime, container_id: str, cdir: Path, code: int, *, error: str,
-            reap: int | None) -> bool:
-    """Delete the runtime's container, unmount, record the end. Returns whether --rm asked for removal."""
+            reap: int | None, restarting: bool = False) -> bool:
+    """Delete the runtime's container, unmount, record the end (as "restarting" when the policy will
+    start it again: a `stop` meanwhile waits for us). Returns whether --rm asked for removal."""
     from builder.container.rootfs import unmount_rootfs
 
     try:
@@ -265,8 +317,8 @@ def _finish(records: Records, runtime, container_id: str, cdir: Path, code: int,
             pass
     unmount_rootfs(cdir)
     with records.edit(container_id) as doc:
-        doc["State"].update(Status="exited", Running=False, Pid=0, ExitCode=code, Error=error,
-                            FinishedAt=rfc3339())
+        doc["State"].update(Status="restarting" if restarting else "exited", Running=False, Restarting=restarting,
+                            Pid=0, ExitCode=code, Error=error, FinishedAt=rfc3339())
         return bool(doc["HostConfig"].get("AutoRemove"))
 
 
@@ -287,7 +339,7 @@ def _spawn_guard(store_root: Path, container_id: str, status_fd: int) -> tuple[i
             records = Records(store_root)
             doc = records.load(container_id)
             # our monitor died before recording an end (and no later `start` has made a new monitor)
-            if doc["State"]["Status"] in ("starting", "running") and (doc.get("Monitor") or {}).get("Pid") == monitor:
+            if doc["State"]["Status"] in ("starting", "running", "restarting") and (doc.get("Monitor") or {}).get("Pid") == monitor:
                 _finish(records, runtime_for(store_root), container_id, records.path(container_id),
                         KILLED_EXIT, error="the container's monitor was killed", reap=None)
         except BaseException:  # noqa: BLE001 - the record is gone (rm -f): nothing to guard

@@ -71,6 +71,9 @@ def new_record(image, ref: str, args) -> dict:
     if any(c.upper() in ("ALL", "CAP_ALL") for c in args.cap_add):
         raise ContainerError("--cap-add ALL is not supported yet: name the capabilities")
     resources = _resources(args)
+    restart = parse_restart(args.restart)
+    if args.rm and restart["Name"] != "no":
+        raise ContainerError("conflicting options: --restart and --rm")
     for m in mounts:
         os.makedirs(m["Source"], exist_ok=True)
     return {
@@ -85,7 +88,9 @@ def new_record(image, ref: str, args) -> dict:
                    "Labels": cfg.get("Labels") or {}},
         "HostConfig": {"Binds": list(args.volume), "ReadonlyRootfs": args.read_only,
                        "NetworkMode": args.network, "AutoRemove": args.rm,
-                       "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop), **resources},
+                       "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop), **resources,
+                       "RestartPolicy": restart},
+        "RestartCount": 0,
         "Mounts": mounts,
     }
 
@@ -104,3 +109,15 @@ def _resources(args) -> dict:
     if nano_cpus < 0 or (args.pids_limit or 0) < 0:
         raise ContainerError("resource limits must not be negative")
     return {"Memory": memory, "NanoCpus": nano_cpus, "PidsLimit": args.pids_limit or 0}
+
+
+def parse_restart(text: str) -> dict:
+    """--restart no|always|unless-stopped|on-failure[:MAX] as docker's RestartPolicy."""
+    name, _, count = text.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure") or (count and name != "on-failure"):
+        raise ContainerError(f"invalid restart policy {text!r}")
+    try:
+        limit = int(count) if count else 0
+    except ValueError:
+        raise ContainerError(f"invalid restart count in {text!r}") from None
+    return {"Name": name, "MaximumRetryCount": limit}

@@ -81,3 +81,42 @@ def test_rmi_refuses_an_image_a_container_uses(dock):
     dock("tag", "busybox", "alias:latest", check=True)
     dock("rmi", "alias", check=True)  # another name of it can go
     dock("rm", "user", check=True)
+
+
+def state_of(dock: Pydock, ref: str) -> dict:
+    return json.loads(dock("inspect", ref, check=True).stdout)[0]
+
+
+def wait_for(predicate, timeout=30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_restart_on_failure_stops_after_its_count(dock):
+    dock("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3",
+         check=True)
+    assert wait_for(lambda: state_of(dock, "flaky")["State"]["Status"] == "exited"
+                    and state_of(dock, "flaky")["RestartCount"] == 2)
+    assert dock("logs", "flaky").stdout == "run\n" * 3
+    assert state_of(dock, "flaky")["State"]["ExitCode"] == 3
+    dock("rm", "flaky", check=True)
+
+
+def test_restart_always_until_stopped(dock):
+    dock("run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sh", "-c", "sleep 0.3", check=True)
+    assert wait_for(lambda: state_of(dock, "phoenix")["RestartCount"] >= 2)
+    dock("stop", "-t", "1", "phoenix", check=True)
+    assert state_of(dock, "phoenix")["State"]["Status"] == "exited"
+    count = state_of(dock, "phoenix")["RestartCount"]
+    import time
+    time.sleep(1)
+    assert state_of(dock, "phoenix")["State"]["Status"] == "exited" and state_of(dock, "phoenix")["RestartCount"] == count
+    dock("rm", "phoenix", check=True)
+    assert dock("run", "--rm", "--restart", "always", "busybox", "true").returncode == 125
+    assert dock("run", "--restart", "sometimes", "busybox", "true").returncode == 125
