@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 # docker's exit status for its own failures in the container verbs (126/127 and the container's own
 # status are the verbs' results)
 CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
-                   "export", "rename", "top"}
+                   "export", "rename", "top", "pause", "unpause"}
 CONTAINER_FAILURE = 125
 
 

@@ -28,6 +28,8 @@ def status_text(state: dict, now: float) -> str:
     """docker's STATUS column."""
     if state["Status"] == "restarting":
         return f"Restarting ({state['ExitCode']}) {human_duration(_seconds_since(state['FinishedAt'], now))} ago"
+    if state["Status"] == "paused":
+        return f"Up {human_duration(_seconds_since(state['StartedAt'], now))} (Paused)"
     if state["Status"] in ("running", "starting"):
         return f"Up {human_duration(_seconds_since(state['StartedAt'], now))}"
     if state["Status"] == "exited":

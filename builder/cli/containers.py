@@ -1,5 +1,6 @@
-"""pydock create, run, start, stop, restart, kill, rm, wait, rename, top and exec: container lifecycle verbs. Each
-one is a thin layer over builder.container; errors exit 125 (docker's "the daemon failed")."""
+"""pydock create, run, start, stop, restart, kill, rm, wait, pause, unpause, rename, top and exec: the
+container lifecycle verbs. Each one is a thin layer over builder.container; errors exit 125 (docker's
+"the daemon failed")."""
 
 from __future__ import annotations
 
@@ -108,6 +109,7 @@ def cmd_kill(args) -> int:
         doc = records.lookup(ref)
         if not control.is_running(records, doc["Id"]):
             raise ContainerError(f"cannot kill container: {ref}: container {doc['Id']} is not running")
+        control.thaw(_store_root(args), records, doc["Id"])
         control.signal_container(_store_root(args), doc["Id"], args.signal)
         print(ref)
     return 0
@@ -132,6 +134,17 @@ def cmd_wait(args) -> int:
         doc = records.lookup(ref)
         control.wait_stopped(records, doc["Id"], None)
         print(live_state(records.load(doc["Id"]))["ExitCode"])
+    return 0
+
+
+def cmd_pause(args) -> int:
+    from builder.container import control
+
+    records = _records(args)
+    for ref in args.containers:
+        (control.pause if args.command == "pause" else control.unpause)(_store_root(args), records,
+                                                                       records.lookup(ref))
+        print(ref)
     return 0
 
 
@@ -177,6 +190,7 @@ def cmd_exec(args) -> int:
 
     from builder.container import control
     from builder.container.bundle import effective_image_config
+    from builder.container.liveness import live_state
     from builder.container.monitor import runtime_for
     from builder.container.options import read_env
     from builder.container.records import ContainerError
@@ -187,6 +201,8 @@ def cmd_exec(args) -> int:
     doc = records.lookup(args.container)
     if not control.is_running(records, doc["Id"]):
         raise ContainerError(f"container {doc['Id']} is not running")
+    if live_state(records.load(doc["Id"]))["Status"] == "paused":
+        raise ContainerError(f"container {doc['Id']} is paused, unpause the container before exec")
     cdir = records.path(doc["Id"])
     process = json.loads((cdir / "bundle" / "config.json").read_text())["process"]
     process["args"] = list(args.cmd)
@@ -313,6 +329,11 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("wait", help="wait for containers to stop, print their exit codes")
     p.add_argument("containers", metavar="CONTAINER", nargs="+")
     p.set_defaults(func=cmd_wait)
+
+    for name, text in (("pause", "freeze the processes of containers"), ("unpause", "thaw paused containers")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("containers", metavar="CONTAINER", nargs="+")
+        p.set_defaults(func=cmd_pause)
 
     p = sub.add_parser("rename", help="rename a container")
     p.add_argument("container", metavar="CONTAINER")

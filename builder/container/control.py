@@ -74,10 +74,34 @@ def signal_container(store_root: Path, container_id: str, signal: str) -> None:
             raise ContainerError(f"cannot kill container {container_id[:12]}: {e}") from None
 
 
+def pause(store_root: Path, records: Records, doc: dict) -> None:
+    """Freeze the container's processes (the runtime's freezer cgroup)."""
+    if live_state(records.load(doc["Id"]))["Status"] != "running":
+        raise ContainerError(f"container {doc['Id']} is not running")
+    runtime_for(store_root).pause(doc["Id"])
+    with records.edit(doc["Id"]) as current:
+        current["State"].update(Status="paused", Paused=True)
+
+
+def unpause(store_root: Path, records: Records, doc: dict) -> None:
+    if live_state(records.load(doc["Id"]))["Status"] != "paused":
+        raise ContainerError(f"container {doc['Id']} is not paused")
+    runtime_for(store_root).resume(doc["Id"])
+    with records.edit(doc["Id"]) as current:
+        current["State"].update(Status="running", Paused=False)
+
+
+def thaw(store_root: Path, records: Records, container_id: str) -> None:
+    """Unpause a paused container first: a frozen process cannot act on a signal (docker does the same)."""
+    if live_state(records.load(container_id))["Status"] == "paused":
+        unpause(store_root, records, records.load(container_id))
+
+
 def stop(store_root: Path, records: Records, doc: dict, timeout: float) -> None:
     """The image's StopSignal (or SIGTERM), then SIGKILL after `timeout` seconds."""
     if not is_running(records, doc["Id"]):
         return
+    thaw(store_root, records, doc["Id"])
     _request_stop(records, doc["Id"])
     signal_container(store_root, doc["Id"], doc["Config"].get("StopSignal") or "TERM")
     if not wait_stopped(records, doc["Id"], timeout):
@@ -91,6 +115,7 @@ def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> Non
             raise ContainerError(f"You cannot remove a running container {doc['Id']}. Stop the container "
                                  "before attempting removal or force remove")
         _request_stop(records, doc["Id"])
+        thaw(store_root, records, doc["Id"])
         signal_container(store_root, doc["Id"], "KILL")
         wait_stopped(records, doc["Id"], 30)
     from builder.container.rootfs import unmount_rootfs

@@ -4,7 +4,7 @@ after a reboot or a kill is not it). A record that says running without its moni
 from __future__ import annotations
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-ACTIVE = ("starting", "running", "restarting")  # states with a monitor behind them
+ACTIVE = ("starting", "running", "restarting", "paused")  # states with a monitor behind them
 
 
 def process_start_time(pid: int) -> int | None:
@@ -31,5 +31,5 @@ def live_state(doc: dict) -> dict:
     """doc's State, corrected when its monitor is gone: then it is exited (255 when nobody recorded how)."""
     state = dict(doc["State"])
     if state["Status"] in ACTIVE and not monitor_alive(doc):
-        state.update(Status="exited", Running=False, Restarting=False, Pid=0, ExitCode=state.get("ExitCode") or 255)
+        state.update(Status="exited", Running=False, Restarting=False, Paused=False, Pid=0, ExitCode=state.get("ExitCode") or 255)
     return state

@@ -318,7 +318,7 @@ def _finish(records: Records, runtime, container_id: str, cdir: Path, code: int,
     unmount_rootfs(cdir)
     with records.edit(container_id) as doc:
         doc["State"].update(Status="restarting" if restarting else "exited", Running=False, Restarting=restarting,
-                            Pid=0, ExitCode=code, Error=error, FinishedAt=rfc3339())
+                            Paused=False, Pid=0, ExitCode=code, Error=error, FinishedAt=rfc3339())
         return bool(doc["HostConfig"].get("AutoRemove"))
 
 

@@ -120,3 +120,23 @@ def test_restart_always_until_stopped(dock):
     dock("rm", "phoenix", check=True)
     assert dock("run", "--rm", "--restart", "always", "busybox", "true").returncode == 125
     assert dock("run", "--restart", "sometimes", "busybox", "true").returncode == 125
+
+
+def test_pause_and_unpause(dock):
+    import time
+
+    dock("run", "-d", "--name", "frozen", "busybox", "sh", "-c", "while true; do echo t; sleep 0.1; done", check=True)
+    assert wait_for(lambda: dock("logs", "frozen").stdout)
+    dock("pause", "frozen", check=True)
+    assert "(Paused)" in dock("ps").stdout and state_of(dock, "frozen")["State"]["Paused"]
+    lines = dock("logs", "frozen").stdout.count("t\n")
+    time.sleep(0.5)
+    assert dock("logs", "frozen").stdout.count("t\n") == lines
+    assert dock("exec", "frozen", "true").returncode == 125
+    assert dock("pause", "frozen").returncode == 125
+    dock("unpause", "frozen", check=True)
+    assert wait_for(lambda: dock("logs", "frozen").stdout.count("t\n") > lines)
+    dock("pause", "frozen", check=True)
+    dock("stop", "-t", "1", "frozen", check=True)  # a paused container is thawed to be stopped
+    assert state_of(dock, "frozen")["State"]["Status"] == "exited"
+    dock("rm", "frozen", check=True)

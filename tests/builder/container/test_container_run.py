@@ -294,3 +294,22 @@ def test_create_then_start_attached(dock):
     assert (proc.returncode, proc.stdout) == (2, "sh attached\n")
     assert json.loads(dock("inspect", cid.strip()).stdout)[0]["State"]["ExitCode"] == 2
     dock("rm", "later", check=True)
+
+
+def test_exec_with_a_tty(dock):
+    dock("run", "-d", "--name", "host-of-exec", "busybox", "sleep", "60", check=True)
+    master, slave = pty.openpty()
+    cli = subprocess.Popen([*PYDOCK, "--root", dock.root, "exec", "-it", "host-of-exec", "sh", "-c",
+                            "tty; read line; echo got:$line; exit 3"],
+                           stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        assert b"/dev/pts/" in read_until(master, b"/dev/pts/")
+        os.write(master, b"typed\n")
+        assert b"got:typed" in read_until(master, b"got:typed")
+        assert cli.wait(timeout=15) == 3
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        os.close(master)
+    dock("rm", "-f", "host-of-exec", check=True)
