@@ -3,7 +3,7 @@
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import),
 bundle.py (bundle), containers.py (create, run, start, stop, restart, kill, rm, wait, rename,
 top, exec) and
-container_views.py (ps, logs, export, inspect of containers); each verb is a thin wrapper over the build
+container_views.py (ps, logs, export, commit, inspect of containers); each verb is a thin wrapper over the build
 engine, the image store, the bundle package or builder.container. Errors are one line, "pydock: error:
 <message>", with exit status 1 (125 for the container verbs, as docker).
 """
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 # docker's exit status for its own failures in the container verbs (126/127 and the container's own
 # status are the verbs' results)
 CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
-                   "export", "rename", "top", "pause", "unpause"}
+                   "export", "rename", "top", "pause", "unpause", "commit"}
 CONTAINER_FAILURE = 125
 
 

@@ -1,7 +1,8 @@
-"""pydock ps, logs, export and the container side of inspect: reading containers' records and logs."""
+"""pydock ps, logs, export, commit and the container side of inspect: reading containers' records and logs."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -153,7 +154,41 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_commit(args) -> int:
+    from builder.cli.shared import open_store
+    from builder.container import control
+    from builder.container.commit import commit_container
+    from builder.container.liveness import live_state
+
+    records = _records(args)
+    doc = records.lookup(args.container)
+    store = open_store(args)
+    root = Path(os.path.abspath(args.root))
+    # a running container is paused while its files are read, as docker does (--pause=true)
+    paused = args.pause and live_state(records.load(doc["Id"]))["Status"] == "running"
+    if paused:
+        control.pause(root, records, doc)
+    try:
+        image = commit_container(store, records, doc, message=args.message or "", author=args.author or "")
+    finally:
+        if paused:
+            control.unpause(root, records, doc)
+    if args.reference:
+        store.tag(image, args.reference)
+    print(image.id)
+    return 0
+
+
 def add_parsers(sub) -> None:
+    p = sub.add_parser("commit", help="make an image from a container's changes")
+    p.add_argument("-m", "--message", help="commit message")
+    p.add_argument("-a", "--author", help="author")
+    p.add_argument("-p", "--pause", action=argparse.BooleanOptionalAction, default=True,
+                   help="pause a running container during the commit (default true)")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("reference", metavar="REPOSITORY[:TAG]", nargs="?")
+    p.set_defaults(func=cmd_commit)
+
     p = sub.add_parser("ps", help="list containers")
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running ones)")
     p.add_argument("-q", "--quiet", action="store_true", help="only ids")

@@ -140,3 +140,21 @@ def test_pause_and_unpause(dock):
     dock("stop", "-t", "1", "frozen", check=True)  # a paused container is thawed to be stopped
     assert state_of(dock, "frozen")["State"]["Status"] == "exited"
     dock("rm", "frozen", check=True)
+
+
+def test_commit_makes_an_image_of_the_changes(dock):
+    dock("run", "--name", "changed", "-e", "MARK=1", "busybox", "sh", "-c",
+         "echo hi > /made; rm /bin/true; echo $MARK", check=True)
+    image_id = dock("commit", "-m", "my change", "changed", "committed:v1", check=True).stdout.strip()
+    assert image_id.startswith("sha256:")
+    proc = dock("run", "--rm", "committed:v1", "sh", "-c", "cat /made; [ -e /bin/true ] || echo gone; echo $MARK")
+    assert proc.stdout == "hi\ngone\n1\n"
+    info = json.loads(dock("inspect", "committed:v1", check=True).stdout)[0]
+    assert info["Config"]["Cmd"][0] == "sh" and info["History"][-1]["comment"] == "my change"
+    dock("run", "-d", "--name", "busy", "busybox", "sh", "-c", "echo live > /live; sleep 60", check=True)
+    assert wait_for(lambda: dock("exec", "busy", "cat", "/live").stdout == "live\n")
+    dock("commit", "busy", "committed:v2", check=True)  # paused and thawed again
+    assert state_of(dock, "busy")["State"]["Status"] == "running"
+    assert dock("run", "--rm", "committed:v2", "cat", "/live").stdout == "live\n"
+    dock("rm", "-f", "changed", "busy", check=True)
+    dock("rmi", "committed:v1", "committed:v2", check=True)
