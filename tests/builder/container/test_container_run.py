@@ -92,6 +92,8 @@ def test_stdin_is_forwarded_with_dash_i(dock):
     (["run", "--env-file", "/nonexistent/env", "busybox", "true"], "/nonexistent/env"),
     (["run", "--network", "bridge0", "busybox", "true"], "network"),
     (["start", "nosuchcontainer"], "No such container"),
+    (["run", "-u", "nosuchuser", "busybox", "true"], "nosuchuser"),  # found out by the monitor
+    (["run", "-w", "relative", "busybox", "true"], "absolute"),
 ])
 def test_bad_input_is_one_line_exit_125_and_leaves_nothing(dock, args, message):
     before = dock("ps", "-aq").stdout
@@ -100,6 +102,8 @@ def test_bad_input_is_one_line_exit_125_and_leaves_nothing(dock, args, message):
     assert proc.stderr.startswith("pydock: error: ") and proc.stderr.count("\n") == 1 and message in proc.stderr
     assert dock("ps", "-aq").stdout == before
     assert not [p for p in os.listdir(dock.root / "containers") if p.startswith(".")]
+    runtime_state = dock.root / "runtime"
+    assert mounts_under(dock.root) == [] and (not runtime_state.exists() or not os.listdir(runtime_state))
 
 
 def test_a_command_that_cannot_run_exits_126_or_127(dock):
