@@ -25,7 +25,8 @@ def _create(args) -> dict:
 
     store = open_store(args)
     image = store.resolve(args.image)
-    return _records(args).create(new_record(image, args.image, args), args.name)
+    records = _records(args)
+    return records.create(new_record(image, args.image, args, records), args.name)
 
 
 def cmd_create(args) -> int:
@@ -281,7 +282,8 @@ def _add_create_options(p) -> None:
     p.add_argument("-u", "--user", help="user[:group] to run as")
     p.add_argument("--entrypoint", help="override the image's entrypoint")
     p.add_argument("--hostname", help="the container's host name")
-    p.add_argument("-v", "--volume", action="append", default=[], help="bind mount HOST:CONTAINER[:ro]")
+    p.add_argument("-v", "--volume", action="append", default=[], help="bind mount /HOST:/CTR[:ro] or named volume NAME:/CTR[:ro]")
+    p.add_argument("--volumes-from", action="append", default=[], help="mount the volumes of CONTAINER[:ro|rw]")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--network", "--net", default="none", help="none (default) or host")
     p.add_argument("--restart", default="no", help="no, always, unless-stopped or on-failure[:MAX]")

@@ -4,9 +4,11 @@ anything is written: a bad option leaves nothing behind."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from builder.container.bundle import effective_image_config
 from builder.container.liveness import ZERO_TIME
+from builder.container.names import VALID_NAME
 from builder.container.records import ContainerError
 from oci_runtime.specgen import DEFAULT_PATH
 from oci_runtime.units import rfc3339
@@ -32,8 +34,9 @@ def read_env(env: list[str], env_files: list[str]) -> list[str]:
     return resolved
 
 
-def parse_volume(spec: str) -> dict:
-    """-v HOST:CTR[:ro|rw] as an inspect Mounts entry. HOST is made if missing, as docker does."""
+def parse_volume(spec: str, volumes_dir: Path) -> dict:
+    """-v HOST:CTR[:ro|rw] (a bind mount; HOST is made if missing, as docker does) or NAME:CTR[:ro|rw]
+    (a named volume: STORE/volumes/NAME/_data, made on first use) as an inspect Mounts entry."""
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise ContainerError(f"invalid volume specification: {spec!r}")
@@ -41,19 +44,41 @@ def parse_volume(spec: str) -> dict:
     mode = parts[2] if len(parts) == 3 else ""
     if mode not in ("", "ro", "rw"):
         raise ContainerError(f"invalid mode {mode!r} in volume specification: {spec!r}")
-    if not host.startswith("/"):
-        raise ContainerError(f"named volumes are not supported yet: {spec!r} (use an absolute host path)")
     if not target.startswith("/"):
         raise ContainerError(f"invalid volume specification: {spec!r}: mount path must be absolute")
-    return {"Type": "bind", "Source": os.path.normpath(host), "Destination": os.path.normpath(target),
-            "Mode": mode, "RW": mode != "ro", "Propagation": "rprivate"}
+    common = {"Destination": os.path.normpath(target), "Mode": mode, "RW": mode != "ro"}
+    if host.startswith("/"):
+        return {"Type": "bind", "Source": os.path.normpath(host), **common, "Propagation": "rprivate"}
+    if not VALID_NAME.match(host) or host.startswith("/"):
+        raise ContainerError(f"invalid volume name {host!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return {"Type": "volume", "Name": host, "Source": os.fspath(volumes_dir / host / "_data"),
+            "Driver": "local", **common, "Propagation": ""}
 
 
-def new_record(image, ref: str, args) -> dict:
+def volumes_from(records, refs: list[str]) -> list[dict]:
+    """--volumes-from CONTAINER[:ro|rw]: that container's mounts (read-only with :ro)."""
+    mounts = []
+    for ref in refs:
+        name, _, mode = ref.partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise ContainerError(f"invalid mode {mode!r} in --volumes-from {ref!r}")
+        for m in records.lookup(name).get("Mounts") or []:
+            m = dict(m)
+            if mode:
+                m.update(Mode=mode, RW=mode == "rw")
+            mounts.append(m)
+    return mounts
+
+
+def new_record(image, ref: str, args, records) -> dict:
     """The record for `create`/`run` (without Id and Name, which the records add)."""
     if args.network not in ("none", "host"):
         raise ContainerError(f"network {args.network} not found (only none and host are supported)")
-    mounts = [parse_volume(v) for v in args.volume]
+    volumes_dir = records.dir.parent / "volumes"
+    mounts = volumes_from(records, args.volumes_from) + [parse_volume(v, volumes_dir) for v in args.volume]
+    targets = [m["Destination"] for m in mounts]
+    if len(set(targets)) != len(targets):
+        raise ContainerError(f"duplicate mount point: {sorted(t for t in targets if targets.count(t) > 1)[0]}")
     env = read_env(args.env, args.env_file)
     if args.workdir and not args.workdir.startswith("/"):
         raise ContainerError(f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path")

@@ -158,3 +158,18 @@ def test_commit_makes_an_image_of_the_changes(dock):
     assert dock("run", "--rm", "committed:v2", "cat", "/live").stdout == "live\n"
     dock("rm", "-f", "changed", "busy", check=True)
     dock("rmi", "committed:v1", "committed:v2", check=True)
+
+
+def test_named_volumes_and_volumes_from(dock):
+    dock("run", "--rm", "-v", "shared:/data", "busybox", "sh", "-c", "echo kept > /data/f", check=True)
+    dock("run", "--name", "holder", "-v", "shared:/data:ro", "busybox", "cat", "/data/f", check=True)
+    mounts = state_of(dock, "holder")["Mounts"]
+    assert [(m["Type"], m["Name"], m["Destination"], m["RW"]) for m in mounts] == [("volume", "shared", "/data", False)]
+    proc = dock("run", "--rm", "--volumes-from", "holder", "busybox", "sh", "-c", "cat /data/f; touch /data/x")
+    assert proc.stdout == "kept\n" and proc.returncode != 0  # read-only, as holder has it
+    dock("run", "--rm", "--volumes-from", "holder:rw", "busybox", "touch", "/data/x", check=True)
+    assert dock("logs", "holder").stdout == "kept\n"
+    bad = dock("run", "--rm", "-v", "not/a/name:/x", "busybox", "true")
+    assert bad.returncode == 125 and "volume name" in bad.stderr
+    assert dock("run", "--rm", "--volumes-from", "nosuch", "busybox", "true").returncode == 125
+    dock("rm", "holder", check=True)
