@@ -1,11 +1,11 @@
 """pydock: build images from Dockerfiles and manage the local image store (a docker-like CLI).
 
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import),
-bundle.py (bundle), containers.py (create, run, start, stop, restart, kill, rm, wait, rename,
-top, exec) and
-container_views.py (ps, logs, export, commit, inspect of containers); each verb is a thin wrapper over the build
-engine, the image store, the bundle package or builder.container. Errors are one line, "pydock: error:
-<message>", with exit status 1 (125 for the container verbs, as docker).
+bundle.py (bundle), containers.py (create, run, start, stop, restart, kill, rm, wait, pause, unpause,
+rename, top, exec), container_views.py (ps, logs, export, commit, inspect of containers) and
+container_stats.py (stats); each verb is a thin wrapper over the build engine, the image store, the
+bundle package or builder.container. Errors are one line, "pydock: error: <message>", with exit status 1
+(125 for the container verbs, as docker).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from builder.cli import build, bundle, container_views, containers, images
+from builder.cli import build, bundle, container_stats, container_views, containers, images
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
@@ -32,13 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_parsers(sub)
     containers.add_parsers(sub)
     container_views.add_parsers(sub)
+    container_stats.add_parsers(sub)
     return p
 
 
 # docker's exit status for its own failures in the container verbs (126/127 and the container's own
 # status are the verbs' results)
 CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
-                   "export", "rename", "top", "pause", "unpause", "commit"}
+                   "export", "rename", "top", "pause", "unpause", "commit",
+                   "stats"}
 CONTAINER_FAILURE = 125
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,14 @@ def test_named_volumes_and_volumes_from(dock):
     assert bad.returncode == 125 and "volume name" in bad.stderr
     assert dock("run", "--rm", "--volumes-from", "nosuch", "busybox", "true").returncode == 125
     dock("rm", "holder", check=True)
+
+
+def test_stats_no_stream(dock):
+    dock("run", "-d", "--name", "spinner", "-m", "64m", "busybox", "sh", "-c", "while true; do :; done", check=True)
+    lines = dock("stats", "--no-stream", "spinner", check=True).stdout.splitlines()
+    assert re.split(r"\s{3,}", lines[0]) == ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
+                                             "NET I/O", "BLOCK I/O", "PIDS"]
+    cells = lines[1].split()
+    assert cells[1] == "spinner" and float(cells[2].rstrip("%")) > 1.0
+    assert "/ 64MiB" in lines[1] and cells[-1] == "1"
+    dock("rm", "-f", "spinner", check=True)

@@ -127,7 +127,7 @@ def test_detached_container_walkthrough(dock):
     assert re.split(r"\s{3,}", lines[0]) == ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS",
                                              "NAMES"]
     row = next(line for line in lines if line.endswith("ticker"))
-    assert row.startswith(cid[:12] + " ") and "busybox" in row and re.search(r"Up (\d+ seconds|Less than)", row)
+    assert row.startswith(cid[:12] + " ") and "busybox" in row and re.search(r"Up (\d+ seconds?|Less than)", row)
     assert dock("ps", "-q").stdout.split() == [cid[:12]]
     assert cid[:6] in dock("ps", "--no-trunc").stdout.replace(cid, cid[:6])
 
@@ -230,7 +230,7 @@ def test_killing_the_monitor_kills_the_container(dock):
     os.kill(rec["Monitor"]["Pid"], signal.SIGKILL)
     assert wait_for(lambda: not alive(pid))
     assert wait_for(lambda: "Exited (137)" in dock("ps", "-a").stdout)
-    assert dock("ps", "-q").stdout == ""
+    assert rec["Id"][:12] not in dock("ps", "-q").stdout
     assert mounts_under(dock.root / "containers" / rec["Id"]) == []
     dock("rm", "guarded", check=True)
 
