@@ -1,8 +1,11 @@
 """pydock: build images from Dockerfiles and manage the local image store (a docker-like CLI).
 
-One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import) and
-bundle.py (bundle); each verb is a thin wrapper over the build engine, the image store or the bundle
-package. Errors are one line, "pydock: error: <message>", with exit status 1.
+One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import),
+bundle.py (bundle), containers.py (create, run, start, stop, restart, kill, rm, wait, pause, unpause,
+rename, top, exec), container_views.py (ps, logs, export, commit, inspect of containers) and
+container_stats.py (stats); each verb is a thin wrapper over the build engine, the image store, the
+bundle package or builder.container. Errors are one line, "pydock: error: <message>", with exit status 1
+(125 for the container verbs, as docker).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import os
 import sys
 
-from builder.cli import build, bundle, images
+from builder.cli import build, bundle, container_stats, container_views, containers, images
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
@@ -27,11 +30,35 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_parsers(sub)
     images.add_parsers(sub)
     bundle.add_parsers(sub)
+    containers.add_parsers(sub)
+    container_views.add_parsers(sub)
+    container_stats.add_parsers(sub)
     return p
+
+
+# docker's exit status for its own failures in the container verbs (126/127 and the container's own
+# status are the verbs' results)
+CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
+                   "export", "rename", "top", "pause", "unpause", "commit",
+                   "stats"}
+CONTAINER_FAILURE = 125
+
+
+def _failure_status(argv: list[str]) -> int:
+    """The status an error exits with: 125 for a container verb, 1 for the image verbs."""
+    words = iter(argv)
+    for word in words:
+        if word == "--root":
+            next(words, None)
+        elif not word.startswith("-"):
+            return CONTAINER_FAILURE if word in CONTAINER_VERBS else 1
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    failure = _failure_status(argv)
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
@@ -40,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except BuildError as e:
         print(f"pydock: error: {e}", file=sys.stderr)
-        return 1
+        return failure
     except KeyboardInterrupt:
         print("pydock: error: interrupted", file=sys.stderr)
         return 130
@@ -49,4 +76,4 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"pydock: error: {e.strerror or e}{':' if where else ''}{where}", file=sys.stderr)
-        return 1
+        return failure

@@ -66,12 +66,25 @@ def cmd_rmi(args) -> int:
     failed = False
     for ref in args.images:
         try:
+            _refuse_if_used_by_container(args, store, ref)
             for line in store.remove(ref, force=args.force):
                 print(line)
         except BuildError as e:
             print(f"pydock: error: {e}", file=sys.stderr)
             failed = True
     return 1 if failed else 0
+
+
+def _refuse_if_used_by_container(args, store, ref: str) -> None:
+    """A container's filesystem stands on its image's layers: the image stays while a container uses it
+    (removing one of several names is fine)."""
+    from builder.cli.container_views import containers_using
+
+    image = store.resolve(ref)
+    users = containers_using(args, image.id)
+    if users and not (len(store.names_of(image)) > 1 and ref != image.id and not ref.startswith("sha256:")):
+        raise BuildError(f"conflict: unable to remove {ref}: container {users[0][:12]} is using its image "
+                         "(remove the container first)")
 
 
 def cmd_tag(args) -> int:
@@ -101,7 +114,13 @@ def cmd_inspect(args) -> int:
     store = open_store(args)
     results = []
     failed = False
+    from builder.cli.container_views import container_inspect
+
     for ref in args.images:
+        container = container_inspect(args, ref)  # docker looks for a container first, then an image
+        if container is not None:
+            results.append(container)
+            continue
         try:
             results.append(docker_inspect(store, ref))
         except BuildError as e:

@@ -1,0 +1,208 @@
+"""pydock ps, logs, export, commit and the container side of inspect: reading containers' records and logs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from builder.cli.formatting import human_duration, print_table
+
+
+def _records(args):
+    from builder.container.records import Records
+
+    return Records(Path(os.path.abspath(args.root)))
+
+
+def _seconds_since(stamp: str, now: float) -> float:
+    from builder.cli.images import _parse_time
+
+    t = _parse_time(stamp)
+    return max(0.0, now - t) if t is not None else 0.0
+
+
+def status_text(state: dict, now: float) -> str:
+    """docker's STATUS column."""
+    if state["Status"] == "restarting":
+        return f"Restarting ({state['ExitCode']}) {human_duration(_seconds_since(state['FinishedAt'], now))} ago"
+    if state["Status"] == "paused":
+        return f"Up {human_duration(_seconds_since(state['StartedAt'], now))} (Paused)"
+    if state["Status"] in ("running", "starting"):
+        return f"Up {human_duration(_seconds_since(state['StartedAt'], now))}"
+    if state["Status"] == "exited":
+        return f"Exited ({state['ExitCode']}) {human_duration(_seconds_since(state['FinishedAt'], now))} ago"
+    return state["Status"].capitalize()
+
+
+def _command_text(doc: dict, truncate: bool) -> str:
+    text = " ".join([doc["Path"], *doc["Args"]])
+    if truncate and len(text) > 20:
+        text = text[:19] + "…"
+    return json.dumps(text, ensure_ascii=False)
+
+
+def cmd_ps(args) -> int:
+    from builder.container.liveness import ACTIVE, live_state
+
+    now = time.time()
+    docs = [(doc, live_state(doc)) for doc in _records(args).all()]
+    docs = [(d, s) for d, s in docs if args.all or s["Status"] in ACTIVE]
+    docs.sort(key=lambda ds: ds[0]["Created"], reverse=True)
+    if args.quiet:
+        for doc, _ in docs:
+            print(doc["Id"] if args.no_trunc else doc["Id"][:12])
+        return 0
+    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
+    for doc, state in docs:
+        rows.append([doc["Id"] if args.no_trunc else doc["Id"][:12], doc["Config"]["Image"],
+                     _command_text(doc, not args.no_trunc),
+                     f"{human_duration(_seconds_since(doc['Created'], now))} ago", status_text(state, now), "",
+                     doc["Name"].lstrip("/")])
+    print_table(rows)
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from builder.container import control
+    from builder.container.logs import log_path, read_entries
+
+    records = _records(args)
+    doc = records.lookup(args.container)
+    path = log_path(records.path(doc["Id"]), doc["Id"])
+    follow = (lambda: control.is_running(records, doc["Id"])) if args.follow else None
+    entries = read_entries(path, follow_while=follow)
+    if args.tail is not None and args.tail != "all":
+        try:
+            count = int(args.tail)
+        except ValueError:
+            from builder.container.records import ContainerError
+            raise ContainerError(f"invalid value for --tail: {args.tail!r}") from None
+        kept = []
+        for entry in read_entries(path):
+            kept = (kept + [entry])[-count:] if count > 0 else []
+        entries = _chain(kept, read_entries(path, follow_while=follow), skip=_count(path)) if args.follow else kept
+    for entry in entries:
+        out = sys.stderr.buffer if entry.get("stream") == "stderr" else sys.stdout.buffer
+        prefix = (entry.get("time", "") + " ").encode() if args.timestamps else b""
+        out.write(prefix + entry.get("log", "").encode())
+        out.flush()
+    return 0
+
+
+def _count(path) -> int:
+    from builder.container.logs import read_entries
+
+    return sum(1 for _ in read_entries(path))
+
+
+def _chain(first, rest, *, skip: int):
+    yield from first
+    for i, entry in enumerate(rest):
+        if i >= skip:
+            yield entry
+
+
+def container_inspect(args, ref: str) -> dict | None:
+    """`docker inspect` data for a container, or None when no container answers to ref."""
+    from builder.container.liveness import live_state
+    from builder.container.logs import log_path
+    from builder.container.records import ContainerError
+
+    records = _records(args)
+    try:
+        doc = records.lookup(ref)
+    except ContainerError:
+        return None
+    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard")}
+    out["State"] = live_state(doc)
+    out["LogPath"] = os.fspath(log_path(records.path(doc["Id"]), doc["Id"]))
+    return out
+
+
+def containers_using(args, image_id: str) -> list[str]:
+    """The ids of the containers made from this image (whatever their state)."""
+    return [doc["Id"] for doc in _records(args).all() if doc["Image"] == image_id]
+
+
+def cmd_export(args) -> int:
+    import tarfile
+
+    from builder.cli.shared import open_store
+    from builder.container import control
+    from builder.container.rootfs import mount_rootfs, unmount_rootfs
+
+    records = _records(args)
+    doc = records.lookup(args.container)
+    cdir = records.path(doc["Id"])
+    running = control.is_running(records, doc["Id"])
+    store = open_store(args)
+    rootfs = mount_rootfs(store, store.resolve(doc["Image"]), cdir)
+    try:
+        out = open(args.output, "wb") if args.output else sys.stdout.buffer
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for entry in sorted(os.listdir(rootfs)):
+                tar.add(rootfs / entry, arcname=entry)
+        if args.output:
+            out.close()
+    finally:
+        if not running and not control.is_running(records, doc["Id"]):
+            unmount_rootfs(cdir)
+    return 0
+
+
+def cmd_commit(args) -> int:
+    from builder.cli.shared import open_store
+    from builder.container import control
+    from builder.container.commit import commit_container
+    from builder.container.liveness import live_state
+
+    records = _records(args)
+    doc = records.lookup(args.container)
+    store = open_store(args)
+    root = Path(os.path.abspath(args.root))
+    # a running container is paused while its files are read, as docker does (--pause=true)
+    paused = args.pause and live_state(records.load(doc["Id"]))["Status"] == "running"
+    if paused:
+        control.pause(root, records, doc)
+    try:
+        image = commit_container(store, records, doc, message=args.message or "", author=args.author or "")
+    finally:
+        if paused:
+            control.unpause(root, records, doc)
+    if args.reference:
+        store.tag(image, args.reference)
+    print(image.id)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("commit", help="make an image from a container's changes")
+    p.add_argument("-m", "--message", help="commit message")
+    p.add_argument("-a", "--author", help="author")
+    p.add_argument("-p", "--pause", action=argparse.BooleanOptionalAction, default=True,
+                   help="pause a running container during the commit (default true)")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("reference", metavar="REPOSITORY[:TAG]", nargs="?")
+    p.set_defaults(func=cmd_commit)
+
+    p = sub.add_parser("ps", help="list containers")
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running ones)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate ids and commands")
+    p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser("logs", help="show a container's output")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    p.add_argument("-n", "--tail", help="number of lines from the end (default all)")
+    p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("export", help="write a container's filesystem as a tar archive")
+    p.add_argument("-o", "--output", help="write to this file (default: stdout)")
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,134 @@
+"""Starting, stopping and removing containers, for the CLI verbs: the monitor does the running; these
+talk to it through the record, its status pipe and the runtime's kill."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from builder.container.liveness import ACTIVE, live_state
+from builder.container.monitor import runtime_for, spawn_monitor
+from builder.container.records import ContainerError, Records
+
+
+def is_running(records: Records, container_id: str) -> bool:
+    try:
+        return live_state(records.load(container_id))["Status"] in ACTIVE
+    except ContainerError:
+        return False
+
+
+class StartFailed(ContainerError):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def start(store_root: Path, records: Records, doc: dict, *, attach: bool) -> int:
+    """Start the container's monitor; return the read end of its status pipe once the container runs.
+    Raises StartFailed (with docker's exit code) when it could not start."""
+    if live_state(doc)["Status"] in ACTIVE:
+        raise ContainerError(f"container {doc['Name'].lstrip('/')} is already running")
+    with records.edit(doc["Id"]) as current:
+        current["StopRequested"] = False
+        current["RestartCount"] = 0
+    status = spawn_monitor(store_root, doc["Id"], attach=attach)
+    reader = os.fdopen(status, "r", encoding="utf-8", errors="replace")
+    line = reader.readline().rstrip("\n")
+    if line.startswith("started "):
+        return reader
+    reader.close()
+    if line.startswith("error "):
+        _, code, message = (line.split(" ", 2) + [""])[:3]
+        raise StartFailed(int(code), message)
+    raise StartFailed(125, "the container's monitor exited before starting it")
+
+
+def wait_exit(reader) -> int:
+    """The exit code the monitor reports on its status pipe (125 if it died without one)."""
+    with reader:
+        for line in reader:
+            if line.startswith("exit "):
+                return int(line.split()[1])
+    return 125
+
+
+def wait_stopped(records: Records, container_id: str, timeout: float | None) -> bool:
+    """Poll the record until the container is no longer running; False on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while is_running(records, container_id):
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def signal_container(store_root: Path, container_id: str, signal: str) -> None:
+    name = signal.upper()
+    name = name[3:] if name.startswith("SIG") else name
+    try:
+        runtime_for(store_root).kill(container_id, name)
+    except Exception as e:  # noqa: BLE001 - the runtime's typed errors, all "could not signal"
+        if "not running" not in str(e) and "stopped" not in str(e) and "does not exist" not in str(e):
+            raise ContainerError(f"cannot kill container {container_id[:12]}: {e}") from None
+
+
+def pause(store_root: Path, records: Records, doc: dict) -> None:
+    """Freeze the container's processes (the runtime's freezer cgroup)."""
+    if live_state(records.load(doc["Id"]))["Status"] != "running":
+        raise ContainerError(f"container {doc['Id']} is not running")
+    runtime_for(store_root).pause(doc["Id"])
+    with records.edit(doc["Id"]) as current:
+        current["State"].update(Status="paused", Paused=True)
+
+
+def unpause(store_root: Path, records: Records, doc: dict) -> None:
+    if live_state(records.load(doc["Id"]))["Status"] != "paused":
+        raise ContainerError(f"container {doc['Id']} is not paused")
+    runtime_for(store_root).resume(doc["Id"])
+    with records.edit(doc["Id"]) as current:
+        current["State"].update(Status="running", Paused=False)
+
+
+def thaw(store_root: Path, records: Records, container_id: str) -> None:
+    """Unpause a paused container first: a frozen process cannot act on a signal (docker does the same)."""
+    if live_state(records.load(container_id))["Status"] == "paused":
+        unpause(store_root, records, records.load(container_id))
+
+
+def stop(store_root: Path, records: Records, doc: dict, timeout: float) -> None:
+    """The image's StopSignal (or SIGTERM), then SIGKILL after `timeout` seconds."""
+    if not is_running(records, doc["Id"]):
+        return
+    thaw(store_root, records, doc["Id"])
+    _request_stop(records, doc["Id"])
+    signal_container(store_root, doc["Id"], doc["Config"].get("StopSignal") or "TERM")
+    if not wait_stopped(records, doc["Id"], timeout):
+        signal_container(store_root, doc["Id"], "KILL")
+        wait_stopped(records, doc["Id"], 30)
+
+
+def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> None:
+    if is_running(records, doc["Id"]):
+        if not force:
+            raise ContainerError(f"You cannot remove a running container {doc['Id']}. Stop the container "
+                                 "before attempting removal or force remove")
+        _request_stop(records, doc["Id"])
+        thaw(store_root, records, doc["Id"])
+        signal_container(store_root, doc["Id"], "KILL")
+        wait_stopped(records, doc["Id"], 30)
+    from builder.container.rootfs import unmount_rootfs
+
+    try:
+        runtime_for(store_root).delete(doc["Id"], force=True)
+    except Exception:  # noqa: BLE001 - the usual case: the monitor deleted it already
+        pass
+    unmount_rootfs(records.path(doc["Id"]))
+    records.remove(doc["Id"])
+
+
+def _request_stop(records: Records, container_id: str) -> None:
+    """Tell the monitor that this exit is wanted: no restart policy applies to it."""
+    with records.edit(container_id) as doc:
+        doc["StopRequested"] = True

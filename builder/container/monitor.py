@@ -1,0 +1,350 @@
+"""The monitor: one small process per running container, double-forked and in its own session so that
+the CLI that started it can die. It mounts the container's filesystem, creates and starts the container
+through oci_runtime.api (state root STORE/runtime), owns its stdio (pipes, or the pty master received on
+a console socket), appends output to the json-file log (and to the attached CLI's stdio, for a foreground
+run), reaps the container's init (it is the child subreaper init is reparented to), records the exit
+code and finish time, and applies the restart policy (--restart) until the container stays down.
+
+It tells the CLI how things go on a status pipe, one line each: "started PID", "error CODE MESSAGE",
+"exit CODE". A guard process it forks watches it: if the monitor dies without recording an end (it was
+killed), the guard kills the container and records it as exited, so no container outlives its monitor.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from pathlib import Path
+
+from builder.container.liveness import process_start_time
+from builder.container.logs import LogWriter, log_path
+from builder.container.records import Records
+from oci_runtime import errors, linux
+from oci_runtime.units import rfc3339
+
+KILLED_EXIT = 137
+RuntimeErrors = (errors.RuntimeFailure, errors.ConfigInvalid)
+
+
+def command_failure_status(message: str) -> int:
+    """docker's status for a command that cannot run: 127 not found, 126 otherwise; 125 for the rest."""
+    text = message.lower()
+    if "not found" in text or "no such file" in text:
+        return 127
+    if "permission denied" in text or "exec format" in text or "is a directory" in text:
+        return 126
+    return 125
+
+
+def runtime_for(store_root: Path):
+    from oci_runtime.api import Runtime
+
+    return Runtime(root=os.fspath(Path(store_root) / "runtime"))
+
+
+def spawn_monitor(store_root: Path, container_id: str, *, attach: bool) -> int:
+    """Start the monitor (double fork + setsid); return the read end of its status pipe. attach: the
+    monitor forwards output to our stdout/stderr and our stdin to the container (foreground run)."""
+    status_r, status_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(status_r)
+            os.setsid()
+            if os.fork() == 0:
+                if not attach:
+                    _to_devnull(0, 1, 2)
+                code = 1
+                try:
+                    code = run_monitor(Path(store_root), container_id, status_w, attach=attach)
+                finally:
+                    os._exit(code)
+        finally:
+            os._exit(0)
+    os.close(status_w)
+    os.waitpid(child, 0)
+    return status_r
+
+
+def _to_devnull(*fds: int) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in fds:
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _say(status_fd: int, line: str) -> None:
+    try:
+        os.write(status_fd, (line + "\n").encode())
+    except OSError:
+        pass  # the CLI is gone: nobody to tell
+
+
+def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: bool) -> int:
+    records = Records(store_root)
+    cdir = records.path(container_id)
+    runtime = runtime_for(store_root)
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init is reparented to us when `create` exits
+    me = os.getpid()
+    with records.edit(container_id) as doc:
+        doc["Monitor"] = {"Pid": me, "StartTime": process_start_time(me)}
+        doc["State"].update(Status="starting", Error="")
+    guard_w, guard_pid = _spawn_guard(store_root, container_id, status_fd)
+    with records.edit(container_id) as doc:
+        doc["Guard"] = {"Pid": guard_pid, "StartTime": process_start_time(guard_pid)}
+    tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
+    restarts, first = 0, True
+    while True:
+        try:
+            init_pid, outputs, stdin_w, ends = _start_once(store_root, records, runtime, doc, cdir)
+        except _CannotStart as e:
+            code = e.code
+            again = not first and should_restart(records.load(container_id), code)
+            auto_remove = _finish(records, runtime, container_id, cdir, code, error=e.message, reap=e.reap,
+                                  restarting=again)
+            if first:
+                _say(status_fd, f"error {e.code} {e.message}")
+                return 0
+        else:
+            started = time.monotonic()
+            with records.edit(container_id) as doc:
+                doc["State"].update(Status="running", Running=True, Restarting=False, Pid=init_pid,
+                                    StartedAt=rfc3339(), ExitCode=0, FinishedAt="0001-01-01T00:00:00Z")
+            if first:
+                _say(status_fd, f"started {init_pid}")
+                first = False
+            if attach and tty:
+                _copy_window_size(0, ends[0])
+            log = LogWriter(log_path(cdir, container_id))
+            code = _pump(init_pid, outputs, stdin_w if attach and open_stdin else None, log, attach)
+            log.close()
+            for fd in ends:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            again = should_restart(records.load(container_id), code)
+            auto_remove = _finish(records, runtime, container_id, cdir, code, error="", reap=None,
+                                  restarting=again)
+            if time.monotonic() - started > 10:
+                restarts = 0  # it ran a while: the back-off starts over, as docker's does
+        if not again:
+            break
+        restarts += 1
+        with records.edit(container_id) as doc:
+            doc["RestartCount"] = doc.get("RestartCount", 0) + 1
+        time.sleep(min(0.1 * 2 ** (restarts - 1), 60.0))
+        doc = records.load(container_id)
+        if doc.get("StopRequested"):
+            with records.edit(container_id) as doc:
+                doc["State"].update(Status="exited", Restarting=False)
+            break
+    _say(status_fd, f"exit {code}")
+    if auto_remove:
+        records.remove(container_id)
+    os.close(guard_w)
+    return 0
+
+
+def should_restart(doc: dict, code: int) -> bool:
+    """docker's restart policies: no, always, unless-stopped, on-failure[:max]; never after stop/rm."""
+    policy = doc["HostConfig"].get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if doc.get("StopRequested") or name == "no":
+        return False
+    if name == "on-failure":
+        limit = policy.get("MaximumRetryCount") or 0
+        return code != 0 and (limit == 0 or doc.get("RestartCount", 0) < limit)
+    return True
+
+
+class _CannotStart(Exception):
+    def __init__(self, code: int, message: str, reap: int | None = None):
+        super().__init__(message)
+        self.code, self.message, self.reap = code, message, reap
+
+
+def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Path):
+    """Mount, write the bundle, create and start the container: (init pid, outputs, stdin end, fds to
+    close). Raises _CannotStart with docker's status (126/127: the command; 125: anything else)."""
+    from builder.container.bundle import write_bundle
+    from builder.container.rootfs import mount_rootfs
+    from builder.image.store import ImageStore
+
+    container_id = doc["Id"]
+    tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
+    try:
+        store = ImageStore(store_root)
+        image = store.resolve(doc["Image"])
+        rootfs = mount_rootfs(store, image, cdir)
+        bundle = write_bundle(cdir, doc, image.config, rootfs)
+        try:
+            runtime.delete(container_id, force=True)  # what a crashed earlier run may have left
+        except Exception:  # noqa: BLE001 - nothing to delete is the usual case
+            pass
+        pid_file = cdir / "init.pid"
+        if tty:
+            master, stdin_w, outputs = _create_with_pty(runtime, container_id, bundle, cdir, pid_file)
+            ends = [master]
+        else:
+            stdin_w, outputs, ends = _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin)
+        init_pid = int(pid_file.read_text())
+        try:
+            runtime.start(container_id)
+        except RuntimeErrors as e:
+            raise _CannotStart(command_failure_status(str(e)), str(e), reap=init_pid) from None
+    except _CannotStart:
+        raise
+    except RuntimeErrors as e:  # create refused the command (not found, not executable): docker's 126/127
+        raise _CannotStart(command_failure_status(str(e)), str(e)) from None
+    except BaseException as e:  # noqa: BLE001 - reported to the CLI, and recorded
+        raise _CannotStart(125, str(e)) from None
+    return init_pid, outputs, stdin_w, ends
+
+
+def _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin):
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if open_stdin else (None, None)
+    try:
+        runtime.create(container_id, bundle, stdin=in_r, stdout=out_w, stderr=err_w, pid_file=os.fspath(pid_file))
+    finally:
+        for fd in (out_w, err_w, in_r):
+            if fd is not None:
+                os.close(fd)
+    return in_w, {out_r: "stdout", err_r: "stderr"}, [out_r, err_r] + ([in_w] if in_w is not None else [])
+
+
+def _create_with_pty(runtime, container_id, bundle, cdir, pid_file):
+    import tempfile
+
+    # a short path of our own: AF_UNIX paths stop at 108 bytes, and the store's may be longer
+    sock_dir = tempfile.mkdtemp(prefix="pydock-console-")
+    path = os.path.join(sock_dir, "console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(1)
+        runtime.create(container_id, bundle, console_socket=path, pid_file=os.fspath(pid_file))
+        conn, _ = listener.accept()  # init connected during create; the backlog kept it
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+    finally:
+        listener.close()
+        if os.path.exists(path):
+            os.unlink(path)
+        os.rmdir(sock_dir)
+    master = fds[0]
+    return master, master, {master: "stdout"}
+
+
+def _copy_window_size(tty_fd: int, master: int) -> None:
+    import fcntl
+    import termios
+
+    try:
+        size = fcntl.ioctl(tty_fd, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass  # our stdin is no terminal
+
+
+def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogWriter, attach: bool) -> int:
+    """Copy output to the log (and the attached CLI) and the CLI's stdin to the container, until init
+    has exited and its output is drained. Returns docker's exit code (128+N when killed by signal N)."""
+    sinks = {"stdout": 1, "stderr": 2} if attach else {}
+    open_outputs = dict(outputs)
+    forward_stdin = stdin_w is not None
+    code = None
+    drain_deadline = None
+    while open_outputs or code is None:
+        if code is None:
+            pid, status = os.waitpid(init_pid, os.WNOHANG)
+            if pid:
+                code = os.waitstatus_to_exitcode(status)
+                code = 128 - code if code < 0 else code
+                drain_deadline = time.monotonic() + 2.0
+        if drain_deadline is not None and time.monotonic() > drain_deadline:
+            break  # a leftover process of the container still holds the pipe: stop waiting
+        watched = list(open_outputs) + ([0] if forward_stdin else [])
+        ready, _, _ = select.select(watched, [], [], 0.1) if watched else ([], [], time.sleep(0.1))
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: the pty's last slave is closed
+                data = b""
+            if fd == 0:
+                if not data:
+                    forward_stdin = False
+                    if stdin_w not in outputs:  # a pipe: EOF reaches the container; a pty stays open
+                        os.close(stdin_w)
+                    continue
+                try:
+                    os.write(stdin_w, data)
+                except OSError:
+                    forward_stdin = False
+                continue
+            if not data:
+                del open_outputs[fd]
+                continue
+            stream = open_outputs[fd]
+            log.write(stream, data)
+            sink = sinks.get(stream)
+            if sink is not None:
+                try:
+                    os.write(sink, data)
+                except OSError:
+                    sinks.pop(stream)  # the CLI went away; the container goes on
+    return code if code is not None else KILLED_EXIT
+
+
+def _finish(records: Records, runtime, container_id: str, cdir: Path, code: int, *, error: str,
+            reap: int | None, restarting: bool = False) -> bool:
+    """Delete the runtime's container, unmount, record the end (as "restarting" when the policy will
+    start it again: a `stop` meanwhile waits for us). Returns whether --rm asked for removal."""
+    from builder.container.rootfs import unmount_rootfs
+
+    try:
+        runtime.delete(container_id, force=True)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+    if reap:
+        try:
+            os.waitpid(reap, 0)
+        except ChildProcessError:
+            pass
+    unmount_rootfs(cdir)
+    with records.edit(container_id) as doc:
+        doc["State"].update(Status="restarting" if restarting else "exited", Running=False, Restarting=restarting,
+                            Paused=False, Pid=0, ExitCode=code, Error=error, FinishedAt=rfc3339())
+        return bool(doc["HostConfig"].get("AutoRemove"))
+
+
+def _spawn_guard(store_root: Path, container_id: str, status_fd: int) -> tuple[int, int]:
+    """Fork the guard; return the pipe end whose closing (our exit, however it happens) wakes it, and
+    its pid (recorded: while it finishes a container, the container still counts as running)."""
+    guard_r, guard_w = os.pipe2(os.O_CLOEXEC)
+    monitor = os.getpid()
+    guard_pid = os.fork()
+    if guard_pid == 0:
+        code = 0
+        try:
+            os.close(guard_w)
+            os.close(status_fd)
+            _to_devnull(0, 1, 2)
+            while os.read(guard_r, 1):
+                pass
+            records = Records(store_root)
+            doc = records.load(container_id)
+            # our monitor died before recording an end (and no later `start` has made a new monitor)
+            if doc["State"]["Status"] in ("starting", "running", "restarting") and (doc.get("Monitor") or {}).get("Pid") == monitor:
+                _finish(records, runtime_for(store_root), container_id, records.path(container_id),
+                        KILLED_EXIT, error="the container's monitor was killed", reap=None)
+        except BaseException:  # noqa: BLE001 - the record is gone (rm -f): nothing to guard
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(guard_r)
+    return guard_w, guard_pid

@@ -1,0 +1,148 @@
+"""`create`/`run` options turned into a new container record (docker's inspect shape), checked before
+anything is written: a bad option leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from builder.container.bundle import effective_image_config
+from builder.container.liveness import ZERO_TIME
+from builder.container.names import VALID_NAME
+from builder.container.records import ContainerError
+from oci_runtime.specgen import DEFAULT_PATH
+from oci_runtime.units import rfc3339
+
+
+def read_env(env: list[str], env_files: list[str]) -> list[str]:
+    """--env-file lines then -e values; a bare NAME takes our own value (and is skipped when unset)."""
+    out = []
+    for path in env_files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = [line.strip() for line in f]
+        except OSError as e:
+            raise ContainerError(f"open {path}: {e.strerror.lower() if e.strerror else e}") from None
+        out += [line for line in lines if line and not line.startswith("#")]
+    out += env
+    resolved = []
+    for item in out:
+        if "=" in item:
+            resolved.append(item)
+        elif item in os.environ:
+            resolved.append(f"{item}={os.environ[item]}")
+    return resolved
+
+
+def parse_volume(spec: str, volumes_dir: Path) -> dict:
+    """-v HOST:CTR[:ro|rw] (a bind mount; HOST is made if missing, as docker does) or NAME:CTR[:ro|rw]
+    (a named volume: STORE/volumes/NAME/_data, made on first use) as an inspect Mounts entry."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise ContainerError(f"invalid volume specification: {spec!r}")
+    host, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else ""
+    if mode not in ("", "ro", "rw"):
+        raise ContainerError(f"invalid mode {mode!r} in volume specification: {spec!r}")
+    if not target.startswith("/"):
+        raise ContainerError(f"invalid volume specification: {spec!r}: mount path must be absolute")
+    common = {"Destination": os.path.normpath(target), "Mode": mode, "RW": mode != "ro"}
+    if host.startswith("/"):
+        return {"Type": "bind", "Source": os.path.normpath(host), **common, "Propagation": "rprivate"}
+    if not VALID_NAME.match(host) or host.startswith("/"):
+        raise ContainerError(f"invalid volume name {host!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return {"Type": "volume", "Name": host, "Source": os.fspath(volumes_dir / host / "_data"),
+            "Driver": "local", **common, "Propagation": ""}
+
+
+def volumes_from(records, refs: list[str]) -> list[dict]:
+    """--volumes-from CONTAINER[:ro|rw]: that container's mounts (read-only with :ro)."""
+    mounts = []
+    for ref in refs:
+        name, _, mode = ref.partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise ContainerError(f"invalid mode {mode!r} in --volumes-from {ref!r}")
+        for m in records.lookup(name).get("Mounts") or []:
+            m = dict(m)
+            if mode:
+                m.update(Mode=mode, RW=mode == "rw")
+            mounts.append(m)
+    return mounts
+
+
+def new_record(image, ref: str, args, records) -> dict:
+    """The record for `create`/`run` (without Id and Name, which the records add)."""
+    if args.network not in ("none", "host"):
+        raise ContainerError(f"network {args.network} not found (only none and host are supported)")
+    volumes_dir = records.dir.parent / "volumes"
+    mounts = volumes_from(records, args.volumes_from) + [parse_volume(v, volumes_dir) for v in args.volume]
+    targets = [m["Destination"] for m in mounts]
+    if len(set(targets)) != len(targets):
+        raise ContainerError(f"duplicate mount point: {sorted(t for t in targets if targets.count(t) > 1)[0]}")
+    env = read_env(args.env, args.env_file)
+    if args.workdir and not args.workdir.startswith("/"):
+        raise ContainerError(f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path")
+    entrypoint = None
+    if args.entrypoint is not None:
+        entrypoint = [args.entrypoint] if args.entrypoint else []
+    cfg = effective_image_config(image.config, {"Entrypoint": entrypoint, "Cmd": list(args.cmd), "Env": env,
+                                                "WorkingDir": args.workdir, "User": args.user})["config"]
+    command = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
+    if not command:
+        raise ContainerError("no command specified")
+    env = list(cfg.get("Env") or [])
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, f"PATH={DEFAULT_PATH}")  # docker records the default PATH too
+    if any(c.upper() in ("ALL", "CAP_ALL") for c in args.cap_add):
+        raise ContainerError("--cap-add ALL is not supported yet: name the capabilities")
+    resources = _resources(args)
+    restart = parse_restart(args.restart)
+    if args.rm and restart["Name"] != "no":
+        raise ContainerError("conflicting options: --restart and --rm")
+    for m in mounts:
+        os.makedirs(m["Source"], exist_ok=True)
+    return {
+        "Created": rfc3339(), "Path": command[0], "Args": command[1:], "Image": image.id,
+        "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+                  "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+                  "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME},
+        "Config": {"Hostname": args.hostname or "", "User": cfg.get("User") or "", "Tty": args.tty,
+                   "OpenStdin": args.interactive, "AttachStdin": args.interactive, "Env": env,
+                   "Cmd": cfg.get("Cmd") or [], "Entrypoint": cfg.get("Entrypoint") or None, "Image": ref,
+                   "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": cfg.get("StopSignal") or "",
+                   "Labels": cfg.get("Labels") or {}},
+        "HostConfig": {"Binds": list(args.volume), "ReadonlyRootfs": args.read_only,
+                       "NetworkMode": args.network, "AutoRemove": args.rm,
+                       "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop), **resources,
+                       "RestartPolicy": restart},
+        "RestartCount": 0,
+        "Mounts": mounts,
+    }
+
+
+def _resources(args) -> dict:
+    """--memory, --cpus and --pids-limit as docker's HostConfig keys (0: no limit)."""
+    from oci_runtime.units import ram_in_bytes
+
+    try:
+        memory = ram_in_bytes(args.memory) if args.memory else 0
+        nano_cpus = int(float(args.cpus) * 10**9) if args.cpus else 0
+    except ValueError as e:
+        raise ContainerError(f"invalid resource limit: {e}") from None
+    if memory and memory < 6 * 1024 * 1024:
+        raise ContainerError("minimum memory limit allowed is 6MB")
+    if nano_cpus < 0 or (args.pids_limit or 0) < 0:
+        raise ContainerError("resource limits must not be negative")
+    return {"Memory": memory, "NanoCpus": nano_cpus, "PidsLimit": args.pids_limit or 0}
+
+
+def parse_restart(text: str) -> dict:
+    """--restart no|always|unless-stopped|on-failure[:MAX] as docker's RestartPolicy."""
+    name, _, count = text.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure") or (count and name != "on-failure"):
+        raise ContainerError(f"invalid restart policy {text!r}")
+    try:
+        limit = int(count) if count else 0
+    except ValueError:
+        raise ContainerError(f"invalid restart count in {text!r}") from None
+    return {"Name": name, "MaximumRetryCount": limit}

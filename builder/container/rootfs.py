@@ -1,0 +1,30 @@
+"""A container's filesystem: the image's unpacked layers (shared, read-only lower dirs) under the
+container's own upper dir, mounted at CONTAINER/rootfs while it runs. upper/ survives stop and restart;
+it goes with the record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder.bundle.rootfs import is_mounted, mount_overlay, unmount
+
+
+def rootfs_path(container_dir: Path) -> Path:
+    return Path(container_dir) / "rootfs"
+
+
+def mount_rootfs(store, image, container_dir: Path) -> Path:
+    """Mount the container's overlay (once; a second call finds it mounted). Returns the mount point."""
+    container_dir = Path(container_dir)
+    target = rootfs_path(container_dir)
+    if target.is_dir() and is_mounted(target):
+        return target
+    lowers = [store.unpacked_layer(diff_id, layer) for layer, diff_id in zip(image.layers, image.diff_ids)]
+    mount_overlay(lowers, container_dir / "upper", container_dir / "work", target)
+    return target
+
+
+def unmount_rootfs(container_dir: Path) -> None:
+    target = rootfs_path(container_dir)
+    if target.is_dir() and is_mounted(target):
+        unmount(target, lazy=True)  # lazy: an exec'd process still leaving must not keep it busy
