@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end and offline: a busybox base image made with `pydock import`, an example
-# Dockerfile built on it, the image turned into a runtime bundle, and that bundle run by pyrunc.
+# Dockerfile built on it and run with `pydock run` (a container with its own monitor, through pyrunc),
+# a detached one listed, logged, exec'd into and removed, and the same image run by pyrunc from a bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/.venv/bin
@@ -22,6 +23,18 @@ tar -C "$work/rootfs" -czf "$work/busybox.tar.gz" .
 echo "== build examples/hello"
 "$bin/pydock" build -t hello:latest examples/hello
 
-echo "== bundle and run with pyrunc"
+echo "== pydock run"
+"$bin/pydock" run --rm hello:latest
+
+echo "== a detached container: ps, logs, exec, stop, rm"
+"$bin/pydock" run -d --name demo-$$ busybox:latest sh -c 'echo up; while :; do sleep 1; done'
+"$bin/pydock" ps
+sleep 1
+"$bin/pydock" logs demo-$$
+"$bin/pydock" exec demo-$$ sh -c 'echo "inside: $(hostname), pid 1 is $(cat /proc/1/comm)"'
+"$bin/pydock" stop -t 1 demo-$$ >/dev/null
+"$bin/pydock" rm demo-$$ >/dev/null
+
+echo "== the image as a runtime bundle, run by pyrunc directly"
 "$bin/pydock" bundle hello:latest "$work/bundle"
 "$bin/pyrunc" --root "$work/state" run --bundle "$work/bundle" "demo-$$"
