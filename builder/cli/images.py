@@ -80,7 +80,10 @@ def _refuse_if_used_by_container(args, store, ref: str) -> None:
     (removing one of several names is fine)."""
     from builder.cli.container_views import containers_using
 
-    image = store.resolve(ref)
+    try:
+        image = store.resolve(ref)
+    except BuildError:
+        return  # unknown or damaged: store.remove says which, and removes a damaged record
     users = containers_using(args, image.id)
     if users and not (len(store.names_of(image)) > 1 and ref != image.id and not ref.startswith("sha256:")):
         raise BuildError(f"conflict: unable to remove {ref}: container {users[0][:12]} is using its image "
