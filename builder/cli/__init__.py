@@ -1,8 +1,8 @@
 """pydock: build images from Dockerfiles and manage the local image store (a docker-like CLI).
 
-One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import) and
-bundle.py (bundle); each verb is a thin wrapper over the build engine, the image store or the bundle
-package. Errors are one line, "pydock: error: <message>", with exit status 1.
+One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import),
+bundle.py (bundle) and registry.py (pull, push, login, logout, search); each verb is a thin wrapper over
+the build engine, the image store, the bundle package or the registry client. Errors are one line, "pydock: error: <message>", with exit status 1.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from builder.cli import build, bundle, images
+from builder.cli import build, bundle, images, registry
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_parsers(sub)
     images.add_parsers(sub)
     bundle.add_parsers(sub)
+    registry.add_parsers(sub)
     return p
 
 

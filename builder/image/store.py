@@ -552,7 +552,9 @@ class ImageStore:
             moved = [e for e in entries if e.ref_name == name]
             entries[:] = [e for e in entries
                           if e.ref_name != name and not (e.digest == image.digest and e.ref_name is None)]
-            entries.append(Descriptor(mt.OCI_MANIFEST, image.digest, image.manifest_desc.size,
+            kind = image.manifest_desc.media_type  # a pulled docker manifest keeps its own type
+            entries.append(Descriptor(kind if kind in mt.MANIFEST_TYPES else mt.OCI_MANIFEST, image.digest,
+                                      image.manifest_desc.size,
                                       {mt.ANNOTATION_REF_NAME: name}, image.platform))
             for old in moved:  # the image the name left keeps an (untagged) entry, as docker's <none>
                 if old.digest != image.digest and not any(e.digest == old.digest for e in entries):
