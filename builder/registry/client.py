@@ -115,8 +115,12 @@ class Registry:
     def _scope_list(self) -> list[str]:
         return [f"{name}:{','.join(sorted(actions))}" for name, actions in sorted(self._scopes.items())]
 
-    def _authenticate(self, response) -> bool:
-        """Answer a 401's challenge; True if there is a new Authorization header to retry with."""
+    def _authenticate(self, response, sent: str | None) -> bool:
+        """Answer a 401's challenge to a request sent with Authorization `sent`; True if there is a new
+        Authorization header to retry with (another thread may have got one already)."""
+        with self._lock:
+            if self._auth_header != sent:
+                return True
         challenges = auth.parse_challenges(response.headers.get("WWW-Authenticate", ""))
         for challenge in challenges:
             if challenge.scheme == "bearer" and challenge.params.get("realm"):
@@ -131,7 +135,7 @@ class Registry:
         else:
             return False
         with self._lock:
-            if header == self._auth_header:
+            if header == sent:
                 return False
             self._auth_header = header
         return True
@@ -201,7 +205,7 @@ class Registry:
                     body.close()
             if r.status_code == 401 and not authed_again:
                 authed_again = True
-                if self._authenticate(r):
+                if self._authenticate(r, h.get("Authorization")):
                     r.close()
                     attempt -= 1
                     continue
