@@ -44,6 +44,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
     outputs: list[dict[str, str]] = field(default_factory=list)
+    pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
 
 
 def _short(key: str) -> str:
@@ -223,7 +224,38 @@ class Builder:
             if not Path(path).is_dir():
                 raise BuildError(f"OCI layout not found: {path}")
             return import_layout(self.store, Path(path), tag)
-        return self.store.resolve(ref)
+        if self.opts.pull and not ref.startswith("sha256:"):
+            return self._pull(ref)
+        try:
+            return self.store.resolve(ref)
+        except BuildError as e:
+            if ref.startswith("sha256:") or "not found" not in str(e):
+                raise
+            from builder.registry.reference import parse
+
+            try:
+                familiar = parse(ref).familiar()
+            except BuildError:
+                raise e from None
+            if familiar != ref:  # "docker.io/library/busybox" is in the store as "busybox:latest"
+                try:
+                    return self.store.resolve(familiar)
+                except BuildError:
+                    pass
+            return self._pull(ref)
+
+    def _pull(self, ref: str):
+        """FROM an image the store lacks (or any with --pull): pull it, once per build."""
+        from builder.registry.pull import pull
+        from builder.registry.reference import parse
+
+        pulled = getattr(self, "_pulled", None)
+        if pulled is None:
+            pulled = self._pulled = {}
+        if ref not in pulled:
+            self.progress.line(f"pulling {ref}")
+            pulled[ref] = pull(self.store, parse(ref), say=lambda line: None).image
+        return pulled[ref]
 
     # -- one step ------------------------------------------------------------------------------------
 

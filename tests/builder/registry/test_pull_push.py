@@ -187,3 +187,30 @@ def test_search_lists_the_catalog(registry, pushed, fresh):
     out = fresh("search", "--limit", "1", f"{registry.host}/", check=True).stdout.splitlines()
     assert len(out) == 2
     assert "Docker Hub" in one_line_error(fresh("search", "busybox"))
+
+
+def test_from_pulls_a_missing_image_and_build_pull_refreshes(registry, pushed, fresh, tmp_path, busybox_tar):
+    from builder_support import make_context
+
+    source, _ = pushed
+    source("import", "-c", "ENV V=one", busybox_tar, f"{registry.host}/base:latest", check=True)
+    source("push", f"{registry.host}/base:latest", check=True)
+    ctx = make_context(tmp_path / "ctx", f"FROM {registry.host}/base\nENV MINE=1\n")
+
+    def env_of(ref):
+        return json.loads(fresh("inspect", ref, check=True).stdout)[0]["Config"]["Env"]
+
+    fresh("build", "-t", "out:1", ctx, check=True)
+    assert "V=one" in env_of("out:1") and "MINE=1" in env_of("out:1")
+    assert f"{registry.host}/base" in fresh("images", check=True).stdout
+    source("import", "-c", "ENV V=two", busybox_tar, f"{registry.host}/base:latest", check=True)
+    source("push", f"{registry.host}/base:latest", check=True)
+    fresh("build", "-t", "out:2", ctx, check=True)
+    assert "V=one" in env_of("out:2")  # the store's copy, without --pull
+    fresh("build", "--pull", "-t", "out:3", ctx, check=True)
+    assert "V=two" in env_of("out:3")
+    before = fresh.snapshot()
+    bad = make_context(tmp_path / "bad", f"FROM {registry.host}/no-such-image\n")
+    proc = fresh("build", bad)
+    assert proc.returncode == 1 and "not found" in proc.stderr
+    assert fresh.snapshot() == before
