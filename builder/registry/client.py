@@ -89,7 +89,8 @@ class Registry:
         self.api_host = HUB_API if host == DEFAULT_DOMAIN else host
         self.base = f"{scheme_for(host)}://{self.api_host}"
         self.session = requests.Session()
-        self.session.verify, self.session.cert = _tls_for(self.api_host)
+        # given with every request: a session-wide verify loses to $REQUESTS_CA_BUNDLE in requests
+        self._verify, self._cert = _tls_for(self.api_host)
         self.session.headers["User-Agent"] = "pydock"
         self._credentials = credentials
         self._use_stored = use_stored and credentials is None
@@ -191,7 +192,8 @@ class Registry:
             body = data() if callable(data) else data
             try:
                 r = self.session.request(method, url, headers=h, data=body, params=params, stream=stream,
-                                         timeout=TIMEOUT, allow_redirects=True)
+                                         timeout=TIMEOUT, allow_redirects=True, verify=self._verify,
+                                         cert=self._cert)
             except requests.exceptions.SSLError as e:
                 raise RegistryError(f"{self.host}: TLS failed ({_short(e)}); for a registry without TLS "
                                     f"add it to PYDOCK_INSECURE_REGISTRIES") from None

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def free_port() -> int:
 
 
 class Registry:
-    def __init__(self, root: Path, auth_yaml: str = ""):
+    def __init__(self, root: Path, auth_yaml: str = "", tls: tuple[Path, Path] | None = None):
         if REGISTRY is None:
             pytest.skip("docker-registry is not installed")
         self.root = root
@@ -47,13 +48,15 @@ storage:
 http:
   addr: 127.0.0.1:{self.port}
   secret: test-secret
-{auth_yaml}""")
+{f"  tls:{chr(10)}    certificate: {tls[0]}{chr(10)}    key: {tls[1]}{chr(10)}" if tls else ""}{auth_yaml}""")
         self.log = open(root / "registry.log", "wb")
         self.proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while True:
             try:
-                requests.get(f"http://{self.host}/v2/", timeout=2)
+                with warnings.catch_warnings():  # only asks whether it is up: no need to check its cert
+                    warnings.simplefilter("ignore")
+                    requests.get(f"{'https' if tls else 'http'}://{self.host}/v2/", timeout=2, verify=False)
                 break
             except requests.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
