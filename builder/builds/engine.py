@@ -242,7 +242,10 @@ class Builder:
                     return self.store.resolve(familiar)
                 except BuildError:
                     pass
-            return self._pull(ref)
+            try:
+                return self._pull(ref)
+            except BuildError as pull_error:
+                raise BuildError(f"{e}, and pulling it failed: {pull_error}") from None
 
     def _pull(self, ref: str):
         """FROM an image the store lacks (or any with --pull): pull it, once per build."""

@@ -198,10 +198,10 @@ class Registry:
                 raise RegistryError(f"{self.host}: TLS failed ({_short(e)}); for a registry without TLS "
                                     f"add it to PYDOCK_INSECURE_REGISTRIES") from None
             except (requests.ConnectionError, requests.Timeout) as e:
-                if attempt < tries:
+                if attempt < tries and _reason(e) != "the name does not resolve":
                     time.sleep(BACKOFF * 2 ** (attempt - 1))
                     continue
-                raise RegistryError(f"cannot reach {self.host}: {_short(e)}") from None
+                raise RegistryError(f"cannot reach {self.host}: {_reason(e)}") from None
             finally:
                 if hasattr(body, "close"):
                     body.close()
@@ -235,3 +235,18 @@ class Registry:
 def _short(e: Exception) -> str:
     text = str(e)
     return text if len(text) < 200 else text[:200] + "..."
+
+
+def _reason(e: Exception) -> str:
+    """Why a connection failed, in a few words rather than urllib3's nested reprs."""
+    text = str(e)
+    for needle, reason in (("Failed to resolve", "the name does not resolve"),
+                           ("Name or service not known", "the name does not resolve"),
+                           ("Temporary failure in name resolution", "the name does not resolve"),
+                           ("Connection refused", "connection refused"),
+                           ("timed out", "timed out"),
+                           ("RemoteDisconnected", "the connection was closed"),
+                           ("Connection reset", "the connection was reset")):
+        if needle in text:
+            return reason
+    return _short(e)
