@@ -214,3 +214,67 @@ def test_from_pulls_a_missing_image_and_build_pull_refreshes(registry, pushed, f
     proc = fresh("build", bad)
     assert proc.returncode == 1 and "not found" in proc.stderr
     assert fresh.snapshot() == before
+
+
+class FlakyProxy:
+    """Forwards to the registry, but each manifest's first GET loses its connection, each blob's first GET
+    is a 503 and its second is cut off half-way."""
+
+    def __init__(self, upstream: str):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        from registry_support import free_port
+
+        self.seen: dict[str, int] = {}
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                n = proxy.seen[self.path] = proxy.seen.get(self.path, 0) + 1
+                if "/manifests/" in self.path and n == 1:
+                    self.close_connection = True
+                    return
+                if "/blobs/" in self.path and n == 1:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                r = requests.get(f"http://{upstream}{self.path}", headers={"Accept": self.headers.get("Accept", "*/*")})
+                self.send_response(r.status_code)
+                for h in ("Content-Type", "Docker-Content-Digest"):
+                    if h in r.headers:
+                        self.send_header(h, r.headers[h])
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                if "/blobs/" in self.path and n == 2:
+                    self.wfile.write(r.content[:len(r.content) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(r.content)
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_pull_retries_5xx_and_dropped_connections(registry, pushed, fresh):
+    _, digest = pushed
+    proxy = FlakyProxy(registry.host)
+    try:
+        fresh("pull", f"127.0.0.1:{proxy.port}/busybox", check=True)
+    finally:
+        proxy.stop()
+    assert manifest_digest(fresh, f"127.0.0.1:{proxy.port}/busybox") == digest
+    blob_gets = [n for path, n in proxy.seen.items() if "/blobs/" in path]
+    assert blob_gets and all(n == 3 for n in blob_gets)
