@@ -26,7 +26,8 @@ def cmd_pull(args) -> int:
     ref = parse(args.name)
     platform = Platform.parse(args.platform) if args.platform else None
     store = open_store(args)
-    result = pull(store, ref, platform=platform, say=_say(args.quiet))
+    result = pull(store, ref, platform=platform, say=_say(args.quiet),
+                  bar=not args.quiet and sys.stdout.isatty() and sys.stderr.isatty())
     if not args.quiet:
         shown = result.name or ref.familiar()
         print(f"Status: {'Downloaded newer image' if result.downloaded else 'Image is up to date'} for {shown}")

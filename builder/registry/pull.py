@@ -142,7 +142,10 @@ def fetch_blob(registry: Registry, ref: Reference, desc: Descriptor, store, prog
 
 
 def pull(store, ref: Reference, *, platform: Platform | None = None,
-         say: Callable[[str], None] = lambda line: None, registry: Registry | None = None) -> PullResult:
+         say: Callable[[str], None] = lambda line: None, registry: Registry | None = None,
+         bar: bool = False) -> PullResult:
+    """Pull `ref` into the store and tag it (unless pulled by digest alone). `say` gets docker's progress
+    lines; `bar` shows one tqdm bar of the bytes downloaded (on stderr) as well."""
     registry = registry or Registry(ref.domain)
     registry.want(ref.path, "pull")
     want = platform or host_platform()
@@ -161,9 +164,18 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
     for layer in layers:
         if not any(m.digest == layer.digest for m in missing):
             say(f"{layer.digest[7:19]}: Already exists")
+    meter = None
+    print_line = say
+    if bar and missing:
+        from tqdm import tqdm
+
+        meter = tqdm(total=sum(d.size for d in missing), unit="B", unit_scale=True, unit_divisor=1024,
+                     leave=False, desc="Downloading")
+        say = meter.write  # lines go above the bar
+
     with store.lease():
         def one(desc: Descriptor) -> Descriptor:
-            fetch_blob(registry, ref, desc, store)
+            fetch_blob(registry, ref, desc, store, meter.update if meter else None)
             if desc is not config_desc:
                 say(f"{desc.digest[7:19]}: Pull complete")
             return desc
@@ -177,6 +189,9 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
                         f.result()
                     except BaseException as e:  # wait for every download before cleaning up
                         errors.append(e)
+                if meter is not None:
+                    meter.close()
+                    say = print_line
                 if errors:
                     raise errors[0]
         config = store.read_json(config_desc.digest, config_desc.size)
