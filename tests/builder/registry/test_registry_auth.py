@@ -200,3 +200,41 @@ def test_bearer_anonymous_and_with_credentials(token_registry, client, busybox_t
     anonymous("pull", f"{host}/busybox", check=True)
     assert tokens.requests and all(user is None for user, _ in tokens.requests)
     assert ["repository:busybox:pull"] in [scopes for _, scopes in tokens.requests]
+
+
+# --- the pieces, without a registry ---------------------------------------------------------------------
+
+def test_challenge_parsing():
+    from builder.registry.auth import parse_challenges
+
+    [c] = parse_challenges('Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"')
+    assert c.scheme == "bearer"
+    assert c.params == {"realm": "https://auth.example/token", "service": "reg", "scope": "repository:a/b:pull,push"}
+    basic, bearer = parse_challenges('Basic realm="x \\"y\\"", Bearer realm=http://t/token')
+    assert (basic.scheme, basic.params) == ("basic", {"realm": 'x "y"'})
+    assert (bearer.scheme, bearer.params) == ("bearer", {"realm": "http://t/token"})
+    assert parse_challenges("") == []
+
+
+def test_config_json_lookup(tmp_path, monkeypatch):
+    from builder.errors import BuildError
+    from builder.registry import auth
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert auth.get_credentials("docker.io") is None
+    token = base64.b64encode(b"u:p:with:colons").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {
+        "https://index.docker.io/v1/": {"auth": token}, "http://reg.example:5000/v2/": {"auth": token},
+        "bad.example": {"auth": base64.b64encode(b"nocolon").decode()}}}))
+    assert auth.get_credentials("docker.io") == auth.Credentials("u", "p:with:colons")
+    assert auth.get_credentials("reg.example:5000") == auth.Credentials("u", "p:with:colons")
+    assert auth.get_credentials("reg.example") is None
+    with pytest.raises(BuildError, match="malformed auth for bad.example"):
+        auth.get_credentials("bad.example")
+    auth.store_credentials("docker.io", auth.Credentials("v", "q"))
+    saved = json.loads((tmp_path / "config.json").read_text())["auths"]
+    assert base64.b64decode(saved["https://index.docker.io/v1/"]["auth"]) == b"v:q"
+    assert auth.erase_credentials("docker.io") and not auth.erase_credentials("docker.io")
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "no-such-helper-here"}))
+    with pytest.raises(BuildError, match="docker-credential-no-such-helper-here is not installed"):
+        auth.get_credentials("docker.io")
