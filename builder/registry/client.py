@@ -3,8 +3,8 @@ registries), its CA, authentication, and retries.
 
 TLS: https by default, verified against the system CAs, or against /etc/docker/certs.d/HOST[:PORT]/ca.crt
 when there is one (client.cert/client.key beside it are sent as a client certificate). http for
-localhost, 127.0.0.0/8 and ::1, and for the registries listed (comma-separated host[:port]) in
-$PYDOCK_INSECURE_REGISTRIES. $PYDOCK_CERTS_DIR replaces /etc/docker/certs.d.
+localhost, 127.0.0.0/8 and ::1, and for the registries listed (comma-separated host[:port] or CIDR
+ranges) in $PYDOCK_INSECURE_REGISTRIES. $PYDOCK_CERTS_DIR replaces /etc/docker/certs.d.
 
 Retries: a dropped connection or a 5xx answer is retried (3 tries in all, with backoff) for requests
 that can be repeated; a blob download starts again from the beginning.
@@ -48,9 +48,30 @@ def _is_loopback(host: str) -> bool:
     return name in ("localhost", "::1") or name.startswith("127.")
 
 
+def _in_network(host: str, entries: set[str]) -> bool:
+    """Whether an address host ("10.1.2.3:5000") is in one of the CIDR entries ("10.0.0.0/8")."""
+    import ipaddress
+
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    for entry in entries:
+        if "/" in entry:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
 def scheme_for(host: str) -> str:
+    """"http" for loopback and for registries in $PYDOCK_INSECURE_REGISTRIES (HOST, HOST:PORT or an
+    address range such as 10.0.0.0/8), else "https"."""
     insecure = insecure_registries()
-    if _is_loopback(host) or host in insecure or host.split(":")[0] in insecure:
+    if _is_loopback(host) or host in insecure or host.split(":")[0] in insecure or _in_network(host, insecure):
         return "http"
     return "https"
 

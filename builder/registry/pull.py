@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -16,7 +17,7 @@ from builder.image import mediatypes as mt
 from builder.image.digest import CHUNK, Descriptor
 from builder.image.platform import Platform, host_platform
 from builder.registry import sources
-from builder.registry.client import Registry, RegistryError
+from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError
 from builder.registry.reference import Reference
 
 WORKERS = 3
@@ -111,9 +112,6 @@ def fetch_blob(registry: Registry, ref: Reference, desc: Descriptor, store, prog
     """Download one blob into the store, verified against its digest and size (retried from the start
     when the connection drops)."""
     import requests
-
-    from builder.registry.client import TRIES, BACKOFF
-    import time
 
     for attempt in range(1, TRIES + 1):
         r = registry.request("GET", f"/v2/{ref.path}/blobs/{desc.digest}", stream=True,

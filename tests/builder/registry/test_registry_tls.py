@@ -21,6 +21,9 @@ def test_scheme_rules(monkeypatch, tmp_path):
     assert scheme_for("example.com:5000") == "http"
     assert scheme_for("other.example:443") == "http"
     assert scheme_for("example.com:5001") == "https"
+    monkeypatch.setenv("PYDOCK_INSECURE_REGISTRIES", "10.0.0.0/8,bad/range")
+    assert scheme_for("10.1.2.3:5000") == "http" and scheme_for("10.9.9.9") == "http"
+    assert scheme_for("11.1.2.3:5000") == "https" and scheme_for("ten.example") == "https"
     monkeypatch.setenv("PYDOCK_CERTS_DIR", str(tmp_path))
     assert _tls_for("example.com:5000") == (True, None)
     d = tmp_path / "example.com:5000"
