@@ -197,6 +197,10 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
         if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
             raise RegistryError(f"{ref.familiar()}: the image config lists {len(diff_ids or [])} layers, "
                                 f"the manifest {len(layers)}")
+        got = Platform(str(config.get("os", "")), str(config.get("architecture", "")), str(config.get("variant") or ""))
+        if (platform is not None and repo_digest == digest  # a single manifest (a list's entry says its platform)
+                and (got.os, got.architecture) != (want.os, want.architecture)):
+            raise RegistryError(f"image {ref.familiar()} is for {got.format()}, not the requested {want.format()}")
         had = store.has_blob(digest)
         manifest_desc = store.put_blob(data, media_type, expected_digest=digest)
         image = store.add_manifest(Descriptor(media_type, digest, manifest_desc.size))

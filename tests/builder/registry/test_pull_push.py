@@ -110,6 +110,11 @@ def test_pull_by_digest_from_a_list_picks_the_platform(registry, pushed, fresh):
     line = one_line_error(fresh("pull", "--platform", "linux/riscv64", f"{registry.host}/multi:v1"))
     assert "no matching manifest for linux/riscv64" in line and "linux/s390x" in line
     assert fresh.snapshot() == before
+    fresh("rmi", f"{registry.host}/multi:v1", check=True)
+    before = fresh.snapshot()
+    line = one_line_error(fresh("pull", "--platform", "linux/s390x", f"{registry.host}/busybox"))
+    assert f"is for {host.format()}, not the requested linux/s390x" in line
+    assert fresh.snapshot() == before
 
 
 def test_docker_schema2_manifest_round_trips(registry, pushed, fresh):
