@@ -23,27 +23,59 @@ def cmd_pull(args) -> int:
     from builder.registry.pull import pull
     from builder.registry.reference import parse
 
-    ref = parse(args.name)
     platform = Platform.parse(args.platform) if args.platform else None
+    if args.all_tags:
+        from builder.registry.client import Registry
+        from builder.registry.reference import parse_repository
+
+        repo = parse_repository(args.name)
+        registry = Registry(repo.domain)
+        registry.want(repo.path, "pull")
+        r = registry.request("GET", f"/v2/{repo.path}/tags/list", what=f"tags of {repo.familiar()}")
+        try:
+            tags = sorted(r.json().get("tags") or [])
+        except (ValueError, AttributeError):
+            raise BuildError(f"{repo.familiar()}: the tag list is not JSON") from None
+        if not tags:
+            raise BuildError(f"{repo.familiar()} has no tags")
+        refs = [repo.with_tag(tag) for tag in tags]
+    else:
+        registry = None
+        refs = [parse(args.name)]
     store = open_store(args)
-    result = pull(store, ref, platform=platform, say=_say(args.quiet),
-                  bar=not args.quiet and sys.stdout.isatty() and sys.stderr.isatty())
-    if not args.quiet:
-        shown = result.name or ref.familiar()
-        print(f"Status: {'Downloaded newer image' if result.downloaded else 'Image is up to date'} for {shown}")
-    print(str(ref))
+    for ref in refs:
+        result = pull(store, ref, platform=platform, say=_say(args.quiet), registry=registry,
+                      bar=not args.quiet and sys.stdout.isatty() and sys.stderr.isatty())
+        if not args.quiet:
+            shown = result.name or ref.familiar()
+            print(f"Status: {'Downloaded newer image' if result.downloaded else 'Image is up to date'} for {shown}")
+    print(str(refs[0].with_tag(None)) if args.all_tags else str(refs[0]))
     return 0
 
 
 def cmd_push(args) -> int:
+    from builder.registry.client import Registry
     from builder.registry.push import push
     from builder.registry.reference import parse
 
-    ref = parse(args.name)
-    if ref.digest:
-        raise UsageError(f"cannot push a digest reference: {args.name}")
     store = open_store(args)
-    push(store, ref, say=_say(args.quiet))
+    if args.all_tags:
+        from builder.image.store import split_ref
+        from builder.registry.reference import parse_repository
+
+        repo = parse_repository(args.name)
+        tags = sorted({split_ref(name)[1] for names, _ in store.images() for name in names
+                       if split_ref(name)[0] == repo.familiar_name})
+        if not tags:
+            raise BuildError(f"no image in the store is named {repo.familiar_name}")
+        refs = [repo.with_tag(tag) for tag in tags]
+    else:
+        refs = [parse(args.name)]
+        if refs[0].digest:
+            raise UsageError(f"cannot push a digest reference: {args.name}")
+    registry = Registry(refs[0].domain)
+    for ref in refs:
+        push(store, ref, say=_say(args.quiet), registry=registry)
     return 0
 
 
@@ -121,11 +153,13 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("pull", help="download an image from a registry")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image's full name")
     p.add_argument("--platform", help="os/arch[/variant] to pick from a multi-platform image")
+    p.add_argument("-a", "--all-tags", action="store_true", help="pull every tag of the repository")
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
     p.set_defaults(func=cmd_pull)
 
     p = sub.add_parser("push", help="upload an image to a registry")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("-a", "--all-tags", action="store_true", help="push every tag of the repository in the store")
     p.add_argument("name", metavar="NAME[:TAG]")
     p.set_defaults(func=cmd_push)
 

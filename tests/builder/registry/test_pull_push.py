@@ -283,3 +283,17 @@ def test_pull_retries_5xx_and_dropped_connections(registry, pushed, fresh):
     assert manifest_digest(fresh, f"127.0.0.1:{proxy.port}/busybox") == digest
     blob_gets = [n for path, n in proxy.seen.items() if "/blobs/" in path]
     assert blob_gets and all(n == 3 for n in blob_gets)
+
+
+def test_all_tags(registry, pushed, fresh):
+    source, _ = pushed
+    for tag in ("a", "b"):
+        source("tag", "busybox:latest", f"{registry.host}/alltags:{tag}", check=True)
+    out = source("push", "-a", f"{registry.host}/alltags", check=True).stdout
+    assert "a: digest:" in out and "b: digest:" in out
+    assert "cannot push" not in out
+    assert "no tag or digest here" in one_line_error(source("push", "-a", f"{registry.host}/alltags:a"))
+    out = fresh("pull", "-a", f"{registry.host}/alltags", check=True).stdout.splitlines()
+    assert out[-1] == f"{registry.host}/alltags"
+    names = fresh("images", check=True).stdout
+    assert names.count(f"{registry.host}/alltags") == 2
