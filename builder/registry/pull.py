@@ -202,15 +202,13 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
                 and (got.os, got.architecture) != (want.os, want.architecture)):
             raise RegistryError(f"image {ref.familiar()} is for {got.format()}, not the requested {want.format()}")
         had = store.has_blob(digest)
-        manifest_desc = store.put_blob(data, media_type, expected_digest=digest)
-        image = store.add_manifest(Descriptor(media_type, digest, manifest_desc.size))
         before = None
         if name is not None:
             try:
                 before = store.resolve(name).digest
             except BuildError:
                 pass
-            store.tag(image, name)
+        image = store.add_pulled(data, media_type, digest, name, f"{ref.familiar_name}@{repo_digest}")
     sources.remember(store, ref, [config_desc, *layers])
     say(f"Digest: {repo_digest}")
     downloaded = bool(missing) or not had or before != image.digest

@@ -60,6 +60,8 @@ def test_pushed_image_pulls_back_identical(registry, pushed, fresh):
                         f"{registry.host}/busybox:latest"]
     assert manifest_digest(fresh, f"{registry.host}/busybox:latest") == digest
     assert manifest_digest(fresh, f"{registry.host}/busybox@{digest}") == digest
+    inspected = json.loads(fresh("inspect", f"{registry.host}/busybox", check=True).stdout)[0]
+    assert inspected["RepoDigests"] == [f"{registry.host}/busybox@{digest}"]
     assert (json.loads(fresh("inspect", f"{registry.host}/busybox", check=True).stdout)[0]["Id"]
             == json.loads(source("inspect", "busybox", check=True).stdout)[0]["Id"])
     # the image is usable: its layer unpacks to the diff_id its config names
@@ -105,6 +107,10 @@ def test_pull_by_digest_from_a_list_picks_the_platform(registry, pushed, fresh):
     out = fresh("pull", f"{registry.host}/multi:v1", check=True).stdout
     assert f"Digest: {index_digest}" in out
     assert manifest_digest(fresh, f"{registry.host}/multi:v1") == digest
+    # the list's digest names the image pulled from it, as the registry's digest does
+    assert manifest_digest(fresh, f"{registry.host}/multi@{index_digest}") == digest
+    inspected = json.loads(fresh("inspect", f"{registry.host}/multi:v1", check=True).stdout)[0]
+    assert f"{registry.host}/multi@{index_digest}" in inspected["RepoDigests"]
     assert fresh("pull", "--platform", "linux/s390x", f"{registry.host}/multi@{index_digest}", check=True)
     before = fresh.snapshot()
     line = one_line_error(fresh("pull", "--platform", "linux/riscv64", f"{registry.host}/multi:v1"))
