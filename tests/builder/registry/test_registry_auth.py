@@ -69,7 +69,7 @@ def test_credential_helper_get_and_store(basic_registry, client, busybox_tar, tm
     bindir.mkdir()
     saved = tmp_path / "helper-store.json"
     helper = bindir / "docker-credential-pydocktest"
-    helper.write_text(f"""#!/usr/bin/python3
+    helper.write_text(f"""#!/usr/bin/env python3
 import json, sys
 saved = {str(saved)!r}
 action, data = sys.argv[1], sys.stdin.read()
