@@ -175,7 +175,7 @@ class Registry:
             r = requests.get(url, auth=(creds.username, creds.password) if creds else None,
                              timeout=TIMEOUT, verify=verify, cert=cert, headers={"User-Agent": "pydock"})
         except requests.RequestException as e:
-            raise RegistryError(f"cannot get a token from {realm}: {e}") from None
+            raise RegistryError(f"cannot get a token from {realm}: {_reason(e)}") from None
         if r.status_code in (401, 403):
             raise RegistryError(f"{self.host}: unauthorized: the token server refused "
                                 f"{'the credentials' if creds else 'anonymous access'}")
