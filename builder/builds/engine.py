@@ -248,7 +248,10 @@ class Builder:
                 raise BuildError(f"{e}, and pulling it failed: {pull_error}") from None
 
     def _pull(self, ref: str):
-        """FROM an image the store lacks (or any with --pull): pull it, once per build."""
+        """FROM an image the store lacks (or any with --pull): pull it, once per build. As with docker, a
+        pulled image stays even if the build fails: it goes in through a store object of its own, outside
+        this build's lease."""
+        from builder.image.store import ImageStore
         from builder.registry.pull import pull
         from builder.registry.reference import parse
 
@@ -257,7 +260,7 @@ class Builder:
             pulled = self._pulled = {}
         if ref not in pulled:
             self.progress.line(f"pulling {ref}")
-            pulled[ref] = pull(self.store, parse(ref), say=lambda line: None).image
+            pulled[ref] = pull(ImageStore(self.store.root), parse(ref), say=lambda line: None).image
         return pulled[ref]
 
     # -- one step ------------------------------------------------------------------------------------

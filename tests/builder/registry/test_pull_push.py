@@ -220,6 +220,9 @@ def test_from_pulls_a_missing_image_and_build_pull_refreshes(registry, pushed, f
     assert "V=one" in env_of("out:2")  # the store's copy, without --pull
     fresh("build", "--pull", "-t", "out:3", ctx, check=True)
     assert "V=two" in env_of("out:3")
+    failing = make_context(tmp_path / "failing", f"FROM {registry.host}/busybox\nCOPY missing /\n")
+    assert fresh("build", failing).returncode == 1
+    assert f"{registry.host}/busybox" in fresh("images", check=True).stdout  # the pulled base stays
     before = fresh.snapshot()
     bad = make_context(tmp_path / "bad", f"FROM {registry.host}/no-such-image\n")
     proc = fresh("build", bad)
