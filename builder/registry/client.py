@@ -38,6 +38,10 @@ class NotFound(RegistryError):
     pass
 
 
+class Unavailable(RegistryError):
+    """The registry could not be reached, or answered 5xx, on every try."""
+
+
 def insecure_registries() -> set[str]:
     return {h.strip() for h in os.environ.get("PYDOCK_INSECURE_REGISTRIES", "").split(",") if h.strip()}
 
@@ -222,7 +226,7 @@ class Registry:
                 if attempt < tries and _reason(e) != "the name does not resolve":
                     time.sleep(BACKOFF * 2 ** (attempt - 1))
                     continue
-                raise RegistryError(f"cannot reach {self.host}: {_reason(e)}") from None
+                raise Unavailable(f"cannot reach {self.host}: {_reason(e)}") from None
             finally:
                 if hasattr(body, "close"):
                     body.close()
@@ -246,7 +250,7 @@ class Registry:
             if r.status_code in (401, 403):
                 raise RegistryError(f"{prefix}{self.host}: access denied ({message}); "
                                     f"{'pydock login ' + self.host + ' first' if self.credentials is None else 'check the credentials'}")
-            raise RegistryError(f"{prefix}{self.host}: {message}")
+            raise (Unavailable if r.status_code >= 500 else RegistryError)(f"{prefix}{self.host}: {message}")
 
     def ping(self) -> None:
         """GET /v2/ (authenticating as needed): the registry speaks the v2 API and lets us in."""

@@ -1,11 +1,12 @@
 """push: every blob of an image (config and layers) that the repository lacks — HEAD first; mounted from
 another repository of the same registry when the blob is known to be there; else one monolithic upload
-(POST, then PUT ?digest=) — then the manifest, as the exact bytes the store has, so the registry's digest
+(POST, then PUT ?digest=; started again when the registry fails or the connection drops) — then the manifest, as the exact bytes the store has, so the registry's digest
 is the store's."""
 
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 from urllib.parse import urlencode
@@ -13,7 +14,7 @@ from urllib.parse import urlencode
 from builder.image import mediatypes as mt
 from builder.image.digest import Descriptor
 from builder.registry import sources
-from builder.registry.client import Registry, RegistryError
+from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, Unavailable
 from builder.registry.reference import Reference
 
 WORKERS = 3
@@ -59,8 +60,15 @@ def _push_blob(registry: Registry, ref: Reference, desc: Descriptor, store) -> s
             return f"Mounted from {other}"
         _upload(registry, ref, desc, store, location)  # the registry started a plain upload instead
         return "Pushed"
-    _upload(registry, ref, desc, store, None)
-    return "Pushed"
+    for attempt in range(1, TRIES + 1):  # a failed upload starts again with a new upload session
+        try:
+            _upload(registry, ref, desc, store, None)
+            return "Pushed"
+        except Unavailable:
+            if attempt == TRIES:
+                raise
+            time.sleep(BACKOFF * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 def push(store, ref: Reference, *, say: Callable[[str], None] = lambda line: None,

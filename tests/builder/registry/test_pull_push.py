@@ -231,16 +231,18 @@ def test_from_pulls_a_missing_image_and_build_pull_refreshes(registry, pushed, f
 
 
 class FlakyProxy:
-    """Forwards to the registry, but each manifest's first GET loses its connection, each blob's first GET
-    is a 503 and its second is cut off half-way."""
+    """Forwards to the registry (with the client's Host, so that upload locations lead back here), but
+    `policy(method, key, n)` may make the n-th request for a key "drop" (close without an answer),
+    "503", or "cut" (half the body, then close). The key is the path, or the digest being uploaded."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, policy):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
         import threading
 
         from registry_support import free_port
 
-        self.seen: dict[str, int] = {}
+        self.seen: dict[tuple[str, str], int] = {}
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -249,29 +251,42 @@ class FlakyProxy:
             def log_message(self, *a):
                 pass
 
-            def do_GET(self):
-                n = proxy.seen[self.path] = proxy.seen.get(self.path, 0) + 1
-                if "/manifests/" in self.path and n == 1:
+            def handle_any(self):
+                method = self.command
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                key = parse_qs(urlparse(self.path).query).get("digest", [urlparse(self.path).path])[0]
+                n = proxy.seen[method, key] = proxy.seen.get((method, key), 0) + 1
+                action = policy(method, key, n)
+                if action == "drop":
                     self.close_connection = True
                     return
-                if "/blobs/" in self.path and n == 1:
+                if action == "503":
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                r = requests.get(f"http://{upstream}{self.path}", headers={"Accept": self.headers.get("Accept", "*/*")})
+                headers = {h: self.headers[h] for h in ("Accept", "Content-Type", "Host", "Authorization")
+                           if self.headers.get(h)}
+                r = requests.request(method, f"http://{upstream}{self.path}", headers=headers, data=body,
+                                     allow_redirects=False)
                 self.send_response(r.status_code)
-                for h in ("Content-Type", "Docker-Content-Digest"):
+                for h in ("Content-Type", "Docker-Content-Digest", "Location", "Range", "Docker-Upload-UUID",
+                          "WWW-Authenticate"):
                     if h in r.headers:
                         self.send_header(h, r.headers[h])
-                self.send_header("Content-Length", str(len(r.content)))
+                length = r.headers.get("Content-Length", "0") if method == "HEAD" else str(len(r.content))
+                self.send_header("Content-Length", length)
                 self.end_headers()
-                if "/blobs/" in self.path and n == 2:
+                if method == "HEAD":
+                    return
+                if action == "cut":
                     self.wfile.write(r.content[:len(r.content) // 2])
                     self.wfile.flush()
                     self.close_connection = True
                     return
                 self.wfile.write(r.content)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = handle_any
 
         self.port = free_port()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -282,16 +297,44 @@ class FlakyProxy:
         self.server.server_close()
 
 
+def _pull_policy(method, key, n):
+    if "/manifests/" in key and n == 1:
+        return "drop"
+    if "/blobs/" in key and method == "GET":
+        return {1: "503", 2: "cut"}.get(n)
+    return None
+
+
 def test_pull_retries_5xx_and_dropped_connections(registry, pushed, fresh):
     _, digest = pushed
-    proxy = FlakyProxy(registry.host)
+    proxy = FlakyProxy(registry.host, _pull_policy)
     try:
         fresh("pull", f"127.0.0.1:{proxy.port}/busybox", check=True)
     finally:
         proxy.stop()
     assert manifest_digest(fresh, f"127.0.0.1:{proxy.port}/busybox") == digest
-    blob_gets = [n for path, n in proxy.seen.items() if "/blobs/" in path]
+    blob_gets = [n for (method, key), n in proxy.seen.items() if method == "GET" and "/blobs/" in key]
     assert blob_gets and all(n == 3 for n in blob_gets)
+
+
+def test_push_starts_a_failed_upload_again(registry, busybox_tar, tmp_path):
+    client = Client(tmp_path / "store", tmp_path / "docker")
+    client("import", "-c", "ENV FLAKY=1", busybox_tar, "flaky:latest", check=True)
+    proxy = FlakyProxy(registry.host, lambda method, key, n: (
+        "503" if method == "PUT" and key.startswith("sha256:") and n == 1 else
+        "drop" if method == "PUT" and key.startswith("sha256:") and n == 2 else None))
+    try:
+        target = f"127.0.0.1:{proxy.port}/flaky:latest"
+        client("tag", "flaky:latest", target, check=True)
+        out = client("push", target, check=True).stdout
+    finally:
+        proxy.stop()
+    assert "latest: digest:" in out
+    puts = [n for (method, key), n in proxy.seen.items() if method == "PUT" and key.startswith("sha256:")]
+    assert puts and all(n == 3 for n in puts)
+    fresh = Client(tmp_path / "store2", tmp_path / "docker")
+    fresh("pull", f"{registry.host}/flaky", check=True)
+    assert manifest_digest(fresh, f"{registry.host}/flaky") == manifest_digest(client, "flaky:latest")
 
 
 def test_all_tags(registry, pushed, fresh):
