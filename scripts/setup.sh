@@ -10,6 +10,8 @@ packages=(
   iproute2 util-linux tar zstd
   runc                  # benchmarks compare against it
   skopeo umoci oci-image-tool   # interoperability checks of our OCI layouts
+  docker-registry apache2-utils # pull/push tests run a registry on loopback (htpasswd for its auth)
+  openssl                       # the registry tests' token server signs with a generated certificate
 )
 missing=()
 for p in "${packages[@]}"; do

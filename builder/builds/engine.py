@@ -44,6 +44,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
     outputs: list[dict[str, str]] = field(default_factory=list)
+    pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
 
 
 def _short(key: str) -> str:
@@ -226,10 +227,51 @@ class Builder:
                 raise BuildError(f"OCI layout not found: {path}")
             image = import_layout(self.store, Path(path), tag)
         else:
-            image = self.store.resolve(ref)
+            image = self._resolve_or_pull(ref)
         if getattr(self, "_hold", None) is not None:
             self._hold.add(image)
         return image
+
+    def _resolve_or_pull(self, ref: str):
+        """The image FROM names: from the store, pulled when the store lacks it (or always with --pull)."""
+        if self.opts.pull and not ref.startswith("sha256:"):
+            return self._pull(ref)
+        try:
+            return self.store.resolve(ref)
+        except BuildError as e:
+            if ref.startswith("sha256:") or "not found" not in str(e):
+                raise
+            from builder.registry.reference import parse
+
+            try:
+                familiar = parse(ref).familiar()
+            except BuildError:
+                raise e from None
+            if familiar != ref:  # "docker.io/library/busybox" is in the store as "busybox:latest"
+                try:
+                    return self.store.resolve(familiar)
+                except BuildError:
+                    pass
+            try:
+                return self._pull(ref)
+            except BuildError as pull_error:
+                raise BuildError(f"{e}, and pulling it failed: {pull_error}") from None
+
+    def _pull(self, ref: str):
+        """FROM an image the store lacks (or any with --pull): pull it, once per build. As with docker, a
+        pulled image stays even if the build fails: it goes in through a store object of its own, outside
+        this build's lease."""
+        from builder.image.store import ImageStore
+        from builder.registry.pull import pull
+        from builder.registry.reference import parse
+
+        pulled = getattr(self, "_pulled", None)
+        if pulled is None:
+            pulled = self._pulled = {}
+        if ref not in pulled:
+            self.progress.line(f"pulling {ref}")
+            pulled[ref] = pull(ImageStore(self.store.root), parse(ref), say=lambda line: None).image
+        return pulled[ref]
 
     # -- one step ------------------------------------------------------------------------------------
 

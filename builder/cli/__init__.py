@@ -1,11 +1,11 @@
 """pydock: build images from Dockerfiles and manage the local image store (a docker-like CLI).
 
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import),
-bundle.py (bundle), containers.py (create, run, start, stop, restart, kill, rm, wait, pause, unpause,
-rename, top, exec), container_views.py (ps, logs, export, commit, inspect of containers) and
-container_stats.py (stats); each verb is a thin wrapper over the build engine, the image store, the
-bundle package or builder.container. Errors are one line, "pydock: error: <message>", with exit status 1
-(125 for the container verbs, as docker).
+bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
+stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, logs, export,
+commit, inspect of containers) and container_stats.py (stats); each verb is a thin wrapper over the build
+engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,
+"pydock: error: <message>", with exit status 1 (125 for the container verbs, as docker).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from builder.cli import build, bundle, container_stats, container_views, containers, images
+from builder.cli import build, bundle, container_stats, container_views, containers, images, registry
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_parsers(sub)
     images.add_parsers(sub)
     bundle.add_parsers(sub)
+    registry.add_parsers(sub)
     containers.add_parsers(sub)
     container_views.add_parsers(sub)
     container_stats.add_parsers(sub)

@@ -95,6 +95,7 @@ def cmd_build(args) -> int:
         labels=_key_values(args.label, "--label"),
         quiet=args.quiet,
         outputs=[parse_output(o) for o in args.output or []],
+        pull=args.pull,
     )
     text, name, path = _read_dockerfile(args, context_dir)
     dockerfile = parse(text, name)
@@ -128,7 +129,7 @@ def add_parsers(sub) -> None:
                    help="also export the image: type=oci,dest=DIR or type=docker,dest=FILE.tar")
     b.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     b.add_argument("--iidfile", help="write the image ID to this file")
-    b.add_argument("--pull", action="store_true", help=argparse.SUPPRESS)
+    b.add_argument("--pull", action="store_true", help="pull the images named (FROM, COPY --from) even if present")
     b.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
     b.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
     b.add_argument("context", metavar="CONTEXT", help="the build context directory, or - (Dockerfile on stdin)")

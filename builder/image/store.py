@@ -43,6 +43,9 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
 _NAME_RE = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+# On an index.json entry of a pulled image: "repo@sha256:..." (space-separated), the digests a registry
+# knows it by (a manifest list's, when the image was picked from one): docker's RepoDigests.
+ANNOTATION_REPO_DIGESTS = "io.pydock.image.repo-digests"
 
 
 def split_ref(ref: str) -> tuple[str, str | None, str | None]:
@@ -683,6 +686,29 @@ class ImageStore:
             annotations = {mt.ANNOTATION_CREATED: config["created"]}
         return self.commit_manifest(self.put_json(config, mt.OCI_CONFIG), layers, annotations)
 
+    def add_pulled(self, manifest: bytes, media_type: str, digest: str, name: str | None,
+                   repo_digest: str) -> Image:
+        """Record an image pulled from a registry whose config and layers are stored (and verified)
+        already: its manifest as the registry's exact bytes (checked against `digest`), tagged `name` if
+        given, with `repo_digest` ("repo@sha256:...") noted so that resolve() finds it by that digest too."""
+        stored = self.put_blob(manifest, media_type, expected_digest=digest)
+        image = self.add_manifest(Descriptor(media_type, digest, stored.size))
+        if name is not None:
+            self.tag(image, name)
+        with self._edit_index() as entries:
+            for e in entries:
+                known = (e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()
+                if e.digest == digest and repo_digest not in known:
+                    e.annotations = {**(e.annotations or {}), ANNOTATION_REPO_DIGESTS: " ".join([*known, repo_digest])}
+        return image
+
+    def repo_digests(self, image: Image) -> list[str]:
+        found: dict[str, None] = {}
+        for e in self._entries():
+            if e.digest == image.digest:
+                found.update(dict.fromkeys((e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()))
+        return list(found)
+
     def tag(self, image: Image, name: str) -> str:
         """Point `name` (":latest" added when no tag) at `image`; returns the normalised name."""
         name = normalize_name(name)
@@ -690,7 +716,9 @@ class ImageStore:
             moved = [e for e in entries if e.ref_name == name]
             entries[:] = [e for e in entries
                           if e.ref_name != name and not (e.digest == image.digest and e.ref_name is None)]
-            entries.append(Descriptor(mt.OCI_MANIFEST, image.digest, image.manifest_desc.size,
+            kind = image.manifest_desc.media_type  # a pulled docker manifest keeps its own type
+            entries.append(Descriptor(kind if kind in mt.MANIFEST_TYPES else mt.OCI_MANIFEST, image.digest,
+                                      image.manifest_desc.size,
                                       {mt.ANNOTATION_REF_NAME: name}, image.platform))
             for old in moved:  # the image the name left keeps an (untagged) entry, as docker's <none>
                 if old.digest != image.digest and not any(e.digest == old.digest for e in entries):
@@ -737,6 +765,10 @@ class ImageStore:
         if at_digest is not None:
             for e in entries:
                 if e.digest == at_digest:
+                    return self.load_image(e)
+            for e in entries:  # the digest a registry knows a pulled image by (a manifest list's)
+                repo_digests = (e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()
+                if any(d.rpartition("@")[2] == at_digest for d in repo_digests):
                     return self.load_image(e)
             raise BuildError(f"image not found: {ref}")
         try:
@@ -988,7 +1020,7 @@ class ImageStore:
         return {
             "Id": image.id,
             "RepoTags": self.names_of(image),
-            "RepoDigests": [],
+            "RepoDigests": self.repo_digests(image),
             "Parent": "",
             "Comment": (cfg.get("history") or [{}])[-1].get("comment", "") if cfg.get("history") else "",
             "Created": cfg.get("created", ""),

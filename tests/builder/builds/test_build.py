@@ -176,7 +176,8 @@ def test_run_failure_names_step_and_leaves_store_unchanged(pydock, tmp_path):
     ("FROM busybox\nCOPY missing.txt /\n", {}, "Dockerfile:2: COPY failed: file not found in build context: missing.txt"),
     ("FROM busybox\nCOPY ../outside /\n", {}, "Dockerfile:2: COPY failed: forbidden path outside the build context"),
     ("FROM busybox\nCOPY link /\n", {"link": None}, "outside the build context"),
-    ("FROM nosuchimage:1\nRUN true\n", {}, "Dockerfile:1: FROM failed: image not found: nosuchimage:1"),
+    # on a closed loopback port: FROM of a missing image tries to pull it, and tests stay off the network
+    ("FROM 127.0.0.1:1/nosuchimage:1\nRUN true\n", {}, "Dockerfile:1: FROM failed: image not found: 127.0.0.1:1/nosuchimage:1"),
     ("FROM busybox\nBOGUS x\n", {}, "Dockerfile:2:"),
     ("FROM busybox\nCOPY --chown=nobody_here a.txt /\n", {"a.txt": "a"}, "Dockerfile:2: COPY failed: unable to find user nobody_here"),
     ("FROM busybox\nCOPY --bogus=1 a.txt /\n", {"a.txt": "a"}, "Dockerfile:2:"),
