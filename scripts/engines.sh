@@ -25,24 +25,8 @@ DOCKER_CLI=/usr/bin/docker
 die() { echo "engines.sh: $*" >&2; exit 1; }
 
 cmd_install() {
-  local packages=(docker.io containerd podman conmon catatonit iptables busybox-static runc crun)
-  local missing=() p
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  export DEBIAN_FRONTEND=noninteractive
-  # The packages' maintainer scripts would start system-wide dockerd/containerd: forbid service starts
-  # for this install unless the machine already has a policy of its own.
-  local policy=/usr/sbin/policy-rc.d added_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && added_policy=1
-  fi
-  local rc=0
-  { apt-get update -q -o DPkg::Lock::Timeout=600 &&
-    apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}"; } || rc=$?
-  ((added_policy)) && rm -f "$policy"
-  return $rc
+  . "$repo/scripts/apt-install.sh"
+  install_missing docker.io containerd podman conmon catatonit iptables busybox-static runc crun
 }
 
 # ---------------------------------------------------------------------------------------------- start

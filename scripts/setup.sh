@@ -13,15 +13,8 @@ packages=(
   docker-registry apache2-utils # pull/push tests run a registry on loopback (htpasswd for its auth)
   openssl                       # the registry tests' token server signs with a generated certificate
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+. scripts/apt-install.sh
+install_missing "${packages[@]}"
 
 python=${PYTHON:-/usr/bin/python3}
 if [ ! -x .venv/bin/python ]; then

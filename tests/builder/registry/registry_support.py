@@ -3,7 +3,6 @@ storage in a temp dir, optionally behind htpasswd auth; and pydock runs with the
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess

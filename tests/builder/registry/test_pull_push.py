@@ -53,7 +53,7 @@ def test_pushed_image_pulls_back_identical(registry, pushed, fresh):
     assert r.headers["Docker-Content-Digest"] == digest
     assert "sha256:" + hashlib.sha256(r.content).hexdigest() == digest
     out = fresh("pull", f"{registry.host}/busybox", check=True).stdout.splitlines()
-    assert out[0] == f"latest: Pulling from busybox"
+    assert out[0] == "latest: Pulling from busybox"
     assert any(line.endswith(": Pull complete") for line in out)
     assert f"Digest: {digest}" in out
     assert out[-2:] == [f"Status: Downloaded newer image for {registry.host}/busybox:latest",
