@@ -169,3 +169,21 @@ def rfc3339(ns: int | None = None, *, fraction: bool = True) -> str:
     if fraction and nanos:
         stamp += "." + f"{nanos:09d}".rstrip("0")
     return stamp + "Z"
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """Seconds since the epoch from an RFC 3339 time (any number of fraction digits, "Z" or an offset);
+    None when text is empty or not such a time."""
+    from datetime import datetime  # off the runtime's hot path: only pydock reads times back
+
+    if not text:
+        return None
+    t = text.replace("Z", "+00:00")
+    if "." in t:  # datetime takes at most 6 fraction digits
+        head, _, rest = t.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        t = head + "." + digits[:6] + rest[len(digits):]
+    try:
+        return datetime.fromisoformat(t).timestamp()
+    except ValueError:
+        return None

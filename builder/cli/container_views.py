@@ -19,9 +19,9 @@ def _records(args):
 
 
 def _seconds_since(stamp: str, now: float) -> float:
-    from builder.cli.images import _parse_time
+    from oci_runtime.units import parse_rfc3339
 
-    t = _parse_time(stamp)
+    t = parse_rfc3339(stamp)
     return max(0.0, now - t) if t is not None else 0.0
 
 

@@ -11,22 +11,7 @@ from pathlib import Path
 from builder.cli.formatting import human_duration, human_size, print_table, render_template
 from builder.cli.shared import UsageError, open_store
 from builder.errors import BuildError
-
-
-def _parse_time(text: str) -> float | None:
-    from datetime import datetime
-
-    if not text:
-        return None
-    t = text.replace("Z", "+00:00")
-    if "." in t:  # Python wants at most 6 fractional digits
-        head, _, rest = t.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        t = head + "." + digits[:6] + rest[len(digits):]
-    try:
-        return datetime.fromisoformat(t).timestamp()
-    except ValueError:
-        return None
+from oci_runtime.units import parse_rfc3339
 
 
 def _uncompressed_size(image) -> int:
@@ -44,7 +29,7 @@ def cmd_images(args) -> int:
     if args.repository:
         want = split_ref(args.repository)
     for names, image in store.images():
-        created = _parse_time(image.config.get("created", ""))
+        created = parse_rfc3339(image.config.get("created", ""))
         when = f"{human_duration(now - created)} ago" if created else "N/A"
         image_id = image.id if args.no_trunc else image.id.split(":", 1)[1][:12]
         entries = [split_ref(n)[:2] for n in names] or [("<none>", "<none>")]

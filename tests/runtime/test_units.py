@@ -78,3 +78,9 @@ def test_times_are_gos_rfc3339nano():
 
 def test_go_quote():
     assert units.go_quote('a"b\\c\n\x01é') == '"a\\"b\\\\c\\n\\x01é"'
+
+
+def test_times_read_back():
+    assert units.parse_rfc3339(units.rfc3339(1700000000 * 10**9 + 123456789)) == pytest.approx(1700000000.123456)
+    assert units.parse_rfc3339("2023-11-14T23:13:20+01:00") == 1700000000
+    assert units.parse_rfc3339("") is None and units.parse_rfc3339("yesterday") is None
