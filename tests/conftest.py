@@ -31,6 +31,18 @@ def busybox_template(tmp_path_factory) -> Path:
     return build_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
 
 
+@pytest.fixture(scope="session")
+def busybox_tar(busybox_template, tmp_path_factory) -> Path:
+    """The busybox rootfs as a tar file: an image for `pydock import`."""
+    import tarfile
+
+    out = tmp_path_factory.mktemp("bbtar") / "busybox.tar"
+    with tarfile.open(out, "w") as tar:
+        for entry in sorted(os.listdir(busybox_template)):
+            tar.add(busybox_template / entry, arcname=entry)
+    return out
+
+
 @pytest.fixture
 def rootfs(busybox_template, tmp_path) -> Path:
     """A private copy of the busybox rootfs for one test."""

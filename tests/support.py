@@ -118,3 +118,17 @@ def check_refused(pyrunc, state_root, tmp_path, cid, args, expect):
     assert errors and expect in errors[-1]["msg"] and errors[-1]["time"].endswith("Z")
     assert leftovers(state_root, cid) == []
     return lines[0]
+
+
+def tar_bytes(files: dict[str, bytes], fmt: int | None = None) -> bytes:
+    """A tar archive (in memory) of regular files {name: content}."""
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt if fmt is not None else tarfile.USTAR_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()

@@ -275,3 +275,18 @@ def _reason(e: Exception) -> str:
         if needle in text:
             return reason
     return _short(e)
+
+
+WORKERS = 3  # blobs moved at once: enough to overlap round trips, few enough for a small registry
+
+
+def for_each_blob(func, items) -> None:
+    """func(item) for every item on a few threads; all of them finish (so nothing is cleaned up under a
+    transfer still running) before the first failure is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = [pool.submit(func, item) for item in items]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]

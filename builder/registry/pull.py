@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,10 +16,9 @@ from builder.image import mediatypes as mt
 from builder.image.digest import CHUNK, Descriptor
 from builder.image.platform import Platform, host_platform
 from builder.registry import sources
-from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError
+from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, for_each_blob
 from builder.registry.reference import Reference
 
-WORKERS = 3
 SCHEMA1_TYPES = ("application/vnd.docker.distribution.manifest.v1+json",
                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
 ACCEPT = ", ".join([mt.OCI_MANIFEST, mt.DOCKER_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST])
@@ -179,19 +177,12 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
             return desc
 
         if missing:
-            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-                futures = [pool.submit(one, d) for d in missing]
-                errors = []
-                for f in futures:
-                    try:
-                        f.result()
-                    except BaseException as e:  # wait for every download before cleaning up
-                        errors.append(e)
+            try:
+                for_each_blob(one, missing)
+            finally:
                 if meter is not None:
                     meter.close()
                     say = print_line
-                if errors:
-                    raise errors[0]
         config = store.read_json(config_desc.digest, config_desc.size)
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
         if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):

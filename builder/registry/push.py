@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 from urllib.parse import urlencode
 
 from builder.image import mediatypes as mt
 from builder.image.digest import Descriptor
 from builder.registry import sources
-from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, Unavailable
+from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, Unavailable, for_each_blob
 from builder.registry.reference import Reference
 
-WORKERS = 3
 
 
 def _with_query(url: str, **params) -> str:
@@ -88,16 +86,7 @@ def push(store, ref: Reference, *, say: Callable[[str], None] = lambda line: Non
         if desc.digest != image.config_desc.digest:
             say(f"{desc.digest[7:19]}: {status}")
 
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = [pool.submit(one, d) for d in blobs]
-        errors = []
-        for f in futures:
-            try:
-                f.result()
-            except BaseException as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+    for_each_blob(one, blobs)
     r = registry.request("PUT", f"/v2/{ref.path}/manifests/{ref.tag or 'latest'}", ok=(201,), data=data,
                          headers={"Content-Type": media_type}, what=f"manifest for {ref.familiar()}")
     r.close()

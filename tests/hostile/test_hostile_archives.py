@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import random
@@ -22,17 +21,7 @@ from builder.errors import BuildError
 from builder.image import mediatypes as mt
 from builder.image.archive import import_rootfs, load, save
 from builder.image.store import ImageStore
-from support import PYDOCK
-
-
-def tar_bytes(files: dict[str, bytes], fmt=tarfile.USTAR_FORMAT) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+from support import PYDOCK, tar_bytes
 
 
 LAYER = tar_bytes({"hello": b"hi\n"})

@@ -8,7 +8,6 @@ import os
 import random
 import stat
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from builder.dockerfile.parser import parse
 from builder.dockerfile.stages import make_plan
 from builder.errors import BuildError
-from support import PYDOCK, build_busybox_rootfs
+from support import PYDOCK
 
 SECRET = "top-secret-first-line"
 
@@ -143,19 +142,6 @@ def test_from_platform_that_buildkit_accepts_is_accepted():
 
 
 # -- builds over a busybox base ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def busybox_tar(tmp_path_factory) -> Path:
-    if not os.path.exists("/bin/busybox"):
-        pytest.skip("busybox-static is not installed")
-    d = tmp_path_factory.mktemp("hostile-bb")
-    rootfs = build_busybox_rootfs(d / "rootfs")
-    out = d / "busybox.tar"
-    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in sorted(os.listdir(rootfs)):
-            tar.add(rootfs / entry, arcname=entry)
-    return out
-
-
 @pytest.fixture
 def bb(root, busybox_tar) -> Path:
     assert pydock(root, "import", busybox_tar, "busybox:latest").returncode == 0

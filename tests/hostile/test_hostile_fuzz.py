@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import os
 import random
 import subprocess
-import tarfile
 import time
 
 
@@ -21,7 +19,7 @@ from builder.errors import BuildError
 from builder.image import mediatypes as mt
 from builder.image.archive import load
 from builder.image.store import ImageStore, normalize_name, split_ref
-from support import PYDOCK
+from support import PYDOCK, tar_bytes
 
 SEED = int(os.environ.get("PYDOCK_FUZZ_SEED", "20261202"))
 
@@ -98,16 +96,6 @@ def test_fuzz_references():
         except BuildError:
             continue
         assert normalize_name(name) == name
-
-
-def tar_bytes(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 LAYER = tar_bytes({"f": b"x"})
