@@ -51,8 +51,17 @@ def run_hooks(hooks: list[dict] | None, phase: str, state: dict, cwd: str | None
             proc.wait()
             raise HookFailed(f"{phase} hook {path}: timed out after {timeout} s") from None
         if code != 0:
-            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-            raise HookFailed(f"{phase} hook {path} failed: {how}")
+            raise HookFailed(f"error running {phase} hook {path}: {_how_it_ended(code)}")
+
+
+def _how_it_ended(code: int) -> str:
+    """Go's words, which runc prints and scripts match ("exit status 2", "signal: bad system call")."""
+    if code > 0:
+        return f"exit status {code}"
+    import _signal
+
+    name = _signal.strsignal(-code) or f"signal {-code}"
+    return f"signal: {name[0].lower()}{name[1:]}"
 
 
 def check_paths(hooks: dict | None) -> None:

@@ -81,7 +81,7 @@ def test_failing_create_hook_fails_create_and_cleans_up(make_bundle, pyrunc, sta
     bundle = make_bundle(["sleep", "100"], edit=hooks)
     out = pyrunc("create", "--bundle", bundle, "hf")
     assert out.returncode != 0
-    assert f"{phase} hook /bin/sh failed: exit status 3" in out.stderr
+    assert f"error running {phase} hook /bin/sh: exit status 3" in out.stderr
     assert os.listdir(state_root) == []
 
 
@@ -93,7 +93,7 @@ def test_failing_prestart_hook_fails_start_and_deletes(make_bundle, pyrunc):
     assert pyrunc("create", "--bundle", bundle, "hp").returncode == 0
     pid = json.loads(pyrunc("state", "hp").stdout)["pid"]
     out = pyrunc("start", "hp")
-    assert out.returncode != 0 and "prestart hook /bin/sh failed: exit status 3" in out.stderr
+    assert out.returncode != 0 and "error running prestart hook /bin/sh: exit status 3" in out.stderr
     # the spec: the container is stopped and the lifecycle goes on at delete
     assert "does not exist" in pyrunc("state", "hp").stderr
     time.sleep(0.2)  # pid 1 of the host reaps it
@@ -195,3 +195,15 @@ def test_start_container_hooks_run_under_the_seccomp_filter(make_bundle, pyrunc,
     out = pyrunc("run", "--bundle", make_bundle(["true"], edit=edit), "hookfilter")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "status").read_text().strip() != "0" and "Read-only file system" in (tmp_path / "err").read_text()
+
+
+def test_a_start_container_hook_killed_by_the_filter_is_runcs_words(make_bundle, pyrunc):
+    def edit(spec):
+        spec["process"]["noNewPrivileges"] = True
+        spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}
+        spec["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/x"]}]}
+
+    out = pyrunc("run", "--bundle", make_bundle(["true"], edit=edit), "hookkill")
+    assert out.returncode != 0 and "error running startContainer hook" in out.stderr
+    assert "bad system call" in out.stderr
