@@ -3,7 +3,7 @@
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
 stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, logs, export,
-commit, inspect of containers) and container_stats.py (stats); each verb is a thin wrapper over the build
+commit, inspect of containers) and container_stats.py (stats), system.py (version, info); each verb is a thin wrapper over the build
 engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,
 "pydock: error: <message>", with exit status 1 (125 for the container verbs, as docker).
 """
@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from builder.cli import build, bundle, container_stats, container_views, containers, images, registry
+from builder.cli import build, bundle, container_stats, container_views, containers, images, registry, system
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="pydock", description="Build OCI images from Dockerfiles; manage the local image store.")
     p.add_argument("--root", default=os.environ.get("PYDOCK_ROOT") or DEFAULT_ROOT,
                    help="image store directory (default: $PYDOCK_ROOT or /var/lib/pydock)")
+    p.add_argument("--version", action="version", version=f"pydock version {system.VERSION}",
+                   help="print pydock's version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     build.add_parsers(sub)
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     containers.add_parsers(sub)
     container_views.add_parsers(sub)
     container_stats.add_parsers(sub)
+    system.add_parsers(sub)
     return p
 
 
