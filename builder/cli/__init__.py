@@ -3,7 +3,7 @@
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
 stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, logs, export,
-commit, inspect of containers) and container_stats.py (stats), system.py (version, info); each verb is a thin wrapper over the build
+commit, inspect of containers) and container_stats.py (stats), system.py (version, info, container prune, image prune); each verb is a thin wrapper over the build
 engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,
 "pydock: error: <message>", with exit status 1 (125 for the container verbs, as docker).
 """
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 # status are the verbs' results)
 CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
                    "export", "rename", "top", "pause", "unpause", "commit",
-                   "stats"}
+                   "stats", "container"}
 CONTAINER_FAILURE = 125
 
 

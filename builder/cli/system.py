@@ -1,4 +1,5 @@
-"""pydock version and info: what this pydock is and what its store holds. There is no daemon: the
+"""pydock version, info, container prune and image prune: what this pydock is, what its store holds,
+and clearing out what nothing uses. There is no daemon: the
 "Server" block describes the engine this process is (the store, the pyrunc runtime)."""
 
 from __future__ import annotations
@@ -108,3 +109,95 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("info", help="show what the store holds and the system it runs on")
     p.set_defaults(func=cmd_info)
+
+    container = sub.add_parser("container", help="manage containers")
+    verbs = container.add_subparsers(dest="container_command", metavar="COMMAND")
+    p = verbs.add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.set_defaults(func=cmd_container_prune)
+
+    image = sub.add_parser("image", help="manage images")
+    verbs = image.add_subparsers(dest="image_command", metavar="COMMAND")
+    p = verbs.add_parser("prune", help="remove unused images")
+    p.add_argument("-a", "--all", action="store_true", help="remove all images no container uses, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.set_defaults(func=cmd_image_prune)
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of the regular files under path (each inode once; symlinks not followed)."""
+    total, seen = 0, set()
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def _confirmed(args, warning: str) -> bool:
+    if args.force:
+        return True
+    sys.stdout.write(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def cmd_container_prune(args) -> int:
+    from builder.cli.formatting import human_size
+    from builder.container import control
+    from builder.container.liveness import ACTIVE, live_state
+    from builder.container.records import Records
+
+    if not _confirmed(args, "This will remove all stopped containers."):
+        return 0
+    root = Path(os.path.abspath(args.root))
+    records = Records(root)
+    deleted, reclaimed = [], 0
+    for doc in records.all():
+        if live_state(doc)["Status"] in ACTIVE:
+            continue
+        size = _tree_size(records.path(doc["Id"]) / "upper")
+        control.remove(root, records, doc, force=False)
+        deleted.append(doc["Id"])
+        reclaimed += size
+    if deleted:
+        print("Deleted Containers:")
+        for container_id in deleted:
+            print(container_id)
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
+
+
+def cmd_image_prune(args) -> int:
+    from builder.cli.container_views import containers_using
+    from builder.cli.formatting import human_size
+    from builder.cli.shared import open_store
+
+    warning = ("This will remove all images without at least one container associated to them." if args.all
+               else "This will remove all dangling images.")
+    if not _confirmed(args, warning):
+        return 0
+    store = open_store(args)
+    before = _tree_size(store.root / "blobs")
+    lines = []
+    for names, image in store.images():
+        if (names and not args.all) or containers_using(args, image.id):
+            continue
+        for line in store.remove(image.id, force=True):
+            word, _, rest = line.partition(": ")
+            lines.append(f"{word.lower()}: {rest}")
+    reclaimed = max(0, before - _tree_size(store.root / "blobs"))
+    if lines:
+        print("Deleted Images:")
+        for line in lines:
+            print(line)
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0

@@ -66,4 +66,45 @@ def test_info_counts_containers_and_images(dock):
 def test_errors_of_the_new_verbs_are_one_line(dock):
     proc = dock("info", "--bogus")
     assert proc.returncode == 1 and proc.stderr.startswith("pydock: error: ") and proc.stderr.count("\n") == 1
+    proc = dock("container", "prune", "--bogus")
+    assert proc.returncode == 125 and proc.stderr.startswith("pydock: error: ") and proc.stderr.count("\n") == 1
 
+
+def test_container_prune_removes_only_stopped_containers(dock):
+    running = dock("run", "-d", "busybox", "sleep", "60", check=True).stdout.strip()
+    exited = full_id(dock, dock("run", "-d", "busybox", "sh", "-c", "echo x > /big", check=True).stdout.strip())
+    created = dock("create", "busybox", "true", check=True).stdout.strip()
+    dock("wait", exited, check=True)
+    try:
+        proc = dock("container", "prune", input="n\n", check=True)  # declined: nothing goes
+        assert "Are you sure you want to continue? [y/N]" in proc.stdout
+        assert len(dock("ps", "-aq").stdout.split()) == 3
+        proc = dock("container", "prune", "-f", check=True)
+        lines = proc.stdout.splitlines()
+        assert lines[0] == "Deleted Containers:"
+        assert sorted(lines[1:3]) == sorted([exited, created])
+        assert lines[3] == "" and re.fullmatch(r"Total reclaimed space: [\d.]+k?B", lines[4])
+        assert lines[4] != "Total reclaimed space: 0B"  # /big lived in the exited one's upper dir
+        assert dock("ps", "-aq", "--no-trunc").stdout.split() == [running]
+        assert not os.path.exists(dock.root / "containers" / exited)
+        assert dock("container", "prune", "-f", check=True).stdout == "Total reclaimed space: 0B\n"
+    finally:
+        dock("rm", "-f", running)
+
+
+def test_image_prune_dangling_then_all(dock):
+    ctr = dock("create", "busybox", "true", check=True).stdout.strip()
+    dangling = dock("commit", ctr, check=True).stdout.strip()
+    named = dock("commit", ctr, "kept:1", check=True).stdout.strip()
+    try:
+        proc = dock("image", "prune", "-f", check=True)
+        assert proc.stdout.splitlines()[:2] == ["Deleted Images:", f"deleted: {dangling}"]
+        assert proc.stdout.splitlines()[-1].startswith("Total reclaimed space: ")
+        images = dock("images", "-q", "--no-trunc", check=True).stdout.split()
+        assert dangling not in images and named in images
+        proc = dock("image", "prune", "-a", "-f", check=True)  # busybox stays: the container uses it
+        assert proc.stdout.splitlines()[:3] == ["Deleted Images:", "untagged: kept:1", f"deleted: {named}"]
+        assert dock("images", "busybox", "-q", check=True).stdout.strip()
+        assert dock("image", "prune", "-f", check=True).stdout == "Total reclaimed space: 0B\n"
+    finally:
+        dock("rm", "-f", ctr)
