@@ -1,6 +1,6 @@
 """pydock: build images from Dockerfiles and manage the local image store (a docker-like CLI).
 
-One module per noun: build.py (build), images.py (images, rmi, tag, inspect, save, load, import),
+One module per noun: build.py (build), images.py (images, rmi, tag, inspect, history, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
 stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, logs, export,
 commit, inspect of containers) and container_stats.py (stats), system.py (version, info, container prune, image prune); each verb is a thin wrapper over the build

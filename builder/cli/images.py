@@ -1,4 +1,4 @@
-"""pydock images, rmi, tag, inspect, save, load and import: the verbs over the local image store."""
+"""pydock images, rmi, tag, inspect, history, save, load and import: the verbs over the local image store."""
 
 from __future__ import annotations
 
@@ -165,7 +165,57 @@ def cmd_import(args) -> int:
     return 0
 
 
+def _ellipsis(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def history_rows(image) -> list[tuple[str, str, str, int, str]]:
+    """(created, created_by, comment, size, image id or "<missing>") per history entry, newest first, as
+    docker lists them: an entry that made a layer has that layer's size (as stored), the others 0; only
+    the newest entry is an image we have, the older ones are <missing>. Without a history, one entry
+    per layer."""
+    layers = list(image.layers)
+    history = image.config.get("history") or [{} for _ in layers]
+    rows, next_layer = [], 0
+    for entry in history:
+        size = 0
+        if not entry.get("empty_layer") and next_layer < len(layers):
+            size = layers[next_layer].size
+            next_layer += 1
+        rows.append((entry.get("created", ""), entry.get("created_by", ""), entry.get("comment", ""), size))
+    rows.reverse()
+    return [(*row, image.id if i == 0 else "<missing>") for i, row in enumerate(rows)]
+
+
+def cmd_history(args) -> int:
+    store = open_store(args)
+    image = store.resolve(args.image)
+    now = time.time()
+    entries = history_rows(image)
+    ids = [i if args.no_trunc or i == "<missing>" else i.split(":", 1)[1][:12] for *_, i in entries]
+    if args.quiet:
+        for i in ids:
+            print(i)
+        return 0
+    rows = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
+    for image_id, (created, created_by, comment, size, _) in zip(ids, entries):
+        stamp = parse_rfc3339(created) if created else None
+        when = f"{human_duration(now - stamp)} ago" if stamp is not None else "N/A"
+        created_by = created_by.replace("\t", " ")
+        if not args.no_trunc:
+            created_by = _ellipsis(created_by, 45)
+        rows.append([image_id, when, created_by, human_size(size), comment])
+    print_table(rows)
+    return 0
+
+
 def add_parsers(sub) -> None:
+    h = sub.add_parser("history", help="show the history of an image")
+    h.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
+    h.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+    h.add_argument("image", metavar="IMAGE")
+    h.set_defaults(func=cmd_history)
+
     i = sub.add_parser("images", help="list images")
     i.add_argument("repository", nargs="?", help="only this REPOSITORY[:TAG]")
     i.add_argument("-q", "--quiet", action="store_true", help="only IDs")

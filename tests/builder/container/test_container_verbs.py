@@ -108,3 +108,39 @@ def test_image_prune_dangling_then_all(dock):
         assert dock("image", "prune", "-f", check=True).stdout == "Total reclaimed space: 0B\n"
     finally:
         dock("rm", "-f", ctr)
+
+
+def test_history_lists_the_config_history_newest_first(dock, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nENV A=1\nRUN echo hello > /f && "
+                                         "echo a-long-command-line-that-docker-cuts-at-45-characters\n")
+    dock.build(tmp_path, "-t", "hist:1")
+    ctr = dock("create", "hist:1", "true", check=True).stdout.strip()
+    committed = dock("commit", "-m", "my comment", ctr, "hist:2", check=True).stdout.strip()
+    dock("rm", ctr, check=True)
+    try:
+        proc = dock("history", "hist:2", check=True)
+        lines = proc.stdout.splitlines()
+        assert re.match(r"IMAGE +CREATED +CREATED BY +SIZE +COMMENT$", lines[0])
+        assert len(lines) >= 1 + 4  # the import, ENV, RUN and the commit
+        assert lines[1].startswith(committed.split(":")[1][:12] + " ")
+        assert lines[1].rstrip().endswith("my comment") and " ago " in lines[1]
+        assert all(line.startswith("<missing> ") for line in lines[2:])
+        run_line = next(line for line in lines if "RUN" in line or "echo hello" in line)
+        assert "…" in run_line and "characters" not in run_line
+        assert not re.search(r"\s0B\s", run_line)  # the RUN made a layer
+        env_line = next(line for line in lines if "A=1" in line)
+        assert re.search(r"\s0B(\s|$)", env_line)
+        full = dock("history", "--no-trunc", "hist:2", check=True).stdout
+        assert "a-long-command-line-that-docker-cuts-at-45-characters" in full and committed in full
+        quiet = dock("history", "-q", "hist:2", check=True).stdout.splitlines()
+        assert quiet[0] == committed.split(":")[1][:12] and set(quiet[1:]) == {"<missing>"}
+        assert len(quiet) == len(lines) - 1
+        assert dock("history", "-q", "--no-trunc", "hist:2", check=True).stdout.splitlines()[0] == committed
+    finally:
+        dock("rmi", "hist:2", "hist:1")
+
+
+def test_history_of_an_unknown_image_is_one_line_exit_1(dock):
+    proc = dock("history", "nosuchimage")
+    assert proc.returncode == 1 and proc.stderr.startswith("pydock: error: ") and proc.stderr.count("\n") == 1
+    assert proc.stdout == ""
