@@ -144,3 +144,117 @@ def test_history_of_an_unknown_image_is_one_line_exit_1(dock):
     proc = dock("history", "nosuchimage")
     assert proc.returncode == 1 and proc.stderr.startswith("pydock: error: ") and proc.stderr.count("\n") == 1
     assert proc.stdout == ""
+
+
+def mounts_under(path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(os.fspath(path))]
+
+
+def test_cp_both_ways_on_a_stopped_container(dock, tmp_path):
+    ctr = dock("create", "--name", "cpstopped", "busybox", "cat", "/in/a.txt", "/in/sub/b.txt", "/one",
+               check=True).stdout.strip()
+    try:
+        src = tmp_path / "in"
+        (src / "sub").mkdir(parents=True)
+        (src / "a.txt").write_text("A\n")
+        (src / "sub" / "b.txt").write_text("B\n")
+        (tmp_path / "one").write_text("1\n")
+        assert dock("cp", src, "cpstopped:/", check=True).stdout == ""
+        dock("cp", tmp_path / "one", "cpstopped:/one", check=True)
+        assert mounts_under(dock.root) == []  # unmounted again: the container is not running
+        assert dock("start", "-a", "cpstopped", check=True).stdout == "A\nB\n1\n"
+        out = tmp_path / "out"
+        out.mkdir()
+        dock("cp", "cpstopped:/in", out, check=True)  # into an existing directory
+        assert (out / "in" / "sub" / "b.txt").read_text() == "B\n"
+        dock("cp", "cpstopped:/etc/passwd", out / "pw", check=True)  # to a new name
+        assert (out / "pw").read_text().startswith("root:")
+        proc = dock("cp", "cpstopped:/nonexistent", out)
+        assert proc.returncode == 125 and proc.stderr.count("\n") == 1
+        assert "Could not find the file /nonexistent in container cpstopped" in proc.stderr
+        assert mounts_under(dock.root) == []
+    finally:
+        dock("rm", "-f", ctr)
+
+
+def test_cp_with_a_running_container_and_tar_streams(dock, tmp_path):
+    import io
+    import tarfile
+
+    ctr = dock("run", "-d", "busybox", "sh", "-c", "echo inside > /made; sleep 60", check=True).stdout.strip()
+    try:
+        assert wait(lambda: dock("exec", ctr, "cat", "/made").stdout == "inside\n")
+        dock("cp", f"{ctr[:12]}:/made", tmp_path / "made", check=True)
+        assert (tmp_path / "made").read_text() == "inside\n"
+        stream = dock_bytes(dock, "cp", f"{ctr}:/made", "-")
+        with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+            assert tar.getnames() == ["made"] and tar.extractfile("made").read() == b"inside\n"
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo("streamed")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"hi\n"))
+        dock_bytes(dock, "cp", "-", f"{ctr}:/tmp", input=buf.getvalue())
+        assert dock("exec", ctr, "cat", "/tmp/streamed", check=True).stdout == "hi\n"
+        (tmp_path / "host").write_text("h\n")
+        dock("cp", tmp_path / "host", f"{ctr}:/tmp/", check=True)
+        assert dock("exec", ctr, "cat", "/tmp/host", check=True).stdout == "h\n"
+    finally:
+        dock("rm", "-f", ctr)
+
+
+def wait(predicate, timeout=30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def dock_bytes(dock: Pydock, *args, input: bytes | None = None) -> bytes:
+    import subprocess
+
+    from support import PYDOCK
+
+    proc = subprocess.run([*PYDOCK, "--root", str(dock.root), *map(str, args)], input=input,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_cp_never_follows_a_container_symlink_onto_the_host(dock, tmp_path):
+    host_dir = tmp_path / "hostonly"
+    host_dir.mkdir()
+    (host_dir / "secret").write_text("host secret\n")
+    dock("run", "--name", "cplinks", "busybox", "sh", "-c",
+         f"ln -s {host_dir} /escape && ln -s {host_dir}/secret /leak && mkdir -p {host_dir}", check=True)
+    try:
+        # out: the link resolves inside the container (where there is no secret), or is copied as a link
+        proc = dock("cp", "cplinks:/escape/secret", tmp_path / "got")
+        assert proc.returncode == 125 and not (tmp_path / "got").exists()
+        dock("cp", "cplinks:/leak", tmp_path / "leak", check=True)
+        assert (tmp_path / "leak").is_symlink()
+        # in: writing through the links lands inside the container, never in the host's directory
+        (tmp_path / "payload").write_text("payload\n")
+        dock("cp", tmp_path / "payload", "cplinks:/escape/", check=True)
+        dock("cp", tmp_path / "payload", "cplinks:/leak", check=True)
+        assert sorted(os.listdir(host_dir)) == ["secret"]
+        assert (host_dir / "secret").read_text() == "host secret\n"
+        proc = dock("cp", "cplinks:/leak", "-")
+        assert proc.returncode == 0
+    finally:
+        dock("rm", "-f", "cplinks")
+
+
+def test_cp_usage_errors(dock, tmp_path):
+    for args, message in ((["cp", tmp_path, tmp_path / "x"], "at least one container"),
+                          (["cp", "a:/x", "b:/y"], "between containers"),
+                          (["cp", tmp_path, "nosuchcontainer:/"], "No such container")):
+        proc = dock(*args)
+        assert proc.returncode == 125 and proc.stderr.startswith("pydock: error: ") and message in proc.stderr
+        assert proc.stderr.count("\n") == 1
+    assert mounts_under(dock.root) == []
