@@ -51,6 +51,71 @@ def capability_set(cap_add: list[str], cap_drop: list[str]) -> list[str]:
     return list(dict.fromkeys(caps + adds))
 
 
+# every capability, for --privileged (the runtime's names, in the kernel's order)
+ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+            "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+            "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+            "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+            "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+            "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+            "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+            "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+
+
+def host_capabilities() -> list[str]:
+    """Every capability we can pass on: those in our own bounding set (a capability outside it cannot be
+    granted; asking for it would only make the start fail)."""
+    try:
+        with open("/proc/self/status") as f:
+            bounding = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, ValueError, StopIteration):
+        return list(ALL_CAPS)
+    return [c for i, c in enumerate(ALL_CAPS) if bounding >> i & 1]
+
+
+# what docker leaves out of the host's /dev for --privileged (the container has its own of these)
+_DEV_SKIPPED = {"/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/fd", "/dev/console", "/dev/.lxc", "/dev/.udev",
+                "/dev/.lxd-mounts"}
+
+
+def host_devices() -> list[dict]:
+    """The host's character and block devices under /dev, as linux.devices entries (docker's HostDevices)."""
+    import stat
+
+    devices = []
+    for dirpath, dirnames, filenames in os.walk("/dev"):
+        dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in _DEV_SKIPPED)
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if path in _DEV_SKIPPED or not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                continue
+            devices.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                            "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return devices
+
+
+def make_privileged(spec: dict, cap_drop: list[str]) -> None:
+    """docker's --privileged: every capability (less --cap-drop), no seccomp filter, the host's devices
+    (all allowed), /sys and the cgroup tree read-write, and no masked or read-only /proc and /sys paths."""
+    dropped = {c.upper() if c.upper().startswith("CAP_") else "CAP_" + c.upper() for c in cap_drop}
+    caps = [] if "CAP_ALL" in dropped else [c for c in host_capabilities() if c not in dropped]
+    spec["process"]["capabilities"] = {kind: list(caps) for kind in ("bounding", "effective", "permitted")}
+    linux = spec["linux"]
+    linux.pop("seccomp", None)
+    linux["maskedPaths"] = []
+    linux["readonlyPaths"] = []
+    linux["devices"] = host_devices()
+    linux.setdefault("resources", {})["devices"] = [{"allow": True, "access": "rwm"}]
+    for m in spec["mounts"]:
+        if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+            m["options"] = [o for o in m.get("options") or [] if o != "ro"]
+
+
 def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: Path) -> Path:
     """CONTAINER/bundle/config.json for the record, whose Config holds the resolved process (made by
     effective_image_config at create) and HostConfig the rest. Returns the bundle dir."""
@@ -75,6 +140,8 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
     for m in record.get("Mounts") or []:
         spec["mounts"].append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
                                "options": ["rbind"] + ([] if m.get("RW", True) else ["ro"])})
+    if host.get("Privileged"):
+        make_privileged(spec, host.get("CapDrop") or [])
     if host.get("NetworkMode") == "host":
         spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
     bundle = Path(container_dir) / "bundle"

@@ -258,3 +258,34 @@ def test_cp_usage_errors(dock, tmp_path):
         assert proc.returncode == 125 and proc.stderr.startswith("pydock: error: ") and message in proc.stderr
         assert proc.stderr.count("\n") == 1
     assert mounts_under(dock.root) == []
+
+
+def test_privileged_grants_everything_docker_does(dock):
+    import stat
+
+    script = "grep CapEff /proc/self/status; cat /proc/self/mountinfo; echo ---; ls /dev"
+
+    def inside(*flags):
+        out = dock("run", "--rm", *flags, "busybox", "sh", "-c", script, check=True).stdout
+        head, _, devs = out.partition("---\n")
+        lines = head.splitlines()
+        mounts = {line.split()[4]: line.split()[5].split(",")[0] for line in lines[1:]}
+        return lines[0].split()[1], mounts, set(devs.split())
+
+    with open("/proc/self/status") as f:
+        bounding = next(line.split()[1] for line in f if line.startswith("CapBnd:"))
+    host_devs = {n for n in os.listdir("/dev")
+                 if stat.S_ISCHR(os.lstat(f"/dev/{n}").st_mode) and n not in ("console",)}
+    caps, mounts, devs = inside()
+    assert caps != bounding and mounts["/sys"] == "ro" and "/proc/sys" in mounts
+    assert host_devs - devs
+    caps, mounts, devs = inside("--privileged")
+    assert caps == bounding
+    assert mounts["/sys"] == "rw"
+    assert not {"/proc/sys", "/proc/kcore", "/proc/sysrq-trigger", "/sys/firmware"} & set(mounts)
+    assert host_devs <= devs
+    ctr = dock("create", "--privileged", "--name", "priv", "busybox", "true", check=True).stdout.strip()
+    try:
+        assert json.loads(dock("inspect", ctr, check=True).stdout)[0]["HostConfig"]["Privileged"] is True
+    finally:
+        dock("rm", ctr)
