@@ -45,12 +45,19 @@ def cmd_cp(args) -> int:
     running = control.is_running(records, doc["Id"])
     store = open_store(args)
     rootfs = mount_rootfs(store, store.resolve(doc["Image"]), cdir)
+    # Paths are resolved one name at a time: a running container could swap a checked directory for a
+    # symlink before the copy uses it (CVE-2018-15664). Frozen, it cannot; docker pauses it as well.
+    frozen = running and control.live_state(records.load(doc["Id"]))["Status"] == "running"
+    if frozen:
+        control.pause(Path(os.path.abspath(args.root)), records, doc)
     try:
         if src_ctr:
             _copy_out(rootfs, src, dst, src_ctr)
         else:
             _copy_in(rootfs, src, dst, store.tmp_dir)
     finally:
+        if frozen:
+            control.unpause(Path(os.path.abspath(args.root)), records, records.load(doc["Id"]))
         if not running and not control.is_running(records, doc["Id"]):
             unmount_rootfs(cdir)
     return 0

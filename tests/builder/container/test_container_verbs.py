@@ -197,6 +197,8 @@ def test_cp_with_a_running_container_and_tar_streams(dock, tmp_path):
             tar.addfile(info, io.BytesIO(b"hi\n"))
         dock_bytes(dock, "cp", "-", f"{ctr}:/tmp", input=buf.getvalue())
         assert dock("exec", ctr, "cat", "/tmp/streamed", check=True).stdout == "hi\n"
+        # frozen while copying (docker's answer to CVE-2018-15664), running again afterwards
+        assert dock("inspect", "-f", "{{.State.Status}}", ctr, check=True).stdout.strip() == "running"
         (tmp_path / "host").write_text("h\n")
         dock("cp", tmp_path / "host", f"{ctr}:/tmp/", check=True)
         assert dock("exec", ctr, "cat", "/tmp/host", check=True).stdout == "h\n"
