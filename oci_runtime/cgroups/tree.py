@@ -31,6 +31,14 @@ def move_pid(path: str, pid: int) -> None:
     write_file(path, "cgroup.procs", str(pid))
 
 
+def move_pid_below(path: str, sub: str, pid: int) -> None:
+    """Write pid to cgroup.procs of the existing cgroup `sub` below `path` (runc's words when it is missing)."""
+    target = os.path.join(path, sub) if sub else path
+    if not os.path.isdir(target):
+        raise CgroupError(f"adding pid {pid} to cgroups: {target}/cgroup.procs: no such file or directory")
+    move_pid(target, pid)
+
+
 def remove_tree(path: str, *, attempts: int = 8) -> None:
     """rmdir the cgroup and its descendants, deepest first. Exiting tasks keep a cgroup busy for a
     moment after they die, so EBUSY is retried with a short back-off. Already gone is fine."""

@@ -16,7 +16,8 @@ from oci_runtime.cgroups import paths
 from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceState
 from oci_runtime.cgroups.fileio import CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_uint, write_file
 from oci_runtime.cgroups.resources import Resources, parse_resources
-from oci_runtime.cgroups.tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_frozen, signal_pids
+from oci_runtime.cgroups.tree import (SIGKILL, move_pid, move_pid_below, pids_in_tree, remove_tree, signal_frozen,
+                                      signal_pids)
 
 UNIFIED = ""   # the subsystem key of the cgroup2 hierarchy in hybrid mode
 
@@ -120,6 +121,17 @@ class V1Manager:
         for h in self.hierarchies:
             if h.subsystems != (UNIFIED,):
                 write_file(h.path, "tasks", "0")
+
+    def apply_sub(self, pid: int, subs: dict) -> None:
+        """Place pid in sub-cgroups of the container's (exec --cgroup): subs maps a controller, or None for
+        every hierarchy not named, to a path below the container's cgroup ("" is the container's own)."""
+        known = {s for s in self._dirs if s != UNIFIED}
+        unknown = sorted(k for k in subs if k is not None and k not in known)
+        if unknown:
+            raise CgroupError(f"cgroup: unknown controller {unknown[0]}")
+        for h in self.hierarchies:
+            sub = next((subs[s] for s in h.subsystems if s in subs), subs.get(None, ""))
+            move_pid_below(h.path, sub, pid)
 
     def apply_rest(self, pid: int) -> None:
         """What join_self() leaves: the cgroup2 hierarchy of a hybrid host."""

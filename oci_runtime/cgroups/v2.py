@@ -22,7 +22,8 @@ from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceState
 from oci_runtime.cgroups.fileio import (CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_key_values,
                      read_uint, write_file)
 from oci_runtime.cgroups.resources import Resources, parse_resources
-from oci_runtime.cgroups.tree import SIGKILL, move_pid, pids_in_tree, remove_tree, signal_frozen, signal_pids, wait_for
+from oci_runtime.cgroups.tree import (SIGKILL, move_pid, move_pid_below, pids_in_tree, remove_tree, signal_frozen,
+                                      signal_pids, wait_for)
 
 FREEZE_TIMEOUT = 10.0
 
@@ -128,6 +129,12 @@ class V2Manager:
 
     def apply_rest(self, pid: int) -> None:
         move_pid(self.path, pid)
+
+    def apply_sub(self, pid: int, subs: dict) -> None:
+        """exec --cgroup: cgroup2 has one hierarchy, so only a path (no controller) means anything."""
+        if any(k is not None for k in subs):
+            raise CgroupError("cgroup: --cgroup CONTROLLER:PATH needs cgroup v1; give a path only on cgroup v2")
+        move_pid_below(self.path, subs.get(None, ""), pid)
 
     def destroy(self) -> None:
         remove_tree(self.path)

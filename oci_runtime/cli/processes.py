@@ -13,12 +13,28 @@ def cmd_exec(args) -> int:
     from oci_runtime.container.lifecycle import Container
 
     container = Container.load(state_root(args), args.id)
-    if args.cgroup:  # better refused than ignored: the process would run outside the sub-cgroup asked for
-        raise RuntimeFailure(f"exec --cgroup {args.cgroup}: running in a sub-cgroup is not supported by pyrunc yet")
+    sub_cgroups = _sub_cgroups(args.cgroup or [])
     process = _process(container, args)
     sock = console_socket(args.console_socket) if process.get("terminal") else None
     return exec_process(container, process, console_sock=sock, detach=args.detach, pid_file=args.pid_file,
-                        preserve_fds=args.preserve_fds, ignore_paused=args.ignore_paused)
+                        preserve_fds=args.preserve_fds, ignore_paused=args.ignore_paused, sub_cgroups=sub_cgroups)
+
+
+def _sub_cgroups(values: list[str]) -> dict:
+    """--cgroup [CONTROLLER[,CONTROLLER]:]PATH, repeatable: {controller or None (all others): path below the
+    container's cgroup}. A path may not climb out of the container's cgroup."""
+    import posixpath
+
+    subs: dict = {}
+    for value in values:
+        controllers, sep, path = value.rpartition(":")
+        norm = posixpath.normpath(path or ".")
+        if norm == ".." or norm.startswith("../"):
+            raise RuntimeFailure(f"exec --cgroup {value}: {path} is not a sub cgroup path")
+        relative = "" if norm in (".", "/") else norm.lstrip("/")  # "" is the container's own cgroup
+        for controller in (controllers.split(",") if sep else [None]):
+            subs[controller] = relative
+    return subs
 
 
 def _process(container, args) -> dict:
@@ -114,7 +130,7 @@ def commands() -> list:
             Opt("--process-label", "str", None, "SELinux label"),
             Opt("--preserve-fds", "int", 0, "pass this many fds from 3 on"),
             Opt("--ignore-paused", help="exec even if the container is paused"),
-            Opt("--cgroup", "str", None, "run in a sub-cgroup (not supported yet: refused)"),
+            Opt("--cgroup", "list", None, "[CONTROLLER[,CONTROLLER]:]PATH: run in a sub-cgroup of the container's"),
         ], ("id", "command..."), failure_status=255),
         Cmd("ps", cmd_ps, "list the processes of a container",
             [Opt("-f --format", "str", "table", "output format", choices=("table", "json"))], ("id", "ps_args...")),

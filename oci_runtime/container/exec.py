@@ -28,7 +28,8 @@ from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, Namesp
 
 
 def exec_process(container: Container, process: dict, *, console_sock=None, detach: bool = False,
-                 pid_file: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False) -> int:
+                 pid_file: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
+                 sub_cgroups: dict | None = None) -> int:
     """Run `process` (an OCI process object) in the container. In the foreground: forward signals, proxy
     the terminal when no console socket was given, and return the exit code (128+N if killed by N).
     Detached: return 0 once the process has exec'd."""
@@ -58,7 +59,7 @@ def exec_process(container: Container, process: dict, *, console_sock=None, deta
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild; its exit must come to us
     logger.debug(f"exec {container.id}: {process.get('args')}")
     try:
-        pid = spawn(container, process, seccomp, console_sock, preserve_fds)
+        pid = spawn(container, process, seccomp, console_sock, preserve_fds, sub_cgroups or {})
     finally:
         if console_sock is not None:
             console_sock.close()
@@ -96,7 +97,7 @@ def _namespaces_to_join(init_pid: int) -> list[tuple[str, int]]:
         raise BadState("cannot exec: the container's init is gone") from None
 
 
-def spawn(container: Container, process: dict, seccomp, console_sock, preserve_fds: int) -> int:
+def spawn(container: Container, process: dict, seccomp, console_sock, preserve_fds: int, sub_cgroups: dict) -> int:
     """Start the process inside the container; return its host pid once it has exec'd (errors raised)."""
     ns_fds = _namespaces_to_join(container.pid)
     in_userns = any(kind == "user" for kind, _ in ns_fds) or bool(
@@ -110,9 +111,11 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
     pid = 0
     try:
         mgr = container.cgroups
-        if mgr is not None:
+        if mgr is not None and sub_cgroups:
+            mgr.apply_sub(stage1, sub_cgroups)  # every hierarchy from here, into the sub-cgroups asked for
+        elif mgr is not None:
             mgr.apply_rest(stage1)  # stage1 joins the v1 hierarchies itself (fast), see launch.py
-        parent.send(GO, join_self=mgr is not None)
+        parent.send(GO, join_self=mgr is not None and not sub_cgroups)
         error = None
         while msg := parent.recv():  # until the socket closes: the process exec'd (close-on-exec) or died
             if msg["t"] == PID:

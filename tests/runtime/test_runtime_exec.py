@@ -149,10 +149,27 @@ def test_exec_refusals_exit_255_like_runc_and_the_process_status_is_kept(running
     assert pyrunc("exec", "ex", "sh", "-c", "exit 3").returncode == 3
 
 
-def test_exec_cgroup_is_refused_not_ignored(running, pyrunc):
-    running()
-    out = pyrunc("exec", "--cgroup", "sub", "ex", "true")
-    assert out.returncode == 255 and "not supported" in out.stderr
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/memory"), reason="a cgroup v1 host")
+def test_exec_into_sub_cgroups_of_the_container(running, pyrunc):
+    init = running()
+    own = {line.split(":")[1]: line.split(":")[2] for line in open(f"/proc/{init}/cgroup").read().splitlines()}
+    memory_dir = "/sys/fs/cgroup/memory" + own["memory"]
+    os.mkdir(f"{memory_dir}/submem")
+    try:
+        out = pyrunc("exec", "--cgroup", "memory:submem", "ex", "cat", "/proc/self/cgroup")
+        assert out.returncode == 0, out.stderr
+        mine = {line.split(":")[1]: line.split(":")[2] for line in out.stdout.splitlines()}
+        assert mine["memory"] == own["memory"] + "/submem" and mine["pids"] == own["pids"]
+        out = pyrunc("exec", "--cgroup", "/", "ex", "cat", "/proc/self/cgroup")
+        assert {line.split(":")[1]: line.split(":")[2] for line in out.stdout.splitlines()} == own
+        for value, words in (("..", " .. is not a sub cgroup path"), ("a/../..", "is not a sub cgroup path"),
+                             ("nonexistent", "/nonexistent/cgroup.procs: no such file"),
+                             ("cpu:nonexistent", "/nonexistent/cgroup.procs: no such file"),
+                             ("whaaat:/", "unknown controller whaaat")):
+            out = pyrunc("exec", "--cgroup", value, "ex", "true")
+            assert out.returncode == 255 and words in out.stderr, (value, out.stderr)
+    finally:
+        os.rmdir(f"{memory_dir}/submem")
 
 
 def test_exec_reads_a_process_from_a_pipe_and_logs_debug_lines(running, pyrunc):
