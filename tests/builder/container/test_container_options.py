@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder_support import Pydock
+from support import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -86,17 +87,6 @@ def test_rmi_refuses_an_image_a_container_uses(dock):
 
 def state_of(dock: Pydock, ref: str) -> dict:
     return json.loads(dock("inspect", ref, check=True).stdout)[0]
-
-
-def wait_for(predicate, timeout=30.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_restart_on_failure_stops_after_its_count(dock):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from builder_support import Pydock
-from support import PYDOCK
+from support import PYDOCK, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -33,15 +33,6 @@ def dock(tmp_path_factory, busybox_tar) -> Pydock:
 def record(dock: Pydock, ref: str) -> dict:
     cid = json.loads(dock("inspect", ref, check=True).stdout)[0]["Id"]
     return json.loads((dock.root / "containers" / cid / "config.json").read_text())
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def alive(pid: int) -> bool:

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from builder_support import Pydock
+from support import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -184,7 +185,7 @@ def test_cp_with_a_running_container_and_tar_streams(dock, tmp_path):
 
     ctr = dock("run", "-d", "busybox", "sh", "-c", "echo inside > /made; sleep 60", check=True).stdout.strip()
     try:
-        assert wait(lambda: dock("exec", ctr, "cat", "/made").stdout == "inside\n")
+        assert wait_for(lambda: dock("exec", ctr, "cat", "/made").stdout == "inside\n")
         dock("cp", f"{ctr[:12]}:/made", tmp_path / "made", check=True)
         assert (tmp_path / "made").read_text() == "inside\n"
         stream = dock_bytes(dock, "cp", f"{ctr}:/made", "-")
@@ -204,17 +205,6 @@ def test_cp_with_a_running_container_and_tar_streams(dock, tmp_path):
         assert dock("exec", ctr, "cat", "/tmp/host", check=True).stdout == "h\n"
     finally:
         dock("rm", "-f", ctr)
-
-
-def wait(predicate, timeout=30.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def dock_bytes(dock: Pydock, *args, input: bytes | None = None) -> bytes:
