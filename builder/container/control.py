@@ -10,6 +10,7 @@ from pathlib import Path
 from builder.container.liveness import ACTIVE, live_state
 from builder.container.monitor import runtime_for, spawn_monitor
 from builder.container.records import ContainerError, Records
+from oci_runtime import errors
 
 
 def is_running(records: Records, container_id: str) -> bool:
@@ -69,9 +70,10 @@ def signal_container(store_root: Path, container_id: str, signal: str) -> None:
     name = name[3:] if name.startswith("SIG") else name
     try:
         runtime_for(store_root).kill(container_id, name)
-    except Exception as e:  # noqa: BLE001 - the runtime's typed errors, all "could not signal"
-        if "not running" not in str(e) and "stopped" not in str(e) and "does not exist" not in str(e):
-            raise ContainerError(f"cannot kill container {container_id[:12]}: {e}") from None
+    except (errors.BadState, errors.ContainerNotFound):
+        pass  # it stopped, or was deleted, meanwhile: nothing left to signal
+    except (errors.RuntimeFailure, OSError) as e:
+        raise ContainerError(f"cannot kill container {container_id[:12]}: {e}") from None
 
 
 def pause(store_root: Path, records: Records, doc: dict) -> None:
