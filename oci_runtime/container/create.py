@@ -34,6 +34,8 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
     try:
         mgr = _open_cgroup(container_id, linux_cfg, systemd_cgroup)
         cgroup_owned = mgr is not None and not mgr.exists()  # one we find is not ours to empty or remove
+        if mgr is not None and not cgroup_owned:
+            _check_found_cgroup(mgr, linux_cfg.get("cgroupsPath") or container_id)
         # Recorded before anything is made, so that `delete --force` can clean up after a create that was
         # killed at any point (its status reads "stopped": pid 0).
         first = {"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0, "bundle": bundle.path,
@@ -95,14 +97,24 @@ def _open_cgroup(container_id: str, linux_cfg: dict, systemd: bool):
     # PYRUNC_CGROUP2_MOUNT puts containers on that cgroup2 mount even on a v1/hybrid host (e.g.
     # /sys/fs/cgroup/unified): how the v2 code runs here, and a choice for hybrid hosts.
     v2_mount = os.environ.get("PYRUNC_CGROUP2_MOUNT") or None
-    mgr = open_manager(linux_cfg.get("cgroupsPath"), container_id, systemd=systemd, v2_mountpoint=v2_mount)
+    return open_manager(linux_cfg.get("cgroupsPath"), container_id, systemd=systemd, v2_mountpoint=v2_mount)
+
+
+def _check_found_cgroup(mgr, where: str) -> None:
+    """A cgroup that exists before we make it: joinable unless frozen (init would join it and stop there,
+    and create would never return; runc refuses it too), and shared with its processes (runc warns)."""
     try:
         frozen = mgr.frozen()
-    except OSError:  # the cgroup does not exist yet
+    except OSError:
         frozen = False
-    if frozen:  # init would join it and stop there, and create would never return (runc refuses it too)
-        raise RuntimeFailure(f"container's cgroup unexpectedly frozen: {linux_cfg.get('cgroupsPath') or container_id}")
-    return mgr
+    if frozen:
+        raise RuntimeFailure(f"container's cgroup unexpectedly frozen: {where}")
+    try:
+        already = mgr.pids()
+    except OSError:
+        already = []
+    if already:  # someone else's processes share the limits (and a kill --all)
+        logger.warning(f"container's cgroup is not empty: {len(already)} process(es) already in it")
 
 
 def _setup_cgroup(mgr, linux_cfg: dict) -> bool:
@@ -116,12 +128,6 @@ def _setup_cgroup(mgr, linux_cfg: dict) -> bool:
         if _limits_asked(linux_cfg.get("resources") or {}):
             raise RuntimeFailure(f"rootless container: linux.resources needs a cgroup this user may write ({e})") from None
         return False
-    try:
-        already = mgr.pids()
-    except OSError:
-        already = []
-    if already:  # someone else's processes share the limits (and a kill --all); runc warns too
-        logger.warning(f"container's cgroup is not empty: {len(already)} process(es) already in it")
     mgr.set(linux_cfg.get("resources") or {})
     return True
 

@@ -126,6 +126,7 @@ class SafeRoot:
     def __init__(self, path: str):
         self.path = path
         self.fd = os.open(path, linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.real = os.readlink(fd_path(self.fd))  # the root as the kernel names it, for resolve()
 
     def close(self) -> None:
         os.close(self.fd)
@@ -153,8 +154,7 @@ class SafeRoot:
                 real = os.readlink(fd_path(fd))
             finally:
                 os.close(fd)
-            base = os.readlink(fd_path(self.fd))
-            inside = "/" + posixpath.relpath(real, base) if real != base else "/"
+            inside = "/" + posixpath.relpath(real, self.real) if real != self.real else "/"
             return posixpath.normpath(posixpath.join(inside, *rest))
 
     def ensure(self, path: str, *, directory: bool = True, mode: int = 0o755) -> int:
