@@ -23,7 +23,7 @@ from oci_runtime.container.lifecycle import CREATED, PAUSED, RUNNING, STOPPED, C
 from oci_runtime.errors import BadState, RuntimeFailure
 from oci_runtime.log import logger
 from oci_runtime.process import setup as proc_setup
-from oci_runtime.process.channel import ERROR, GO, OK, PID, SECCOMP, Channel, fork_child
+from oci_runtime.process.channel import ERROR, GO, OK, PID, SECCOMP, Channel, fork_announced, fork_child
 from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, NamespacePlan, open_joins
 
 
@@ -150,26 +150,14 @@ def _stage1(channel: Channel, ns_fds, process, seccomp, console_sock, preserve_f
         if kind == "user":
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-    released_r, released_w = os.pipe2(os.O_CLOEXEC)
+    def run_process() -> None:
+        os.setsid()
+        proc_setup.prepare(process, console_sock=console_sock, preserve_fds=preserve_fds, seccomp=seccomp,
+                           in_userns=in_userns, bind_console=False, hand_over=channel.hand_over_listener).execute()
+
     try:
-        pid = os.fork()  # the pid namespace applies to our children only
+        fork_announced(channel, run_process, 127)  # the pid namespace applies to our children only
     except OSError as e:
         if e.errno == 12:  # ENOMEM: the pid namespace's init has exited
             raise BadState("cannot exec: the container is stopping (its init has exited)") from None
         raise
-    if pid == 0:
-        try:
-            os.close(released_w)
-            os.read(released_r, 1)  # until our pid is sent: the runtime needs it before any other message
-            os.close(released_r)
-            os.setsid()
-            prepared = proc_setup.prepare(process, console_sock=console_sock, preserve_fds=preserve_fds,
-                                          seccomp=seccomp, in_userns=in_userns, bind_console=False,
-                                          hand_over=channel.hand_over_listener)
-            prepared.execute()
-        except BaseException as e:  # noqa: BLE001
-            channel.fail(e, 127)
-        os._exit(127)
-    channel.send(PID, pid=pid)
-    os.write(released_w, b"1")
-    os._exit(0)

@@ -88,3 +88,22 @@ def fork_child(body) -> tuple[int, Channel]:
         os._exit(1)
     theirs.close()
     return pid, ours
+
+
+def fork_announced(channel: Channel, body, fail_code: int = 1):
+    """In stage1: fork the child that runs body(), tell the runtime its pid (PID) before the child can say
+    anything, so that messages arrive in order, and end stage1. The child never returns into our code."""
+    released_r, released_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(released_w)
+        try:
+            os.read(released_r, 1)  # until our pid is sent
+            os.close(released_r)
+            body()
+        except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
+            channel.fail(e, fail_code)
+        os._exit(fail_code)
+    channel.send(PID, pid=pid)
+    os.write(released_w, b"1")
+    os._exit(0)

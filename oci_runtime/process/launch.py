@@ -20,7 +20,8 @@ import os
 from oci_runtime import linux
 from oci_runtime.errors import RuntimeFailure
 from oci_runtime.process import namespaces
-from oci_runtime.process.channel import ERROR, GO, HOOKS, OK, PID, READY, SECCOMP, USERNS, Channel, fork_child
+from oci_runtime.process.channel import (ERROR, GO, HOOKS, OK, PID, READY, SECCOMP, USERNS, Channel, fork_announced,
+                                         fork_child)
 from oci_runtime.process.hooks import run_hooks
 from oci_runtime.process.init import run_init
 from oci_runtime.process.rootfs import open_bind_sources
@@ -177,20 +178,6 @@ def _stage1(spec: LaunchSpec, channel: Channel, ns_fds: list[tuple[str, int]]) -
             raise RuntimeFailure(f"creating namespaces: {e.strerror}") from None
     if ns.creates("time"):
         namespaces.write_time_offsets((spec.bundle.config.get("linux") or {}).get("timeOffsets"))
-    released_r, released_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        os.close(released_w)
-        try:
-            # wait until stage1 has told the runtime our pid, so that messages arrive in order
-            os.read(released_r, 1)
-            os.close(released_r)
-            run_init(spec, channel)
-        except BaseException as e:  # noqa: BLE001
-            channel.fail(e)
-        os._exit(1)
-    channel.send(PID, pid=pid)
-    os.write(released_w, b"1")
-    os._exit(0)
+    fork_announced(channel, lambda: run_init(spec, channel))
 
 
