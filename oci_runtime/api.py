@@ -150,13 +150,17 @@ class Runtime:
 
     def _call(self, args: list[str], *, stdin=None, stdout=None, stderr=None, input: bytes | None = None,
               pass_fds=(), status_is_result: bool = False) -> int:
+        if input is None and stdin is None:
+            stdin = subprocess.DEVNULL
         with tempfile.NamedTemporaryFile(prefix="pyrunc-log-") as log:
-            proc = subprocess.run(self._argv(args, log.name), input=input,
-                                  stdin=None if input is not None else (stdin if stdin is not None else subprocess.DEVNULL),
+            proc = subprocess.run(self._argv(args, log.name), input=input, stdin=stdin,
                                   stdout=stdout if stdout is not None else subprocess.DEVNULL,
                                   stderr=stderr if stderr is not None else subprocess.DEVNULL, pass_fds=pass_fds)
-            if proc.returncode and not (status_is_result and not _logged_error(log.name)):
-                _raise_from_log(log.name, proc.returncode)
+            if proc.returncode:
+                record = _logged_error(log.name)
+                # a run or exec whose process failed returns its status; the runtime's own failure raises
+                if record is not None or not status_is_result:
+                    _raise(record, proc.returncode)
         return proc.returncode
 
     def _output(self, args: list[str]) -> str:
@@ -185,7 +189,11 @@ def _logged_error(log_path: str) -> dict | None:
 
 
 def _raise_from_log(log_path: str, status: int):
-    record = _logged_error(log_path) or {}
+    _raise(_logged_error(log_path), status)
+
+
+def _raise(record: dict | None, status: int):
+    record = record or {}
     cls = _ERROR_KINDS.get(record.get("kind", ""), errors.RuntimeFailure)
     raise cls(record.get("msg") or f"the runtime exited with status {status}")
 
