@@ -4,6 +4,7 @@
     ROOT/index.lock        fcntl lock taken for every index.json update
     ROOT/tmp/              temp files and dirs being written; each is flock()ed by its writer, so whatever is
                            left unlocked there was abandoned by a crash and is removed on the next open
+    ROOT/tmp/partial/<hex> blobs partly downloaded, kept so that the next try resumes them (removed by gc)
     ROOT/unpacked/sha256/<diff_id hex>/   layers extracted once, whiteouts kept as overlayfs whiteouts
     ROOT/cache/            the build's own caches (steps, RUN cache mounts, context stat caches): cache_dir
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import copy
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -336,6 +338,74 @@ class BlobWriter:
             self.abort()
 
 
+class PartialBlob:
+    """A blob downloaded in pieces that outlives the command: ROOT/tmp/partial/<hex>, flock()ed while in
+    use, so that a download cut off (this time or in an earlier command) goes on from `size` (a Range
+    request) instead of starting again. The content is hashed from its first byte, so commit() verifies
+    the whole blob; a mismatch deletes it."""
+
+    def __init__(self, store: "ImageStore", digest: str, fd: int, path: Path):
+        self._store = store
+        self.digest_wanted = digest
+        self._fd = fd
+        self.path = path
+        self.done = False
+        self._file = os.fdopen(os.dup(fd), "r+b", buffering=CHUNK)
+        self._start_hash()
+        while chunk := self._file.read(CHUNK):  # what an earlier try kept; writes go on at its end
+            self._hash.update(chunk)
+            self.size += len(chunk)
+
+    def _start_hash(self) -> None:
+        self._hash = hashlib.new(parse_digest(self.digest_wanted)[0])
+        self.size = 0
+
+    def write(self, data) -> int:
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def restart(self) -> None:
+        """Throw away what was kept (the server sent the whole blob after all, or too much)."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._start_hash()
+
+    def commit(self, media_type: str) -> Descriptor:
+        """Verify the whole content against the digest and move it into the store."""
+        self._file.flush()
+        digest = f"{parse_digest(self.digest_wanted)[0]}:{self._hash.hexdigest()}"
+        if digest != self.digest_wanted:
+            self.discard()
+            raise BuildError(f"content does not match its digest: expected {self.digest_wanted}, got {digest}")
+        os.fsync(self._fd)
+        target = self._store.blob_path(digest)
+        is_new = not target.exists()
+        os.rename(self.path, target)
+        _fsync_dir(target.parent)
+        self._close()
+        if is_new:
+            self._store._note_added("blobs", digest)
+        return Descriptor(media_type, digest, self.size)
+
+    def keep(self) -> None:
+        """Stop here, keeping what was written for the next try."""
+        if not self.done:
+            self._file.flush()
+            self._close()
+
+    def discard(self) -> None:
+        if not self.done:
+            self.path.unlink(missing_ok=True)
+            self._close()
+
+    def _close(self) -> None:
+        self.done = True
+        self._file.close()
+        os.close(self._fd)
+
+
 class Hold:
     """Images (and the diff_ids of their layers) held by a running build: see ImageStore.hold."""
 
@@ -383,10 +453,11 @@ class ImageStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self.tmp_dir = self.root / "tmp"
+        self.partial_dir = self.tmp_dir / "partial"
         self.unpacked_dir = self.root / "unpacked" / "sha256"
         self.cache_dir = self.root / "cache"
         self.holds_dir = self.root / "holds"
-        for d in (self.root / "blobs" / "sha256", self.tmp_dir, self.unpacked_dir, self.cache_dir, self.holds_dir):
+        for d in (self.root / "blobs" / "sha256", self.tmp_dir, self.partial_dir, self.unpacked_dir, self.cache_dir, self.holds_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = None
         self._lock_depth = 0
@@ -419,6 +490,8 @@ class ImageStore:
         removed = 0
         mounts = _mount_points()
         for entry in os.scandir(self.tmp_dir):
+            if entry.path == str(self.partial_dir):
+                continue  # downloads to go on with later: see partial_blob
             below = [m for m in mounts if m == entry.path or m.startswith(entry.path + "/")]
             if below and not _unmount_abandoned(entry.path, below):
                 continue  # a live build's mount, or one that would not go: never rmtree through it
@@ -569,6 +642,41 @@ class ImageStore:
     def new_blob(self) -> BlobWriter:
         """A writer for a blob whose content is pushed in pieces (e.g. a layer being tarred)."""
         return BlobWriter(self)
+
+    def partial_blob(self, digest: str) -> PartialBlob | None:
+        """The kept start of a blob being downloaded (empty if there is none), or None if another process
+        is downloading it right now (then download to new_blob())."""
+        hexpart = parse_digest(digest)[1]
+        path = self.partial_dir / hexpart
+        for _ in range(10):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            try:  # gc may have removed it between open and lock: then open it again
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    return PartialBlob(self, digest, fd, path)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        return None
+
+    def clean_partial(self) -> int:
+        """Remove the kept starts of downloads nobody is going on with now (gc); returns the count."""
+        removed = 0
+        for entry in os.scandir(self.partial_dir):
+            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(entry.path)
+                removed += 1
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        return removed
 
     def put_blob(self, data: bytes | BinaryIO, media_type: str, *, expected_digest: str | None = None,
                  annotations: dict[str, str] | None = None) -> Descriptor:
@@ -961,7 +1069,7 @@ class ImageStore:
         followed to their config and layers) refers to, and abandoned temp files. Returns counts."""
         with self._locked():
             counts = self._delete_unreferenced(None, keep)
-            counts["tmp"] = self.clean_tmp()
+            counts["tmp"] = self.clean_tmp() + self.clean_partial()
         return counts
 
     # -- unpacked layers (overlay lower dirs)

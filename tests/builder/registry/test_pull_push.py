@@ -233,7 +233,8 @@ def test_from_pulls_a_missing_image_and_build_pull_refreshes(registry, pushed, f
 class FlakyProxy:
     """Forwards to the registry (with the client's Host, so that upload locations lead back here), but
     `policy(method, key, n)` may make the n-th request for a key "drop" (close without an answer),
-    "503", or "cut" (half the body, then close). The key is the path, or the digest being uploaded."""
+    "503", "cut" (half the body, then close) or "corrupt" (the body with its first byte changed). The key
+    is the path, or the digest being uploaded. `ranges` lists (key, Range header) of every GET."""
 
     def __init__(self, upstream: str, policy):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -243,6 +244,7 @@ class FlakyProxy:
         from registry_support import free_port
 
         self.seen: dict[tuple[str, str], int] = {}
+        self.ranges: list[tuple[str, str | None]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -256,6 +258,8 @@ class FlakyProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 key = parse_qs(urlparse(self.path).query).get("digest", [urlparse(self.path).path])[0]
                 n = proxy.seen[method, key] = proxy.seen.get((method, key), 0) + 1
+                if method == "GET":
+                    proxy.ranges.append((key, self.headers.get("Range")))
                 action = policy(method, key, n)
                 if action == "drop":
                     self.close_connection = True
@@ -265,13 +269,14 @@ class FlakyProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                headers = {h: self.headers[h] for h in ("Accept", "Content-Type", "Host", "Authorization")
+                headers = {h: self.headers[h] for h in ("Accept", "Content-Type", "Host", "Authorization",
+                                                        "Range", "Content-Range")
                            if self.headers.get(h)}
                 r = requests.request(method, f"http://{upstream}{self.path}", headers=headers, data=body,
                                      allow_redirects=False)
                 self.send_response(r.status_code)
                 for h in ("Content-Type", "Docker-Content-Digest", "Location", "Range", "Docker-Upload-UUID",
-                          "WWW-Authenticate"):
+                          "WWW-Authenticate", "Content-Range", "Accept-Ranges"):
                     if h in r.headers:
                         self.send_header(h, r.headers[h])
                 length = r.headers.get("Content-Length", "0") if method == "HEAD" else str(len(r.content))
@@ -283,6 +288,9 @@ class FlakyProxy:
                     self.wfile.write(r.content[:len(r.content) // 2])
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if action == "corrupt" and r.content:
+                    self.wfile.write(bytes([r.content[0] ^ 0xFF]) + r.content[1:])
                     return
                 self.wfile.write(r.content)
 
@@ -349,3 +357,73 @@ def test_all_tags(registry, pushed, fresh):
     assert out[-1] == f"{registry.host}/alltags"
     names = fresh("images", check=True).stdout
     assert names.count(f"{registry.host}/alltags") == 2
+
+
+def _blob_gets(proxy):
+    return [(key, rng) for key, rng in proxy.ranges if "/blobs/" in key]
+
+
+def _layer(client, ref):
+    return json.loads(client("inspect", ref, check=True).stdout)[0]
+
+
+def test_a_cut_download_goes_on_with_a_range_request(registry, pushed, fresh):
+    _, digest = pushed
+    manifest = requests.get(f"http://{registry.host}/v2/busybox/manifests/latest",
+                            headers={"Accept": mt.OCI_MANIFEST}).json()
+    sizes = {d["digest"]: d["size"] for d in [manifest["config"], *manifest["layers"]]}
+    proxy = FlakyProxy(registry.host, lambda method, key, n: "cut" if "/blobs/" in key and n == 1 else None)
+    try:
+        fresh("pull", f"127.0.0.1:{proxy.port}/busybox", check=True)
+    finally:
+        proxy.stop()
+    assert manifest_digest(fresh, f"127.0.0.1:{proxy.port}/busybox") == digest
+    for blob, size in sizes.items():
+        asked = [rng for key, rng in _blob_gets(proxy) if key.endswith(blob)]
+        assert asked == [None, f"bytes={size // 2}-"], (blob, asked)
+    assert list((fresh.root / "tmp/partial").iterdir()) == []
+    fresh("bundle", f"127.0.0.1:{proxy.port}/busybox", fresh.root.parent / "bundle", check=True)
+    assert (fresh.root.parent / "bundle/rootfs/bin/busybox").is_file()
+
+
+def test_the_next_pull_resumes_what_a_failed_one_kept(registry, pushed, fresh):
+    _, digest = pushed
+    layer = requests.get(f"http://{registry.host}/v2/busybox/manifests/latest",
+                         headers={"Accept": mt.OCI_MANIFEST}).json()["layers"][0]
+    cutting = True
+    proxy = FlakyProxy(registry.host, lambda method, key, n: "cut" if cutting and key.endswith(layer["digest"]) else None)
+    try:
+        name = f"127.0.0.1:{proxy.port}/busybox"
+        before = fresh.snapshot()
+        line = one_line_error(fresh("pull", name))
+        assert "kept for the next pull" in line
+        kept = fresh.root / "tmp/partial" / layer["digest"][7:]
+        assert kept.is_file() and 0 < kept.stat().st_size < layer["size"]
+        assert fresh("images", "-q", check=True).stdout == ""
+        assert {k for k in fresh.snapshot() if not k.startswith("tmp/partial/")} == {k for k in before if k != "tmp/partial/"}
+        got_before = kept.stat().st_size
+        proxy.ranges.clear()
+        cutting = False
+        fresh("pull", name, check=True)
+    finally:
+        proxy.stop()
+    assert [rng for key, rng in _blob_gets(proxy) if key.endswith(layer["digest"])] == [f"bytes={got_before}-"]
+    assert manifest_digest(fresh, name) == digest
+    assert not kept.exists()
+    assert fresh.root.joinpath("blobs/sha256", layer["digest"][7:]).stat().st_size == layer["size"]
+
+
+def test_a_resumed_blob_that_does_not_match_is_refused_and_dropped(registry, pushed, fresh):
+    layer = requests.get(f"http://{registry.host}/v2/busybox/manifests/latest",
+                         headers={"Accept": mt.OCI_MANIFEST}).json()["layers"][0]
+    # the first answer is cut, the rest of the blob comes back with a changed byte
+    proxy = FlakyProxy(registry.host, lambda method, key, n: (
+        {1: "cut", 2: "corrupt"}.get(n) if key.endswith(layer["digest"]) else None))
+    try:
+        before = fresh.snapshot()
+        line = one_line_error(fresh("pull", f"127.0.0.1:{proxy.port}/busybox"))
+    finally:
+        proxy.stop()
+    assert "does not match its digest" in line and layer["digest"] in line
+    assert [rng for key, rng in _blob_gets(proxy) if key.endswith(layer["digest"])][1].startswith("bytes=")
+    assert fresh.snapshot() == before
