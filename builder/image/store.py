@@ -4,7 +4,7 @@
     ROOT/index.lock        fcntl lock taken for every index.json update
     ROOT/tmp/              temp files and dirs being written; each is flock()ed by its writer, so whatever is
                            left unlocked there was abandoned by a crash and is removed on the next open
-    ROOT/tmp/partial/<hex> blobs partly downloaded, kept so that the next try resumes them (removed by gc)
+    ROOT/partial/<hex>     blobs partly downloaded, kept so that the next pull resumes them (removed by gc)
     ROOT/unpacked/sha256/<diff_id hex>/   layers extracted once, whiteouts kept as overlayfs whiteouts
     ROOT/cache/            the build's own caches (steps, RUN cache mounts, context stat caches): cache_dir
 
@@ -339,7 +339,7 @@ class BlobWriter:
 
 
 class PartialBlob:
-    """A blob downloaded in pieces that outlives the command: ROOT/tmp/partial/<hex>, flock()ed while in
+    """A blob downloaded in pieces that outlives the command: ROOT/partial/<hex>, flock()ed while in
     use, so that a download cut off (this time or in an earlier command) goes on from `size` (a Range
     request) instead of starting again. The content is hashed from its first byte, so commit() verifies
     the whole blob; a mismatch deletes it."""
@@ -453,7 +453,7 @@ class ImageStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self.tmp_dir = self.root / "tmp"
-        self.partial_dir = self.tmp_dir / "partial"
+        self.partial_dir = self.root / "partial"
         self.unpacked_dir = self.root / "unpacked" / "sha256"
         self.cache_dir = self.root / "cache"
         self.holds_dir = self.root / "holds"
@@ -490,8 +490,6 @@ class ImageStore:
         removed = 0
         mounts = _mount_points()
         for entry in os.scandir(self.tmp_dir):
-            if entry.path == str(self.partial_dir):
-                continue  # downloads to go on with later: see partial_blob
             below = [m for m in mounts if m == entry.path or m.startswith(entry.path + "/")]
             if below and not _unmount_abandoned(entry.path, below):
                 continue  # a live build's mount, or one that would not go: never rmtree through it

@@ -144,7 +144,7 @@ def _resumed_from(r, have: int) -> bool:
 def fetch_blob(registry: Registry, ref: Reference, desc: Descriptor, store, progress=None) -> None:
     """Download one blob into the store, verified against its digest and size. A dropped connection
     goes on where it stopped (`Range: bytes=N-`), now or in a later pull: what has arrived is kept in the
-    store's tmp/partial/ until the blob is complete. Content that does not match is an error, and
+    store's partial/ until the blob is complete. Content that does not match is an error, and
     nothing of it is kept."""
     import requests
 

@@ -381,7 +381,7 @@ def test_a_cut_download_goes_on_with_a_range_request(registry, pushed, fresh):
     for blob, size in sizes.items():
         asked = [rng for key, rng in _blob_gets(proxy) if key.endswith(blob)]
         assert asked == [None, f"bytes={size // 2}-"], (blob, asked)
-    assert list((fresh.root / "tmp/partial").iterdir()) == []
+    assert list((fresh.root / "partial").iterdir()) == []
     fresh("bundle", f"127.0.0.1:{proxy.port}/busybox", fresh.root.parent / "bundle", check=True)
     assert (fresh.root.parent / "bundle/rootfs/bin/busybox").is_file()
 
@@ -397,10 +397,10 @@ def test_the_next_pull_resumes_what_a_failed_one_kept(registry, pushed, fresh):
         before = fresh.snapshot()
         line = one_line_error(fresh("pull", name))
         assert "kept for the next pull" in line
-        kept = fresh.root / "tmp/partial" / layer["digest"][7:]
+        kept = fresh.root / "partial" / layer["digest"][7:]
         assert kept.is_file() and 0 < kept.stat().st_size < layer["size"]
         assert fresh("images", "-q", check=True).stdout == ""
-        assert {k for k in fresh.snapshot() if not k.startswith("tmp/partial/")} == {k for k in before if k != "tmp/partial/"}
+        assert {k for k in fresh.snapshot() if not k.startswith("partial/")} == {k for k in before if k != "partial/"}
         got_before = kept.stat().st_size
         proxy.ranges.clear()
         cutting = False
