@@ -233,7 +233,8 @@ def test_from_pulls_a_missing_image_and_build_pull_refreshes(registry, pushed, f
 class FlakyProxy:
     """Forwards to the registry (with the client's Host, so that upload locations lead back here), but
     `policy(method, key, n)` may make the n-th request for a key "drop" (close without an answer),
-    "503", "cut" (half the body, then close) or "corrupt" (the body with its first byte changed). The key
+    "503", "cut" (half the body, then close), "lost" (forwarded, then closed without the answer) or
+    "corrupt" (the body with its first byte changed). The key
     is the path, or the digest being uploaded. `ranges` lists (key, Range header) of every GET."""
 
     def __init__(self, upstream: str, policy):
@@ -274,6 +275,9 @@ class FlakyProxy:
                            if self.headers.get(h)}
                 r = requests.request(method, f"http://{upstream}{self.path}", headers=headers, data=body,
                                      allow_redirects=False)
+                if action == "lost":
+                    self.close_connection = True
+                    return
                 self.send_response(r.status_code)
                 for h in ("Content-Type", "Docker-Content-Digest", "Location", "Range", "Docker-Upload-UUID",
                           "WWW-Authenticate", "Content-Range", "Accept-Ranges"):
@@ -427,3 +431,48 @@ def test_a_resumed_blob_that_does_not_match_is_refused_and_dropped(registry, pus
     assert "does not match its digest" in line and layer["digest"] in line
     assert [rng for key, rng in _blob_gets(proxy) if key.endswith(layer["digest"])][1].startswith("bytes=")
     assert fresh.snapshot() == before
+
+
+def test_a_big_blob_goes_in_chunks_and_a_failed_chunk_goes_on(registry, busybox_tar, tmp_path):
+    client = Client(tmp_path / "store", tmp_path / "docker")
+    client("import", "-c", "ENV CHUNKED=1", busybox_tar, "chunky:latest", check=True)
+    image = json.loads(client("inspect", "chunky:latest", check=True).stdout)[0]
+    manifest = json.loads((client.root / "blobs/sha256" / image["Descriptor"]["digest"][7:]).read_bytes())
+    layer = manifest["layers"][0]
+    chunk = 128 * 1024
+    assert layer["size"] > 4 * chunk and manifest["config"]["size"] < chunk
+
+    patches = []
+
+    def policy(method, key, n):
+        if method != "PATCH":
+            return None
+        patches.append(key)
+        # the 2nd chunk never arrives (503 from the proxy); the 4th arrives but its answer is lost
+        return {2: "503", 4: "lost"}.get(len(patches))
+
+    proxy = FlakyProxy(registry.host, policy)
+    try:
+        target = f"127.0.0.1:{proxy.port}/chunky:latest"
+        client("tag", "chunky:latest", target, check=True)
+        out = client("push", target, env={"PYDOCK_PUSH_CHUNK_SIZE": str(chunk)}, check=True).stdout
+    finally:
+        proxy.stop()
+    assert "latest: digest: " + image["Descriptor"]["digest"] in out
+    chunks = -(-layer["size"] // chunk)
+    status_gets = [key for key, _ in proxy.ranges if "/blobs/uploads/" in key]
+    # after each failure it asked where the upload stood: after the 503, it went on with the 2nd chunk;
+    # after the lost answer, distribution cannot go on with an upload from a stale location (its state
+    # token is behind the data it has), so a new upload sent everything again
+    assert len(status_gets) == 2
+    first, second = sorted(set(patches), key=patches.index)
+    assert patches.count(first) == 4 and patches.count(second) == chunks
+    # the config (small) went in one PUT with its body; the layer's PUT only closed the upload
+    assert proxy.seen[("PUT", manifest["config"]["digest"])] == 1
+    assert proxy.seen[("PUT", layer["digest"])] == 1
+    assert hashlib.sha256(registry.blob_data(layer["digest"]).read_bytes()).hexdigest() == layer["digest"][7:]
+    fresh = Client(tmp_path / "store2", tmp_path / "docker")
+    fresh("pull", f"{registry.host}/chunky", check=True)
+    assert manifest_digest(fresh, f"{registry.host}/chunky") == image["Descriptor"]["digest"]
+    bad = client("push", f"{registry.host}/chunky:latest", env={"PYDOCK_PUSH_CHUNK_SIZE": "lots"})
+    assert "invalid PYDOCK_PUSH_CHUNK_SIZE 'lots'" in one_line_error(bad) and bad.stdout == ""
