@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from builder.cli.formatting import human_duration, human_size, print_table, render_template
+from builder.cli.formatting import ellipsis, human_duration, human_size, print_table, render_template
 from builder.cli.shared import UsageError, open_store
 from builder.errors import BuildError
 from oci_runtime.units import parse_rfc3339
@@ -165,10 +165,6 @@ def cmd_import(args) -> int:
     return 0
 
 
-def _ellipsis(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 def history_rows(image) -> list[tuple[str, str, str, int, str]]:
     """(created, created_by, comment, size, image id or "<missing>") per history entry, newest first, as
     docker lists them: an entry that made a layer has that layer's size (as stored), the others 0; only
@@ -203,7 +199,7 @@ def cmd_history(args) -> int:
         when = f"{human_duration(now - stamp)} ago" if stamp is not None else "N/A"
         created_by = created_by.replace("\t", " ")
         if not args.no_trunc:
-            created_by = _ellipsis(created_by, 45)
+            created_by = ellipsis(created_by, 45)
         rows.append([image_id, when, created_by, human_size(size), comment])
     print_table(rows)
     return 0
