@@ -50,6 +50,15 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 ANNOTATION_REPO_DIGESTS = "io.pydock.image.repo-digests"
 
 
+def _repo_digests_by_manifest(entries: list[Descriptor]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for e in entries:
+        for d in (e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split():
+            if d not in found.setdefault(e.digest, []):
+                found[e.digest].append(d)
+    return found
+
+
 def split_ref(ref: str) -> tuple[str, str | None, str | None]:
     """Split "name[:tag][@digest]" into (name, tag, digest); a ":" before the last "/" is a registry port."""
     digest = None
@@ -732,7 +741,16 @@ class ImageStore:
     def _edit_index(self) -> Iterator[list[Descriptor]]:
         with self._locked():
             entries = self._entries()
+            known = _repo_digests_by_manifest(entries)
             yield entries
+            # an image's repo digests stay while it has an entry, whichever of its entries (names) went
+            now = _repo_digests_by_manifest(entries)
+            for e in entries:
+                lost = [d for d in known.get(e.digest, []) if d not in now.get(e.digest, [])]
+                if lost:
+                    mine = (e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()
+                    e.annotations = {**(e.annotations or {}), ANNOTATION_REPO_DIGESTS: " ".join([*mine, *lost])}
+                    now[e.digest] = [*now.get(e.digest, []), *lost]
             self._write_index(entries)
 
     # -- images
@@ -793,10 +811,14 @@ class ImageStore:
         return self.commit_manifest(self.put_json(config, mt.OCI_CONFIG), layers, annotations)
 
     def add_pulled(self, manifest: bytes, media_type: str, digest: str, name: str | None,
-                   repo_digest: str) -> Image:
+                   repo_digest: str, index: tuple[bytes, str] | None = None) -> Image:
         """Record an image pulled from a registry whose config and layers are stored (and verified)
         already: its manifest as the registry's exact bytes (checked against `digest`), tagged `name` if
-        given, with `repo_digest` ("repo@sha256:...") noted so that resolve() finds it by that digest too."""
+        given, with `repo_digest` ("repo@sha256:...") noted so that resolve() finds it by that digest too.
+        `index` is (bytes, media type) of the manifest list / OCI index the image was picked from (the
+        repo digest's content): kept as a blob, so that the image can be pushed as the same list."""
+        if index is not None:
+            self.put_blob(index[0], index[1], expected_digest=repo_digest.rpartition("@")[2])
         stored = self.put_blob(manifest, media_type, expected_digest=digest)
         image = self.add_manifest(Descriptor(media_type, digest, stored.size))
         if name is not None:
@@ -807,6 +829,29 @@ class ImageStore:
                 if e.digest == digest and repo_digest not in known:
                     e.annotations = {**(e.annotations or {}), ANNOTATION_REPO_DIGESTS: " ".join([*known, repo_digest])}
         return image
+
+    def pulled_index(self, image: Image) -> tuple[bytes, str, str] | None:
+        """(bytes, media type, digest) of a manifest list / OCI index the image was pulled from, if the
+        store has one (see add_pulled), else None."""
+        for repo_digest in self.repo_digests(image):
+            digest = repo_digest.rpartition("@")[2]
+            if digest == image.digest or not self.has_blob(digest):
+                continue
+            try:
+                data = self.read_blob(digest)
+                doc = json.loads(data)
+            except (BuildError, ValueError):
+                continue
+            kind = doc.get("mediaType") if isinstance(doc, dict) else None
+            if kind in mt.INDEX_TYPES and any(isinstance(m, dict) and m.get("digest") == image.digest
+                                              for m in doc.get("manifests") or []):
+                return data, kind, digest
+        return None
+
+    @staticmethod
+    def _repo_digest_blobs(entry: Descriptor) -> set[str]:
+        """The digests an entry's repo digests name (a pulled list's, or the manifest's own)."""
+        return {d.rpartition("@")[2] for d in (entry.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()}
 
     def repo_digests(self, image: Image) -> list[str]:
         found: dict[str, None] = {}
@@ -940,8 +985,9 @@ class ImageStore:
                 lines.extend(f"Untagged: {n}" for n in names)
             with self._edit_index() as entries:
                 doomed = {e.digest for e in entries if self._entry_image_id(e) == image.id}
+                lists = {d for e in entries if e.digest in doomed for d in self._repo_digest_blobs(e)}
                 entries[:] = [e for e in entries if e.digest not in doomed]
-            self._delete_unreferenced(self._image_blobs(image) | doomed)
+            self._delete_unreferenced(self._image_blobs(image) | doomed | lists)
             lines.append(f"Deleted: {image.id}")
         return lines
 
@@ -1005,6 +1051,7 @@ class ImageStore:
 
         for e in self._entries():
             walk(e)
+            blobs.update(self._repo_digest_blobs(e))  # a pulled list, kept as it is (its other children are not here)
         for digest in keep:
             parse_digest(digest)
             if digest in blobs:

@@ -216,7 +216,9 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
     data, media_type, digest = fetch_manifest(registry, ref, ref.ref)
     repo_digest = digest
     say(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
+    index = None
     if media_type in mt.INDEX_TYPES:
+        index = (data, media_type)
         chosen = pick_manifest(json.loads(data), want, ref.familiar())
         data, media_type, digest = fetch_manifest(registry, ref, chosen.digest)
         if media_type not in mt.MANIFEST_TYPES:
@@ -267,7 +269,7 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
                 before = store.resolve(name).digest
             except BuildError:
                 pass
-        image = store.add_pulled(data, media_type, digest, name, f"{ref.familiar_name}@{repo_digest}")
+        image = store.add_pulled(data, media_type, digest, name, f"{ref.familiar_name}@{repo_digest}", index)
     sources.remember(store, ref, [config_desc, *layers])
     say(f"Digest: {repo_digest}")
     downloaded = bool(missing) or not had or before != image.digest

@@ -1,6 +1,8 @@
 """push: every blob of an image (config and layers) that the repository lacks — HEAD first; mounted from
 another repository of the same registry when the blob is known to be there; else uploaded — then the
-manifest, as the exact bytes the store has, so the registry's digest is the store's.
+manifest, as the exact bytes the store has, so the registry's digest is the store's. An image pulled from a
+manifest list / OCI index goes up as that list (same digest) when the repository has the other
+platforms' manifests it names, else as the one image the store has.
 
 Uploads: a blob up to CHUNK_SIZE goes in one PUT (POST, then PUT ?digest=; started again with a new
 upload when the registry fails or the connection drops). A bigger one goes in chunks (PATCH with
@@ -154,12 +156,38 @@ def push(store, ref: Reference, *, say: Callable[[str], None] = lambda line: Non
             say(f"{desc.digest[7:19]}: {status}")
 
     for_each_blob(one, blobs)
-    r = registry.request("PUT", f"/v2/{ref.path}/manifests/{ref.tag or 'latest'}", ok=(201,), data=data,
+    tag = ref.tag or "latest"
+    pushed = data, media_type, image.digest
+    listing = store.pulled_index(image)
+    if listing is not None:
+        # the list it was pulled from goes up as it is when the repository has every manifest it names
+        # (ours is put there by digest first); else only the image we have, as docker does
+        _put_manifest(registry, ref, image.digest, pushed)
+        if all(_manifest_exists(registry, ref, child) for child in _children(listing[0])):
+            pushed = listing
+    _put_manifest(registry, ref, tag, pushed)
+    sources.remember(store, ref, blobs)
+    say(f"{tag}: digest: {pushed[2]} size: {len(pushed[0])}")
+    return pushed[2], len(pushed[0])
+
+
+def _children(index: bytes) -> list[str]:
+    return [m["digest"] for m in json.loads(index).get("manifests") or [] if isinstance(m, dict) and "digest" in m]
+
+
+def _manifest_exists(registry: Registry, ref: Reference, digest: str) -> bool:
+    r = registry.request("HEAD", f"/v2/{ref.path}/manifests/{digest}", ok=(200, 404), what=f"manifest {digest}",
+                         headers={"Accept": ", ".join([*mt.MANIFEST_TYPES, *mt.INDEX_TYPES])})
+    r.close()
+    return r.status_code == 200
+
+
+def _put_manifest(registry: Registry, ref: Reference, reference: str, manifest: tuple[bytes, str, str]) -> None:
+    """PUT a manifest's exact bytes under a tag or its digest; the registry must name it by our digest."""
+    data, media_type, digest = manifest
+    r = registry.request("PUT", f"/v2/{ref.path}/manifests/{reference}", ok=(201,), data=data,
                          headers={"Content-Type": media_type}, what=f"manifest for {ref.familiar()}")
     r.close()
     said = r.headers.get("Docker-Content-Digest")
-    if said and said != image.digest:
-        raise RegistryError(f"{registry.host} stored the manifest as {said}, not {image.digest}")
-    sources.remember(store, ref, blobs)
-    say(f"{ref.tag or 'latest'}: digest: {image.digest} size: {len(data)}")
-    return image.digest, len(data)
+    if said and said != digest:
+        raise RegistryError(f"{registry.host} stored the manifest as {said}, not {digest}")

@@ -480,3 +480,56 @@ def test_a_big_blob_goes_in_chunks_and_a_failed_chunk_goes_on(registry, busybox_
     assert manifest_digest(fresh, f"{registry.host}/chunky") == image["Descriptor"]["digest"]
     bad = client("push", f"{registry.host}/chunky:latest", env={"PYDOCK_PUSH_CHUNK_SIZE": "lots"})
     assert "invalid PYDOCK_PUSH_CHUNK_SIZE 'lots'" in one_line_error(bad) and bad.stdout == ""
+
+
+def test_a_pulled_list_is_kept_and_pushed_back_as_it_is(registry, pushed, fresh, busybox_tar):
+    source, digest = pushed
+    host = host_platform()
+    source("tag", "busybox:latest", f"{registry.host}/multi2:host", check=True)
+    source("push", f"{registry.host}/multi2:host", check=True)
+    source("import", "-c", "ENV OTHER=1", busybox_tar, f"{registry.host}/multi2:other", check=True)
+    source("push", f"{registry.host}/multi2:other", check=True)
+    other = manifest_digest(source, f"{registry.host}/multi2:other")
+
+    def entry(d, platform):
+        size = len(requests.get(f"http://{registry.host}/v2/multi2/manifests/{d}",
+                                headers={"Accept": mt.OCI_MANIFEST}).content)
+        return {"mediaType": mt.OCI_MANIFEST, "digest": d, "size": size, "platform": platform}
+
+    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        entry(other, {"os": "linux", "architecture": "s390x"}),
+        entry(digest, {"os": host.os, "architecture": host.architecture,
+                       **({"variant": host.variant} if host.variant else {})})]}
+    body = json.dumps(index, indent=1).encode()
+    r = requests.put(f"http://{registry.host}/v2/multi2/manifests/v1", data=body, headers={"Content-Type": mt.OCI_INDEX})
+    assert r.status_code == 201, r.text
+    list_digest = "sha256:" + hashlib.sha256(body).hexdigest()
+
+    fresh("pull", f"{registry.host}/multi2:v1", check=True)
+    assert (fresh.root / "blobs/sha256" / list_digest[7:]).read_bytes() == body  # the list, byte for byte
+    rows = fresh("images", "--digests", check=True).stdout.splitlines()
+    assert any(f"{registry.host}/multi2" in row and list_digest in row for row in rows), rows
+    assert manifest_digest(fresh, f"{registry.host}/multi2@{list_digest}") == digest
+
+    # pushed where the other platform's manifest is: the same list, under the new tag
+    fresh("tag", f"{registry.host}/multi2:v1", f"{registry.host}/multi2:copy", check=True)
+    out = fresh("push", f"{registry.host}/multi2:copy", check=True).stdout
+    assert f"copy: digest: {list_digest} size: {len(body)}" in out
+    got = requests.get(f"http://{registry.host}/v2/multi2/manifests/copy", headers={"Accept": mt.OCI_INDEX})
+    assert got.headers["Docker-Content-Digest"] == list_digest and got.content == body
+
+    # pushed where it is not: only the image the store has
+    fresh("tag", f"{registry.host}/multi2:v1", f"{registry.host}/single:v1", check=True)
+    out = fresh("push", f"{registry.host}/single:v1", check=True).stdout
+    assert f"v1: digest: {digest} size: " in out
+    got = requests.get(f"http://{registry.host}/v2/single/manifests/v1",
+                       headers={"Accept": f"{mt.OCI_INDEX}, {mt.OCI_MANIFEST}"})
+    assert got.headers["Docker-Content-Digest"] == digest
+
+    # the repo digests stay with the image while it has a name; the list goes with its last name
+    fresh("rmi", f"{registry.host}/multi2:v1", check=True)
+    inspected = json.loads(fresh("inspect", f"{registry.host}/single:v1", check=True).stdout)[0]
+    assert f"{registry.host}/multi2@{list_digest}" in inspected["RepoDigests"]
+    for name in ("multi2:copy", "single:v1"):
+        fresh("rmi", f"{registry.host}/{name}", check=True)
+    assert not (fresh.root / "blobs/sha256" / list_digest[7:]).exists()
