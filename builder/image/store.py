@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 # On an index.json entry of a pulled image: "repo@sha256:..." (space-separated), the digests a registry
 # knows it by (a manifest list's, when the image was picked from one): docker's RepoDigests.
 ANNOTATION_REPO_DIGESTS = "io.pydock.image.repo-digests"
+
+
+_REPORTED: set[tuple[str, str]] = set()  # (store, malformed index.json entry) warned about in this process
 
 
 def _repo_digests_by_manifest(entries: list[Descriptor]) -> dict[str, list[str]]:
@@ -730,17 +734,35 @@ class ImageStore:
             raise BuildError(f"{self.root / 'index.json'} is not an OCI image index")
         return index
 
-    def _entries(self) -> list[Descriptor]:
-        return [Descriptor.from_json(m) for m in self._read_index().get("manifests") or []]
+    def _split_entries(self) -> tuple[list[Descriptor], list]:
+        """(the entries of index.json, the malformed ones as they are). A malformed entry is reported
+        once (naming the file and the entry) and left out, so that it never breaks commands on the
+        other images; index.json updates keep it, for its owner to repair."""
+        entries, malformed = [], []
+        for i, raw in enumerate(self._read_index().get("manifests") or []):
+            try:
+                entries.append(Descriptor.from_json(raw))
+            except BuildError as e:
+                malformed.append(raw)
+                key = (str(self.root), repr(raw))
+                if key not in _REPORTED:
+                    _REPORTED.add(key)
+                    sys.stderr.write(f"pydock: warning: {self.root / 'index.json'}: manifests[{i}] is malformed "
+                                     f"and left out ({e})\n")
+        return entries, malformed
 
-    def _write_index(self, entries: list[Descriptor]) -> None:
-        index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [e.to_json() for e in entries]}
+    def _entries(self) -> list[Descriptor]:
+        return self._split_entries()[0]
+
+    def _write_index(self, entries: list[Descriptor], malformed: list = ()) -> None:
+        index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                 "manifests": [e.to_json() for e in entries] + list(malformed)}
         self._write_file(self.root / "index.json", json.dumps(index, indent=2).encode() + b"\n")
 
     @contextmanager
     def _edit_index(self) -> Iterator[list[Descriptor]]:
         with self._locked():
-            entries = self._entries()
+            entries, malformed = self._split_entries()
             known = _repo_digests_by_manifest(entries)
             yield entries
             # an image's repo digests stay while it has an entry, whichever of its entries (names) went
@@ -751,7 +773,7 @@ class ImageStore:
                     mine = (e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()
                     e.annotations = {**(e.annotations or {}), ANNOTATION_REPO_DIGESTS: " ".join([*mine, *lost])}
                     now[e.digest] = [*now.get(e.digest, []), *lost]
-            self._write_index(entries)
+            self._write_index(entries, malformed)
 
     # -- images
 
