@@ -482,6 +482,22 @@ def test_a_big_blob_goes_in_chunks_and_a_failed_chunk_goes_on(registry, busybox_
     assert "invalid PYDOCK_PUSH_CHUNK_SIZE 'lots'" in one_line_error(bad) and bad.stdout == ""
 
 
+def _put_list(registry, repo, tag, manifests: dict[str, str]) -> tuple[bytes, str]:
+    """PUT an OCI index of {platform: manifest digest} (manifests already in `repo`) as repo:tag."""
+    entries = []
+    for platform, d in manifests.items():
+        size = len(requests.get(f"http://{registry.host}/v2/{repo}/manifests/{d}",
+                                headers={"Accept": mt.OCI_MANIFEST}).content)
+        os_, arch, *variant = platform.split("/")
+        entries.append({"mediaType": mt.OCI_MANIFEST, "digest": d, "size": size, "platform": {
+            "os": os_, "architecture": arch, **({"variant": variant[0]} if variant else {})}})
+    body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}, indent=1).encode()
+    r = requests.put(f"http://{registry.host}/v2/{repo}/manifests/{tag}", data=body,
+                     headers={"Content-Type": mt.OCI_INDEX})
+    assert r.status_code == 201, r.text
+    return body, "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 def test_a_pulled_list_is_kept_and_pushed_back_as_it_is(registry, pushed, fresh, busybox_tar):
     source, digest = pushed
     host = host_platform()
@@ -491,19 +507,7 @@ def test_a_pulled_list_is_kept_and_pushed_back_as_it_is(registry, pushed, fresh,
     source("push", f"{registry.host}/multi2:other", check=True)
     other = manifest_digest(source, f"{registry.host}/multi2:other")
 
-    def entry(d, platform):
-        size = len(requests.get(f"http://{registry.host}/v2/multi2/manifests/{d}",
-                                headers={"Accept": mt.OCI_MANIFEST}).content)
-        return {"mediaType": mt.OCI_MANIFEST, "digest": d, "size": size, "platform": platform}
-
-    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
-        entry(other, {"os": "linux", "architecture": "s390x"}),
-        entry(digest, {"os": host.os, "architecture": host.architecture,
-                       **({"variant": host.variant} if host.variant else {})})]}
-    body = json.dumps(index, indent=1).encode()
-    r = requests.put(f"http://{registry.host}/v2/multi2/manifests/v1", data=body, headers={"Content-Type": mt.OCI_INDEX})
-    assert r.status_code == 201, r.text
-    list_digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    body, list_digest = _put_list(registry, "multi2", "v1", {"linux/s390x": other, host.format(): digest})
 
     fresh("pull", f"{registry.host}/multi2:v1", check=True)
     assert (fresh.root / "blobs/sha256" / list_digest[7:]).read_bytes() == body  # the list, byte for byte
@@ -533,3 +537,54 @@ def test_a_pulled_list_is_kept_and_pushed_back_as_it_is(registry, pushed, fresh,
     for name in ("multi2:copy", "single:v1"):
         fresh("rmi", f"{registry.host}/{name}", check=True)
     assert not (fresh.root / "blobs/sha256" / list_digest[7:]).exists()
+
+
+def _push_for_another_platform(registry, repo, digest, arch, env) -> str:
+    """The image `digest` of `repo` again, its config saying `arch` and with ENV `env`, put in `repo` by
+    digest (as an image built for that platform would be); returns its manifest digest."""
+    base = f"http://{registry.host}/v2/{repo}"
+    manifest = requests.get(f"{base}/manifests/{digest}", headers={"Accept": mt.OCI_MANIFEST}).json()
+    config = requests.get(f"{base}/blobs/{manifest['config']['digest']}").json()
+    config["architecture"] = arch
+    config["config"]["Env"] = [*(config["config"].get("Env") or []), env]
+    data = json.dumps(config).encode()
+    config_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    location = requests.post(f"{base}/blobs/uploads/").headers["Location"]
+    r = requests.put(location, params={"digest": config_digest}, data=data,
+                     headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, r.text
+    manifest["config"] = {**manifest["config"], "digest": config_digest, "size": len(data)}
+    body = json.dumps(manifest).encode()
+    manifest_digest_ = "sha256:" + hashlib.sha256(body).hexdigest()
+    r = requests.put(f"{base}/manifests/{manifest_digest_}", data=body, headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status_code == 201, r.text
+    return manifest_digest_
+
+
+def test_from_platform_picks_that_platform_from_a_list(registry, pushed, fresh, busybox_tar, tmp_path):
+    from builder_support import make_context
+
+    source, digest = pushed
+    host = host_platform()
+    source("tag", "busybox:latest", f"{registry.host}/plat:host", check=True)
+    source("push", f"{registry.host}/plat:host", check=True)
+    foreign = _push_for_another_platform(registry, "plat", digest, "s390x", "FOREIGN=s390x")
+    _put_list(registry, "plat", "v1", {"linux/s390x": foreign, host.format(): digest})
+
+    def env_of(ref):
+        return json.loads(fresh("inspect", ref, check=True).stdout)[0]["Config"]["Env"] or []
+
+    # the store has the host's image under the name: FROM --platform wants the other one, and gets it
+    fresh("pull", f"{registry.host}/plat:v1", check=True)
+    ctx = make_context(tmp_path / "ctx", f"FROM --platform=linux/s390x {registry.host}/plat:v1\nENV MINE=1\n")
+    fresh("build", "-t", "foreign:1", ctx, check=True)
+    assert "FOREIGN=s390x" in env_of("foreign:1") and "MINE=1" in env_of("foreign:1")
+    assert json.loads(fresh("inspect", "foreign:1", check=True).stdout)[0]["Architecture"] == "s390x"
+    # pull --platform too; and a platform the list does not have is refused, naming what it has
+    fresh("pull", "--platform", host.format(), f"{registry.host}/plat:v1", check=True)
+    assert manifest_digest(fresh, f"{registry.host}/plat:v1") == digest
+    fresh("pull", "--platform", "linux/s390x", f"{registry.host}/plat:v1", check=True)
+    assert manifest_digest(fresh, f"{registry.host}/plat:v1") == foreign
+    bad = make_context(tmp_path / "bad", f"FROM --platform=linux/riscv64 {registry.host}/plat:v1\n")
+    proc = fresh("build", bad)
+    assert proc.returncode == 1 and "no matching manifest for linux/riscv64" in proc.stderr
