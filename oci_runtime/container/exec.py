@@ -29,10 +29,11 @@ from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, Namesp
 
 def exec_process(container: Container, process: dict, *, console_sock=None, detach: bool = False,
                  pid_file: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
-                 sub_cgroups: dict | None = None) -> int:
+                 sub_cgroups: dict | None = None, no_subreaper: bool = False) -> int:
     """Run `process` (an OCI process object) in the container. In the foreground: forward signals, proxy
     the terminal when no console socket was given, and return the exit code (128+N if killed by N).
-    Detached: return 0 once the process has exec'd."""
+    Detached: return 0 once the process has exec'd. no_subreaper (runc's --no-subreaper): we are a subreaper
+    only until the process, our grandchild, has become our child; what it orphans is not reparented to us."""
     status = container.status()
     if status == STOPPED:
         raise BadState("cannot exec in a stopped container")
@@ -63,6 +64,8 @@ def exec_process(container: Container, process: dict, *, console_sock=None, deta
     finally:
         if console_sock is not None:
             console_sock.close()
+    if no_subreaper and not detach:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
     logger.debug(f"exec {container.id}: the process is pid {pid}")
     if pid_file:
         write_pid_file(pid_file, pid)

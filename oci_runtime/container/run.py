@@ -21,8 +21,12 @@ def _terminal_wanted(bundle_dir: str) -> bool:
 
 
 def run(root: str, container_id: str, bundle_dir: str, *, console_sock=None, detach: bool = False,
-        keep: bool = False, **create_options) -> int:
-    """Run the bundle; create_options are create()'s keyword arguments. Returns the exit code (0 detached)."""
+        keep: bool = False, no_subreaper: bool = False, **create_options) -> int:
+    """Run the bundle; create_options are create()'s keyword arguments. Returns the exit code (0 detached).
+
+    no_subreaper (runc's --no-subreaper): processes the container orphans are not reparented to us. We are a
+    subreaper only until init, our grandchild, has become our child (when stage1 exits, inside create).
+    """
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init is our grandchild; its exit must come to us
     own_pty = None
     if console_sock is None and not detach and _terminal_wanted(bundle_dir):
@@ -32,6 +36,8 @@ def run(root: str, container_id: str, bundle_dir: str, *, console_sock=None, det
     finally:
         if console_sock is not None:
             console_sock.close()
+    if no_subreaper:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
     master = None
     try:
         if own_pty is not None:
