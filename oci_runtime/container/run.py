@@ -25,9 +25,10 @@ def run(root: str, container_id: str, bundle_dir: str, *, console_sock=None, det
     """Run the bundle; create_options are create()'s keyword arguments. Returns the exit code (0 detached).
 
     no_subreaper (runc's --no-subreaper): processes the container orphans are not reparented to us. We are a
-    subreaper only until init, our grandchild, has become our child (when stage1 exits, inside create).
+    subreaper only until init is our child: forked by stage1 (with a user or time namespace), it becomes ours
+    when stage1 exits, inside create.
     """
-    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init is our grandchild; its exit must come to us
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init may be our grandchild (launch.py); its exit must come to us
     own_pty = None
     if console_sock is None and not detach and _terminal_wanted(bundle_dir):
         own_pty, console_sock = stdio.terminal_socketpair()

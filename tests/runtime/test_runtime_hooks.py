@@ -207,3 +207,38 @@ def test_a_start_container_hook_killed_by_the_filter_is_runcs_words(make_bundle,
     out = pyrunc("run", "--bundle", make_bundle(["true"], edit=edit), "hookkill")
     assert out.returncode != 0 and "error running startContainer hook" in out.stderr
     assert "bad system call" in out.stderr
+
+
+@pytest.mark.parametrize("pid_ns", ["new", "joined"])
+def test_runtime_hooks_run_in_the_hosts_pid_namespace(make_bundle, pyrunc, tmp_path, pid_ns):
+    """The runtime sets the container's pid namespace for the one fork of init and must set its own back:
+    the hooks it starts afterwards (createRuntime, prestart, poststart, poststop) live on the host."""
+    log = tmp_path / "pidns.log"
+    log.touch()
+    holder = None
+    if pid_ns == "joined":  # a process in a pid namespace of its own, which the container joins
+        import subprocess
+
+        holder = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "sleep", "60"])
+        time.sleep(0.3)
+        inner = [int(p) for p in open(f"/proc/{holder.pid}/task/{holder.pid}/children").read().split()][0]
+
+    def hooks(spec):
+        hook = {"path": "/bin/sh", "args": ["sh", "-c", f'echo "$(readlink /proc/self/ns/pid)" >> {log}']}
+        spec["hooks"] = {phase: [hook] for phase in ("createRuntime", "prestart", "poststart", "poststop")}
+        if holder is not None:
+            for ns in spec["linux"]["namespaces"]:
+                if ns["type"] == "pid":
+                    ns["path"] = f"/proc/{inner}/ns/pid"
+
+    try:
+        out = pyrunc("run", "--bundle", make_bundle(["sh", "-c", "readlink /proc/self/ns/pid"], edit=hooks), "pidns")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() != os.readlink("/proc/self/ns/pid")  # the container's own
+        assert log.read_text().splitlines() == [os.readlink("/proc/self/ns/pid")] * 4
+        if holder is not None:
+            assert out.stdout.strip() == os.readlink(f"/proc/{inner}/ns/pid")
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
