@@ -81,7 +81,7 @@ def test_failing_create_hook_fails_create_and_cleans_up(make_bundle, pyrunc, sta
     bundle = make_bundle(["sleep", "100"], edit=hooks)
     out = pyrunc("create", "--bundle", bundle, "hf")
     assert out.returncode != 0
-    assert f"error running {phase} hook /bin/sh: exit status 3" in out.stderr
+    assert f"error running hook: {phase} hook /bin/sh: exit status 3" in out.stderr
     assert os.listdir(state_root) == []
 
 
@@ -93,7 +93,7 @@ def test_failing_prestart_hook_fails_start_and_deletes(make_bundle, pyrunc):
     assert pyrunc("create", "--bundle", bundle, "hp").returncode == 0
     pid = json.loads(pyrunc("state", "hp").stdout)["pid"]
     out = pyrunc("start", "hp")
-    assert out.returncode != 0 and "error running prestart hook /bin/sh: exit status 3" in out.stderr
+    assert out.returncode != 0 and "error running hook: prestart hook /bin/sh: exit status 3" in out.stderr
     # the spec: the container is stopped and the lifecycle goes on at delete
     assert "does not exist" in pyrunc("state", "hp").stderr
     time.sleep(0.2)  # pid 1 of the host reaps it
@@ -205,7 +205,7 @@ def test_a_start_container_hook_killed_by_the_filter_is_runcs_words(make_bundle,
         spec["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/x"]}]}
 
     out = pyrunc("run", "--bundle", make_bundle(["true"], edit=edit), "hookkill")
-    assert out.returncode != 0 and "error running startContainer hook" in out.stderr
+    assert out.returncode != 0 and "error running hook: startContainer hook" in out.stderr
     assert "bad system call" in out.stderr
 
 
