@@ -139,9 +139,12 @@ class V1Manager:
             if h.subsystems == (UNIFIED,):
                 move_pid(h.path, pid)
 
-    def destroy(self) -> None:
+    def destroy(self, keep: frozenset = frozenset()) -> None:
+        """Remove the container's directories, but those in `keep` (ones it found made: not ours)."""
         errors = []
         for h in self.hierarchies:
+            if h.path in keep:
+                continue
             try:
                 remove_tree(h.path)
             except CgroupError as exc:
@@ -151,7 +154,11 @@ class V1Manager:
 
     def exists(self) -> bool:
         """Whether any of the container's cgroup directories is there already."""
-        return any(os.path.isdir(d) for d in self._dirs.values())
+        return bool(self.existing_dirs())
+
+    def existing_dirs(self) -> list[str]:
+        """The container's cgroup directories that are there already (one hierarchy may have it, not another)."""
+        return [h.path for h in self.hierarchies if os.path.isdir(h.path)]
 
     # --- resources ---------------------------------------------------------------------------
 

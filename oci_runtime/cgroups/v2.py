@@ -136,11 +136,15 @@ class V2Manager:
             raise CgroupError("cgroup: --cgroup CONTROLLER:PATH needs cgroup v1; give a path only on cgroup v2")
         move_pid_below(self.path, subs.get(None, ""), pid)
 
-    def destroy(self) -> None:
-        remove_tree(self.path)
+    def destroy(self, keep: frozenset = frozenset()) -> None:
+        if self.path not in keep:
+            remove_tree(self.path)
 
     def exists(self) -> bool:
         return os.path.isdir(self.path)
+
+    def existing_dirs(self) -> list[str]:
+        return [self.path] if self.exists() else []
 
     def controllers(self) -> set[str]:
         return set((read_file_or_none(self.path, "cgroup.controllers") or "").split())
