@@ -66,6 +66,7 @@ class Builder:
         self.ex = Expander(dockerfile.escape)
         self.epoch = self._source_date_epoch()
         self.results: dict[int, ImageState] = {}
+        self._building: set[int] = set()  # stages begun (a stage that needs one begun and unfinished loops)
         self.step_no = 0
         self.total = 0
         self.plan: BuildPlan | None = None
@@ -146,6 +147,9 @@ class Builder:
 
     def stage_result(self, stage: Stage) -> ImageState:
         if stage.index not in self.results:
+            if stage.index in self._building:  # only a RUN --mount from=$VAR can still close a loop here
+                raise BuildError(f"circular dependency detected on stage: {stage.display_name}")
+            self._building.add(stage.index)
             self.results[stage.index] = self._build_stage(stage)
         return self.results[stage.index]
 

@@ -58,3 +58,40 @@ RUN cat /f > /seen
     diff_ids = config["rootfs"]["diff_ids"]
     assert diff_ids[-4] == diff_ids[-2]
     assert pydock("run", "--rm", "wh", "cat", "/f", "/seen", check=True).stdout == "content\ncontent\n"
+
+
+def test_stages_named_before_they_are_defined(pydock, tmp_path):
+    ctx = make_context(tmp_path / "ctx", """\
+FROM busybox AS app
+COPY --from=tools /made /from-copy
+RUN --mount=from=assets,target=/assets cat /assets/data > /from-mount
+FROM busybox AS tools
+RUN echo made > /made
+FROM tools AS assets
+RUN echo data > /data
+""")
+    proc = pydock.build(ctx, "--target", "app", "-t", "fwd")
+    steps = [line for line in proc.stdout.splitlines() if line.startswith("Step ")]
+    # the stages the target uses are built before it, each once
+    assert [s.split(" : ")[1] for s in steps] == [
+        "FROM busybox AS tools", "RUN echo made > /made", "FROM tools AS assets", "RUN echo data > /data",
+        "FROM busybox AS app", "COPY --from=tools /made /from-copy",
+        "RUN --mount=from=assets,target=/assets cat /assets/data > /from-mount"]
+    out = pydock("run", "--rm", "fwd", "cat", "/from-copy", "/from-mount", check=True)
+    assert out.stdout == "made\ndata\n"
+
+
+def test_stage_cycle_is_refused_before_anything_runs(pydock, tmp_path):
+    ctx = make_context(tmp_path / "ctx", """\
+FROM busybox AS a
+RUN echo should-not-run
+COPY --from=b /f /f
+FROM busybox AS b
+COPY --from=a /f /g
+""")
+    before = pydock.snapshot()
+    proc = pydock.build(ctx, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().endswith("circular dependency detected on stage: a")
+    assert "should-not-run" not in proc.stdout and "Traceback" not in proc.stderr
+    assert pydock.snapshot() == before
