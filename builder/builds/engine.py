@@ -45,6 +45,8 @@ class BuildOptions:
     quiet: bool = False
     outputs: list[dict[str, str]] = field(default_factory=list)
     pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)  # --secret id -> content
+    ssh: dict[str, list[str]] = field(default_factory=dict)  # --ssh id -> [agent socket] or key files
 
 
 def _short(key: str) -> str:
@@ -73,6 +75,9 @@ class Builder:
         self._new_cache_keys: list[str] = []
         self.base_history_len: dict[int, int] = {}
         self._tmp: Path | None = None
+        from builder.builds.secrets import Agents
+
+        self.agents = Agents(options.ssh)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -116,6 +121,7 @@ class Builder:
                 self.cache.remove(key)
             raise
         finally:
+            self.agents.close()
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 os.close(self._tmp_fd)

@@ -180,7 +180,7 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
         mkdir_in_root(root, run.cwd, owner=(user.uid, user.gid))
     extra = []
     for m in run.mounts:
-        is_dir = not (m["type"] == "bind" and os.path.isfile(m["source"]))
+        is_dir = m["type"] != "bind" or os.path.isdir(m["source"])  # a file or socket is bound onto a file
         extra.append((m["destination"], is_dir))
     created, parents = _make_stubs(root, extra)
     bundle = Path(os.path.abspath(ws.dir)) / "bundle"

@@ -27,6 +27,18 @@ def _key_values(items: list[str], what: str, *, from_env: bool = False) -> dict[
     return out
 
 
+def _secrets(items: list[str] | None) -> dict[str, bytes]:
+    from builder.builds.secrets import parse_secret
+
+    return dict(parse_secret(item) for item in items or [])
+
+
+def _ssh(items: list[str] | None) -> dict[str, list[str]]:
+    from builder.builds.secrets import parse_ssh
+
+    return dict(parse_ssh(item) for item in items or [])
+
+
 def parse_output(text: str) -> dict[str, str]:
     """-o type=oci,dest=DIR | type=docker,dest=FILE (a bare path means type=local, which we refuse)."""
     if "=" not in text:
@@ -96,6 +108,8 @@ def cmd_build(args) -> int:
         quiet=args.quiet,
         outputs=[parse_output(o) for o in args.output or []],
         pull=args.pull,
+        secrets=_secrets(args.secret),
+        ssh=_ssh(args.ssh),
     )
     text, name, path = _read_dockerfile(args, context_dir)
     dockerfile = parse(text, name)
@@ -130,6 +144,10 @@ def add_parsers(sub) -> None:
     b.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     b.add_argument("--iidfile", help="write the image ID to this file")
     b.add_argument("--pull", action="store_true", help="pull the images named (FROM, COPY --from) even if present")
+    b.add_argument("--secret", action="append", metavar="id=ID,src=FILE|env=VAR",
+                   help="a secret RUN --mount=type=secret can read (never stored in the image)")
+    b.add_argument("--ssh", action="append", metavar="default|ID=SOCKET|KEY[,KEY]",
+                   help="an ssh agent RUN --mount=type=ssh can use (default: $SSH_AUTH_SOCK)")
     b.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
     b.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
     b.add_argument("context", metavar="CONTEXT", help="the build context directory, or - (Dockerfile on stdin)")
