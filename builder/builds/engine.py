@@ -23,7 +23,7 @@ from builder.builds.cache import BuildCache, CacheEntry, step_key
 from builder.builds.copy import copy_step
 from builder.builds.files import mkdir_in_root
 from builder.builds.progress import Progress
-from builder.builds.result import commit, export
+from builder.builds.result import FILESYSTEM_OUTPUTS, commit, export, export_filesystem
 from builder.builds.run import run_step
 from builder.builds.users import image_user
 from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, do_arg, env_from_config,
@@ -47,6 +47,7 @@ class BuildOptions:
     pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)  # --secret id -> content
     ssh: dict[str, list[str]] = field(default_factory=dict)  # --ssh id -> [agent socket] or key files
+    add_hosts: list[tuple[str, str]] = field(default_factory=list)  # --add-host: RUN steps' /etc/hosts
 
 
 def _short(key: str) -> str:
@@ -110,7 +111,8 @@ class Builder:
     # -- the build ---------------------------------------------------------------------------------
 
     def build(self):
-        """Build the target stage and commit it; returns the store Image."""
+        """Build the target stage and commit it; returns the store Image (None when the only outputs are
+        filesystem ones: -o type=local|tar)."""
         try:
             with self.store.lease(), self.store.hold() as self._hold:
                 # the lease: a failed build takes its blobs, layers and images back out; the hold: rmi and
@@ -139,9 +141,17 @@ class Builder:
         for stage in plan.needed:
             self.stage_result(stage)
         final = self.results[plan.target.index]
+        fs_outputs = [o for o in self.opts.outputs if o["type"] in FILESYSTEM_OUTPUTS]
+        for out in fs_outputs:
+            export_filesystem(self, final, out)
+        if fs_outputs and len(fs_outputs) == len(self.opts.outputs):
+            # As BuildKit: what a filesystem output gets is all there is; no image is stored or tagged.
+            self.progress.line("Successfully exported " + ", ".join(o["dest"] for o in fs_outputs))
+            return None
         image = commit(self, final)
         for out in self.opts.outputs:
-            export(self, image, out)
+            if out["type"] not in FILESYSTEM_OUTPUTS:
+                export(self, image, out)
         for tag in self.opts.tags:
             self.store.tag(image, tag)
         self.progress.line(f"Successfully built {_short(image.id)}")
@@ -346,7 +356,7 @@ class Builder:
             ws.unmount()
             desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
                                                  source_date_epoch=self.epoch,
-                                                 progress=False if self.opts.quiet else None)
+                                                 progress=self.progress.layer_bars)
             if self.store.keep_unpacked_layer(diff_id, ws.upper):
                 ws.upper = None  # the next step's lower dir now: no extraction needed
         return CacheEntry(desc.to_json(), diff_id, created)

@@ -65,6 +65,8 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
     payload = {"op": "RUN", "args": args, "env": env, "user": user, "cwd": cwd, "network": network,
                "files": {p: hashlib.sha256(c).hexdigest() for p, c in files.items()},
                "mounts": [m["key"] for m in mounts]}
+    if b.opts.add_hosts:
+        payload["hosts"] = [list(h) for h in b.opts.add_hosts]  # as in BuildKit, a step's hosts are in its key
     created_by = run_history(args, state) + " # buildkit"
     secret_env = _secret_env(b, state, mounts)
 
@@ -77,7 +79,7 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
         with contextlib.ExitStack() as stack:
             runtime_mounts = [r for r in (_prepare_mount(b, stack, ws, m) for m in mounts) if r is not None]
             status = run_in_workspace(ws, RunSpec(args, env + proxies + secret_env, user, cwd, network, files,
-                                                  "pydock-build-" + container_id, runtime_mounts),
+                                                  "pydock-build-" + container_id, runtime_mounts, b.opts.add_hosts),
                                       state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
         if status != 0:
             raise StepFailed(failure_message(args, status))

@@ -44,10 +44,12 @@ class RunSpec:
     files: dict[str, bytes] = field(default_factory=dict)  # read-only extra files: container path -> content
     container_id: str = ""
     mounts: list[dict] = field(default_factory=list)  # extra runtime mounts (RUN --mount), dirs as targets
+    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # build --add-host (name, address)
 
 
-def hosts_file() -> str:
-    return f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+def hosts_file(extra_hosts: list[tuple[str, str]] = ()) -> str:
+    text = f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    return text + "".join(f"{address}\t{name}\n" for name, address in extra_hosts)
 
 
 def resolv_conf(network: str) -> str:
@@ -185,7 +187,7 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
     created, parents = _make_stubs(root, extra)
     bundle = Path(os.path.abspath(ws.dir)) / "bundle"
     bundle.mkdir()
-    (bundle / "hosts").write_text(hosts_file())
+    (bundle / "hosts").write_text(hosts_file(run.extra_hosts))
     (bundle / "resolv.conf").write_text(resolv_conf(run.network))
     for i, (_, content) in enumerate(sorted(run.files.items())):
         f = bundle / f"file-{i}"

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from builder.builds.progress import PROGRESS_MODES
 from builder.cli.shared import UsageError, open_store
 from builder.errors import BuildError
 
@@ -39,20 +40,45 @@ def _ssh(items: list[str] | None) -> dict[str, list[str]]:
     return dict(parse_ssh(item) for item in items or [])
 
 
+def parse_add_host(text: str) -> tuple[str, str]:
+    """--add-host HOST:IP (or HOST=IP), checked as docker does."""
+    import ipaddress
+
+    sep = "=" if "=" in text else ":"
+    name, found, address = text.partition(sep)
+    if not found or not name.strip():
+        raise UsageError(f"bad format for add-host: {text!r} (want HOST:IP)")
+    address = address.strip().removeprefix("[").removesuffix("]")
+    if address == "host-gateway":
+        raise UsageError(f"add-host {text!r}: host-gateway is not supported (RUN steps have no route to the host; "
+                         "use --network host)")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise UsageError(f"invalid IP address in add-host: {address!r}") from None
+    return name.strip(), address
+
+
 def parse_output(text: str) -> dict[str, str]:
-    """-o type=oci,dest=DIR | type=docker,dest=FILE (a bare path means type=local, which we refuse)."""
+    """-o as buildx reads it: type=local,dest=DIR | type=tar,dest=FILE|- | type=oci,dest=DIR |
+    type=docker,dest=FILE.tar; a bare DIR means type=local, a bare - a tar on stdout."""
     if "=" not in text:
-        raise UsageError(f"unsupported output {text!r}: use type=oci,dest=DIR or type=docker,dest=FILE.tar")
+        return {"type": "tar", "dest": "-"} if text == "-" else {"type": "local", "dest": text}
     out: dict[str, str] = {}
     for field in text.split(","):
         key, sep, value = field.partition("=")
         if not sep:
             raise UsageError(f"invalid output field {field!r} in {text!r}")
         out[key.strip()] = value
-    if out.get("type") not in ("oci", "docker", "tar"):
-        raise UsageError(f"unsupported output type {out.get('type')!r}: use type=oci or type=docker")
+    out.setdefault("type", "local")
+    if out["type"] not in ("local", "tar", "oci", "docker"):
+        raise UsageError(f"unsupported output type {out['type']!r}: use local, tar, oci or docker")
     if not out.get("dest"):
         raise UsageError(f"output {text!r} needs dest=")
+    if out["dest"] == "-" and out["type"] == "local":
+        raise UsageError("type=local needs a directory as dest, not -")
+    if out["dest"] == "-" and sys.stdout.isatty():
+        raise UsageError("refusing to write a tar to the terminal: redirect stdout or give dest=FILE")
     return out
 
 
@@ -83,7 +109,8 @@ def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | N
 def cmd_build(args) -> int:
     from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
     from builder.dockerfile.parser import parse
-    from builder.builds.engine import BuildOptions, Builder, Progress
+    from builder.builds.engine import BuildOptions, Builder
+    from builder.builds.progress import make_progress
     from builder.image.store import normalize_name
 
     context_dir: Path | None = None
@@ -105,11 +132,12 @@ def cmd_build(args) -> int:
         no_cache=args.no_cache,
         network="none" if args.network == "default" else args.network,
         labels=_key_values(args.label, "--label"),
-        quiet=args.quiet,
+        quiet=args.quiet or args.progress == "quiet",
         outputs=[parse_output(o) for o in args.output or []],
         pull=args.pull,
         secrets=_secrets(args.secret),
         ssh=_ssh(args.ssh),
+        add_hosts=[parse_add_host(h) for h in args.add_host or []],
     )
     text, name, path = _read_dockerfile(args, context_dir)
     dockerfile = parse(text, name)
@@ -120,8 +148,12 @@ def cmd_build(args) -> int:
         context = BuildContext(context_dir, ignore, hash_cache_file_for(store.cache_dir, context_dir))
     else:
         context = BuildContext(None)
-    image = Builder(store, context, dockerfile, options, Progress(args.quiet)).build()
-    if args.quiet:
+    to_stdout = any(o["dest"] == "-" for o in options.outputs)  # the tar owns stdout: progress goes to stderr
+    progress = make_progress(args.progress, args.quiet, out=sys.stderr if to_stdout else None)
+    image = Builder(store, context, dockerfile, options, progress).build()
+    if image is None:  # only filesystem outputs: there is no image
+        return 0
+    if options.quiet:
         print(image.id)
     if args.iidfile:
         from builder.atomicfile import write_file
@@ -139,15 +171,19 @@ def add_parsers(sub) -> None:
     b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
     b.add_argument("--network", default="none", help="network for RUN: none (default) or host")
     b.add_argument("--label", action="append", metavar="KEY=VALUE", help="add a label to the image")
-    b.add_argument("-o", "--output", action="append", metavar="type=oci,dest=DIR",
-                   help="also export the image: type=oci,dest=DIR or type=docker,dest=FILE.tar")
+    b.add_argument("-o", "--output", action="append", metavar="type=local,dest=DIR",
+                   help="the final stage's files: type=local,dest=DIR (or just DIR) or type=tar,dest=FILE|- "
+                        "(no image is stored); or the image: type=oci,dest=DIR or type=docker,dest=FILE.tar")
     b.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    b.add_argument("--progress", default="auto", choices=PROGRESS_MODES,
+                   help="auto (tty on a terminal, else plain), plain, tty (a live view on stderr) or quiet (-q)")
     b.add_argument("--iidfile", help="write the image ID to this file")
     b.add_argument("--pull", action="store_true", help="pull the images named (FROM, COPY --from) even if present")
     b.add_argument("--secret", action="append", metavar="id=ID,src=FILE|env=VAR",
                    help="a secret RUN --mount=type=secret can read (never stored in the image)")
     b.add_argument("--ssh", action="append", metavar="default|ID=SOCKET|KEY[,KEY]",
                    help="an ssh agent RUN --mount=type=ssh can use (default: $SSH_AUTH_SOCK)")
+    b.add_argument("--add-host", action="append", metavar="HOST:IP", help="add a host to RUN steps' /etc/hosts")
     b.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
     b.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
     b.add_argument("context", metavar="CONTEXT", help="the build context directory, or - (Dockerfile on stdin)")
