@@ -460,7 +460,7 @@ def _import_rootfs(store: ImageStore, source: str | Path, config: dict | None, c
         "os": "linux",
         "config": dict(config or {}),
         "rootfs": {"type": "layers", "diff_ids": [tar_digest.digest]},
-        "history": [{"created": created, "comment": f"Imported from {label}"}],  # docker's entry: no created_by
+        "history": [{"created": created, "created_by": "", "comment": f"Imported from {label}"}],  # as docker's
     }
     return store.commit_image(image_config, [layer])
 
