@@ -48,6 +48,7 @@ class BuildOptions:
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)  # --secret id -> content
     ssh: dict[str, list[str]] = field(default_factory=dict)  # --ssh id -> [agent socket] or key files
     add_hosts: list[tuple[str, str]] = field(default_factory=list)  # --add-host: RUN steps' /etc/hosts
+    limits: object = None  # RUN steps' resource limits (limits.RunLimits from --ulimit, -m, ...), or None
 
 
 def _short(key: str) -> str:

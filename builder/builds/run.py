@@ -79,7 +79,8 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
         with contextlib.ExitStack() as stack:
             runtime_mounts = [r for r in (_prepare_mount(b, stack, ws, m) for m in mounts) if r is not None]
             status = run_in_workspace(ws, RunSpec(args, env + proxies + secret_env, user, cwd, network, files,
-                                                  "pydock-build-" + container_id, runtime_mounts, b.opts.add_hosts),
+                                                  "pydock-build-" + container_id, runtime_mounts, b.opts.add_hosts,
+                                                  b.opts.limits),
                                       state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
         if status != 0:
             raise StepFailed(failure_message(args, status))

@@ -45,6 +45,7 @@ class RunSpec:
     container_id: str = ""
     mounts: list[dict] = field(default_factory=list)  # extra runtime mounts (RUN --mount), dirs as targets
     extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # build --add-host (name, address)
+    limits: object = None  # build's resource flags (limits.RunLimits), or None
 
 
 def hosts_file(extra_hosts: list[tuple[str, str]] = ()) -> str:
@@ -194,8 +195,10 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
         f.write_bytes(content)
         f.chmod(0o755)
     spec = _spec(root, bundle, run, user)
-    (bundle / "config.json").write_text(json.dumps(spec))
     container_id = run.container_id or "pydock-build-" + secrets.token_hex(6)
+    if run.limits is not None:
+        run.limits.apply(spec, container_id)
+    (bundle / "config.json").write_text(json.dumps(spec))
     state_root.mkdir(parents=True, exist_ok=True)
     try:
         status = _run_container(bundle, container_id, state_root, stdout, stderr)

@@ -82,6 +82,18 @@ def parse_output(text: str) -> dict[str, str]:
     return out
 
 
+def _refuse_unsupported(args) -> None:
+    """docker build flags that BuildKit does not take either, refused as docker refuses them."""
+    if args.squash:
+        raise UsageError("--squash is not supported (BuildKit has none either): squash with a multi-stage "
+                         "Dockerfile, COPY --from=build / /")
+    if args.security_opt:
+        raise UsageError("--security-opt is not supported for builds (docker refuses it too); "
+                         "RUN --security=insecure is not supported either")
+    if args.isolation not in (None, "", "default"):
+        raise UsageError(f"unsupported isolation {args.isolation!r}: only default on Linux")
+
+
 def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | None]:
     """(text, name for messages, path or None) of the Dockerfile the build uses."""
     if args.context == "-" or args.file == "-":
@@ -110,6 +122,7 @@ def cmd_build(args) -> int:
     from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
     from builder.dockerfile.parser import parse
     from builder.builds.engine import BuildOptions, Builder
+    from builder.builds.limits import parse_limits
     from builder.builds.progress import make_progress
     from builder.image.store import normalize_name
 
@@ -123,6 +136,7 @@ def cmd_build(args) -> int:
         context_dir = context_dir.resolve()
     for tag in args.tag or []:
         normalize_name(tag)
+    _refuse_unsupported(args)
     if args.network not in ("none", "host", "default"):
         raise UsageError(f"invalid --network {args.network!r}: use none or host")
     options = BuildOptions(
@@ -138,6 +152,7 @@ def cmd_build(args) -> int:
         secrets=_secrets(args.secret),
         ssh=_ssh(args.ssh),
         add_hosts=[parse_add_host(h) for h in args.add_host or []],
+        limits=parse_limits(args),
     )
     text, name, path = _read_dockerfile(args, context_dir)
     dockerfile = parse(text, name)
@@ -184,6 +199,22 @@ def add_parsers(sub) -> None:
     b.add_argument("--ssh", action="append", metavar="default|ID=SOCKET|KEY[,KEY]",
                    help="an ssh agent RUN --mount=type=ssh can use (default: $SSH_AUTH_SOCK)")
     b.add_argument("--add-host", action="append", metavar="HOST:IP", help="add a host to RUN steps' /etc/hosts")
+    limits = b.add_argument_group("RUN steps' resources")
+    limits.add_argument("--ulimit", action="append", metavar="NAME=SOFT[:HARD]", help="a ulimit for RUN steps")
+    limits.add_argument("--shm-size", metavar="BYTES", help="size of /dev/shm in RUN steps (default 64m)")
+    limits.add_argument("-m", "--memory", metavar="BYTES", help="memory limit of each RUN step")
+    limits.add_argument("--memory-swap", metavar="BYTES", help="memory plus swap limit (-1: unlimited swap)")
+    limits.add_argument("-c", "--cpu-shares", metavar="N", help="CPU shares (relative weight)")
+    limits.add_argument("--cpu-period", metavar="USEC", help="CPU CFS period")
+    limits.add_argument("--cpu-quota", metavar="USEC", help="CPU CFS quota")
+    limits.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs RUN steps may use (0-3, 0,1)")
+    limits.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes RUN steps may use (0-3, 0,1)")
+    limits.add_argument("--cgroup-parent", metavar="PATH", help="parent cgroup of the RUN steps' cgroups")
+    b.add_argument("--squash", action="store_true", help=argparse.SUPPRESS)  # refused, as BuildKit does
+    b.add_argument("--security-opt", action="append", help=argparse.SUPPRESS)  # refused, as docker does
+    b.add_argument("--isolation", help=argparse.SUPPRESS)  # only "default" on Linux
+    b.add_argument("--compress", action="store_true", help=argparse.SUPPRESS)  # no daemon to send a context to
+    b.add_argument("--disable-content-trust", nargs="?", const="true", help=argparse.SUPPRESS)  # no signing
     b.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
     b.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
     b.add_argument("context", metavar="CONTEXT", help="the build context directory, or - (Dockerfile on stdin)")

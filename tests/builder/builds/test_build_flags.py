@@ -164,3 +164,52 @@ def test_output_bad_values(pydock, tmp_path, flag, message):
     ctx = make_context(tmp_path / "ctx", "FROM busybox\n")
     proc = pydock.build(ctx, "-o", flag, check=False)
     assert proc.returncode == 1 and message in proc.stderr
+
+
+def test_run_step_resource_flags(pydock, tmp_path):
+    parent = f"pydock-test-{os.getpid()}"
+    ctx = make_context(tmp_path / "ctx", """\
+FROM busybox
+ARG PARENT
+RUN (ulimit -Sn; ulimit -Hn; df -k /dev/shm | tail -1; \\
+     cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \\
+     grep -c "/$PARENT/pydock-build-" /proc/self/cgroup) > /limits
+""")
+    try:
+        pydock.build(ctx, "-t", "lim", "--build-arg", f"PARENT={parent}", "--ulimit", "nofile=100:200",
+                     "--shm-size", "32m", "-m", "96m", "--memory-swap", "-1", "--cpu-shares", "512",
+                     "--cgroup-parent", parent)
+    finally:
+        for d in [f"/sys/fs/cgroup/{parent}"] + [f"/sys/fs/cgroup/{c}/{parent}" for c in os.listdir("/sys/fs/cgroup")]:
+            if os.path.isdir(d):
+                os.rmdir(d)  # the step's own cgroup is gone; its parent stays, as with runc
+    nofile_soft, nofile_hard, shm, memory, in_parent = \
+        pydock("run", "--rm", "lim", "cat", "/limits", check=True).stdout.strip().split("\n")
+    assert (nofile_soft, nofile_hard) == ("100", "200")
+    assert shm.split()[1] == str(32 * 1024)
+    assert memory == str(96 * 1024 * 1024)
+    assert int(in_parent) >= 1
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--ulimit", "nofile=200:100"], "soft limit must be less than or equal to hard limit"),
+    (["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
+    (["-m", "1m"], "minimum memory limit allowed is 6MB"),
+    (["--memory-swap", "1g"], "always set the memory limit"),
+    (["--shm-size", "lots"], "invalid --shm-size 'lots'"),
+    (["--cpuset-cpus", "0-x"], "invalid --cpuset-cpus"),
+    (["--squash"], "--squash is not supported"),
+    (["--security-opt", "seccomp=unconfined"], "--security-opt is not supported for builds"),
+    (["--isolation", "hyperv"], "unsupported isolation 'hyperv'"),
+])
+def test_refused_build_flags(pydock, tmp_path, flags, message):
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN true\n")
+    before = pydock.snapshot()
+    proc = pydock.build(ctx, *flags, check=False)
+    assert proc.returncode == 1 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert pydock.snapshot() == before
+
+
+def test_flags_with_nothing_to_do_are_accepted(pydock, tmp_path):
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN true\n")
+    pydock.build(ctx, "--rm", "--force-rm", "--compress", "--disable-content-trust", "--isolation", "default")
