@@ -49,6 +49,8 @@ class BuildOptions:
     ssh: dict[str, list[str]] = field(default_factory=dict)  # --ssh id -> [agent socket] or key files
     add_hosts: list[tuple[str, str]] = field(default_factory=list)  # --add-host: RUN steps' /etc/hosts
     limits: object = None  # RUN steps' resource limits (limits.RunLimits from --ulimit, -m, ...), or None
+    load: bool = False  # store the image even when the outputs are filesystem ones (buildx --load)
+    no_cache_stages: list[str] = field(default_factory=list)  # --no-cache-filter: stages built without the cache
 
 
 def _short(key: str) -> str:
@@ -70,6 +72,7 @@ class Builder:
         self.ex = Expander(dockerfile.escape)
         self.epoch = self._source_date_epoch()
         self.results: dict[int, ImageState] = {}
+        self._stage: Stage | None = None  # the stage whose steps run now
         self._building: set[int] = set()  # stages begun (a stage that needs one begun and unfinished loops)
         self.step_no = 0
         self.total = 0
@@ -138,6 +141,10 @@ class Builder:
         unused = plan.unused_build_args(self.opts.build_args)
         if unused:
             self.progress.warn(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
+        for name in self.opts.no_cache_stages:
+            if plan.find_stage(name) is None or name.isdigit():
+                raise BuildError(f"--no-cache-filter: no stage named {name!r} in the Dockerfile")
+        self.opts.no_cache_stages = [plan.find_stage(n).display_name for n in self.opts.no_cache_stages]
         self.total = plan.step_count()
         for stage in plan.needed:
             self.stage_result(stage)
@@ -145,7 +152,7 @@ class Builder:
         fs_outputs = [o for o in self.opts.outputs if o["type"] in FILESYSTEM_OUTPUTS]
         for out in fs_outputs:
             export_filesystem(self, final, out)
-        if fs_outputs and len(fs_outputs) == len(self.opts.outputs):
+        if fs_outputs and len(fs_outputs) == len(self.opts.outputs) and not self.opts.load:
             # As BuildKit: what a filesystem output gets is all there is; no image is stored or tagged.
             self.progress.line("Successfully exported " + ", ".join(o["dest"] for o in fs_outputs))
             return None
@@ -171,6 +178,16 @@ class Builder:
         return self.results[stage.index]
 
     def _build_stage(self, stage: Stage) -> ImageState:
+        outer, self._stage = self._stage, stage  # a stage may build another one midway
+        try:
+            return self._build_stage_steps(stage)
+        finally:
+            self._stage = outer
+
+    def _no_cache(self) -> bool:
+        return self.opts.no_cache or (self._stage is not None and self._stage.display_name in self.opts.no_cache_stages)
+
+    def _build_stage_steps(self, stage: Stage) -> ImageState:
         state, triggers = self._from(stage)
         for instr in triggers:
             self.progress.line(f" # Executing build trigger: {_oneline(instr.original)}")
@@ -333,7 +350,7 @@ class Builder:
         from builder.image.digest import Descriptor
 
         key = step_key(state.key, payload)
-        entry = None if self.opts.no_cache else self.cache.get(key, self.store.has_blob)
+        entry = None if self._no_cache() else self.cache.get(key, self.store.has_blob)
         if entry is not None:
             self.progress.line(" ---> Using cache")
         else:

@@ -94,6 +94,53 @@ def _refuse_unsupported(args) -> None:
         raise UsageError(f"unsupported isolation {args.isolation!r}: only default on Linux")
 
 
+def _push(store, tags: list[str], progress) -> None:
+    """buildx --push: the built image to the registry of each -t name."""
+    from builder.registry.client import Registry
+    from builder.registry.push import push
+    from builder.registry.reference import parse
+
+    for tag in tags:
+        ref = parse(tag)
+        push(store, ref, say=progress.line, registry=Registry(ref.domain))
+
+
+def _write_metadata(path: str, image, tags: list[str]) -> None:
+    """buildx --metadata-file: what the build made, as JSON."""
+    import json
+
+    from builder.atomicfile import write_file
+    from builder.image.store import normalize_name
+
+    meta = {"containerimage.config.digest": image.id, "containerimage.digest": image.digest,
+            "containerimage.descriptor": image.manifest_desc.to_json()}
+    if tags:
+        meta["image.name"] = ",".join(normalize_name(t) for t in tags)
+    write_file(path, json.dumps(meta, indent=2).encode() + b"\n")
+
+
+# buildx flags for what pydock does not make; a value here is accepted (it asks for nothing).
+_REFUSED = {
+    "attest": ("attestations (SBOM, provenance) are not supported", ()),
+    "sbom": ("SBOM attestations are not supported", ("false", "0")),
+    "provenance": ("provenance attestations are not supported", ("false", "0")),
+    "annotation": ("manifest annotations are not supported", ()),
+    "build_context": ("named build contexts are not supported", ()),
+    "builder": ("there is one builder, pydock itself", ("default",)),
+    "call": ("build methods other than build are not supported", ("build",)),
+    "allow": ("entitlements other than network.host are not supported (RUN --network=host needs none)",
+              ("network.host",)),
+}
+
+
+def _refuse_buildx(args) -> None:
+    for key, (reason, accepted) in _REFUSED.items():
+        for value in getattr(args, key) or []:
+            if value not in accepted:
+                flag = "--" + key.replace("_", "-")
+                raise UsageError(f"{flag} {value}: {reason}")
+
+
 def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | None]:
     """(text, name for messages, path or None) of the Dockerfile the build uses."""
     if args.context == "-" or args.file == "-":
@@ -137,6 +184,7 @@ def cmd_build(args) -> int:
     for tag in args.tag or []:
         normalize_name(tag)
     _refuse_unsupported(args)
+    _refuse_buildx(args)
     if args.network not in ("none", "host", "default"):
         raise UsageError(f"invalid --network {args.network!r}: use none or host")
     options = BuildOptions(
@@ -153,7 +201,11 @@ def cmd_build(args) -> int:
         ssh=_ssh(args.ssh),
         add_hosts=[parse_add_host(h) for h in args.add_host or []],
         limits=parse_limits(args),
+        load=args.load,
+        no_cache_stages=[n for item in args.no_cache_filter or [] for n in item.split(",") if n],
     )
+    if args.push and not options.tags:
+        raise UsageError("--push needs a name to push to: give one with -t")
     text, name, path = _read_dockerfile(args, context_dir)
     dockerfile = parse(text, name)
     store = open_store(args)
@@ -168,6 +220,10 @@ def cmd_build(args) -> int:
     image = Builder(store, context, dockerfile, options, progress).build()
     if image is None:  # only filesystem outputs: there is no image
         return 0
+    if args.push:
+        _push(store, options.tags, progress)
+    if args.metadata_file:
+        _write_metadata(args.metadata_file, image, options.tags)
     if options.quiet:
         print(image.id)
     if args.iidfile:
@@ -210,6 +266,14 @@ def add_parsers(sub) -> None:
     limits.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs RUN steps may use (0-3, 0,1)")
     limits.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes RUN steps may use (0-3, 0,1)")
     limits.add_argument("--cgroup-parent", metavar="PATH", help="parent cgroup of the RUN steps' cgroups")
+    b.add_argument("--load", action="store_true", help="store the image even with -o type=local|tar")
+    b.add_argument("--push", action="store_true", help="push the image to the registry of each -t name")
+    b.add_argument("--metadata-file", metavar="FILE", help="write what the build made (digests, names) as JSON")
+    b.add_argument("--no-cache-filter", action="append", metavar="STAGE[,STAGE]",
+                   help="build these stages without the cache")
+    for key in _REFUSED:
+        b.add_argument("--" + key.replace("_", "-"), action="append", help=argparse.SUPPRESS)
+    b.add_argument("--check", action="store_const", dest="call", const=["check"], help=argparse.SUPPRESS)
     b.add_argument("--squash", action="store_true", help=argparse.SUPPRESS)  # refused, as BuildKit does
     b.add_argument("--security-opt", action="append", help=argparse.SUPPRESS)  # refused, as docker does
     b.add_argument("--isolation", help=argparse.SUPPRESS)  # only "default" on Linux

@@ -201,6 +201,13 @@ RUN (ulimit -Sn; ulimit -Hn; df -k /dev/shm | tail -1; \\
     (["--squash"], "--squash is not supported"),
     (["--security-opt", "seccomp=unconfined"], "--security-opt is not supported for builds"),
     (["--isolation", "hyperv"], "unsupported isolation 'hyperv'"),
+    (["--attest", "type=sbom"], "--attest type=sbom: attestations (SBOM, provenance) are not supported"),
+    (["--provenance", "mode=max"], "provenance attestations are not supported"),
+    (["--check"], "--call check: build methods other than build are not supported"),
+    (["--allow", "security.insecure"], "entitlements other than network.host are not supported"),
+    (["--build-context", "x=/tmp"], "named build contexts are not supported"),
+    (["--push"], "--push needs a name to push to"),
+    (["--no-cache-filter", "nosuch"], "no stage named 'nosuch'"),
 ])
 def test_refused_build_flags(pydock, tmp_path, flags, message):
     ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN true\n")
@@ -212,4 +219,23 @@ def test_refused_build_flags(pydock, tmp_path, flags, message):
 
 def test_flags_with_nothing_to_do_are_accepted(pydock, tmp_path):
     ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN true\n")
-    pydock.build(ctx, "--rm", "--force-rm", "--compress", "--disable-content-trust", "--isolation", "default")
+    pydock.build(ctx, "--rm", "--force-rm", "--compress", "--disable-content-trust", "--isolation", "default",
+                 "--provenance=false", "--sbom=false", "--allow", "network.host", "--builder", "default")
+
+
+def test_metadata_file_load_and_no_cache_filter(pydock, tmp_path):
+    ctx = make_context(tmp_path / "ctx", "FROM busybox AS base\nRUN echo base > /base\n"
+                                         "FROM base AS app\nRUN echo app > /app\n")
+    pydock.build(ctx, "-t", "meta", "--metadata-file", tmp_path / "meta.json")
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    inspected = json.loads(pydock("inspect", "meta", check=True).stdout)[0]
+    assert meta["containerimage.config.digest"] == inspected["Id"]
+    assert meta["containerimage.digest"] == meta["containerimage.descriptor"]["digest"]
+    assert meta["image.name"] == "meta:latest"
+    # --no-cache-filter: only the stages named are built again
+    proc = pydock.build(ctx, "--no-cache-filter", "app")
+    assert proc.stdout.count("Using cache") == 1 and "Step 2/4 : RUN echo base > /base\n ---> Using cache" in proc.stdout
+    # --load: a filesystem output and the image in the store too
+    pydock.build(ctx, "-t", "loaded", "--load", "-o", tmp_path / "fs")
+    assert (tmp_path / "fs" / "app").read_text() == "app\n"
+    assert pydock("run", "--rm", "loaded", "cat", "/app", check=True).stdout == "app\n"
