@@ -111,11 +111,12 @@ def _write_metadata(path: str, image, tags: list[str]) -> None:
 
     from builder.atomicfile import write_file
     from builder.image.store import normalize_name
+    from builder.registry.reference import parse
 
     meta = {"containerimage.config.digest": image.id, "containerimage.digest": image.digest,
             "containerimage.descriptor": image.manifest_desc.to_json()}
     if tags:
-        meta["image.name"] = ",".join(normalize_name(t) for t in tags)
+        meta["image.name"] = ",".join(str(parse(normalize_name(t))) for t in tags)
     write_file(path, json.dumps(meta, indent=2).encode() + b"\n")
 
 
@@ -218,7 +219,13 @@ def cmd_build(args) -> int:
     to_stdout = any(o["dest"] == "-" for o in options.outputs)  # the tar owns stdout: progress goes to stderr
     progress = make_progress(args.progress, args.quiet, out=sys.stderr if to_stdout else None)
     image = Builder(store, context, dockerfile, options, progress).build()
-    if image is None:  # only filesystem outputs: there is no image
+    if image is None:  # only filesystem outputs: no image, so (as docker) an empty ID
+        if options.quiet:
+            print()
+        if args.iidfile:
+            from builder.atomicfile import write_file
+
+            write_file(args.iidfile, b"")
         return 0
     if args.push:
         _push(store, options.tags, progress)
