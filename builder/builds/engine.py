@@ -123,6 +123,7 @@ class Builder:
                 # gc leave the images it uses (and what it adds) alone until it is done
                 image = self._build()
         except BaseException:
+            self.progress.failed()
             for key in self._new_cache_keys:
                 self.cache.remove(key)
             raise

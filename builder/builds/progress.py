@@ -46,6 +46,9 @@ class Progress:
         self.err.flush()
         return self.out.fileno(), self.err.fileno()
 
+    def failed(self) -> None:
+        """The build failed in the step shown last (the error itself is printed by the caller)."""
+
     def close(self) -> None:
         if self._devnull is not None:
             os.close(self._devnull)
@@ -62,6 +65,7 @@ class TtyProgress(Progress):
         self._bar = None
         self._step: tuple[str, float] | None = None  # (its line, start time)
         self._cached = False
+        self._failed = False
         self._pipe: tuple[int, threading.Thread] | None = None
 
     def _write(self, text: str) -> None:
@@ -97,11 +101,15 @@ class TtyProgress(Progress):
     def _finish_step(self) -> None:
         if self._step is not None:
             text, started = self._step
-            self._write(f"{text}  {'CACHED' if self._cached else f'{time.monotonic() - started:.1f}s'}")
+            took = f"{time.monotonic() - started:.1f}s"
+            self._write(f"{text}  {'ERROR after ' + took if self._failed else 'CACHED' if self._cached else took}")
             self._step = None
 
     def warn(self, text: str) -> None:
         self._write(text)
+
+    def failed(self) -> None:
+        self._failed = True
 
     def run_fds(self) -> tuple[int, int]:
         """A pipe whose lines a thread writes above the bar until the step's next line."""

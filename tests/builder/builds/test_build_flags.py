@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import struct
 import subprocess
@@ -105,6 +106,11 @@ def test_progress_tty_view(pydock, tmp_path, mode):
     assert "Successfully tagged tty:latest" in terminal
     cached, terminal, _ = _run_on_terminal([*PYDOCK, "--root", str(pydock.root), "build", "--progress=tty", str(ctx)])
     assert "=> [2/3] RUN echo line-one; sleep 0.3; echo line-two >&2  CACHED" in terminal
+    bad = make_context(tmp_path / "bad", "FROM busybox\nRUN echo failing; exit 3\n")
+    _, terminal, status = _run_on_terminal([*PYDOCK, "--root", str(pydock.root), "build", "--progress=tty", str(bad)])
+    assert status == 1 and "   failing\r\n" in terminal
+    assert re.search(r"=> \[2/2\] RUN echo failing; exit 3  ERROR after \d+\.\ds\r\n", terminal)
+    assert "pydock: error: Dockerfile:2: process" in terminal
 
 
 def _tree(root) -> dict[str, str]:
