@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from builder.dockerfile.instructions import ImageState, run_history
 from builder.dockerfile.stages import PROXY_ARGS
 from builder.builds.files import resolve_in_root
+from builder.builds.secrets import prepare_secret_or_ssh, secret_and_ssh_env, secret_or_ssh_mount
 from builder.errors import BuildError, StepFailed
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
     if b.opts.add_hosts:
         payload["hosts"] = [list(h) for h in b.opts.add_hosts]  # as in BuildKit, a step's hosts are in its key
     created_by = run_history(args, state) + " # buildkit"
-    secret_env = _secret_env(b, state, mounts)
+    secret_env = secret_and_ssh_env(b, state, mounts)
 
     def perform(ws) -> None:
         import contextlib
@@ -97,7 +98,7 @@ def _run_mounts(b: Builder, state: ImageState, instr) -> list[dict]:
         m = parse_mount(spec, expand=lambda w: b.ex.word(w, state.env))
         target = m.target
         if m.type in ("secret", "ssh"):
-            item = _secret_or_ssh_mount(b, state, m, ssh_count=sum(1 for i in out if i["type"] == "ssh"))
+            item = secret_or_ssh_mount(b, state, m, ssh_count=sum(1 for i in out if i["type"] == "ssh"))
             if item is not None:
                 out.append(item)
             continue
@@ -132,73 +133,12 @@ def _run_mounts(b: Builder, state: ImageState, instr) -> list[dict]:
     return out
 
 
-def _secret_or_ssh_mount(b: Builder, state: ImageState, m, ssh_count: int) -> dict | None:
-    """A secret or ssh mount as BuildKit places it; None when the build was not given it and the mount is
-    optional. Its cache key names the mount, never the secret's content."""
-    if m.type == "secret":
-        sid = m.id or m.source or posixpath.basename(m.target.rstrip("/"))
-        known = sid in b.opts.secrets
-        default_target = "" if m.env else f"/run/secrets/{sid}"
-        how = f"--secret id={sid},src=FILE"
-    else:
-        sid = m.id or "default"
-        known = sid in b.opts.ssh
-        default_target = f"/run/buildkit/ssh_agent.{ssh_count}"
-        how = f"--ssh {sid}" + ("" if sid == "default" else f"={sid.upper()}_SOCKET_OR_KEY")
-    if not known:
-        if m.required:
-            raise BuildError(f"{m.type} {sid!r} is required by this step but the build was not given it "
-                             f"(give it with {how})")
-        return None
-    target = posixpath.normpath(posixpath.join(state.workdir, m.target)) if m.target else default_target
-    mode = m.mode if m.mode is not None else (0o400 if m.type == "secret" else 0o600)
-    item = {"type": m.type, "id": sid, "target": target, "env": m.env, "mode": mode, "uid": m.uid or 0,
-            "gid": m.gid or 0, "spec": m}
-    item["key"] = {k: item[k] for k in ("type", "id", "target", "env", "mode", "uid", "gid")}
-    return item
-
-
-def _secret_env(b: Builder, state: ImageState, mounts: list[dict]) -> list[str]:
-    """Env entries the secret and ssh mounts add: env= secrets, and SSH_AUTH_SOCK for the first ssh mount
-    (unless the image sets it), as BuildKit does. Never part of the cache key or the image."""
-    env = []
-    for m in mounts:
-        if m["type"] == "secret" and m["env"]:
-            value = b.opts.secrets[m["id"]]
-            if b"\0" in value:
-                raise BuildError(f"secret {m['id']!r} holds a NUL byte: it cannot be the variable {m['env']}")
-            env.append(f"{m['env']}={value.decode('utf-8', 'surrogateescape')}")
-    ssh = [m for m in mounts if m["type"] == "ssh"]
-    if ssh and "SSH_AUTH_SOCK" not in state.env:
-        env.append(f"SSH_AUTH_SOCK={ssh[0]['target']}")
-    return env
-
-
-def _prepare_secret_or_ssh(b: Builder, stack, ws, item: dict) -> dict | None:
-    from builder.builds.secrets import AgentRelay, SecretFiles
-
-    if item["type"] == "secret":
-        if not item["target"]:
-            return None  # env= only
-        files = SecretFiles(Path(ws.dir) / f"secret-{os.urandom(4).hex()}")
-        stack.callback(files.close)
-        source = files.add(b.opts.secrets[item["id"]], item["mode"], item["uid"], item["gid"])
-        return {"destination": item["target"], "type": "bind", "source": source,
-                "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}
-    sock_dir = Path(ws.dir) / "ssh"
-    sock_dir.mkdir(mode=0o711, exist_ok=True)
-    relay = AgentRelay(str(sock_dir / f"agent-{len(os.listdir(sock_dir))}.sock"), b.agents.socket_for(item["id"]),
-                       item["mode"], item["uid"], item["gid"])
-    stack.callback(relay.close)
-    return {"destination": item["target"], "type": "bind", "source": relay.path, "options": ["rbind", "rw"]}
-
-
 def _prepare_mount(b: Builder, stack, ws, item: dict) -> dict | None:
     """The runtime mount entry for one RUN --mount (making cache dirs, source views, rw overlays)."""
     from builder.builds.workspace import Workspace
 
     if item["type"] in ("secret", "ssh"):
-        return _prepare_secret_or_ssh(b, stack, ws, item)
+        return prepare_secret_or_ssh(b, stack, ws, item)
     m = item["spec"]
     target = item["target"]
     if item["type"] == "cache":

@@ -10,6 +10,7 @@ files are loaded into an ssh-agent started for the build (Debian's openssh-clien
 from __future__ import annotations
 
 import os
+import posixpath
 import selectors
 import shutil
 import socket
@@ -19,10 +20,17 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.errors import BuildError
 from oci_runtime import linux
 
+if TYPE_CHECKING:
+    from builder.builds.engine import Builder
+    from builder.dockerfile.instructions import ImageState
+
+
+# -- the flags ---------------------------------------------------------------------------------------
 
 def parse_secret(text: str) -> tuple[str, bytes]:
     """One --secret value: (id, content). As buildx: without src= or env=, an env var named ID if set,
@@ -248,3 +256,66 @@ class SecretFiles:
     def close(self) -> None:
         linux.umount2(str(self.dir), 2)  # MNT_DETACH: the contents go with the mount
         os.rmdir(self.dir)
+
+
+# -- RUN --mount=type=secret|ssh -------------------------------------------------------------------
+
+def secret_or_ssh_mount(b: Builder, state: ImageState, m, ssh_count: int) -> dict | None:
+    """A secret or ssh mount as BuildKit places it; None when the build was not given it and the mount is
+    optional. Its cache key names the mount, never the secret's content."""
+    if m.type == "secret":
+        sid = m.id or m.source or posixpath.basename(m.target.rstrip("/"))
+        known = sid in b.opts.secrets
+        default_target = "" if m.env else f"/run/secrets/{sid}"
+        how = f"--secret id={sid},src=FILE"
+    else:
+        sid = m.id or "default"
+        known = sid in b.opts.ssh
+        default_target = f"/run/buildkit/ssh_agent.{ssh_count}"
+        how = f"--ssh {sid}" + ("" if sid == "default" else "=SOCKET|KEYFILE")
+    if not known:
+        if m.required:
+            raise BuildError(f"{m.type} {sid!r} is required by this step but the build was not given it "
+                             f"(give it with {how})")
+        return None
+    target = posixpath.normpath(posixpath.join(state.workdir, m.target)) if m.target else default_target
+    mode = m.mode if m.mode is not None else (0o400 if m.type == "secret" else 0o600)
+    item = {"type": m.type, "id": sid, "target": target, "env": m.env, "mode": mode, "uid": m.uid or 0,
+            "gid": m.gid or 0, "spec": m}
+    item["key"] = {k: item[k] for k in ("type", "id", "target", "env", "mode", "uid", "gid")}
+    return item
+
+
+def secret_and_ssh_env(b: Builder, state: ImageState, mounts: list[dict]) -> list[str]:
+    """Env entries the secret and ssh mounts add: env= secrets, and SSH_AUTH_SOCK for the first ssh mount
+    (unless the image sets it), as BuildKit does. Never part of the cache key or the image."""
+    env = []
+    for m in mounts:
+        if m["type"] == "secret" and m["env"]:
+            value = b.opts.secrets[m["id"]]
+            if b"\0" in value:
+                raise BuildError(f"secret {m['id']!r} holds a NUL byte: it cannot be the variable {m['env']}")
+            env.append(f"{m['env']}={value.decode('utf-8', 'surrogateescape')}")
+    ssh = [m for m in mounts if m["type"] == "ssh"]
+    if ssh and "SSH_AUTH_SOCK" not in state.env:
+        env.append(f"SSH_AUTH_SOCK={ssh[0]['target']}")
+    return env
+
+
+def prepare_secret_or_ssh(b: Builder, stack, ws, item: dict) -> dict | None:
+    """The runtime mount of a planned secret or ssh mount (None for an env-only secret); what it sets up
+    (a tmpfs, a relay) is undone when `stack` closes, after the step."""
+    if item["type"] == "secret":
+        if not item["target"]:
+            return None  # env= only
+        files = SecretFiles(Path(ws.dir) / f"secret-{os.urandom(4).hex()}")
+        stack.callback(files.close)
+        source = files.add(b.opts.secrets[item["id"]], item["mode"], item["uid"], item["gid"])
+        return {"destination": item["target"], "type": "bind", "source": source,
+                "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}
+    sock_dir = Path(ws.dir) / "ssh"
+    sock_dir.mkdir(mode=0o711, exist_ok=True)
+    relay = AgentRelay(str(sock_dir / f"agent-{len(os.listdir(sock_dir))}.sock"), b.agents.socket_for(item["id"]),
+                       item["mode"], item["uid"], item["gid"])
+    stack.callback(relay.close)
+    return {"destination": item["target"], "type": "bind", "source": relay.path, "options": ["rbind", "rw"]}
