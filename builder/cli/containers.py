@@ -286,6 +286,12 @@ def _add_create_options(p) -> None:
     p.add_argument("--volumes-from", action="append", default=[], help="mount the volumes of CONTAINER[:ro|rw]")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOSTPORT:]CTRPORT[/PROTO]",
+                   help="publish a container's port (ranges: 8000-8010:80-90) on the host")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish every exposed port on a random host port")
+    p.add_argument("--expose", action="append", default=[], metavar="PORT[-END][/PROTO]",
+                   help="expose a port or a range of ports")
     p.add_argument("--restart", default="no", help="no, always, unless-stopped or on-failure[:MAX]")
     p.add_argument("--cap-add", action="append", default=[], help="add a capability")
     p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")

@@ -1,0 +1,1 @@
+"""pydock networking: network namespaces, bridges, addresses, name files and port publishing."""
