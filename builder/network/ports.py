@@ -1,0 +1,192 @@
+"""Publishing a container's ports, docker's way: every published host port is bound by the container's
+proxy process (proxy.py: it holds the port, so a port in use is an error before the container starts, and
+it carries loopback and hairpin traffic), and traffic from elsewhere to the host's addresses is DNATed by
+the kernel to the container (firewall.py's `publish` chain: no copy through user space). Random host
+ports come from the kernel's ephemeral range, lowest free first, as docker's allocator does.
+
+publish() runs in the monitor after the container has its address; unpublish() when it stops (and in the
+guard, and in reconcile() for containers whose monitor died)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+
+from builder.network import firewall, proxy
+from builder.network.portspec import split_key, wanted_bindings
+
+ANY_IPV4 = "0.0.0.0"
+
+
+class PublishError(RuntimeError):
+    """A port cannot be published (in use, privileged, no address to forward to): docker's words."""
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's ip_local_port_range (docker allocates random host ports from it)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _unprivileged_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024
+
+
+def _bind(host_ip: str, port: int, proto: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
+    try:
+        if proto == "tcp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as docker-proxy: TIME_WAIT is no owner
+        sock.bind((host_ip, port))
+        if proto == "tcp":
+            sock.listen(128)
+    except OSError as e:
+        sock.close()
+        address = f"[{host_ip}]:{port}" if ":" in host_ip else f"{host_ip}:{port}"
+        if e.errno == errno.EADDRINUSE:
+            raise PublishError(f"Bind for {address} failed: port is already allocated") from None
+        if e.errno == errno.EACCES:
+            raise PublishError(f"cannot publish privileged port {port} ({address}): permission denied "
+                               f"(ports below {_unprivileged_start()} need CAP_NET_BIND_SERVICE)") from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise PublishError(f"cannot publish {address}: {host_ip} is not an address of this host") from None
+        raise PublishError(f"cannot publish {address}: {e.strerror}") from None
+    return sock
+
+
+def _hold(host_ip: str, host_port: str, proto: str) -> tuple[socket.socket, int]:
+    """Bind the binding's host port: the given one, the first free one of a range, or a random one."""
+    if proto == "sctp":
+        raise PublishError("publishing sctp ports is not supported")
+    if host_port and "-" not in host_port:
+        return _bind(host_ip, int(host_port), proto), int(host_port)
+    low, high = (int(p) for p in host_port.split("-")) if host_port else ephemeral_range()
+    for port in range(low, high + 1):
+        try:
+            return _bind(host_ip, port, proto), port
+        except PublishError as e:
+            if "already allocated" not in str(e):
+                raise
+    raise PublishError(f"no free host port for {host_ip}:{host_port or 'random'}/{proto}")
+
+
+def check_free(bindings: dict[str, list[dict]]) -> None:
+    """Fail (PublishError) when a fixed host port of bindings is taken now: before anything is created."""
+    for key, entries in bindings.items():
+        _, proto = split_key(key)
+        for b in entries:
+            if b["HostPort"] and "-" not in b["HostPort"] and proto != "sctp":
+                _bind(b["HostIp"] or ANY_IPV4, int(b["HostPort"]), proto).close()
+
+
+def _dnat_rule(container_id: str, host_ip: str, host_port: int, proto: str, target: tuple[str, int],
+               subnet: str | None) -> dict:
+    expr = []
+    if host_ip != ANY_IPV4:
+        expr.append(firewall._match(firewall._payload("ip", "daddr"), host_ip))
+    if subnet:  # the container's own network reaches it through the proxy (hairpin: replies come back to it)
+        addr, _, length = subnet.partition("/")
+        expr.append(firewall._match(firewall._payload("ip", "saddr"),
+                                    {"prefix": {"addr": addr, "len": int(length or 32)}}, "!="))
+    expr += [firewall._match({"meta": {"key": "l4proto"}}, proto),
+             firewall._match(firewall._payload("th", "dport"), host_port),
+             {"dnat": {"addr": target[0], "port": target[1]}}]
+    return {"add": {"rule": {"family": firewall.FAMILY, "table": firewall.TABLE, "chain": firewall.PUBLISH_CHAIN,
+                             "comment": container_id, "expr": expr}}}
+
+
+def publish(doc: dict, container_ip: str, subnet: str | None = None, *,
+            use_dnat: bool = True) -> tuple[dict, int | None]:
+    """Hold every wanted host port, add the DNAT rules, start the proxy. Returns NetworkSettings.Ports
+    (every exposed port; the published ones with their real host ports) and the proxy's pid (None when
+    nothing is published). Nothing is left behind when it fails."""
+    wanted = wanted_bindings(doc)
+    ports: dict[str, list[dict] | None] = {key: None for key in (doc.get("Config") or {}).get("ExposedPorts") or {}}
+    held: list[proxy.Listener] = []
+    rules = []
+    try:
+        for key, entries in wanted.items():
+            ctr_port, proto = split_key(key)
+            for b in entries:
+                host_ip = b.get("HostIp") or ANY_IPV4
+                sock, port = _hold(host_ip, b.get("HostPort") or "", proto)
+                held.append(proxy.Listener(sock, proto, (container_ip, ctr_port)))
+                ports.setdefault(key, None)
+                ports[key] = (ports[key] or []) + [{"HostIp": host_ip, "HostPort": str(port)}]
+                if use_dnat and ":" not in host_ip and not host_ip.startswith("127."):
+                    rules.append(_dnat_rule(doc["Id"], host_ip, port, proto, (container_ip, ctr_port), subnet))
+        if not held:
+            return ports, None
+        if rules and firewall.available():
+            firewall.ensure_base()
+            firewall.run(rules)
+        pid = proxy.spawn(held)
+    except BaseException:
+        remove_rules(doc["Id"])
+        raise
+    finally:
+        for listener in held:
+            listener.sock.close()  # the proxy has its own copies
+    return ports, pid
+
+
+def remove_rules(container_id: str) -> None:
+    if firewall.available():
+        mine = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") == container_id]
+        if mine:
+            firewall.run(firewall.delete_commands(mine))
+
+
+def unpublish(container_id: str, proxy_pid: int | None, proxy_start: int | None = None) -> None:
+    """Stop the proxy (releasing the host ports) and delete the container's DNAT rules."""
+    if proxy_pid:
+        from builder.container.liveness import process_start_time
+
+        if proxy_start is None or process_start_time(proxy_pid) == proxy_start:
+            try:
+                os.kill(proxy_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_gone(proxy_pid)
+    remove_rules(container_id)
+
+
+def _wait_gone(pid: int) -> None:
+    """Until pid has exited (its ports are free then): reaped when it is our child, else watched."""
+    import time
+
+    try:
+        os.waitpid(pid, 0)
+        return
+    except ChildProcessError:
+        pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return  # a zombie holds no sockets
+        except OSError:
+            return
+        time.sleep(0.01)
+
+
+def reconcile(alive: set[str]) -> None:
+    """Delete the rules of every container not in alive (its monitor was SIGKILLed, or it was removed)."""
+    if not firewall.available():
+        return
+    stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") and r["comment"] not in alive]
+    if stale:
+        firewall.run(firewall.delete_commands(stale))
