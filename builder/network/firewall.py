@@ -43,16 +43,16 @@ def _nft(args: list[str], stdin: str | None = None) -> str:
     return done.stdout
 
 
-def _match(left: dict, right, op: str = "==") -> dict:
+def match(left: dict, right, op: str = "==") -> dict:
     return {"match": {"op": op, "left": left, "right": right}}
 
 
-def _payload(protocol: str, field: str) -> dict:
+def payload(protocol: str, field: str) -> dict:
     return {"payload": {"protocol": protocol, "field": field}}
 
 
-LOCAL_DESTINATION = _match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
-NOT_LOOPBACK = _match(_payload("ip", "daddr"), {"prefix": {"addr": "127.0.0.0", "len": 8}}, "!=")
+LOCAL_DESTINATION = match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+NOT_LOOPBACK = match(payload("ip", "daddr"), {"prefix": {"addr": "127.0.0.0", "len": 8}}, "!=")
 
 
 def base_commands() -> list[dict]:

@@ -91,31 +91,53 @@ def check_free(bindings: dict[str, list[dict]]) -> None:
                 _bind(b["HostIp"] or ANY_IPV4, int(b["HostPort"]), proto).close()
 
 
-def _dnat_rule(container_id: str, host_ip: str, host_port: int, proto: str, target: tuple[str, int],
-               subnet: str | None) -> dict:
-    expr = []
-    if host_ip != ANY_IPV4:
-        expr.append(firewall._match(firewall._payload("ip", "daddr"), host_ip))
-    if subnet:  # the container's own network reaches it through the proxy (hairpin: replies come back to it)
-        addr, _, length = subnet.partition("/")
-        expr.append(firewall._match(firewall._payload("ip", "saddr"),
-                                    {"prefix": {"addr": addr, "len": int(length or 32)}}, "!="))
-    expr += [firewall._match({"meta": {"key": "l4proto"}}, proto),
-             firewall._match(firewall._payload("th", "dport"), host_port),
-             {"dnat": {"addr": target[0], "port": target[1]}}]
-    return {"add": {"rule": {"family": firewall.FAMILY, "table": firewall.TABLE, "chain": firewall.PUBLISH_CHAIN,
-                             "comment": container_id, "expr": expr}}}
+def dnat_commands(container_id: str, ports: dict, container_ip: str, subnet: str | None) -> list[dict]:
+    """The DNAT rules (nft JSON "add" commands) for a container's published ports (NetworkSettings.Ports
+    with the real host ports): one per binding on an IPv4 address other than loopback (127.0.0.1 is the
+    proxy's alone: the kernel does not route loopback traffic out). Traffic from the container's own
+    subnet is left to the proxy, so replies of a hairpin connection come back the way they went."""
+    commands = []
+    for key, bindings in sorted(ports.items()):
+        ctr_port, proto = split_key(key)
+        for b in bindings or []:
+            host_ip = b["HostIp"]
+            if ":" in host_ip or host_ip.startswith("127.") or proto not in ("tcp", "udp"):
+                continue
+            expr = []
+            if host_ip != ANY_IPV4:
+                expr.append(firewall.match(firewall.payload("ip", "daddr"), host_ip))
+            if subnet:
+                addr, _, length = subnet.partition("/")
+                expr.append(firewall.match(firewall.payload("ip", "saddr"),
+                                           {"prefix": {"addr": addr, "len": int(length or 32)}}, "!="))
+            expr += [firewall.match({"meta": {"key": "l4proto"}}, proto),
+                     firewall.match(firewall.payload("th", "dport"), int(b["HostPort"])),
+                     {"dnat": {"addr": container_ip, "port": ctr_port}}]
+            commands.append({"add": {"rule": {"family": firewall.FAMILY, "table": firewall.TABLE,
+                                              "chain": firewall.PUBLISH_CHAIN, "comment": container_id,
+                                              "expr": expr}}})
+    return commands
 
 
-def publish(doc: dict, container_ip: str, subnet: str | None = None, *,
-            use_dnat: bool = True) -> tuple[dict, int | None]:
+def _rule_port(rule: dict) -> tuple[str, int] | None:
+    """(protocol, host port) a DNAT rule of ours matches."""
+    proto = port = None
+    for e in rule.get("expr") or []:
+        m = e.get("match") or {}
+        if m.get("left") == {"meta": {"key": "l4proto"}}:
+            proto = m.get("right")
+        elif m.get("left") == firewall.payload("th", "dport"):
+            port = m.get("right")
+    return (proto, port) if proto and port else None
+
+
+def publish(doc: dict, container_ip: str, subnet: str | None = None) -> tuple[dict, int | None]:
     """Hold every wanted host port, add the DNAT rules, start the proxy. Returns NetworkSettings.Ports
     (every exposed port; the published ones with their real host ports) and the proxy's pid (None when
     nothing is published). Nothing is left behind when it fails."""
     wanted = wanted_bindings(doc)
     ports: dict[str, list[dict] | None] = {key: None for key in (doc.get("Config") or {}).get("ExposedPorts") or {}}
     held: list[proxy.Listener] = []
-    rules = []
     try:
         for key, entries in wanted.items():
             ctr_port, proto = split_key(key)
@@ -123,15 +145,16 @@ def publish(doc: dict, container_ip: str, subnet: str | None = None, *,
                 host_ip = b.get("HostIp") or ANY_IPV4
                 sock, port = _hold(host_ip, b.get("HostPort") or "", proto)
                 held.append(proxy.Listener(sock, proto, (container_ip, ctr_port)))
-                ports.setdefault(key, None)
-                ports[key] = (ports[key] or []) + [{"HostIp": host_ip, "HostPort": str(port)}]
-                if use_dnat and ":" not in host_ip and not host_ip.startswith("127."):
-                    rules.append(_dnat_rule(doc["Id"], host_ip, port, proto, (container_ip, ctr_port), subnet))
+                ports[key] = (ports.get(key) or []) + [{"HostIp": host_ip, "HostPort": str(port)}]
         if not held:
             return ports, None
+        rules = dnat_commands(doc["Id"], ports, container_ip, subnet)
         if rules and firewall.available():
             firewall.ensure_base()
-            firewall.run(rules)
+            # we hold these ports, so a rule already matching one is a dead container's: it goes first
+            taken = {_rule_port(r["add"]["rule"]) for r in rules}
+            stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if _rule_port(r) in taken]
+            firewall.run(firewall.delete_commands(stale) + rules)
         pid = proxy.spawn(held)
     except BaseException:
         remove_rules(doc["Id"])
