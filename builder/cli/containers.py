@@ -285,7 +285,10 @@ def _add_create_options(p) -> None:
     p.add_argument("-v", "--volume", action="append", default=[], help="bind mount /HOST:/CTR[:ro] or named volume NAME:/CTR[:ro]")
     p.add_argument("--volumes-from", action="append", default=[], help="mount the volumes of CONTAINER[:ro|rw]")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
-    p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("--network", "--net", default="bridge",
+                   help="bridge (default), none, host, container:NAME|ID or a network's name")
+    p.add_argument("--network-alias", action="append", default=[], help="a name for the container on its network")
+    p.add_argument("--ip", help="the container's IPv4 address on a user-defined network")
     p.add_argument("--restart", default="no", help="no, always, unless-stopped or on-failure[:MAX]")
     p.add_argument("--cap-add", action="append", default=[], help="add a capability")
     p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")
