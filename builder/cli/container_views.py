@@ -153,7 +153,7 @@ def container_inspect(args, ref: str) -> dict | None:
         doc = records.lookup(ref)
     except ContainerError:
         return None
-    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard")}
+    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard", "PortProxy")}
     out["State"] = live_state(doc)
     out["LogPath"] = os.fspath(log_path(records.path(doc["Id"]), doc["Id"]))
     return out

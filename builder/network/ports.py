@@ -105,17 +105,13 @@ def dnat_commands(container_id: str, ports: dict, container_ip: str, subnet: str
                 continue
             expr = []
             if host_ip != ANY_IPV4:
-                expr.append(firewall.match(firewall.payload("ip", "daddr"), host_ip))
+                expr.append(firewall.match(firewall.payload("ip", "daddr"), "==", host_ip))
             if subnet:
-                addr, _, length = subnet.partition("/")
-                expr.append(firewall.match(firewall.payload("ip", "saddr"),
-                                           {"prefix": {"addr": addr, "len": int(length or 32)}}, "!="))
-            expr += [firewall.match({"meta": {"key": "l4proto"}}, proto),
-                     firewall.match(firewall.payload("th", "dport"), int(b["HostPort"])),
+                expr.append(firewall.match(firewall.payload("ip", "saddr"), "!=", firewall.prefix(subnet)))
+            expr += [firewall.match({"meta": {"key": "l4proto"}}, "==", proto),
+                     firewall.match(firewall.payload("th", "dport"), "==", int(b["HostPort"])),
                      {"dnat": {"addr": container_ip, "port": ctr_port}}]
-            commands.append({"add": {"rule": {"family": firewall.FAMILY, "table": firewall.TABLE,
-                                              "chain": firewall.PUBLISH_CHAIN, "comment": container_id,
-                                              "expr": expr}}})
+            commands.append(firewall.rule(firewall.PUBLISH_CHAIN, *expr, comment=container_id))
     return commands
 
 
@@ -150,11 +146,11 @@ def publish(doc: dict, container_ip: str, subnet: str | None = None) -> tuple[di
             return ports, None
         rules = dnat_commands(doc["Id"], ports, container_ip, subnet)
         if rules and firewall.available():
-            firewall.ensure_base()
+            firewall.ensure_publish_chains()
             # we hold these ports, so a rule already matching one is a dead container's: it goes first
             taken = {_rule_port(r["add"]["rule"]) for r in rules}
             stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if _rule_port(r) in taken]
-            firewall.run(firewall.delete_commands(stale) + rules)
+            firewall.apply(firewall.delete_commands(stale) + rules)
         pid = proxy.spawn(held)
     except BaseException:
         remove_rules(doc["Id"])
@@ -169,7 +165,7 @@ def remove_rules(container_id: str) -> None:
     if firewall.available():
         mine = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") == container_id]
         if mine:
-            firewall.run(firewall.delete_commands(mine))
+            firewall.apply(firewall.delete_commands(mine))
 
 
 def unpublish(container_id: str, proxy_pid: int | None, proxy_start: int | None = None) -> None:
@@ -212,4 +208,69 @@ def reconcile(alive: set[str]) -> None:
         return
     stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") and r["comment"] not in alive]
     if stale:
-        firewall.run(firewall.delete_commands(stale))
+        firewall.apply(firewall.delete_commands(stale))
+
+
+# -- a container's ports, from its record (the monitor at start and stop; a rebuild of the table)
+def container_address(doc: dict) -> tuple[str, str] | None:
+    """(address, subnet) of the container's first network with an address: where its ports lead."""
+    import ipaddress
+
+    for entry in ((doc.get("NetworkSettings") or {}).get("Networks") or {}).values():
+        if entry.get("IPAddress"):
+            net = ipaddress.ip_interface(f"{entry['IPAddress']}/{entry.get('IPPrefixLen') or 32}").network
+            return entry["IPAddress"], str(net)
+    return None
+
+
+def publish_container(store_root, records, container_id: str) -> dict:
+    """Publish the ports of a container that has just joined its networks; record NetworkSettings.Ports and
+    the proxy (PortProxy). Under the networks' lock: a rebuild of the table sees the record or the rules."""
+    from builder.container.liveness import process_start_time
+    from builder.network.store import Networks
+
+    doc = records.load(container_id)
+    address = container_address(doc)
+    if address is None or not (wanted_bindings(doc) or (doc.get("Config") or {}).get("ExposedPorts")):
+        return doc
+    with Networks(store_root).locked():
+        published, pid = publish(doc, *address)
+        try:
+            with records.edit(container_id) as doc:
+                doc.setdefault("NetworkSettings", {})["Ports"] = published
+                if pid:
+                    doc["PortProxy"] = {"Pid": pid, "StartTime": process_start_time(pid)}
+        except BaseException:
+            unpublish(container_id, pid)
+            raise
+    return doc
+
+
+def release_container(records, container_id: str) -> None:
+    """Undo publish_container (idempotent; cheap for a container that published nothing)."""
+    try:
+        doc = records.load(container_id)
+    except Exception:  # noqa: BLE001 - the record is gone: only rules can be left, reconcile() finds them
+        return
+    proxy_entry = doc.get("PortProxy")
+    if not proxy_entry and not ((doc.get("NetworkSettings") or {}).get("Ports")):
+        return
+    unpublish(container_id, (proxy_entry or {}).get("Pid"), (proxy_entry or {}).get("StartTime"))
+    with records.edit(container_id) as doc:
+        doc.pop("PortProxy", None)
+        if doc.get("NetworkSettings"):
+            doc["NetworkSettings"]["Ports"] = {}  # docker shows none for a stopped container
+
+
+def recorded_rules(store_root) -> list[dict]:
+    """The publish rules of every running container (for a rebuild of the whole table)."""
+    from builder.container.liveness import ACTIVE, live_state
+    from builder.container.records import Records
+
+    commands = []
+    for doc in Records(store_root).all():
+        ports = (doc.get("NetworkSettings") or {}).get("Ports")
+        address = container_address(doc)
+        if doc.get("PortProxy") and ports and address and live_state(doc)["Status"] in ACTIVE:
+            commands += dnat_commands(doc["Id"], ports, *address)
+    return commands

@@ -39,9 +39,11 @@ SERVER = textwrap.dedent("""
 """)
 
 
-def host_ruleset() -> str:
-    done = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
-    return done.stdout + done.stderr
+def host_ruleset(host_netns: str) -> str:
+    """The machine's own firewall (the session runs in a netns of its own: see conftest)."""
+    done = subprocess.run(["nsenter", f"--net={host_netns}", "nft", "list", "ruleset"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 class Lab:
@@ -115,15 +117,15 @@ class Lab:
 
 
 @pytest.fixture
-def lab():
-    before = host_ruleset()
+def lab(host_netns):
+    before = host_ruleset(host_netns)
     made = Lab()
     try:
         made.build()
         yield made
     finally:
         made.close()
-        assert host_ruleset() == before, "the machine's own firewall changed"
+        assert host_ruleset(host_netns) == before, "the machine's own firewall changed"
 
 
 CLIENT = """
