@@ -23,7 +23,7 @@ from builder.builds.cache import BuildCache, CacheEntry, step_key
 from builder.builds.copy import copy_step
 from builder.builds.files import mkdir_in_root
 from builder.builds.progress import Progress
-from builder.builds.result import commit, export
+from builder.builds.result import FILESYSTEM_OUTPUTS, commit, export, export_filesystem
 from builder.builds.run import run_step
 from builder.builds.users import image_user
 from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, do_arg, env_from_config,
@@ -45,6 +45,12 @@ class BuildOptions:
     quiet: bool = False
     outputs: list[dict[str, str]] = field(default_factory=list)
     pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)  # --secret id -> content
+    ssh: dict[str, list[str]] = field(default_factory=dict)  # --ssh id -> [agent socket] or key files
+    add_hosts: list[tuple[str, str]] = field(default_factory=list)  # --add-host: RUN steps' /etc/hosts
+    limits: object = None  # RUN steps' resource limits (limits.RunLimits from --ulimit, -m, ...), or None
+    load: bool = False  # store the image even when the outputs are filesystem ones (buildx --load)
+    no_cache_stages: list[str] = field(default_factory=list)  # --no-cache-filter: stages built without the cache
 
 
 def _short(key: str) -> str:
@@ -66,12 +72,17 @@ class Builder:
         self.ex = Expander(dockerfile.escape)
         self.epoch = self._source_date_epoch()
         self.results: dict[int, ImageState] = {}
+        self._stage: Stage | None = None  # the stage whose steps run now
+        self._building: set[int] = set()  # stages begun (a stage that needs one begun and unfinished loops)
         self.step_no = 0
         self.total = 0
         self.plan: BuildPlan | None = None
         self._new_cache_keys: list[str] = []
         self.base_history_len: dict[int, int] = {}
         self._tmp: Path | None = None
+        from builder.builds.secrets import Agents
+
+        self.agents = Agents(options.ssh)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -104,17 +115,20 @@ class Builder:
     # -- the build ---------------------------------------------------------------------------------
 
     def build(self):
-        """Build the target stage and commit it; returns the store Image."""
+        """Build the target stage and commit it; returns the store Image (None when the only outputs are
+        filesystem ones: -o type=local|tar)."""
         try:
             with self.store.lease(), self.store.hold() as self._hold:
                 # the lease: a failed build takes its blobs, layers and images back out; the hold: rmi and
                 # gc leave the images it uses (and what it adds) alone until it is done
                 image = self._build()
         except BaseException:
+            self.progress.failed()
             for key in self._new_cache_keys:
                 self.cache.remove(key)
             raise
         finally:
+            self.agents.close()
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 os.close(self._tmp_fd)
@@ -128,13 +142,25 @@ class Builder:
         unused = plan.unused_build_args(self.opts.build_args)
         if unused:
             self.progress.warn(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
+        for name in self.opts.no_cache_stages:
+            if plan.find_stage(name) is None or name.isdigit():
+                raise BuildError(f"--no-cache-filter: no stage named {name!r} in the Dockerfile")
+        self.opts.no_cache_stages = [plan.find_stage(n).display_name for n in self.opts.no_cache_stages]
         self.total = plan.step_count()
         for stage in plan.needed:
             self.stage_result(stage)
         final = self.results[plan.target.index]
+        fs_outputs = [o for o in self.opts.outputs if o["type"] in FILESYSTEM_OUTPUTS]
+        for out in fs_outputs:
+            export_filesystem(self, final, out)
+        if fs_outputs and len(fs_outputs) == len(self.opts.outputs) and not self.opts.load:
+            # As BuildKit: what a filesystem output gets is all there is; no image is stored or tagged.
+            self.progress.line("Successfully exported " + ", ".join(o["dest"] for o in fs_outputs))
+            return None
         image = commit(self, final)
         for out in self.opts.outputs:
-            export(self, image, out)
+            if out["type"] not in FILESYSTEM_OUTPUTS:
+                export(self, image, out)
         for tag in self.opts.tags:
             self.store.tag(image, tag)
         self.progress.line(f"Successfully built {_short(image.id)}")
@@ -146,10 +172,23 @@ class Builder:
 
     def stage_result(self, stage: Stage) -> ImageState:
         if stage.index not in self.results:
+            if stage.index in self._building:  # only a RUN --mount from=$VAR can still close a loop here
+                raise BuildError(f"circular dependency detected on stage: {stage.display_name}")
+            self._building.add(stage.index)
             self.results[stage.index] = self._build_stage(stage)
         return self.results[stage.index]
 
     def _build_stage(self, stage: Stage) -> ImageState:
+        outer, self._stage = self._stage, stage  # a stage may build another one midway
+        try:
+            return self._build_stage_steps(stage)
+        finally:
+            self._stage = outer
+
+    def _no_cache(self) -> bool:
+        return self.opts.no_cache or (self._stage is not None and self._stage.display_name in self.opts.no_cache_stages)
+
+    def _build_stage_steps(self, stage: Stage) -> ImageState:
         state, triggers = self._from(stage)
         for instr in triggers:
             self.progress.line(f" # Executing build trigger: {_oneline(instr.original)}")
@@ -329,7 +368,7 @@ class Builder:
         from builder.image.digest import Descriptor
 
         key = step_key(state.key, payload)
-        entry = None if self.opts.no_cache else self.cache.get(key, self.store.has_blob)
+        entry = None if self._no_cache() else self.cache.get(key, self.store.has_blob)
         if entry is not None:
             self.progress.line(" ---> Using cache")
         else:
@@ -353,7 +392,7 @@ class Builder:
             ws.unmount()
             desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
                                                  source_date_epoch=self.epoch,
-                                                 progress=False if self.opts.quiet else None)
+                                                 progress=self.progress.layer_bars)
             if self.store.keep_unpacked_layer(diff_id, ws.upper):
                 ws.upper = None  # the next step's lower dir now: no extraction needed
         return CacheEntry(desc.to_json(), diff_id, created)
