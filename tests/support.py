@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
+
+import pytest
 
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -144,3 +149,79 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def unavailable(reason: str) -> None:
+    """A tool the test needs is missing: skip, or fail when the engines and tools are required
+    (PYRUNC_ENGINES=require, as in CI)."""
+    if os.environ.get("PYRUNC_ENGINES") == "require":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+# --------------------------------------------------------------------------- a registry on loopback
+
+REGISTRY = shutil.which("docker-registry")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    """A real registry (distribution's `docker-registry serve`) on a free loopback port, with filesystem
+    storage in a temp dir, optionally behind auth (the config's `auth:` section) and TLS."""
+
+    def __init__(self, root: Path, auth_yaml: str = "", tls: tuple[Path, Path] | None = None):
+        import requests
+
+        if REGISTRY is None:
+            unavailable("docker-registry is not installed")
+        self.root = root
+        self.storage = root / "storage"
+        self.storage.mkdir(parents=True)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = root / "config.yml"
+        config.write_text(f"""version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {self.storage}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{self.port}
+  secret: test-secret
+{f"  tls:{chr(10)}    certificate: {tls[0]}{chr(10)}    key: {tls[1]}{chr(10)}" if tls else ""}{auth_yaml}""")
+        self.log = open(root / "registry.log", "wb")
+        self.proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with warnings.catch_warnings():  # only asks whether it is up: no need to check its cert
+                    warnings.simplefilter("ignore")
+                    requests.get(f"{'https' if tls else 'http'}://{self.host}/v2/", timeout=2, verify=False)
+                break
+            except requests.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"registry did not start: {(root / 'registry.log').read_text()}")
+                time.sleep(0.05)
+
+    def blob_data(self, digest: str) -> Path:
+        hexpart = digest.split(":", 1)[1]
+        return self.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()

@@ -26,19 +26,12 @@ from typing import Callable
 
 import pytest
 
-from support import PYDOCK, REPO, run_captured
+from support import PYDOCK, REPO, run_captured, unavailable
 
 SCRIPT = REPO / "scripts" / "engines.sh"
 ENGINE_BINARIES = {"docker": "/usr/sbin/dockerd", "podman": "/usr/bin/podman", "containerd": "/usr/bin/containerd"}
 DEBIAN_PACKAGES = {"docker": "docker.io", "podman": "podman", "containerd": "containerd"}
 IMAGE_TAG = "busybox:pyrunc"
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail when the engines are required (PYRUNC_ENGINES=require)."""
-    if os.environ.get("PYRUNC_ENGINES") == "require":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 @dataclass

@@ -1,80 +1,17 @@
-"""A real registry (distribution's `docker-registry serve`) on a free loopback port, with filesystem
-storage in a temp dir, optionally behind htpasswd auth; and pydock runs with their own DOCKER_CONFIG."""
+"""What the registry tests share: the real registry (support.Registry, also used by the engine tests),
+htpasswd lines for its basic auth, pydock runs with their own DOCKER_CONFIG, and tools the interop tests
+need."""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
-import warnings
 from pathlib import Path
 
 import pytest
-import requests
 
 from builder_support import Pydock
-
-REGISTRY = shutil.which("docker-registry")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Registry:
-    def __init__(self, root: Path, auth_yaml: str = "", tls: tuple[Path, Path] | None = None):
-        if REGISTRY is None:
-            pytest.skip("docker-registry is not installed")
-        self.root = root
-        self.storage = root / "storage"
-        self.storage.mkdir(parents=True)
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        config = root / "config.yml"
-        config.write_text(f"""version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {self.storage}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{self.port}
-  secret: test-secret
-{f"  tls:{chr(10)}    certificate: {tls[0]}{chr(10)}    key: {tls[1]}{chr(10)}" if tls else ""}{auth_yaml}""")
-        self.log = open(root / "registry.log", "wb")
-        self.proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with warnings.catch_warnings():  # only asks whether it is up: no need to check its cert
-                    warnings.simplefilter("ignore")
-                    requests.get(f"{'https' if tls else 'http'}://{self.host}/v2/", timeout=2, verify=False)
-                break
-            except requests.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"registry did not start: {(root / 'registry.log').read_text()}")
-                time.sleep(0.05)
-
-    def blob_data(self, digest: str) -> Path:
-        hexpart = digest.split(":", 1)[1]
-        return self.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
+from support import REGISTRY, Registry, free_port, unavailable  # noqa: F401 (the registry tests import them from here)
 
 def htpasswd_line(user: str, password: str) -> str:
     tool = shutil.which("htpasswd")
@@ -103,3 +40,15 @@ def one_line_error(proc) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pydock: error: "), proc.stderr
     return lines[0]
+
+
+def skopeo(*args, check=True) -> subprocess.CompletedProcess:
+    """skopeo (Debian's) with TLS off toward the loopback registry; a missing skopeo skips (or fails when
+    PYRUNC_ENGINES=require)."""
+    tool = shutil.which("skopeo")
+    if tool is None:
+        unavailable("skopeo is not installed (Debian package skopeo)")
+    proc = subprocess.run([tool, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"skopeo {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
