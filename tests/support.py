@@ -174,14 +174,17 @@ class Registry:
     """A real registry (distribution's `docker-registry serve`) on a free loopback port, with filesystem
     storage in a temp dir, optionally behind auth (the config's `auth:` section) and TLS."""
 
-    def __init__(self, root: Path, auth_yaml: str = "", tls: tuple[Path, Path] | None = None):
+    def __init__(self, root: Path, auth_yaml: str = "", tls: tuple[Path, Path] | None = None,
+                 storage: Path | None = None):
+        """`storage`: another (stopped) registry's, to serve what it held."""
         import requests
 
         if REGISTRY is None:
             unavailable("docker-registry is not installed")
         self.root = root
-        self.storage = root / "storage"
-        self.storage.mkdir(parents=True)
+        root.mkdir(parents=True, exist_ok=True)
+        self.storage = storage or root / "storage"
+        self.storage.mkdir(parents=True, exist_ok=storage is not None)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         config = root / "config.yml"

@@ -16,13 +16,14 @@ from builder.image import mediatypes as mt
 from builder.image.digest import CHUNK, Descriptor
 from builder.image.platform import Platform, host_platform
 from builder.registry import sources
-from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, for_each_blob
+from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, Unavailable, for_each_blob
 from builder.registry.reference import Reference
 
 SCHEMA1_TYPES = ("application/vnd.docker.distribution.manifest.v1+json",
                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
 ACCEPT = ", ".join([mt.OCI_MANIFEST, mt.DOCKER_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST])
 CONFIG_TYPES = (mt.OCI_CONFIG, mt.DOCKER_CONFIG)
+MAX_MANIFEST_SIZE = 4 << 20  # docker's and containerd's cap: a bigger one is refused before it is read
 
 
 @dataclass
@@ -39,9 +40,26 @@ def _sha256(data: bytes) -> str:
 
 def fetch_manifest(registry: Registry, ref: Reference, reference: str) -> tuple[bytes, str, str]:
     """(bytes, media type, digest) of a manifest by tag or digest, verified when asked for by digest."""
-    r = registry.request("GET", f"/v2/{ref.path}/manifests/{reference}", headers={"Accept": ACCEPT},
-                         what=f"manifest for {ref.familiar()}" if reference == ref.ref else f"manifest {reference}")
-    data = r.content
+    import requests
+
+    what = f"manifest for {ref.familiar()}" if reference == ref.ref else f"manifest {reference}"
+    r = registry.request("GET", f"/v2/{ref.path}/manifests/{reference}", headers={"Accept": ACCEPT}, stream=True,
+                         what=what)
+    try:
+        length = r.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_MANIFEST_SIZE:
+            raise RegistryError(f"{what} is {int(length)} bytes, over the {MAX_MANIFEST_SIZE >> 20} MiB limit "
+                                f"on manifests")
+        body = bytearray()
+        for chunk in r.iter_content(1 << 16):
+            body += chunk
+            if len(body) > MAX_MANIFEST_SIZE:
+                raise RegistryError(f"{what} is over the {MAX_MANIFEST_SIZE >> 20} MiB limit on manifests")
+    except requests.RequestException as e:
+        raise RegistryError(f"{what}: the connection broke ({e})") from None
+    finally:
+        r.close()
+    data = bytes(body)
     digest = _sha256(data)
     if reference.startswith("sha256:") and digest != reference:
         raise RegistryError(f"manifest {reference} from {registry.host} does not match its digest (got {digest})")
@@ -137,6 +155,10 @@ class _FreshDownload:
     discard = keep
 
 
+def _kept(sink) -> str:
+    return " (kept for the next pull)" if getattr(sink, "kept_after_failure", True) else ""
+
+
 def _resumed_from(r, have: int) -> bool:
     """Whether a 206 answer goes on from byte `have` (`Content-Range: bytes HAVE-END/TOTAL`)."""
     unit, _, span = r.headers.get("Content-Range", "").partition(" ")
@@ -167,9 +189,15 @@ def fetch_blob(registry: Registry, ref: Reference, desc: Descriptor, store, prog
             if sink.size == desc.size:
                 break
             have = sink.size
-            r = registry.request("GET", f"/v2/{ref.path}/blobs/{desc.digest}", stream=True, ok=(200, 206, 416),
-                                 headers={"Range": f"bytes={have}-"} if have else None,
-                                 what=f"blob {desc.digest}")
+            try:
+                r = registry.request("GET", f"/v2/{ref.path}/blobs/{desc.digest}", stream=True,
+                                     ok=(200, 206, 416), headers={"Range": f"bytes={have}-"} if have else None,
+                                     what=f"blob {desc.digest}")
+            except Unavailable as e:  # the registry went away: say what of the blob is kept
+                if not have:
+                    raise
+                raise RegistryError(f"download of {desc.digest} failed after {have} of {desc.size} bytes"
+                                    f"{_kept(sink)}: {e}") from None
             try:
                 if r.status_code == 416:  # the registry will not go on from there: from the start, then
                     sink.restart()
@@ -195,9 +223,8 @@ def fetch_blob(registry: Registry, ref: Reference, desc: Descriptor, store, prog
                 break
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
                 if attempt == TRIES:
-                    kept = " (kept for the next pull)" if getattr(sink, "kept_after_failure", True) else ""
                     raise RegistryError(f"download of {desc.digest} failed after {sink.size} of {desc.size} "
-                                        f"bytes{kept}: {e}") from None
+                                        f"bytes{_kept(sink)}: {e}") from None
                 time.sleep(BACKOFF * 2 ** (attempt - 1))
             finally:
                 r.close()

@@ -296,3 +296,25 @@ def test_an_expired_token_is_refreshed_not_reused(token_registry, client, busybo
     again.want("expiring", "pull")
     again.request("GET", "/v2/expiring/tags/list").close()
     assert len(tokens.requests) == 2  # the new one serves another client of the same command
+
+
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_wrong_stored_credentials_are_a_clear_error(kind, basic_registry, token_registry, client, busybox_tar):
+    """Credentials kept in config.json that the registry (htpasswd) or its token server refuses: pull and
+    push fail with one line saying so (exit 1, as docker), and the store is as it was."""
+    registry = basic_registry if kind == "basic" else token_registry[0]
+    host = registry.host
+    client("login", "-u", USER, "--password-stdin", host, input=PASSWORD, check=True)
+    push_busybox(client, busybox_tar, f"{host}/wrongpw:latest").check_returncode()
+    wrong = base64.b64encode(f"{USER}:not-{PASSWORD}".encode()).decode()
+    (client.docker_config / "config.json").write_text(json.dumps({"auths": {host: {"auth": wrong}}}))
+    client("rmi", f"{host}/wrongpw:latest", check=True)
+    before = client.snapshot()
+    expected = "check the credentials" if kind == "basic" else "the token server refused the credentials"
+    for args in (["pull", f"{host}/wrongpw"], ["push", f"{host}/wrongpw:other"]):
+        if args[0] == "push":
+            client("tag", "busybox:latest", args[1], check=True)
+            before = client.snapshot()
+        line = one_line_error(client(*args))
+        assert expected in line and host in line, line
+        assert client.snapshot() == before
