@@ -13,8 +13,6 @@ import time
 import warnings
 from pathlib import Path
 
-import pytest
-
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 REPO = Path(__file__).resolve().parent.parent
@@ -154,6 +152,8 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
 def unavailable(reason: str) -> None:
     """A tool the test needs is missing: skip, or fail when the engines and tools are required
     (PYRUNC_ENGINES=require, as in CI)."""
+    import pytest
+
     if os.environ.get("PYRUNC_ENGINES") == "require":
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
