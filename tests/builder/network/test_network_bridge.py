@@ -251,5 +251,16 @@ def test_killed_monitor_and_cli_leave_no_veth_or_address(dock):
     assert veths(dock) == [] and endpoints(dock) == {} and os.listdir(dock.root / "netns") == []
 
 
+def test_build_run_steps_on_the_default_bridge(dock, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN ip -4 -o addr show eth0 > /addr && ip route > /route\n")
+    dock("build", "--network", "bridge", "-t", "net-core-built", tmp_path, check=True)
+    out = dock("run", "--rm", "--network", "none", "net-core-built", "cat", "/addr", "/route", check=True).stdout
+    bridge = json.loads(dock("network", "inspect", "bridge", check=True).stdout)[0]["IPAM"]["Config"][0]
+    assert re.search(r"inet \d+\.\d+\.\d+\.\d+/16", out) and f"default via {bridge['Gateway']}" in out
+    assert veths(dock) == [] and endpoints(dock) == {}
+    bad = dock("build", "--network", "bogus", tmp_path)
+    assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "bogus" in bad.stderr
+
+
 def test_the_hosts_network_is_unchanged(dock, host_netns, host_before):
     assert host_view(host_netns) == host_before
