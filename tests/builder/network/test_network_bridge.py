@@ -217,6 +217,8 @@ def test_connect_and_disconnect_a_running_container(dock):
     (["run", "--rm", "--network-alias", "x", "busybox", "true"], "user defined networks"),
     (["run", "--rm", "--network", "container:net-core-nosuch", "busybox", "true"], "No such container"),
     (["network", "rm", "bridge"], "pre-defined"),
+    (["network", "create", "host"], "pre-defined"),
+    (["network", "create", "-d", "overlay", "net-core-ov"], "overlay"),
     (["network", "rm", "net-core-nosuch"], "not found"),
 ])
 def test_bad_input_is_one_line_exit_125_and_leaves_nothing(dock, args, message):
@@ -227,6 +229,30 @@ def test_bad_input_is_one_line_exit_125_and_leaves_nothing(dock, args, message):
     assert proc.returncode == 125
     assert proc.stderr.startswith("pydock: error: ") and proc.stderr.count("\n") == 1 and message in proc.stderr
     assert (dock("ps", "-aq").stdout, dock("network", "ls", "-q").stdout, veths(dock), endpoints(dock)) == before
+
+
+def test_concurrent_runs_get_distinct_addresses(dock):
+    dock("network", "create", "--subnet", "10.94.0.0/24", "net-core-busy", check=True)
+    procs = [subprocess.Popen(["nsenter", f"--net={dock.ns}", *PYDOCK, "--root", str(dock.root), "run", "-d",
+                               "--name", f"net-core-busy{i}", "--network", "net-core-busy", "busybox", "sleep", "300"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(4)]
+    assert [p.wait(120) for p in procs] == [0] * 4
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    ips = [dock("inspect", "-f", fmt, f"net-core-busy{i}", check=True).stdout.strip() for i in range(4)]
+    assert sorted(ips) == [f"10.94.0.{n}" for n in range(2, 6)]  # .1 is the gateway
+    assert len(veths(dock)) == 4
+    dock("rm", "-f", *[f"net-core-busy{i}" for i in range(4)], check=True)
+    dock("network", "rm", "net-core-busy", check=True)
+
+
+def test_pyroute2_is_imported_only_for_bridge_networking(dock):
+    env = ["env", "PYTHONPROFILEIMPORTTIME=1"]
+    none = run_captured(["nsenter", f"--net={dock.ns}", *env, *PYDOCK, "--root", str(dock.root), "run", "--rm",
+                         "--network", "none", "busybox", "true"])
+    bridge = run_captured(["nsenter", f"--net={dock.ns}", *env, *PYDOCK, "--root", str(dock.root), "run", "--rm",
+                           "busybox", "true"])
+    assert none.returncode == bridge.returncode == 0
+    assert "pyroute2" not in none.stderr and "pyroute2" in bridge.stderr
 
 
 def test_killed_monitor_and_cli_leave_no_veth_or_address(dock):
