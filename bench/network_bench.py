@@ -4,7 +4,7 @@ default bridge and iptables) and podman (its default CNI bridge network), with -
 as the baseline, so the networking's own cost shows. Every engine runs inside one network namespace made
 for the benchmark (nsenter --net=): their bridges, veths and firewall rules never reach the host's.
 
-    python3 bench/network_bench.py [-n 15] [--keep]
+    python3 bench/network_bench.py [-n 15] [--keep]     # measure a regular install (bench/README.md)
 
 Needs root, the engines (`bash scripts/engines.sh install`) and nftables.
 """
@@ -71,8 +71,8 @@ def podman_command(ns: str, d: Path, env: dict) -> list[str]:
     (d / "containers.conf").write_text(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", '
                                        f'"nproc={nproc}:{nproc}"]\n')
     env["CONTAINERS_CONF"] = str(d / "containers.conf")
-    return ["nsenter", f"--net={ns}", PODMAN, "--runtime", "runc", "--root", str(d / "storage"), "--runroot", str(d / "run"),
-            "--tmpdir", str(d / "tmp"), "--network-config-dir", str(d / "net"), "--cgroup-manager", "cgroupfs",
+    return ["nsenter", f"--net={ns}", PODMAN, "--runtime", "runc", "--root", str(d / "storage"),
+            "--runroot", str(d / "run"), "--tmpdir", str(d / "tmp"), "--network-config-dir", str(d / "net"), "--cgroup-manager", "cgroupfs",
             "--events-backend", "file"]
 
 
