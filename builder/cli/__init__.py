@@ -2,7 +2,7 @@
 
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, history, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
-stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, logs, export,
+stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, port, logs, export,
 commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), networks.py (network create/ls/inspect/rm/prune/connect/disconnect) and system.py (version,
 info, container prune, image prune); each verb is a thin wrapper over the build
 engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 # status are the verbs' results)
 CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
                    "export", "rename", "top", "pause", "unpause", "commit",
-                   "stats", "container", "cp", "network"}
+                   "stats", "container", "cp", "network", "port"}
 CONTAINER_FAILURE = 125
 
 

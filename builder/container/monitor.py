@@ -173,6 +173,7 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
     from builder.container.rootfs import mount_rootfs
     from builder.image.store import ImageStore
     from builder.network.endpoints import attach as attach_network
+    from builder.network.ports import publish_container as publish_ports
 
     container_id = doc["Id"]
     tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
@@ -181,6 +182,7 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
         image = store.resolve(doc["Image"])
         rootfs = mount_rootfs(store, image, cdir)
         doc = attach_network(store_root, records, container_id)
+        doc = publish_ports(store_root, records, container_id)
         bundle = write_bundle(cdir, doc, image.config, rootfs)
         try:
             runtime.delete(container_id, force=True)  # what a crashed earlier run may have left

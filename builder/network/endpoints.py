@@ -276,7 +276,9 @@ def sync_firewall(networks: Networks, removed: str | None = None) -> None:
     bridges = [{"bridge": bridge_name(d), "subnet": d["IPAM"]["Config"][0]["Subnet"], "internal": d["Internal"]}
                for d in networks.all() if d["Driver"] == "bridge" and d["Id"] != removed
                and links.link_exists(bridge_name(d))]
-    firewall.apply(firewall.ruleset(bridges))
+    from builder.network.ports import recorded_rules
+
+    firewall.apply(firewall.ruleset(bridges, recorded_rules(networks.dir.parent)))
 
 
 def _names(container_id: str, endpoint: dict) -> list[str]:
@@ -286,10 +288,13 @@ def _names(container_id: str, endpoint: dict) -> list[str]:
 # -- at stop, rm, and after a crash
 def detach(store_root: Path, records: Records, container_id: str) -> None:
     """Release everything attach made (idempotent; the record may be gone)."""
+    from builder.network.ports import release_container
+
     networks = Networks(store_root)
     if not networks.dir.is_dir() and not netns_path(store_root, container_id).exists():
         return
     with networks.locked():
+        release_container(records, container_id)  # its published ports: the proxy and the DNAT rules
         peers = _peers_of(networks, container_id)
         _release_endpoints(networks, container_id)
         from builder.network import netns
