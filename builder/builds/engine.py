@@ -30,7 +30,7 @@ from builder.dockerfile.instructions import (METADATA, Expander, ImageState, bas
                                              normalize_workdir, scratch_config)
 from builder.dockerfile.stages import SCRATCH, BuildPlan, Stage, make_plan
 from builder.errors import BuildError, DockerfileError, StepFailed
-from builder.image.platform import host_platform
+from builder.image.platform import Platform, host_platform
 from oci_runtime.units import rfc3339
 
 
@@ -235,10 +235,11 @@ class Builder:
             onbuild = list(state.cc.pop("OnBuild", None) or [])
             state.cmd_set = False
             return state, onbuild
+        platform = Platform.parse(stage.platform) if stage.platform else None
         if stage.base_name.lower() == SCRATCH:
-            config = scratch_config(host_platform())
+            config = scratch_config(platform or host_platform())
             return ImageState(config, [], "scratch", env_from_config(config["config"])), []
-        image = self.resolve_image(stage.base_name)
+        image = self.resolve_image(stage.base_name, platform)
         onbuild = list((image.config.get("config") or {}).get("OnBuild") or [])
         config = base_config(image.config)
         if len(config["rootfs"]["diff_ids"]) != len(image.layers):
@@ -253,8 +254,9 @@ class Builder:
         image = self.resolve_image(ref)
         return ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
 
-    def resolve_image(self, ref: str):
-        """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]")."""
+    def resolve_image(self, ref: str, platform: Platform | None = None):
+        """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]"); with a
+        platform (FROM --platform), that platform's image."""
         if ref.startswith("oci:"):
             from builder.image.layout import import_layout
 
@@ -266,17 +268,21 @@ class Builder:
                 raise BuildError(f"OCI layout not found: {path}")
             image = import_layout(self.store, Path(path), tag)
         else:
-            image = self._resolve_or_pull(ref)
+            image = self._resolve_or_pull(ref, platform)
+        if platform is not None and not _is_for(image, platform):
+            raise BuildError(f"image {ref} is for {Platform(**_platform_fields(image)).format()}, "
+                             f"not the requested {platform.format()}")
         if getattr(self, "_hold", None) is not None:
             self._hold.add(image)
         return image
 
-    def _resolve_or_pull(self, ref: str):
-        """The image FROM names: from the store, pulled when the store lacks it (or always with --pull)."""
+    def _resolve_or_pull(self, ref: str, platform: Platform | None = None):
+        """The image FROM names: from the store, pulled when the store lacks it (or always with --pull, or
+        when the store's is for another platform than FROM --platform asks for)."""
         if self.opts.pull and not ref.startswith("sha256:"):
-            return self._pull(ref)
+            return self._pull(ref, platform)
         try:
-            return self.store.resolve(ref)
+            image = self.store.resolve(ref)
         except BuildError as e:
             if ref.startswith("sha256:") or "not found" not in str(e):
                 raise
@@ -288,15 +294,24 @@ class Builder:
                 raise e from None
             if familiar != ref:  # "docker.io/library/busybox" is in the store as "busybox:latest"
                 try:
-                    return self.store.resolve(familiar)
+                    image = self.store.resolve(familiar)
+                    if platform is None or _is_for(image, platform):
+                        return image
                 except BuildError:
                     pass
             try:
-                return self._pull(ref)
+                return self._pull(ref, platform)
             except BuildError as pull_error:
                 raise BuildError(f"{e}, and pulling it failed: {pull_error}") from None
+        if platform is None or _is_for(image, platform) or ref.startswith("sha256:"):
+            return image
+        try:
+            return self._pull(ref, platform)
+        except BuildError as pull_error:
+            raise BuildError(f"image {ref} in the store is for {Platform(**_platform_fields(image)).format()}, "
+                             f"and pulling it for {platform.format()} failed: {pull_error}") from None
 
-    def _pull(self, ref: str):
+    def _pull(self, ref: str, platform: Platform | None = None):
         """FROM an image the store lacks (or any with --pull): pull it, once per build. As with docker, a
         pulled image stays even if the build fails: it goes in through a store object of its own, outside
         this build's lease."""
@@ -307,10 +322,12 @@ class Builder:
         pulled = getattr(self, "_pulled", None)
         if pulled is None:
             pulled = self._pulled = {}
-        if ref not in pulled:
-            self.progress.line(f"pulling {ref}")
-            pulled[ref] = pull(ImageStore(self.store.root), parse(ref), say=lambda line: None).image
-        return pulled[ref]
+        key = (ref, platform)
+        if key not in pulled:
+            self.progress.line(f"pulling {ref}" + (f" for {platform.format()}" if platform else ""))
+            pulled[key] = pull(ImageStore(self.store.root), parse(ref), platform=platform,
+                               say=lambda line: None).image
+        return pulled[key]
 
     # -- one step ------------------------------------------------------------------------------------
 
@@ -397,3 +414,15 @@ class Builder:
             mkdir_in_root(ws.merged, wd, owner=(owner.uid, owner.gid) if owner else (0, 0))
 
         self.fs_step(state, {"op": "WORKDIR", "path": wd, "user": user}, f"WORKDIR {wd}", perform)
+
+
+def _platform_fields(image) -> dict:
+    p = image.platform
+    return {"os": p.get("os", ""), "architecture": p.get("architecture", ""), "variant": p.get("variant", "")}
+
+
+def _is_for(image, platform: Platform) -> bool:
+    """Whether an image is for a platform (a variant counts only when both name one)."""
+    mine = Platform(**_platform_fields(image))
+    return ((mine.os, mine.architecture) == (platform.os, platform.architecture)
+            and (not mine.variant or not platform.variant or mine.variant == platform.variant))

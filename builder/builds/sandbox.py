@@ -19,6 +19,7 @@ from pathlib import Path
 from builder.builds.files import mkdir_in_root, resolve_in_root
 from builder.builds.users import image_user
 from builder.bundle.spec import process_spec
+from builder.network.etcfiles import resolv_conf
 from oci_runtime.api import delete_container, run_container
 from oci_runtime.users import ExecUser
 from oci_runtime.units import go_quote
@@ -31,7 +32,6 @@ DOCKER_DEFAULT_CAPS = [
 ]
 _STUB_DIRS = ("/proc", "/sys", "/dev")
 _STUB_FILES = ("/etc/hosts", "/etc/resolv.conf")
-_FALLBACK_DNS = ("8.8.8.8", "8.8.4.4")
 
 
 @dataclass
@@ -51,38 +51,6 @@ class RunSpec:
 def hosts_file(extra_hosts: list[tuple[str, str]] = ()) -> str:
     text = f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     return text + "".join(f"{address}\t{name}\n" for name, address in extra_hosts)
-
-
-def resolv_conf(network: str) -> str:
-    """The host's resolv.conf; without the host's network, loopback resolvers are useless, so they go."""
-    text = ""
-    for path in ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"):
-        try:
-            text = Path(path).read_text()
-        except OSError:
-            continue
-        if network == "host" or _nameservers(text, skip_local=True):
-            break
-    if network == "host":
-        return text or "".join(f"nameserver {ns}\n" for ns in _FALLBACK_DNS)
-    lines = [line for line in text.splitlines()
-             if not (line.strip().startswith("nameserver") and _is_local(line.split()[1:2]))]
-    if not _nameservers("\n".join(lines), skip_local=True):
-        lines += [f"nameserver {ns}" for ns in _FALLBACK_DNS]
-    return "\n".join(lines) + "\n"
-
-
-def _is_local(words: list[str]) -> bool:
-    return bool(words) and (words[0].startswith("127.") or words[0] == "::1")
-
-
-def _nameservers(text: str, skip_local: bool) -> list[str]:
-    out = []
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver" and not (skip_local and _is_local(words[1:2])):
-            out.append(words[1])
-    return out
 
 
 def _make_stubs(root: Path, extra: list[tuple[str, bool]] = ()) -> tuple[list[str], dict[str, tuple[int, int, int]]]:

@@ -48,6 +48,11 @@ def human_duration(seconds: float) -> str:
     return f"{h // 24 // 365} years"
 
 
+def ellipsis(text: str, width: int) -> str:
+    """docker's truncation of a long cell: `width` characters at most, the last one "…"."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def print_table(rows: list[list[str]]) -> None:
     """Columns padded like docker's tabwriter (minwidth 10, padding 3: at least 3 spaces between columns)."""
     widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(len(r) for r in rows))]

@@ -6,7 +6,6 @@ import argparse
 import getpass
 import sys
 
-from builder.cli.formatting import print_table
 from builder.cli.shared import UsageError, open_store
 from builder.errors import BuildError
 
@@ -121,31 +120,49 @@ def cmd_logout(args) -> int:
     return 0
 
 
+SEARCH_FILTERS = ("stars", "is-official", "is-automated")
+SEARCH_COLUMNS = {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL",
+                  "IsAutomated": "AUTOMATED"}
+
+
+def _search_filters(given: list[str]) -> dict:
+    """--filter stars=N | is-official=BOOL | is-automated=BOOL, checked as docker checks them."""
+    wanted: dict = {}
+    for text in given:
+        key, sep, value = text.partition("=")
+        if not sep or key not in SEARCH_FILTERS:
+            raise UsageError(f"invalid filter '{key if sep else text}'")
+        if key == "stars":
+            if not value.lstrip("-").isdigit():
+                raise UsageError(f"invalid filter 'stars={value}'")
+            wanted["stars"] = max(wanted.get("stars", 0), int(value))
+        else:
+            flag = {"true": True, "1": True, "false": False, "0": False}.get(value.lower())
+            if flag is None:
+                raise UsageError(f"invalid filter '{key}={value}'")
+            wanted[key] = flag
+    return wanted
+
+
 def cmd_search(args) -> int:
-    from builder.registry.client import Registry
-    from builder.registry.reference import DEFAULT_DOMAIN
+    from builder.cli.formatting import ellipsis, print_formatted
+    from builder.registry.search import search
 
     if args.limit < 1 or args.limit > 100:
-        raise UsageError(f"invalid --limit {args.limit}: between 1 and 100")
-    host, sep, term = args.term.partition("/")
-    if not sep or ("." not in host and ":" not in host and host != "localhost"):
-        raise BuildError("search needs a registry in the term (HOST[:PORT]/TERM): Docker Hub's search API is "
-                         f"not supported, and {DEFAULT_DOMAIN} has no catalog")
-    registry = Registry(host)
-    registry.want("catalog", "*", kind="registry")
-    found: list[str] = []
-    url = "/v2/_catalog?n=100"
-    while url and len(found) < args.limit:
-        r = registry.request("GET", url, what=f"catalog of {host}")
-        try:
-            repos = r.json().get("repositories") or []
-        except (ValueError, AttributeError):
-            raise BuildError(f"{host}: the catalog is not JSON") from None
-        found += [name for name in repos if term in name]
-        url = r.links.get("next", {}).get("url")
-    rows = [["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]]
-    rows += [[f"{host}/{name}", "", "0", "", ""] for name in found[:args.limit]]
-    print_table(rows)
+        raise UsageError(f"limit {args.limit} is outside the range of [1, 100]")
+    wanted = _search_filters(args.filter or [])
+    results = [r for r in search(args.term, args.limit)
+               if r.star_count >= wanted.get("stars", 0)
+               and wanted.get("is-official", r.is_official) == r.is_official
+               and wanted.get("is-automated", r.is_automated) == r.is_automated]
+    rows = []
+    for r in results:
+        description = r.description.replace("\n", " ").replace("\r", " ")
+        rows.append({"Name": r.name, "Description": description if args.no_trunc else ellipsis(description, 45),
+                     "StarCount": str(r.star_count), "IsOfficial": "[OK]" if r.is_official else "",
+                     "IsAutomated": "[OK]" if r.is_automated else ""})
+    default_table = "\t".join(f"{{{{.{key}}}}}" for key in SEARCH_COLUMNS)
+    print_formatted(args.format or "table", rows, SEARCH_COLUMNS, default_table)
     return 0
 
 
@@ -174,7 +191,13 @@ def add_parsers(sub) -> None:
     p.add_argument("server", metavar="REGISTRY", nargs="?")
     p.set_defaults(func=cmd_logout)
 
-    p = sub.add_parser("search", help="search a registry's catalog: pydock search HOST[:PORT]/TERM")
+    p = sub.add_parser("search", help="search Docker Hub, or a registry: HOST[:PORT]/TERM (its /v1/search, "
+                                      "else its catalog)")
     p.add_argument("--limit", type=int, default=25, help="at most this many results (default 25)")
+    p.add_argument("-f", "--filter", action="append", metavar="FILTER",
+                   help="stars=N, is-official=true|false, is-automated=true|false")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate descriptions")
+    p.add_argument("--format", help="a Go template per result ({{.Name}} {{.Description}} {{.StarCount}} "
+                                    "{{.IsOfficial}} {{.IsAutomated}}), 'table TEMPLATE' or 'json'")
     p.add_argument("term", metavar="TERM")
     p.set_defaults(func=cmd_search)

@@ -145,7 +145,7 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def _confirmed(args, warning: str) -> bool:
+def confirmed(args, warning: str) -> bool:
     if args.force:
         return True
     sys.stdout.write(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ")
@@ -160,7 +160,7 @@ def cmd_container_prune(args) -> int:
     from builder.container.liveness import ACTIVE, live_state
     from builder.container.records import Records
 
-    if not _confirmed(args, "This will remove all stopped containers."):
+    if not confirmed(args, "This will remove all stopped containers."):
         return 0
     root = Path(os.path.abspath(args.root))
     records = Records(root)
@@ -244,7 +244,7 @@ def cmd_image_prune(args) -> int:
     warning = ("This will remove all images without at least one container associated to them." if args.all
                else "This will remove all dangling images.")
     spared = prune_filter(args.filter, time.time())  # bad filters are refused before the question
-    if not _confirmed(args, warning):
+    if not confirmed(args, warning):
         return 0
     store = open_store(args)
     before = _tree_size(store.root / "blobs")
