@@ -172,7 +172,7 @@ class Builder:
 
     def stage_result(self, stage: Stage) -> ImageState:
         if stage.index not in self.results:
-            if stage.index in self._building:  # only a RUN --mount from=$VAR can still close a loop here
+            if stage.index in self._building:  # make_plan refuses loops; this guard keeps a missed one finite
                 raise BuildError(f"circular dependency detected on stage: {stage.display_name}")
             self._building.add(stage.index)
             self.results[stage.index] = self._build_stage(stage)

@@ -61,7 +61,8 @@ def parse_add_host(text: str) -> tuple[str, str]:
 
 def parse_output(text: str) -> dict[str, str]:
     """-o as buildx reads it: type=local,dest=DIR | type=tar,dest=FILE|- | type=oci,dest=DIR |
-    type=docker,dest=FILE.tar; a bare DIR means type=local, a bare - a tar on stdout."""
+    type=docker,dest=FILE.tar | type=image[,name=N][,push=true] | type=registry[,name=N] (= --push); a bare
+    DIR means type=local, a bare - a tar on stdout."""
     if "=" not in text:
         return {"type": "tar", "dest": "-"} if text == "-" else {"type": "local", "dest": text}
     out: dict[str, str] = {}
@@ -71,8 +72,12 @@ def parse_output(text: str) -> dict[str, str]:
             raise UsageError(f"invalid output field {field!r} in {text!r}")
         out[key.strip()] = value
     out.setdefault("type", "local")
-    if out["type"] not in ("local", "tar", "oci", "docker"):
-        raise UsageError(f"unsupported output type {out['type']!r}: use local, tar, oci or docker")
+    if out["type"] not in ("local", "tar", "oci", "docker", "image", "registry"):
+        raise UsageError(f"unsupported output type {out['type']!r}: use local, tar, oci, docker, image or registry")
+    if out["type"] in ("image", "registry"):  # the store (and the registry with push=true): no dest
+        if out["type"] == "registry" or out.get("push", "false").lower() in ("true", "1"):
+            out["type"] = "registry"
+        return out
     if not out.get("dest"):
         raise UsageError(f"output {text!r} needs dest=")
     if out["dest"] == "-" and out["type"] == "local":
@@ -182,6 +187,11 @@ def cmd_build(args) -> int:
         if not context_dir.is_dir():
             raise BuildError(f"unable to prepare context: {args.context!r} is not a directory")
         context_dir = context_dir.resolve()
+    outputs = [parse_output(o) for o in args.output or []]
+    for o in outputs:
+        if o["type"] in ("image", "registry"):  # the image itself: its name= is one more -t
+            args.tag = (args.tag or []) + ([o["name"]] if o.get("name") else [])
+            args.push = args.push or o["type"] == "registry"
     for tag in args.tag or []:
         normalize_name(tag)
     _refuse_unsupported(args)
@@ -196,7 +206,7 @@ def cmd_build(args) -> int:
         network="none" if args.network == "default" else args.network,
         labels=_key_values(args.label, "--label"),
         quiet=args.quiet or args.progress == "quiet",
-        outputs=[parse_output(o) for o in args.output or []],
+        outputs=[o for o in outputs if o["type"] not in ("image", "registry")],
         pull=args.pull,
         secrets=_secrets(args.secret),
         ssh=_ssh(args.ssh),

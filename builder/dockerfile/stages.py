@@ -212,8 +212,8 @@ def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None)
 
 
 def _stage_refs(filename: str, instr) -> list[str]:
-    """The stage (or image) names an instruction reads from: COPY --from and RUN --mount from=. A
-    variable in a mount's from= is only known when the step runs (the engine checks that one then)."""
+    """The stage (or image) names an instruction reads from: COPY --from and RUN --mount from=; neither
+    takes variables (refused here for COPY, by the parser for mounts), so the graph is known up front."""
     from builder.dockerfile.runmount import parse_mount
 
     if instr.cmd == "COPY" and instr.flags.get("from"):
@@ -229,7 +229,7 @@ def _stage_refs(filename: str, instr) -> list[str]:
                 ref = parse_mount(spec).from_
             except BuildError:
                 continue  # a bad mount is reported by its step, with the step's line
-            if ref and "$" not in ref:
+            if ref:
                 refs.append(ref)
     return refs
 
