@@ -12,6 +12,7 @@ packages=(
   skopeo umoci oci-image-tool   # interoperability checks of our OCI layouts
   docker-registry apache2-utils # pull/push tests run a registry on loopback (htpasswd for its auth)
   openssl                       # the registry tests' token server signs with a generated certificate
+  git                           # pydock build of a git repository context, ADD of a git repository
 )
 . scripts/apt-install.sh
 install_missing "${packages[@]}"

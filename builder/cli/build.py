@@ -44,16 +44,20 @@ def parse_output(text: str) -> dict[str, str]:
     return out
 
 
-def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | None]:
+def _read_dockerfile(args, context_dir: Path | None, remote: bool = False) -> tuple[str, str, Path | None]:
     """(text, name for messages, path or None) of the Dockerfile the build uses."""
-    if args.context == "-" or args.file == "-":
-        if args.context == "-" and args.file not in (None, "-"):
-            raise UsageError("with a Dockerfile on stdin (CONTEXT -), -f cannot name another file")
+    if args.file == "-":
+        if args.context == "-":
+            raise UsageError("the context and the Dockerfile cannot both be read from stdin")
         return sys.stdin.read(), "Dockerfile", None
+    if context_dir is None:
+        raise UsageError("with a Dockerfile as the context (stdin or a URL), -f cannot name another file")
     from builder.builds.context import open_context_file
 
     path = Path(args.file) if args.file else context_dir / "Dockerfile"
-    if args.file and not path.is_absolute() and not os.path.lexists(path) and context_dir is not None:
+    if remote and args.file:
+        path = context_dir / args.file.lstrip("/")  # a context made here: -f names a file inside it
+    elif args.file and not path.is_absolute() and not os.path.lexists(path):
         path = context_dir / args.file  # docker resolves -f against the cwd, then the context
     path = Path(os.path.normpath(os.path.abspath(path)))
     # Inside the context it is read like every context file (no symlink out of it); a file named
@@ -69,23 +73,39 @@ def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | N
 
 
 def cmd_build(args) -> int:
-    from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
-    from builder.dockerfile.parser import parse
-    from builder.builds.engine import BuildOptions, Builder, Progress
+    from builder.builds.context_source import is_remote
     from builder.image.store import normalize_name
 
-    context_dir: Path | None = None
-    if args.context != "-":
+    for tag in args.tag or []:
+        normalize_name(tag)
+    if args.network not in ("none", "host", "default"):
+        raise UsageError(f"invalid --network {args.network!r}: use none or host")
+    if not is_remote(args.context):
         context_dir = Path(args.context)
         if not context_dir.exists():
             raise BuildError(f"unable to prepare context: path {args.context!r} not found")
         if not context_dir.is_dir():
             raise BuildError(f"unable to prepare context: {args.context!r} is not a directory")
-        context_dir = context_dir.resolve()
-    for tag in args.tag or []:
-        normalize_name(tag)
-    if args.network not in ("none", "host", "default"):
-        raise UsageError(f"invalid --network {args.network!r}: use none or host")
+        return _build(args, context_dir.resolve(), None)
+    from builder.builds.context_source import prepare
+
+    store = open_store(args)
+    work, work_fd = store.temp_dir("context-")
+    try:
+        source = prepare(args.context, work, sys.stdin.buffer)
+        return _build(args, source.dir, source.dockerfile, remote=True)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        os.close(work_fd)
+
+
+def _build(args, context_dir: Path | None, dockerfile_text: str | None, remote: bool = False) -> int:
+    from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
+    from builder.dockerfile.parser import parse
+    from builder.builds.engine import BuildOptions, Builder, Progress
+
     options = BuildOptions(
         tags=list(args.tag or []),
         build_args=_key_values(args.build_arg, "--build-arg", from_env=True),
@@ -97,13 +117,19 @@ def cmd_build(args) -> int:
         outputs=[parse_output(o) for o in args.output or []],
         pull=args.pull,
     )
-    text, name, path = _read_dockerfile(args, context_dir)
+    if dockerfile_text is not None:
+        if args.file not in (None, "-"):
+            raise UsageError("with a Dockerfile as the context (stdin or a URL), -f cannot name another file")
+        text, name, path = dockerfile_text, "Dockerfile", None
+    else:
+        text, name, path = _read_dockerfile(args, context_dir, remote)
     dockerfile = parse(text, name)
     store = open_store(args)
     context = None
     if context_dir is not None:
         ignore = load_ignore(context_dir, path)
-        context = BuildContext(context_dir, ignore, hash_cache_file_for(store.cache_dir, context_dir))
+        cache_file = None if remote else hash_cache_file_for(store.cache_dir, context_dir)
+        context = BuildContext(context_dir, ignore, cache_file)
     else:
         context = BuildContext(None)
     image = Builder(store, context, dockerfile, options, Progress(args.quiet)).build()
@@ -132,5 +158,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--pull", action="store_true", help="pull the images named (FROM, COPY --from) even if present")
     b.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
     b.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
-    b.add_argument("context", metavar="CONTEXT", help="the build context directory, or - (Dockerfile on stdin)")
+    b.add_argument("context", metavar="CONTEXT",
+                   help="the build context: a directory, a URL (tarball, Dockerfile or git repository), "
+                        "or - (a tar or a Dockerfile on stdin)")
     b.set_defaults(func=cmd_build)

@@ -1,0 +1,85 @@
+"""Where a build context comes from when it is not a directory: a tar on stdin, a URL, a git repository.
+
+As docker decides: stdin (`-`) and a URL are sniffed, a tar archive (plain, gzip, bzip2, xz or zstd) is
+the context and anything else is the Dockerfile itself with no context; a git URL (`...git#ref:subdir`,
+`git@...`, or a local repository) is checked out and its subdirectory is the context. Archives are
+unpacked with tarsafe's archive rules (no entry lands outside the context, no device nodes); everything
+goes into a work directory the caller owns and removes after the build.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from builder.builds.context import MAX_CONTROL_FILE, resolve_in_context
+from builder.builds.git import checkout, is_git_source, parse_git_source
+from builder.errors import BuildError
+from builder.fetch import download, is_url
+
+
+@dataclass
+class ContextSource:
+    dir: Path | None          # the context directory (inside the work dir for remote ones), None for none
+    dockerfile: str | None    # the Dockerfile's text when the argument itself was the Dockerfile
+    remote: bool              # the context was made here (no stat cache for it: it is new every build)
+
+
+def is_remote(arg: str) -> bool:
+    return arg == "-" or is_url(arg) or is_git_source(arg)
+
+
+def prepare(arg: str, workdir: Path, stdin: BinaryIO) -> ContextSource:
+    """The context the argument `arg` names (which is_remote() said is not a plain directory)."""
+    if arg == "-":
+        spool = workdir / "stdin"
+        with open(spool, "wb") as f:
+            shutil.copyfileobj(stdin, f, 1 << 20)
+        return _archive_or_dockerfile(spool, workdir, "stdin")
+    if is_git_source(arg):
+        source = parse_git_source(arg)
+        tree = workdir / "git"
+        checkout(source, tree)
+        return ContextSource(_subdir(tree, source.subdir, arg), None, True)
+    fetched = download(arg, workdir)
+    return _archive_or_dockerfile(fetched.path, workdir, arg)
+
+
+def _archive_or_dockerfile(path: Path, workdir: Path, what: str) -> ContextSource:
+    from builder.image.tarsafe import extract_archive, is_archive
+
+    if is_archive(path):
+        root = workdir / "context"
+        try:
+            extract_archive(path, root, devices=False)
+        except BuildError as e:
+            raise BuildError(f"unable to prepare context from {what}: {e}") from None
+        path.unlink()
+        return ContextSource(root, None, True)
+    if os.path.getsize(path) > MAX_CONTROL_FILE:
+        raise BuildError(f"unable to prepare context from {what}: neither a tar archive nor a Dockerfile "
+                         f"(larger than {MAX_CONTROL_FILE // (1024 * 1024)} MiB)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise BuildError(f"unable to prepare context from {what}: neither a tar archive nor a UTF-8 "
+                         "Dockerfile") from None
+    path.unlink()
+    return ContextSource(None, text, True)
+
+
+def _subdir(tree: Path, subdir: str, arg: str) -> Path:
+    if not subdir:
+        return tree
+    try:
+        path = resolve_in_context(tree, subdir)
+    except (FileNotFoundError, NotADirectoryError):
+        raise BuildError(f"unable to prepare context: {arg}: no directory {subdir!r} in the repository") from None
+    except BuildError as e:
+        raise BuildError(f"unable to prepare context: {arg}: {e}") from None
+    if not path.is_dir():
+        raise BuildError(f"unable to prepare context: {arg}: {subdir!r} is not a directory")
+    return path
