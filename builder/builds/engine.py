@@ -30,7 +30,8 @@ from builder.dockerfile.instructions import (METADATA, Expander, ImageState, bas
                                              normalize_workdir, scratch_config)
 from builder.dockerfile.stages import SCRATCH, BuildPlan, Stage, make_plan
 from builder.errors import BuildError, DockerfileError, StepFailed
-from builder.image.platform import host_platform
+from builder.builds import platforms
+from builder.image.platform import Platform, host_platform
 from oci_runtime.units import rfc3339
 
 
@@ -45,6 +46,7 @@ class BuildOptions:
     quiet: bool = False
     outputs: list[dict[str, str]] = field(default_factory=list)
     pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
+    platform: Platform | None = None  # --platform: the target platform (None: this host's)
 
 
 def _short(key: str) -> str:
@@ -124,7 +126,7 @@ class Builder:
         return image
 
     def _build(self):
-        self.plan = plan = make_plan(self.dockerfile, self.opts.build_args, self.opts.target)
+        self.plan = plan = make_plan(self.dockerfile, self.opts.build_args, self.opts.target, self.opts.platform)
         unused = plan.unused_build_args(self.opts.build_args)
         if unused:
             self.progress.warn(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
@@ -196,10 +198,11 @@ class Builder:
             onbuild = list(state.cc.pop("OnBuild", None) or [])
             state.cmd_set = False
             return state, onbuild
+        want = Platform.parse(stage.platform) if stage.platform else self.opts.platform or host_platform()
         if stage.base_name.lower() == SCRATCH:
-            config = scratch_config(host_platform())
+            config = scratch_config(want)
             return ImageState(config, [], "scratch", env_from_config(config["config"])), []
-        image = self.resolve_image(stage.base_name)
+        image = self.resolve_image(stage.base_name, want, explicit=bool(stage.platform or self.opts.platform))
         onbuild = list((image.config.get("config") or {}).get("OnBuild") or [])
         config = base_config(image.config)
         if len(config["rootfs"]["diff_ids"]) != len(image.layers):
@@ -214,8 +217,10 @@ class Builder:
         image = self.resolve_image(ref)
         return ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
 
-    def resolve_image(self, ref: str):
-        """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]")."""
+    def resolve_image(self, ref: str, platform: Platform | None = None, explicit: bool = False):
+        """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]"). With a
+        platform, an image in the store for another one is pulled again for it (an error when that fails
+        and the platform was asked for; a warning, and the store's image, when it is only the default)."""
         if ref.startswith("oci:"):
             from builder.image.layout import import_layout
 
@@ -227,15 +232,17 @@ class Builder:
                 raise BuildError(f"OCI layout not found: {path}")
             image = import_layout(self.store, Path(path), tag)
         else:
-            image = self._resolve_or_pull(ref)
+            image = self._resolve_or_pull(ref, platform if explicit else None)
+            if platform is not None and not platforms.same(platforms.of_config(image.config), platform):
+                image = self._for_platform(ref, image, platform, explicit)
         if getattr(self, "_hold", None) is not None:
             self._hold.add(image)
         return image
 
-    def _resolve_or_pull(self, ref: str):
+    def _resolve_or_pull(self, ref: str, platform: Platform | None = None):
         """The image FROM names: from the store, pulled when the store lacks it (or always with --pull)."""
         if self.opts.pull and not ref.startswith("sha256:"):
-            return self._pull(ref)
+            return self._pull(ref, platform)
         try:
             return self.store.resolve(ref)
         except BuildError as e:
@@ -253,11 +260,32 @@ class Builder:
                 except BuildError:
                     pass
             try:
-                return self._pull(ref)
+                return self._pull(ref, platform)
             except BuildError as pull_error:
                 raise BuildError(f"{e}, and pulling it failed: {pull_error}") from None
 
-    def _pull(self, ref: str):
+    def _for_platform(self, ref: str, image, want: Platform, explicit: bool):
+        have = platforms.of_config(image.config).format()
+        if ref.startswith("sha256:"):
+            if explicit:
+                raise BuildError(f"image {ref} is for {have}, not the requested {want.format()}")
+            return image
+        try:
+            pulled = self._pull(ref, want)
+        except BuildError as e:
+            if explicit:
+                raise BuildError(f"image {ref} for {want.format()}: the store's is for {have}, "
+                                 f"and pulling it failed: {e}") from None
+            pulled = None
+        if pulled is None or not platforms.same(platforms.of_config(pulled.config), want):
+            if explicit:
+                raise BuildError(f"image {ref} is for {have}, not the requested {want.format()}")
+            self.progress.warn(f"WARNING: the image {ref}'s platform ({have}) does not match "
+                               f"the requested platform ({want.format()})")
+            return image
+        return pulled
+
+    def _pull(self, ref: str, platform: Platform | None = None):
         """FROM an image the store lacks (or any with --pull): pull it, once per build. As with docker, a
         pulled image stays even if the build fails: it goes in through a store object of its own, outside
         this build's lease."""
@@ -268,10 +296,12 @@ class Builder:
         pulled = getattr(self, "_pulled", None)
         if pulled is None:
             pulled = self._pulled = {}
-        if ref not in pulled:
-            self.progress.line(f"pulling {ref}")
-            pulled[ref] = pull(ImageStore(self.store.root), parse(ref), say=lambda line: None).image
-        return pulled[ref]
+        key = (ref, platform.format() if platform else "")
+        if key not in pulled:
+            self.progress.line(f"pulling {ref}" + (f" for {platform.format()}" if platform else ""))
+            pulled[key] = pull(ImageStore(self.store.root), parse(ref), platform=platform,
+                               say=lambda line: None).image
+        return pulled[key]
 
     # -- one step ------------------------------------------------------------------------------------
 

@@ -105,6 +105,7 @@ def _build(args, context_dir: Path | None, dockerfile_text: str | None, remote: 
     from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
     from builder.dockerfile.parser import parse
     from builder.builds.engine import BuildOptions, Builder, Progress
+    from builder.builds.platforms import parse_target
 
     options = BuildOptions(
         tags=list(args.tag or []),
@@ -116,6 +117,7 @@ def _build(args, context_dir: Path | None, dockerfile_text: str | None, remote: 
         quiet=args.quiet,
         outputs=[parse_output(o) for o in args.output or []],
         pull=args.pull,
+        platform=parse_target(args.platform or os.environ.get("DOCKER_DEFAULT_PLATFORM")),
     )
     if dockerfile_text is not None:
         if args.file not in (None, "-"):
@@ -156,6 +158,8 @@ def add_parsers(sub) -> None:
     b.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     b.add_argument("--iidfile", help="write the image ID to this file")
     b.add_argument("--pull", action="store_true", help="pull the images named (FROM, COPY --from) even if present")
+    b.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="the platform to build for (default: this host's; only it can RUN commands)")
     b.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
     b.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
     b.add_argument("context", metavar="CONTEXT",
