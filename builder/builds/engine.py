@@ -30,7 +30,7 @@ from builder.dockerfile.instructions import (METADATA, Expander, ImageState, bas
                                              normalize_workdir, scratch_config)
 from builder.dockerfile.stages import SCRATCH, BuildPlan, Stage, make_plan
 from builder.errors import BuildError, DockerfileError, StepFailed
-from builder.builds import platforms
+from builder.builds import cache_transfer, platforms
 from builder.image.platform import Platform, host_platform
 from oci_runtime.units import rfc3339
 
@@ -47,6 +47,8 @@ class BuildOptions:
     outputs: list[dict[str, str]] = field(default_factory=list)
     pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
     platform: Platform | None = None  # --platform: the target platform (None: this host's)
+    cache_from: list = field(default_factory=list)  # CacheSpecs (cache_transfer.py) read before the build
+    cache_to: list = field(default_factory=list)    # CacheSpecs written after it
 
 
 def _short(key: str) -> str:
@@ -74,6 +76,8 @@ class Builder:
         self._new_cache_keys: list[str] = []
         self.base_history_len: dict[int, int] = {}
         self._tmp: Path | None = None
+        self.cache_sources: list = []   # --cache-from, opened when the build starts
+        self.steps_done: dict[str, tuple[str, CacheEntry]] = {}  # key -> (parent key, result), for --cache-to
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -131,10 +135,14 @@ class Builder:
         if unused:
             self.progress.warn(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
         self.total = plan.step_count()
+        if self.opts.cache_from and not self.opts.no_cache:
+            self.cache_sources = cache_transfer.open_sources(self, self.opts.cache_from)
         for stage in plan.needed:
             self.stage_result(stage)
         final = self.results[plan.target.index]
         image = commit(self, final)
+        for spec in self.opts.cache_to:
+            cache_transfer.export(self, spec, final.key)
         for out in self.opts.outputs:
             export(self, image, out)
         for tag in self.opts.tags:
@@ -343,12 +351,19 @@ class Builder:
 
         key = step_key(state.key, payload)
         entry = None if self.opts.no_cache else self.cache.get(key, self.store.has_blob)
+        if entry is None and self.cache_sources:
+            entry = cache_transfer.lookup(self, key, history=state.config.get("history") or [],
+                                          diff_ids=state.diff_ids, created_by=created_by, payload=payload)
+            if entry is not None:
+                self.cache.put(key, entry)
+                self._new_cache_keys.append(key)
         if entry is not None:
             self.progress.line(" ---> Using cache")
         else:
             entry = self._make_layer(state, perform)
             self.cache.put(key, entry)
             self._new_cache_keys.append(key)
+        self.steps_done[key] = (state.key, entry)
         state.layers.append(Descriptor.from_json(entry.layer))
         state.diff_ids.append(entry.diff_id)
         state.key = key

@@ -105,6 +105,7 @@ def _build(args, context_dir: Path | None, dockerfile_text: str | None, remote: 
     from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
     from builder.dockerfile.parser import parse
     from builder.builds.engine import BuildOptions, Builder, Progress
+    from builder.builds.cache_transfer import parse_cache_from, parse_cache_to
     from builder.builds.platforms import parse_target
 
     options = BuildOptions(
@@ -118,6 +119,8 @@ def _build(args, context_dir: Path | None, dockerfile_text: str | None, remote: 
         outputs=[parse_output(o) for o in args.output or []],
         pull=args.pull,
         platform=parse_target(args.platform or os.environ.get("DOCKER_DEFAULT_PLATFORM")),
+        cache_from=[parse_cache_from(c) for c in args.cache_from or []],
+        cache_to=[parse_cache_to(c) for c in args.cache_to or []],
     )
     if dockerfile_text is not None:
         if args.file not in (None, "-"):
@@ -160,6 +163,10 @@ def add_parsers(sub) -> None:
     b.add_argument("--pull", action="store_true", help="pull the images named (FROM, COPY --from) even if present")
     b.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                    help="the platform to build for (default: this host's; only it can RUN commands)")
+    b.add_argument("--cache-from", action="append", metavar="SOURCE",
+                   help="also take cached steps from: type=local,src=DIR, type=registry,ref=REF, or an image")
+    b.add_argument("--cache-to", action="append", metavar="DEST",
+                   help="export the build cache: type=local,dest=DIR or type=registry,ref=REF (mode=min|max)")
     b.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
     b.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
     b.add_argument("context", metavar="CONTEXT",

@@ -43,7 +43,7 @@ def _upload(registry: Registry, ref: Reference, desc: Descriptor, store, locatio
     r.close()
 
 
-def _push_blob(registry: Registry, ref: Reference, desc: Descriptor, store) -> str:
+def push_blob(registry: Registry, ref: Reference, desc: Descriptor, store) -> str:
     if _blob_exists(registry, ref, desc):
         return "Layer already exists"
     for other in sources.repositories(store, ref.domain, desc.digest):
@@ -82,7 +82,7 @@ def push(store, ref: Reference, *, say: Callable[[str], None] = lambda line: Non
     blobs = [*image.layers, image.config_desc]
 
     def one(desc: Descriptor) -> None:
-        status = _push_blob(registry, ref, desc, store)
+        status = push_blob(registry, ref, desc, store)
         if desc.digest != image.config_desc.digest:
             say(f"{desc.digest[7:19]}: {status}")
 
