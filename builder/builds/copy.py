@@ -85,7 +85,7 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
     items: list[tuple[str, object, str]] = []   # (kind, item, dest): ("ctx", Source) | ("url", (path, name,
     key_sources: list = []                      # mtime)) | ("git", checkout dir)
     for src in srcs:
-        if is_add and is_git_source(src):
+        if is_add and is_git_source(src, local=False):
             tree, commit = _git_checkout(b, src, keep_git_dir)
             items.append(("git", tree, dest if dest.endswith("/") else dest + "/"))
             key_sources.append(["git", src, commit, keep_git_dir])
@@ -145,7 +145,7 @@ def _git_checkout(b: Builder, src: str, keep_git_dir: bool) -> tuple[Path, str]:
 
     source = parse_git_source(src)
     tree = Path(tempfile.mkdtemp(dir=b.tmpdir())) / "git"
-    commit = checkout(source, tree, keep_git_dir=keep_git_dir)
+    commit = checkout(source, tree, keep_git_dir=keep_git_dir, local=False)
     if source.subdir:
         from builder.builds.context import resolve_in_context
 

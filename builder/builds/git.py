@@ -31,12 +31,17 @@ class GitSource:
         return self.remote + (f"#{tail}" if tail else "")
 
 
-def is_git_source(text: str) -> bool:
-    """Whether a context argument or ADD source names a git repository."""
+def is_git_source(text: str, *, local: bool = True) -> bool:
+    """Whether a context argument (local: a repository on this machine counts) or an ADD source (local
+    False: a Dockerfile may not read the host's repositories) names a git repository."""
     if text.startswith(("git://", "git@", "github.com/")):
         return True
-    if text.startswith(("http://", "https://", "file://", "ssh://")):
-        return bool(_GIT_PATH.search(text)) or text.startswith("file://") and _is_git_dir(text[7:].split("#")[0])
+    if text.startswith(("http://", "https://", "ssh://")):
+        return bool(_GIT_PATH.search(text))
+    if not local:
+        return False
+    if text.startswith("file://"):
+        return bool(_GIT_PATH.search(text)) or _is_git_dir(text[7:].split("#")[0])
     # A local repository (tests, or a mirror on disk): a path ending in .git that is a git directory.
     path = text.split("#", 1)[0]
     return path.endswith(".git") and _is_git_dir(path)
@@ -62,8 +67,11 @@ def parse_git_source(text: str) -> GitSource:
     return GitSource(remote, ref, subdir)
 
 
-def _git(args: list[str], cwd: Path, what: str) -> str:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_ASKPASS="/bin/false")
+def _git(args: list[str], cwd: Path, what: str, *, local: bool = True) -> str:
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_ASKPASS="/bin/false",
+               # the transports a source may use (never ext::, which runs commands; file only for contexts)
+               GIT_ALLOW_PROTOCOL="git:http:https:ssh" + (":file" if local else ""))
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")  # never a prompt for a host key or password
     try:
         proc = subprocess.run(["git", "-c", "advice.detachedHead=false", "-c", "core.symlinks=true", *args],
                               cwd=cwd, env=env, capture_output=True, text=True, errors="replace", timeout=600)
@@ -77,21 +85,22 @@ def _git(args: list[str], cwd: Path, what: str) -> str:
     return proc.stdout.strip()
 
 
-def checkout(source: GitSource, dest: Path, *, keep_git_dir: bool = False) -> str:
-    """Fetch `source`'s commit into the new directory `dest` and check it out; returns the commit id."""
+def checkout(source: GitSource, dest: Path, *, keep_git_dir: bool = False, local: bool = True) -> str:
+    """Fetch `source`'s commit into the new directory `dest` and check it out; returns the commit id.
+    With local False, only network transports may be used (an ADD in a Dockerfile)."""
     what = f"failed to fetch git repository {source.display()}"
     dest.mkdir(parents=True)
     _git(["init", "-q", "."], dest, what)
     ref = source.ref or "HEAD"
     try:
-        _git(["fetch", "-q", "--depth=1", "--no-tags", "--", source.remote, ref], dest, what)
+        _git(["fetch", "-q", "--depth=1", "--no-tags", "--", source.remote, ref], dest, what, local=local)
         target = "FETCH_HEAD"
     except BuildError:
         if not _HEX_COMMIT.match(ref):
             raise
         # A commit id that the remote will not serve on its own: fetch its branches and tags, look it up.
         _git(["fetch", "-q", "--", source.remote, "+refs/heads/*:refs/remotes/src/*", "+refs/tags/*:refs/tags/*"],
-             dest, what)
+             dest, what, local=local)
         target = ref
     _git(["checkout", "-q", "--detach", target + "^{commit}"], dest, f"{what}: no commit {ref!r}")
     commit = _git(["rev-parse", "HEAD"], dest, what)

@@ -140,14 +140,55 @@ def test_git_context_by_ref_and_subdir(pydock, repo):
     assert out.returncode == 1 and "leaves the repository" in out.stderr
 
 
-def test_add_git_repository(pydock, tmp_path, repo):
-    bare, _ = repo
-    ctx = make_context(tmp_path / "ctx", f"FROM busybox\nADD file://{bare}#v1 /src\n"
-                                         f"ADD --keep-git-dir=true file://{bare}#main /kept\n"
-                                         "RUN cat /src/sub/hello.txt /kept/sub/hello.txt; test ! -e /src/.git; "
-                                         "test -f /kept/.git/HEAD && echo has-git-dir\n")
+@pytest.fixture
+def git_daemon(repo, tmp_path):
+    """`git daemon` serving the repository's directory on 127.0.0.1: (git:// URL of the repo, v1's commit)."""
+    import socket
+    import time
+
+    bare, first = repo
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={bare.parent}",
+                             "--listen=127.0.0.1", f"--port={port}", str(bare.parent)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.skip("git daemon did not start")
+            time.sleep(0.05)
+    yield f"git://127.0.0.1:{port}/{bare.name}", first
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_add_git_repository(pydock, tmp_path, git_daemon, repo):
+    url, _ = git_daemon
+    ctx = make_context(tmp_path / "ctx", f"FROM busybox\nADD {url}#v1 /src\n"
+                                         f"ADD {url}#v1:sub /subdir\n"
+                                         f"ADD --keep-git-dir=true {url}#main /kept\n"
+                                         "RUN cat /src/sub/hello.txt /subdir/hello.txt /kept/sub/hello.txt; "
+                                         "test ! -e /src/.git; test -f /kept/.git/HEAD && echo has-git-dir\n")
     proc = pydock.build(ctx, "-t", "b-add-git")
-    assert "one\ntwo\nhas-git-dir" in proc.stdout
+    assert "one\none\ntwo\nhas-git-dir" in proc.stdout
+    # the git daemon's context form works too
+    pydock("build", "-t", "b-git-daemon", f"{url}#v1:sub", check=True)
+    assert run_output(pydock, "b-git-daemon") == "one\n"
+
+
+def test_add_of_a_host_repository_is_not_a_git_source(pydock, tmp_path, repo):
+    """A Dockerfile may not read the building host's repositories (file:// or a path): such an ADD source
+    is a context path like any other, and not found there."""
+    bare, _ = repo
+    for src in (f"file://{bare}", f"{bare}#main"):
+        ctx = make_context(tmp_path / "ctx", f"FROM busybox\nADD {src} /src\n")
+        proc = pydock.build(ctx, check=False)
+        assert proc.returncode == 1 and "file not found in build context" in proc.stderr, proc.stderr
 
 
 def test_copy_parents_keeps_the_relative_path(pydock, tmp_path):
