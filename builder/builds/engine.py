@@ -222,7 +222,7 @@ class Builder:
 
     def image_state(self, ref: str) -> ImageState:
         """An image's filesystem as the source of COPY --from or RUN --mount from=."""
-        image = self.resolve_image(ref)
+        image = self.resolve_image(ref, self.opts.platform, explicit=self.opts.platform is not None)
         return ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
 
     def resolve_image(self, ref: str, platform: Platform | None = None, explicit: bool = False):

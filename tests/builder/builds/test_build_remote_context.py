@@ -269,3 +269,17 @@ def test_context_symlink_out_is_not_followed(pydock, tmp_path):
         tar.addfile(link)
     proc = build_stdin(pydock, buf.getvalue())
     assert proc.returncode == 1 and "outside the build context" in proc.stderr
+
+
+def test_context_tar_dockerfile_symlink_out_is_refused(pydock, tmp_path):
+    """The Dockerfile of a tar context is read inside it: a Dockerfile symlink to a host file is refused."""
+    outside = tmp_path / "host-Dockerfile"
+    outside.write_text("FROM busybox\nRUN echo host-file-read\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        link = tarfile.TarInfo("Dockerfile")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        tar.addfile(link)
+    proc = build_stdin(pydock, buf.getvalue())
+    assert proc.returncode == 1 and "outside the build context" in proc.stderr, proc.stderr
+    assert "host-file-read" not in proc.stdout
