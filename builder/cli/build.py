@@ -80,20 +80,21 @@ def cmd_build(args) -> int:
         normalize_name(tag)
     if args.network not in ("none", "host", "default"):
         raise UsageError(f"invalid --network {args.network!r}: use none or host")
+    options = _options(args)  # every flag checked before a context is downloaded or cloned
     if not is_remote(args.context):
         context_dir = Path(args.context)
         if not context_dir.exists():
             raise BuildError(f"unable to prepare context: path {args.context!r} not found")
         if not context_dir.is_dir():
             raise BuildError(f"unable to prepare context: {args.context!r} is not a directory")
-        return _build(args, context_dir.resolve(), None)
+        return _build(args, options, None, context_dir.resolve(), None)
     from builder.builds.context_source import prepare
 
     store = open_store(args)
     work, work_fd = store.temp_dir("context-")
     try:
         source = prepare(args.context, work, sys.stdin.buffer)
-        return _build(args, source.dir, source.dockerfile, remote=True)
+        return _build(args, options, store, source.dir, source.dockerfile, remote=True)
     finally:
         import shutil
 
@@ -101,14 +102,12 @@ def cmd_build(args) -> int:
         os.close(work_fd)
 
 
-def _build(args, context_dir: Path | None, dockerfile_text: str | None, remote: bool = False) -> int:
-    from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
-    from builder.dockerfile.parser import parse
-    from builder.builds.engine import BuildOptions, Builder, Progress
+def _options(args):
     from builder.builds.cache_transfer import parse_cache_from, parse_cache_to
+    from builder.builds.engine import BuildOptions
     from builder.builds.platforms import parse_target
 
-    options = BuildOptions(
+    return BuildOptions(
         tags=list(args.tag or []),
         build_args=_key_values(args.build_arg, "--build-arg", from_env=True),
         target=args.target,
@@ -122,6 +121,14 @@ def _build(args, context_dir: Path | None, dockerfile_text: str | None, remote: 
         cache_from=[parse_cache_from(c) for c in args.cache_from or []],
         cache_to=[parse_cache_to(c) for c in args.cache_to or []],
     )
+
+
+def _build(args, options, store, context_dir: Path | None, dockerfile_text: str | None,
+           remote: bool = False) -> int:
+    from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
+    from builder.dockerfile.parser import parse
+    from builder.builds.engine import Builder, Progress
+
     if dockerfile_text is not None:
         if args.file not in (None, "-"):
             raise UsageError("with a Dockerfile as the context (stdin or a URL), -f cannot name another file")
@@ -129,8 +136,8 @@ def _build(args, context_dir: Path | None, dockerfile_text: str | None, remote: 
     else:
         text, name, path = _read_dockerfile(args, context_dir, remote)
     dockerfile = parse(text, name)
-    store = open_store(args)
-    context = None
+    if store is None:
+        store = open_store(args)  # after the Dockerfile parsed: a bad one leaves no store behind
     if context_dir is not None:
         ignore = load_ignore(context_dir, path)
         cache_file = None if remote else hash_cache_file_for(store.cache_dir, context_dir)
