@@ -92,16 +92,19 @@ def checkout(source: GitSource, dest: Path, *, keep_git_dir: bool = False, local
     dest.mkdir(parents=True)
     _git(["init", "-q", "."], dest, what)
     ref = source.ref or "HEAD"
+    target = "FETCH_HEAD"
     try:
         _git(["fetch", "-q", "--depth=1", "--no-tags", "--", source.remote, ref], dest, what, local=local)
-        target = "FETCH_HEAD"
     except BuildError:
-        if not _HEX_COMMIT.match(ref):
-            raise
-        # A commit id that the remote will not serve on its own: fetch its branches and tags, look it up.
-        _git(["fetch", "-q", "--", source.remote, "+refs/heads/*:refs/remotes/src/*", "+refs/tags/*:refs/tags/*"],
-             dest, what, local=local)
-        target = ref
+        try:  # a remote that cannot fetch shallow (git's "dumb" http): the ref's whole history
+            _git(["fetch", "-q", "--no-tags", "--", source.remote, ref], dest, what, local=local)
+        except BuildError:
+            if not _HEX_COMMIT.match(ref):
+                raise
+            # A commit id the remote will not serve by name: fetch its branches and tags, look it up there.
+            _git(["fetch", "-q", "--", source.remote, "+refs/heads/*:refs/remotes/src/*",
+                  "+refs/tags/*:refs/tags/*"], dest, what, local=local)
+            target = ref
     _git(["checkout", "-q", "--detach", target + "^{commit}"], dest, f"{what}: no commit {ref!r}")
     commit = _git(["rev-parse", "HEAD"], dest, what)
     if not keep_git_dir:

@@ -181,6 +181,18 @@ def test_add_git_repository(pydock, tmp_path, git_daemon, repo):
     assert run_output(pydock, "b-git-daemon") == "one\n"
 
 
+def test_git_context_over_http(pydock, repo, http_dir):
+    """An http(s) URL ending in .git is a repository (here served as static files: git's dumb protocol)."""
+    import shutil
+
+    bare, _ = repo
+    served, base = http_dir
+    git("update-server-info", cwd=bare)
+    shutil.copytree(bare, served / "repo.git")
+    pydock("build", "-t", "b-git-http", f"{base}/repo.git#v1:sub", check=True)
+    assert run_output(pydock, "b-git-http") == "one\n"
+
+
 def test_add_of_a_host_repository_is_not_a_git_source(pydock, tmp_path, repo):
     """A Dockerfile may not read the building host's repositories (file:// or a path): such an ADD source
     is a context path like any other, and not found there."""
