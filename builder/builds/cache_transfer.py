@@ -94,7 +94,8 @@ def _steps_of(config: dict, where: str) -> dict[str, CacheEntry]:
     for item in steps:
         try:
             entry = CacheEntry.from_json(item)
-            Descriptor.from_json(entry.layer)
+            if not mt.is_layer(Descriptor.from_json(entry.layer).media_type):
+                raise ValueError(f"not a layer type: {entry.layer.get('mediaType')!r}")
             out[str(item["key"])] = entry
         except (KeyError, TypeError, ValueError, BuildError) as e:
             raise BuildError(f"cache {where}: malformed step {item!r:.80}: {e}") from None
@@ -157,8 +158,8 @@ def open_sources(b, specs: list[CacheSpec]) -> list:
                 sources.append(_open_local(b.store, Path(spec.where)))
             elif spec.kind == "image":
                 sources.append(_open_image_or_registry(b, spec.where))
-            else:
-                sources.append(_open_registry(b.store, spec.where, allow_image=True))
+            else:  # a cache in a registry, or an image there (pulled, and used as docker's classic builder did)
+                sources.append(_open_registry(b.store, spec.where) or _image_source(b, b._pull(spec.where)))
         except BuildError as e:
             b.progress.warn(f"WARNING: cache from {spec.where} not used: {e}")
     return [s for s in sources if s is not None]
@@ -183,7 +184,8 @@ def _open_local(store, root: Path):
     return _Steps(str(root), _steps_of(config, str(root)), lambda desc: copy_blob_in(store, source, desc))
 
 
-def _open_registry(store, text: str, *, allow_image: bool):
+def _open_registry(store, text: str):
+    """A cache pushed by --cache-to type=registry; None when the reference is an image instead."""
     from builder.registry.client import Registry
     from builder.registry.pull import fetch_blob, fetch_manifest
     from builder.registry.reference import parse
@@ -195,9 +197,7 @@ def _open_registry(store, text: str, *, allow_image: bool):
     doc = json.loads(data)
     config = doc.get("config") if media_type in mt.MANIFEST_TYPES else None
     if not isinstance(config, dict) or config.get("mediaType") != CONFIG_TYPE:
-        if not allow_image:
-            raise BuildError(f"{text} is not a pydock build cache")
-        return None  # an image, not a cache: the caller pulls it and uses it as one
+        return None
     config_desc = Descriptor.from_json(config)
     fetch_blob(registry, ref, config_desc, store)
     steps = _steps_of(store.read_json(config_desc.digest, config_desc.size), text)
@@ -207,13 +207,19 @@ def _open_registry(store, text: str, *, allow_image: bool):
 def _open_image_or_registry(b, text: str):
     """A plain --cache-from: an image in the store; else a registry cache, or an image pulled from there."""
     try:
-        return _ImageSteps(b.store.resolve(text))
+        image = b.store.resolve(text)
     except BuildError:
-        pass
-    source = _open_registry(b.store, text, allow_image=True)
-    if source is not None:
-        return source
-    return _ImageSteps(b._pull(text))
+        source = _open_registry(b.store, text)
+        if source is not None:
+            return source
+        image = b._pull(text)
+    return _image_source(b, image)
+
+
+def _image_source(b, image) -> _ImageSteps:
+    if getattr(b, "_hold", None) is not None:
+        b._hold.add(image)  # its layers are the cache: no rmi or gc takes them during the build
+    return _ImageSteps(image)
 
 
 def lookup(b, key: str, **context) -> CacheEntry | None:

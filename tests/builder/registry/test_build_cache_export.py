@@ -128,6 +128,9 @@ def test_image_as_cache_source(store_of, base, registry, tmp_path):
     steps = proc.stdout.split("Step ")
     assert " ---> Using cache" in steps[2] and "first-run-2" not in proc.stdout  # the first RUN
     assert "Running in" not in steps[2]
+    # buildx's spelling of the same: an image in a registry named as a registry cache
+    proc = store_of("c")("build", "--cache-from", f"type=registry,ref={app}", str(ctx), check=True)
+    assert " ---> Using cache" in proc.stdout.split("Step ")[2]
     # a different instruction history is not a match
     other = make_context(tmp_path / "other", dockerfile(base).replace("date", "date -u"), {"f": "data\n"})
     proc = second("build", "--cache-from", app, str(other), check=True)
