@@ -29,7 +29,13 @@ class ContextSource:
 
 
 def is_remote(arg: str) -> bool:
-    return arg == "-" or is_url(arg) or is_git_source(arg)
+    """Whether the context argument is one prepare() makes. As docker's CLI decides: stdin, then a local
+    directory (a "github.com/org/repo" directory stays one), then a git repository, then a URL."""
+    if arg == "-":
+        return True
+    if os.path.isdir(arg) and not (arg.endswith(".git") and is_git_source(arg)):
+        return False
+    return is_git_source(arg) or is_url(arg)
 
 
 def prepare(arg: str, workdir: Path, stdin: BinaryIO) -> ContextSource:

@@ -72,3 +72,16 @@ def test_cache_specs():
     for bad in ("type=local", "type=gha,url=x", "type=registry", ""):
         with pytest.raises(BuildError):
             parse_cache_from(bad)
+
+
+def test_a_local_directory_wins_over_a_git_shorthand(tmp_path, monkeypatch):
+    from builder.builds.context_source import is_remote
+
+    monkeypatch.chdir(tmp_path)
+    assert is_remote("github.com/org/repo") and is_remote("-")
+    (tmp_path / "github.com/org/repo").mkdir(parents=True)
+    assert not is_remote("github.com/org/repo")  # docker's CLI checks for a directory first
+    bare = tmp_path / "r.git"
+    (bare / "objects").mkdir(parents=True)
+    (bare / "HEAD").write_text("ref: refs/heads/main\n")
+    assert is_remote(str(bare))
