@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from builder.builds.context import MAX_CONTROL_FILE, resolve_in_context
-from builder.builds.git import checkout, is_git_source, parse_git_source
+from builder.builds.context import MAX_CONTROL_FILE
+from builder.builds.git import checkout, is_git_source, parse_git_source, subdir_of
 from builder.errors import BuildError
 from builder.fetch import download, is_url
 
@@ -25,7 +25,6 @@ from builder.fetch import download, is_url
 class ContextSource:
     dir: Path | None          # the context directory (inside the work dir for remote ones), None for none
     dockerfile: str | None    # the Dockerfile's text when the argument itself was the Dockerfile
-    remote: bool              # the context was made here (no stat cache for it: it is new every build)
 
 
 def is_remote(arg: str) -> bool:
@@ -49,7 +48,10 @@ def prepare(arg: str, workdir: Path, stdin: BinaryIO) -> ContextSource:
         source = parse_git_source(arg)
         tree = workdir / "git"
         checkout(source, tree)
-        return ContextSource(_subdir(tree, source.subdir, arg), None, True)
+        try:
+            return ContextSource(subdir_of(tree, source), None)
+        except BuildError as e:
+            raise BuildError(f"unable to prepare context: {e}") from None
     fetched = download(arg, workdir)
     return _archive_or_dockerfile(fetched.path, workdir, arg)
 
@@ -64,7 +66,7 @@ def _archive_or_dockerfile(path: Path, workdir: Path, what: str) -> ContextSourc
         except BuildError as e:
             raise BuildError(f"unable to prepare context from {what}: {e}") from None
         path.unlink()
-        return ContextSource(root, None, True)
+        return ContextSource(root, None)
     if os.path.getsize(path) > MAX_CONTROL_FILE:
         raise BuildError(f"unable to prepare context from {what}: neither a tar archive nor a Dockerfile "
                          f"(larger than {MAX_CONTROL_FILE // (1024 * 1024)} MiB)")
@@ -74,18 +76,4 @@ def _archive_or_dockerfile(path: Path, workdir: Path, what: str) -> ContextSourc
         raise BuildError(f"unable to prepare context from {what}: neither a tar archive nor a UTF-8 "
                          "Dockerfile") from None
     path.unlink()
-    return ContextSource(None, text, True)
-
-
-def _subdir(tree: Path, subdir: str, arg: str) -> Path:
-    if not subdir:
-        return tree
-    try:
-        path = resolve_in_context(tree, subdir)
-    except (FileNotFoundError, NotADirectoryError):
-        raise BuildError(f"unable to prepare context: {arg}: no directory {subdir!r} in the repository") from None
-    except BuildError as e:
-        raise BuildError(f"unable to prepare context: {arg}: {e}") from None
-    if not path.is_dir():
-        raise BuildError(f"unable to prepare context: {arg}: {subdir!r} is not a directory")
-    return path
+    return ContextSource(None, text)

@@ -138,24 +138,15 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
 
 
 def _git_checkout(b: Builder, src: str, keep_git_dir: bool) -> tuple[Path, str]:
-    """ADD <git repository>: its commit checked out in the build's temp dir; (tree, commit id)."""
+    """ADD <git repository>: its commit checked out in the build's temp dir; (tree or subdir, commit id)."""
     import tempfile
 
-    from builder.builds.git import checkout, parse_git_source
+    from builder.builds.git import checkout, parse_git_source, subdir_of
 
     source = parse_git_source(src)
     tree = Path(tempfile.mkdtemp(dir=b.tmpdir())) / "git"
     commit = checkout(source, tree, keep_git_dir=keep_git_dir, local=False)
-    if source.subdir:
-        from builder.builds.context import resolve_in_context
-
-        try:
-            tree = resolve_in_context(tree, source.subdir)
-        except (FileNotFoundError, NotADirectoryError):
-            raise BuildError(f"no directory {source.subdir!r} in git repository {src}") from None
-        if not tree.is_dir():
-            raise BuildError(f"{source.subdir!r} in git repository {src} is not a directory")
-    return tree, commit
+    return subdir_of(tree, source), commit
 
 
 def _parents_dest(src: str, source, dest: str) -> str:

@@ -110,3 +110,20 @@ def checkout(source: GitSource, dest: Path, *, keep_git_dir: bool = False, local
     if not keep_git_dir:
         shutil.rmtree(dest / ".git")
     return commit
+
+
+def subdir_of(tree: Path, source: GitSource) -> Path:
+    """The directory of a checkout that `#ref:subdir` names (its symlinks may not lead out of the tree)."""
+    if not source.subdir:
+        return tree
+    from builder.builds.context import resolve_in_context
+
+    try:
+        path = resolve_in_context(tree, source.subdir)
+    except (FileNotFoundError, NotADirectoryError):
+        raise BuildError(f"no directory {source.subdir!r} in git repository {source.display()}") from None
+    except BuildError as e:
+        raise BuildError(f"git repository {source.display()}: {e}") from None
+    if not path.is_dir():
+        raise BuildError(f"{source.subdir!r} in git repository {source.display()} is not a directory")
+    return path
