@@ -177,7 +177,8 @@ def report(title: str, seen: dict[str, list[tuple]]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pydock", default=str(REPO / ".venv" / "bin" / "pydock"))
+    ap.add_argument("--pydock", default=str(Path(sys.executable).parent / "pydock"),
+                    help="the pydock to measure (default: the one beside this Python)")
     ap.add_argument("-n", type=int, default=5, help="rounds (default 5)")
     ap.add_argument("--mb", type=int, default=100, help="the image's size in MB, in three layers (default 100)")
     ap.add_argument("--keep", action="store_true", help="leave the scratch directory")

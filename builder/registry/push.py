@@ -24,7 +24,7 @@ from builder.registry import sources
 from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, Unavailable, for_each_blob
 from builder.registry.reference import Reference
 
-CHUNK_SIZE = 16 * 1024 * 1024  # big enough to keep round trips few, small enough to hold in memory
+CHUNK_SIZE = 64 * 1024 * 1024  # streamed from the file: big enough to keep round trips few
 
 
 def _with_query(url: str, **params) -> str:
@@ -66,6 +66,28 @@ def _upload(registry: Registry, ref: Reference, desc: Descriptor, store, locatio
     r.close()
 
 
+class _FileSlice:
+    """`length` bytes of a file from `offset`, as a request body that is read a block at a time while it
+    is sent: a chunk never sits in memory whole, so a push's memory does not grow with its chunks."""
+
+    def __init__(self, path, offset: int, length: int):
+        self._file = open(path, "rb")
+        self._file.seek(offset)
+        self._length = self._left = length
+
+    def __len__(self) -> int:  # what requests sends as Content-Length
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._file.read(size)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def _uploaded_until(r) -> int:
     """The offset after what the registry has of an upload (`Range: 0-LAST`; none yet: 0-0 or absent)."""
     first, _, last = r.headers.get("Range", "").partition("-")
@@ -78,30 +100,31 @@ def _upload_chunked(registry: Registry, ref: Reference, desc: Descriptor, store,
     location = _start_upload(registry, ref)
     offset = 0
     failures = 0
-    with open(store.blob_path(desc.digest), "rb") as f:
-        while offset < desc.size:
-            f.seek(offset)
-            data = f.read(min(chunk, desc.size - offset))
-            try:
-                r = registry.request("PATCH", location, ok=(202,), retry=False, data=data, headers={
-                    "Content-Type": "application/octet-stream", "Content-Length": str(len(data)),
-                    "Content-Range": f"{offset}-{offset + len(data) - 1}"}, what=f"upload of {desc.digest}")
-                r.close()
-                location = registry.url(r.headers.get("Location") or location)
-                offset = _uploaded_until(r) or offset + len(data)
-                continue
-            except RegistryError:
-                failures += 1
-                if failures >= TRIES:
-                    raise
-                time.sleep(BACKOFF * 2 ** (failures - 1))
-            try:  # where does the upload stand? (the chunk may have arrived in full, in part or not at all)
-                r = registry.request("GET", location, ok=(204,), what=f"status of the upload of {desc.digest}")
-                r.close()
-                location = registry.url(r.headers.get("Location") or location)
-                offset = _uploaded_until(r)
-            except RegistryError:  # gone, or the registry cannot go on with it: a new upload
-                location, offset = _start_upload(registry, ref), 0
+    path = store.blob_path(desc.digest)
+    while offset < desc.size:
+        length = min(chunk, desc.size - offset)
+        try:
+            r = registry.request("PATCH", location, ok=(202,), retry=False,
+                                 data=lambda: _FileSlice(path, offset, length),
+                                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(length),
+                                          "Content-Range": f"{offset}-{offset + length - 1}"},
+                                 what=f"upload of {desc.digest}")
+            r.close()
+            location = registry.url(r.headers.get("Location") or location)
+            offset = _uploaded_until(r) or offset + length
+            continue
+        except RegistryError:
+            failures += 1
+            if failures >= TRIES:
+                raise
+            time.sleep(BACKOFF * 2 ** (failures - 1))
+        try:  # where does the upload stand? (the chunk may have arrived in full, in part or not at all)
+            r = registry.request("GET", location, ok=(204,), what=f"status of the upload of {desc.digest}")
+            r.close()
+            location = registry.url(r.headers.get("Location") or location)
+            offset = _uploaded_until(r)
+        except RegistryError:  # gone, or the registry cannot go on with it: a new upload
+            location, offset = _start_upload(registry, ref), 0
     r = registry.request("PUT", _with_query(location, digest=desc.digest), ok=(201,), data=b"",
                          headers={"Content-Type": "application/octet-stream", "Content-Length": "0"},
                          what=f"upload of {desc.digest}")
