@@ -334,7 +334,9 @@ class Builder:
         with Workspace(self.store, lowers) as ws:
             perform(ws)
             ws.unmount()
-            desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
+            # A plain tar, as BuildKit leaves layers in docker's store: compressing cost most of a build.
+            # A push compresses it, once (image/distribute.py).
+            desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression=None,
                                                  source_date_epoch=self.epoch,
                                                  progress=False if self.opts.quiet else None)
             if self.store.keep_unpacked_layer(diff_id, ws.upper):

@@ -1,17 +1,17 @@
 """push: every blob of an image (config and layers) that the repository lacks — HEAD first; mounted from
 another repository of the same registry when the blob is known to be there; else one monolithic upload
-(POST, then PUT ?digest=; started again when the registry fails or the connection drops) — then the manifest, as the exact bytes the store has, so the registry's digest
-is the store's."""
+(POST, then PUT ?digest=; started again when the registry fails or the connection drops) — then the manifest:
+the exact bytes the store has, so the registry's digest is the store's; or, for an image whose layers
+the store keeps as plain tars (built ones), its gzip form (image/distribute.py), the same every time."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Callable
 from urllib.parse import urlencode
 
-from builder.image import mediatypes as mt
 from builder.image.digest import Descriptor
+from builder.image.distribute import distributable
 from builder.registry import sources
 from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, Unavailable, for_each_blob
 from builder.registry.reference import Reference
@@ -73,17 +73,16 @@ def push(store, ref: Reference, *, say: Callable[[str], None] = lambda line: Non
          registry: Registry | None = None) -> tuple[str, int]:
     """Push the store's image `ref.store_name` to `ref`; returns (manifest digest, manifest size)."""
     image = store.resolve(ref.store_name)
-    data = store.read_blob(image.digest)
-    doc = json.loads(data)
-    media_type = doc.get("mediaType") or image.manifest_desc.media_type or mt.OCI_MANIFEST
     registry = registry or Registry(ref.domain)
     registry.want(ref.path, "pull", "push")
     say(f"The push refers to repository [{ref.name}]")
-    blobs = [*image.layers, image.config_desc]
+    out = distributable(store, image)  # a built image's plain layers go out gzip-compressed
+    data, media_type = out.manifest, out.media_type
+    blobs = [*out.layers, out.config]
 
     def one(desc: Descriptor) -> None:
         status = _push_blob(registry, ref, desc, store)
-        if desc.digest != image.config_desc.digest:
+        if desc.digest != out.config.digest:
             say(f"{desc.digest[7:19]}: {status}")
 
     for_each_blob(one, blobs)
@@ -91,8 +90,8 @@ def push(store, ref: Reference, *, say: Callable[[str], None] = lambda line: Non
                          headers={"Content-Type": media_type}, what=f"manifest for {ref.familiar()}")
     r.close()
     said = r.headers.get("Docker-Content-Digest")
-    if said and said != image.digest:
-        raise RegistryError(f"{registry.host} stored the manifest as {said}, not {image.digest}")
+    if said and said != out.digest:
+        raise RegistryError(f"{registry.host} stored the manifest as {said}, not {out.digest}")
     sources.remember(store, ref, blobs)
-    say(f"{ref.tag or 'latest'}: digest: {image.digest} size: {len(data)}")
-    return image.digest, len(data)
+    say(f"{ref.tag or 'latest'}: digest: {out.digest} size: {len(data)}")
+    return out.digest, len(data)
