@@ -148,7 +148,7 @@ def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, i
         # A generator: each record is decoded as it is copied, never the whole tree's at once.
         children = ((c[offset:], entries[c]) for c in ctx.children(source.relpath)
                     if excluded is None or not excluded(c[offset:]))
-    copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts)
+    copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts, upper=ws.upper)
 
 
 def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,
