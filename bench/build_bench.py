@@ -5,7 +5,7 @@ time and peak RSS.
 Run as root:
 
     python3 bench/build_bench.py [-n 3] [--pydock PATH] [--builders pydock,buildkit,buildah]
-                                 [--only files,bigfile,multistage,rss]
+                                 [--only files,bigfile,multistage,rss] [--before OTHER-PYDOCK]
 
 Scenarios (Dockerfiles in bench/dockerfiles/, contexts generated under the scratch directory):
 
@@ -164,7 +164,8 @@ class Pydock:
     name = "pydock"
     env = None
 
-    def __init__(self, binary: str, base_tar: Path):
+    def __init__(self, binary: str, base_tar: Path, name: str = "pydock"):
+        self.name = name
         self.binary = binary
         self.base_tar = base_tar
         self.store: Path | None = None
@@ -383,6 +384,9 @@ def main() -> int:
     parser.add_argument("--pydock", default=default_pydock(), help="pydock to test (default: beside this python)")
     parser.add_argument("--builders", default="pydock,buildkit,buildah",
                         help="comma-separated contenders, pydock first (default pydock,buildkit,buildah)")
+    parser.add_argument("--before", default=None, metavar="PATH",
+                        help="another pydock (say, an install of the code before a change), measured in the same "
+                             "run as the contender 'before'")
     parser.add_argument("--buildah", default=shutil.which("buildah") or "/usr/bin/buildah")
     parser.add_argument("--isolation", default="oci", choices=["oci", "chroot"], help="buildah's RUN isolation")
     parser.add_argument("--runtime", default="/usr/sbin/runc", help="buildah's OCI runtime (default runc)")
@@ -420,6 +424,9 @@ def main() -> int:
     base_tar = busybox_tar(work / "base.tar")
     pydock = Pydock(pydock_bin, base_tar)
     builders = [pydock]
+    if args.before:
+        builders.append(Pydock(str(Path(args.before).resolve()), base_tar, name="before"))
+        print(f"before:  {builders[-1].binary}")
     if "buildkit" in wanted:
         builders.append(BuildKit(base_tar))
     if "buildah" in wanted:

@@ -63,7 +63,8 @@ class BuildCache:
     def put(self, key: str, entry: CacheEntry) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as f:
+        # not fsync()ed: an entry lost in a crash is a cache miss (get() reads a torn one as none)
+        with atomic_file(path, durable=False) as f:
             f.write(json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":")).encode())
 
     def remove(self, key: str) -> None:
