@@ -27,8 +27,9 @@ in order:
 The builders alternate (the order turns every round) so that load from other work hits them alike: only
 figures from one run are comparable, the machine being shared. Printed: medians of -n rounds of wall
 seconds and of the builder's peak RSS (from wait4(), so it covers the builder and every child it waited
-for; for BuildKit only the docker CLI, the work being done in dockerd), and the ratios of pydock to
-BuildKit and to buildah.
+for; for BuildKit only the docker CLI, the work being done in dockerd), of CPU seconds (user + system of
+the same, and for BuildKit what dockerd's process tree spent meanwhile: on a loaded machine, where wall
+times stretch with the run queue, the steadier figure), and the ratios of pydock to the others.
 
 BuildKit is docker 20.10's (Debian's docker.io): a scratch dockerd started through scripts/engines.sh
 (overlay2, no network set-up, so `--network none`, pydock's default) and Debian's CLI, /usr/bin/docker, with DOCKER_BUILDKIT=1 (the static CLI
@@ -85,22 +86,49 @@ CWD = "/"  # set to the scratch directory in main(): never the source tree, whic
 class Measurement:
     seconds: float
     max_rss_kib: int
+    cpu: float = 0.0  # user + system seconds of the command and what it waited for (and of the daemon)
 
 
-def measure(argv: list[str], what: str, env: dict[str, str] | None = None) -> Measurement:
-    """Wall time and peak RSS (KiB) of one command; its output goes to a file shown only on failure."""
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system, its reaped children's included) of a process and its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent_of: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parent_of[int(entry)] = int(fields[1])
+        times[int(entry)] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += times.get(p, 0)
+        todo += [c for c, pp in parent_of.items() if pp == p]
+    return total / tick
+
+
+def measure(argv: list[str], what: str, env: dict[str, str] | None = None, daemon: int | None = None) -> Measurement:
+    """Wall time, peak RSS (KiB) and CPU time of one command (plus the CPU time a `daemon` process tree
+    spent meanwhile); its output goes to a file shown only on failure."""
     with tempfile.TemporaryFile() as log:
+        daemon_before = tree_cpu(daemon) if daemon else 0.0
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=env or ENV, cwd=CWD)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t0
+        cpu = usage.ru_utime + usage.ru_stime + (tree_cpu(daemon) - daemon_before if daemon else 0.0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             log.seek(0)
             tail = log.read().decode(errors="replace")[-3000:]
             raise RuntimeError(f"{what} failed ({proc.returncode}): {' '.join(argv)}\n{tail}")
-    return Measurement(elapsed, usage.ru_maxrss)
+    return Measurement(elapsed, usage.ru_maxrss, cpu)
 
 
 def run_quiet(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
@@ -163,6 +191,7 @@ class Change:
 class Pydock:
     name = "pydock"
     env = None
+    daemon = None
 
     def __init__(self, binary: str, base_tar: Path, name: str = "pydock"):
         self.name = name
@@ -210,6 +239,7 @@ class BuildKit:
             if sep and key in ("DOCKER_HOST", "DOCKER_CONFIG"):
                 env[key] = value
         self.env = env
+        self.daemon = int((where / "docker" / "dockerd.pid").read_text())  # its CPU time counts too
         run_quiet([DOCKER_CLI, "import", str(self.base_tar), f"{BASE_NAME}:latest"], "docker import of the base",
                   env=env)
 
@@ -222,11 +252,13 @@ class BuildKit:
             subprocess.run(["bash", str(ENGINES_SH), "stop", str(self.store)], capture_output=True, env=ENV)
             self.store = None
             self.env = None
+            self.daemon = None
 
 
 class Buildah:
     name = "buildah"
     env = None
+    daemon = None
 
     def __init__(self, binary: str, base_tar: Path, isolation: str, runtime: str):
         self.binary = binary
@@ -288,9 +320,10 @@ class Results:
     def add(self, scenario: str, builder: str, phase: str, m: Measurement) -> None:
         self.data.setdefault(scenario, {}).setdefault(builder, {}).setdefault(phase, []).append(m)
 
-    def median(self, scenario: str, builder: str, phase: str) -> tuple[float, float]:
+    def median(self, scenario: str, builder: str, phase: str) -> tuple[float, float, float]:
         ms = self.data[scenario][builder][phase]
-        return statistics.median(m.seconds for m in ms), statistics.median(m.max_rss_kib for m in ms) / 1024
+        return (statistics.median(m.seconds for m in ms), statistics.median(m.max_rss_kib for m in ms) / 1024,
+                statistics.median(m.cpu for m in ms))
 
 
 def run_scenario(name: str, dockerfile: Path, context: Path, change: Change, builders, rounds: int,
@@ -300,11 +333,11 @@ def run_scenario(name: str, dockerfile: Path, context: Path, change: Change, bui
         for b in order:
             b.fresh_store(work / f"store-{b.name}-{name}-{r}")
             argv = b.build_argv(dockerfile, context, f"bench-{name}:latest")
-            results.add(name, b.name, "cold", measure(argv, f"{b.name} cold build of {name}", b.env))
-            results.add(name, b.name, "cached", measure(argv, f"{b.name} cached build of {name}", b.env))
+            results.add(name, b.name, "cold", measure(argv, f"{b.name} cold build of {name}", b.env, b.daemon))
+            results.add(name, b.name, "cached", measure(argv, f"{b.name} cached build of {name}", b.env, b.daemon))
             change.apply()
             try:
-                results.add(name, b.name, "changed", measure(argv, f"{b.name} rebuild of {name}", b.env))
+                results.add(name, b.name, "changed", measure(argv, f"{b.name} rebuild of {name}", b.env, b.daemon))
             finally:
                 change.undo()
             b.drop_store()
@@ -313,24 +346,25 @@ def run_scenario(name: str, dockerfile: Path, context: Path, change: Change, bui
 
 def print_results(results: Results, builders) -> None:
     names = [b.name for b in builders]
-    print("\nwall seconds and peak RSS (MiB), medians")
-    head = f"  {'scenario':<11}{'phase':<9}"
-    for n in names:
-        head += f"{n + ' s':>12}{'RSS':>8}"
     others = names[1:]
-    print(head + "".join(f"{'/' + n:>10}" for n in others) + "   (ratios: pydock / the other)")
-    for scenario, per_builder in results.data.items():
-        for phase in PHASES:
-            if any(phase not in per_builder.get(n, {}) for n in names):
-                continue
-            line = f"  {scenario:<11}{phase:<9}"
-            meds = {}
-            for n in names:
-                meds[n] = results.median(scenario, n, phase)
-                line += f"{meds[n][0]:12.2f}{meds[n][1]:8.0f}"
-            for n in others:
-                line += f"{meds[names[0]][0] / meds[n][0]:10.2f}" if meds[n][0] else f"{'-':>10}"
-            print(line)
+    for title, index, unit in (("wall seconds", 0, "s"), ("CPU seconds (user + system; BuildKit's include "
+                                                          "dockerd's and its children's)", 2, "cpu")):
+        print(f"\n{title}, medians" + ("; peak RSS (MiB) beside them" if index == 0 else ""))
+        head = f"  {'scenario':<11}{'phase':<9}"
+        for n in names:
+            head += f"{n + ' ' + unit:>13}" + (f"{'RSS':>6}" if index == 0 else "")
+        print(head + "".join(f"{'/' + n:>10}" for n in others) + "   (ratios: pydock / the other)")
+        for scenario, per_builder in results.data.items():
+            for phase in PHASES:
+                if any(phase not in per_builder.get(n, {}) for n in names):
+                    continue
+                line = f"  {scenario:<11}{phase:<9}"
+                meds = {n: results.median(scenario, n, phase) for n in names}
+                for n in names:
+                    line += f"{meds[n][index]:13.2f}" + (f"{meds[n][1]:6.0f}" if index == 0 else "")
+                for n in others:
+                    line += f"{meds[names[0]][index] / meds[n][index]:10.2f}" if meds[n][index] else f"{'-':>10}"
+                print(line)
 
 
 def rss_series(pydock: Pydock, sizes: list[int], rounds: int, work: Path) -> None:
