@@ -17,6 +17,7 @@ from builder.dockerfile.instructions import ImageState, dest_path
 from builder.dockerfile.stages import Stage
 from builder.errors import BuildError
 from builder.fetch import download, is_url
+from builder.image.layers import tar_order
 
 if TYPE_CHECKING:
     from builder.builds.engine import Builder
@@ -104,9 +105,11 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
 
     def perform(ws) -> None:
         opts = _copy_options(b, ws, chown, chmod, keep_owner=False)
+        # one directory, into a directory the step makes, in a layer nothing unpacks: tarred from the context
+        plant = ws.planted if len(items) == 1 and not inline else None
         for kind, item in items:
             if kind == "ctx":
-                _copy_context_source(b, ws, item, dest, opts, is_add, excluded)
+                _copy_context_source(b, ws, item, dest, opts, is_add, excluded, plant)
             else:
                 path, name, mtime = item
                 st = os.lstat(path)
@@ -120,7 +123,7 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
                 os.utime(path, (b.epoch, b.epoch))
             copy_sources(ws.merged, [SourceTree(path, os.lstat(path), name)], dest, opts)
 
-    b.fs_step(state, payload, created_by, perform)
+    b.fs_step(state, payload, created_by, perform, instr)
 
 
 def _copy_options(b: Builder, ws, chown: str, chmod: int | None, keep_owner: bool) -> CopyOptions:
@@ -130,7 +133,8 @@ def _copy_options(b: Builder, ws, chown: str, chmod: int | None, keep_owner: boo
     return CopyOptions(keep_owner=keep_owner, mode=chmod)
 
 
-def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, is_add: bool, excluded=None) -> None:
+def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, is_add: bool, excluded=None,
+                         plant: dict | None = None) -> None:
     ctx = b.context
     path = ctx.abspath(source.relpath)
     if is_add and stat.S_ISREG(source.st.st_mode):
@@ -145,10 +149,13 @@ def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, i
     if source.is_dir:
         offset = len(source.relpath) + 1 if source.relpath else 0
         entries = ctx.entries
+        names = (c for c in ctx.children(source.relpath) if excluded is None or not excluded(c[offset:]))
+        if plant is not None:  # a tar lists them in its own order
+            names = sorted(names, key=lambda c: tar_order(c[offset:]))
         # A generator: each record is decoded as it is copied, never the whole tree's at once.
-        children = ((c[offset:], entries[c]) for c in ctx.children(source.relpath)
-                    if excluded is None or not excluded(c[offset:]))
-    copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts, upper=ws.upper)
+        children = ((c[offset:], entries[c]) for c in names)
+    copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts, upper=ws.upper,
+                 plant=plant)
 
 
 def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,

@@ -47,6 +47,9 @@ class BuildOptions:
     pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
 
 
+FS_STEPS = ("RUN", "COPY", "ADD", "WORKDIR")  # the instructions that make a layer
+
+
 def _short(key: str) -> str:
     return key.split(":")[-1][:12]
 
@@ -72,6 +75,7 @@ class Builder:
         self._new_cache_keys: list[str] = []
         self.base_history_len: dict[int, int] = {}
         self._tmp: Path | None = None
+        self._final_layer_instr = None  # the instruction whose layer no later step of this build mounts
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -154,6 +158,11 @@ class Builder:
         for instr in triggers:
             self.progress.line(f" # Executing build trigger: {_oneline(instr.original)}")
             self._step(stage, state, instr, count=False)
+        self._final_layer_instr = None
+        if stage is self.plan.target:
+            # The target's last filesystem step makes a layer no later step of this build mounts: its
+            # files need not be written out (a later build unpacks the layer if it needs it).
+            self._final_layer_instr = next((i for i in reversed(stage.instructions) if i.cmd in FS_STEPS), None)
         for instr in stage.instructions:
             self._step(stage, state, instr)
         return state
@@ -307,8 +316,9 @@ class Builder:
 
         self.progress.line(f" ---> {hashlib.sha256(state.key.encode() + canonical_json(state.config)).hexdigest()[:12]}")
 
-    def fs_step(self, state: ImageState, payload: dict, created_by: str, perform) -> None:
-        """Run (or take from the cache) a step that makes a layer."""
+    def fs_step(self, state: ImageState, payload: dict, created_by: str, perform, instr=None) -> None:
+        """Run (or take from the cache) a step that makes a layer. `instr`: the step's instruction, when
+        it may leave its files out of the upper dir (Workspace.planted)."""
         from builder.image.digest import Descriptor
 
         key = step_key(state.key, payload)
@@ -316,7 +326,8 @@ class Builder:
         if entry is not None:
             self.progress.line(" ---> Using cache")
         else:
-            entry = self._make_layer(state, perform)
+            plant = instr is not None and instr is self._final_layer_instr
+            entry = self._make_layer(state, perform, plant)
             self.cache.put(key, entry)
             self._new_cache_keys.append(key)
         state.layers.append(Descriptor.from_json(entry.layer))
@@ -325,21 +336,24 @@ class Builder:
         state.add_history(created_by, entry.created, empty_layer=False)
         self.progress.line(f" ---> {_short(key)}")
 
-    def _make_layer(self, state: ImageState, perform) -> CacheEntry:
+    def _make_layer(self, state: ImageState, perform, plant: bool = False) -> CacheEntry:
         from builder.image.layers import write_layer_from_dir
         from builder.builds.workspace import Workspace
 
         lowers = self.lowers(state)
         created = self.now()
         with Workspace(self.store, lowers) as ws:
+            if plant:
+                ws.planted = {}
             perform(ws)
             ws.unmount()
             # A plain tar, as BuildKit leaves layers in docker's store: compressing cost most of a build.
             # A push compresses it, once (image/distribute.py).
             desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression=None,
                                                  source_date_epoch=self.epoch,
-                                                 progress=False if self.opts.quiet else None)
-            if self.store.keep_unpacked_layer(diff_id, ws.upper):
+                                                 progress=False if self.opts.quiet else None,
+                                                 planted=ws.planted)
+            if not ws.planted and self.store.keep_unpacked_layer(diff_id, ws.upper):
                 ws.upper = None  # the next step's lower dir now: no extraction needed
         return CacheEntry(desc.to_json(), diff_id, created)
 

@@ -295,6 +295,33 @@ def _copy_tree_beside(src: SourceTree, target: Path, rootfs: Path, upper: Path, 
         _swap_prefix(opts.links, upper_prefix, merged_prefix)
 
 
+class CopiedStat:
+    """The lstat of an entry as copy_entry would make it from its source's (owner and mode rules)."""
+
+    __slots__ = ("st_mode", "st_uid", "st_gid", "st_size", "st_mtime_ns", "st_dev", "st_ino", "st_nlink",
+                 "st_rdev")
+
+    def __init__(self, st, opts: CopyOptions):
+        mode = st.st_mode
+        self.st_uid, self.st_gid = _owner(st, opts)
+        if stat.S_ISLNK(mode):
+            perm = 0o777  # what Linux gives every symlink
+        else:
+            perm = stat.S_IMODE(mode) if opts.mode is None else opts.mode
+        self.st_mode = stat.S_IFMT(mode) | perm
+        self.st_size, self.st_mtime_ns, self.st_rdev = st.st_size, st.st_mtime_ns, st.st_rdev
+        self.st_dev, self.st_ino, self.st_nlink = st.st_dev, st.st_ino, st.st_nlink  # hard links join as copied
+
+
+def copied_entries(src: SourceTree, opts: CopyOptions) -> Iterator[tuple[str, str, CopiedStat]]:
+    """(source path, relpath, lstat after copying) of what copy_tree(src) would write below its target, in
+    the order its children come. Sockets are left out, as copy_entry leaves them."""
+    root = os.fspath(src.path)
+    for rel, st in src.children:
+        if not stat.S_ISSOCK(st.st_mode):
+            yield f"{root}/{rel}", rel, CopiedStat(st, opts)
+
+
 def _swap_prefix(links: dict, old: str, new: str) -> None:
     for key, path in links.items():
         if path.startswith(old):
@@ -307,19 +334,25 @@ def _dir_mode(opts: CopyOptions) -> int:
 
 
 def copy_sources(rootfs: Path, sources: list[SourceTree], dest: str, opts: CopyOptions, *,
-                 upper: Path | None = None) -> list[str]:
+                 upper: Path | None = None, plant: dict | None = None) -> list[str]:
     """docker's COPY rules: a directory's contents go into dest; a file goes to dest, or into it when
     dest ends with "/" or is an existing directory. Returns the in-image paths written.
 
     `upper`: when rootfs is an overlay, its upper dir. A directory's contents then go straight into the
     upper dir when this copy made the destination directory (new, so nothing below it is merged from a
-    lower layer): creating files through overlayfs costs a third more than on the filesystem below."""
+    lower layer): creating files through overlayfs costs a third more than on the filesystem below.
+    `plant`: in that case (or for a file whose parent directory this copy made), copy nothing but record
+    in plant[the directory's path in rootfs] what it would hold (copied_entries, for TarWriter.add_tree):
+    for a layer tarred and never unpacked, the files need not be created at all. A directory's children
+    must then come in layers.tar_order."""
     dest_is_dir = dest.endswith("/")
     written = []
     for src in sources:
         if src.is_dir:
             target, made = _mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
-            if upper is not None and made:
+            if plant is not None and made:
+                plant[target.relative_to(rootfs).as_posix()] = lambda src=src: copied_entries(src, opts)
+            elif upper is not None and made:
                 _copy_tree_beside(src, target, rootfs, Path(upper), opts)
             else:
                 copy_tree(src, target, opts)
@@ -327,13 +360,16 @@ def copy_sources(rootfs: Path, sources: list[SourceTree], dest: str, opts: CopyO
             continue
         resolved = resolve_in_root(rootfs, dest)
         if dest_is_dir or resolved.is_dir():
-            parent = mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
-            target = parent / src.name
+            parent, made = _mkdir_in_root(rootfs, dest, opts.dir_owner, _dir_mode(opts))
+            leaf = src.name
             written.append(dest.rstrip("/") + "/" + src.name)
         else:
             parent_path, _, leaf = dest.rstrip("/").rpartition("/")
-            parent = mkdir_in_root(rootfs, parent_path or "/", opts.dir_owner, _dir_mode(opts))
-            target = parent / leaf  # an existing symlink there is replaced, not followed
+            parent, made = _mkdir_in_root(rootfs, parent_path or "/", opts.dir_owner, _dir_mode(opts))
             written.append(dest)
-        copy_entry(src.path, src.st, target, opts)
+        if plant is not None and made:  # a file alone in a new directory: planted as a tree would be
+            entry = (os.fspath(src.path), leaf, CopiedStat(src.st, opts))
+            plant[parent.relative_to(rootfs).as_posix()] = lambda entry=entry: iter([entry])
+            continue
+        copy_entry(src.path, src.st, parent / leaf, opts)  # an existing symlink at leaf is replaced, not followed
     return written
