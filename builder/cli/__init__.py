@@ -2,8 +2,8 @@
 
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, history, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
-stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, logs, export,
-commit, inspect of containers), container_stats.py (stats), container_cp.py (cp) and system.py (version,
+stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, port, logs, export,
+commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), networks.py (network create/ls/inspect/rm/prune/connect/disconnect) and system.py (version,
 info, container prune, image prune); each verb is a thin wrapper over the build
 engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,
 "pydock: error: <message>", with exit status 1 (125 for the container verbs, as docker).
@@ -24,16 +24,16 @@ DEFAULT_ROOT = "/var/lib/pydock"
 
 # The modules of this package that add commands, in the order `pydock --help` lists them.
 COMMAND_MODULES = ("build", "images", "bundle", "registry", "containers", "container_views", "container_stats",
-                   "system", "container_cp")
+                   "system", "container_cp", "networks")
 # The module that holds each command: a command's run imports and builds only its own parsers (all of
 # them cost ~60 ms, a quarter of a cached build). A command missing here gets them all, which still works.
 MODULE_OF = {
-    "build": "build", "bundle": "bundle", "stats": "container_stats", "cp": "container_cp",
+    "build": "build", "bundle": "bundle", "stats": "container_stats", "cp": "container_cp", "network": "networks",
     **dict.fromkeys(("history", "images", "import", "inspect", "load", "rmi", "save", "tag"), "images"),
     **dict.fromkeys(("login", "logout", "pull", "push", "search"), "registry"),
     **dict.fromkeys(("create", "exec", "kill", "pause", "rename", "restart", "rm", "run", "start", "stop",
                      "top", "unpause", "wait"), "containers"),
-    **dict.fromkeys(("commit", "export", "logs", "ps"), "container_views"),
+    **dict.fromkeys(("commit", "export", "logs", "port", "ps"), "container_views"),
     **dict.fromkeys(("container", "image", "info", "version"), "system"),
 }
 
@@ -55,7 +55,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 # status are the verbs' results)
 CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
                    "export", "rename", "top", "pause", "unpause", "commit",
-                   "stats", "container", "cp"}
+                   "stats", "container", "cp", "network", "port"}
 CONTAINER_FAILURE = 125
 
 
@@ -75,6 +75,14 @@ def _failure_status(argv: list[str]) -> int:
     return CONTAINER_FAILURE if _command_word(argv) in CONTAINER_VERBS else 1
 
 
+def _reconcile_networks(args) -> None:
+    """Release the veths, addresses and namespaces of containers whose monitor was killed (reading a few
+    small files when there is nothing to do)."""
+    from builder.network.endpoints import reconcile
+
+    reconcile(os.path.abspath(args.root))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser(_command_word(argv))
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return 1
+        if failure == CONTAINER_FAILURE:
+            _reconcile_networks(args)
         return args.func(args)
     except BuildError as e:
         print(f"pydock: error: {e}", file=sys.stderr)

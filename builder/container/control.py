@@ -126,6 +126,9 @@ def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> Non
         runtime_for(store_root).delete(doc["Id"], force=True)
     except Exception:  # noqa: BLE001 - the usual case: the monitor deleted it already
         pass
+    from builder.network.endpoints import detach
+
+    detach(store_root, records, doc["Id"])
     unmount_rootfs(records.path(doc["Id"]))
     records.remove(doc["Id"])
 
