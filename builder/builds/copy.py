@@ -10,7 +10,8 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.builds.files import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
+from builder.builds.files import (CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, tree_digest,
+                                  walk_host_tree)
 from builder.builds.users import chown_ids
 from builder.dockerfile import gomatch
 from builder.dockerfile.instructions import ImageState, dest_path
@@ -190,7 +191,13 @@ def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, src
             for tree in trees:
                 copy_sources(ws.merged, [tree], dest, opts)
 
-    b.fs_step(state, payload, created_by, perform)
+    def content_payload() -> dict:
+        """The step over what it copies rather than over the stage's layers (cache.py)."""
+        with Workspace(b.store, b.lowers(source), name="from") as src_ws:
+            found = [[src, [[t.name, tree_digest(t)] for t in rootfs_sources(src_ws.merged, src)]] for src in srcs]
+        return {**{k: v for k, v in payload.items() if k != "from"}, "from-content": found}
+
+    b.fs_step(state, payload, created_by, perform, content_payload=content_payload)
 
 
 def rootfs_sources(root: Path, src: str) -> list[SourceTree]:

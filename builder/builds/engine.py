@@ -372,25 +372,41 @@ class Builder:
 
         self.progress.line(f" ---> {hashlib.sha256(state.key.encode() + canonical_json(state.config)).hexdigest()[:12]}")
 
-    def fs_step(self, state: ImageState, payload: dict, created_by: str, perform, instr=None) -> None:
+    def fs_step(self, state: ImageState, payload: dict, created_by: str, perform, instr=None,
+                content_payload=None) -> None:
         """Run (or take from the cache) a step that makes a layer. `instr`: the step's instruction, when
-        it may leave its files out of the upper dir (Workspace.planted)."""
+        it may leave its files out of the upper dir (Workspace.planted). `content_payload`: a callable
+        giving a second description over the content the step takes, looked up when `payload` misses
+        (cache.py); later steps then chain from its key."""
         from builder.image.digest import Descriptor
 
         key = step_key(state.key, payload)
-        entry = None if self._no_cache() else self.cache.get(key, self.store.has_blob)
+        no_cache = self._no_cache()
+        entry = None if no_cache else self.cache.get(key, self.store.has_blob)
+        chain = entry.chain if entry is not None and entry.chain else key
+        if entry is None and content_payload is not None and not no_cache:
+            chain = step_key(state.key, content_payload())
+            entry = self.cache.get(chain, self.store.has_blob)
+            if entry is not None:
+                self._cache_put(key, CacheEntry(entry.layer, entry.diff_id, entry.created, chain))
         if entry is not None:
             self.progress.line(" ---> Using cache")
         else:
             plant = instr is not None and instr is self._final_layer_instr
             entry = self._make_layer(state, perform, plant)
-            self.cache.put(key, entry)
-            self._new_cache_keys.append(key)
+            if chain != key:
+                self._cache_put(chain, entry)
+                entry = CacheEntry(entry.layer, entry.diff_id, entry.created, chain)
+            self._cache_put(key, entry)
         state.layers.append(Descriptor.from_json(entry.layer))
         state.diff_ids.append(entry.diff_id)
-        state.key = key
+        state.key = chain
         state.add_history(created_by, entry.created, empty_layer=False)
-        self.progress.line(f" ---> {_short(key)}")
+        self.progress.line(f" ---> {_short(chain)}")
+
+    def _cache_put(self, key: str, entry: CacheEntry) -> None:
+        self.cache.put(key, entry)
+        self._new_cache_keys.append(key)  # taken back out if the build fails
 
     def _make_layer(self, state: ImageState, perform, plant: bool = False) -> CacheEntry:
         from builder.image.layers import write_layer_from_dir

@@ -295,6 +295,41 @@ def _copy_tree_beside(src: SourceTree, target: Path, rootfs: Path, upper: Path, 
         _swap_prefix(opts.links, upper_prefix, merged_prefix)
 
 
+def tree_digest(tree: SourceTree) -> str:
+    """A hash of what copying `tree` with its owners kept (COPY --from) takes: names, types, modes, owners,
+    contents, link targets, device numbers, hard-link structure and xattrs; never times, as BuildKit's
+    content checksums leave them out."""
+    import hashlib
+
+    h = hashlib.sha256()
+    links: dict = {}
+    root = os.fspath(tree.path)
+    for rel, st, path in [("", tree.st, root), *((r, s, f"{root}/{r}") for r, s in tree.children)]:
+        mode = st.st_mode
+        head = f"{rel}\0{stat.S_IFMT(mode):o}\0{stat.S_IMODE(mode):o}\0{st.st_uid}\0{st.st_gid}"
+        if stat.S_ISREG(mode):
+            first = links.setdefault((st.st_dev, st.st_ino), rel) if st.st_nlink > 1 else rel
+            if first != rel:
+                body = f"link\0{first}"
+            else:
+                content = hashlib.sha256()
+                with open(path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        content.update(chunk)
+                body = f"{st.st_size}\0{content.hexdigest()}"
+        elif stat.S_ISLNK(mode):
+            body = os.readlink(path)
+        else:
+            body = f"{st.st_rdev}" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else ""
+        try:
+            names = sorted(n for n in os.listxattr(path, follow_symlinks=False) if not n.startswith(_SKIP_XATTR_PREFIXES))
+            xattrs = ",".join(f"{n}={os.getxattr(path, n, follow_symlinks=False).hex()}" for n in names)
+        except OSError:
+            xattrs = ""
+        h.update(f"{head}\0{body}\0{xattrs}\n".encode("utf-8", "surrogateescape"))
+    return "sha256:" + h.hexdigest()
+
+
 class CopiedStat:
     """The lstat of an entry as copy_entry would make it from its source's (owner and mode rules)."""
 
