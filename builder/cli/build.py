@@ -187,8 +187,8 @@ def cmd_build(args) -> int:
         normalize_name(tag)
     _refuse_unsupported(args)
     _refuse_buildx(args)
-    if args.network not in ("none", "host", "default"):
-        raise UsageError(f"invalid --network {args.network!r}: use none or host")
+    if args.network not in ("none", "host", "bridge", "default"):
+        raise UsageError(f"invalid --network {args.network!r}: use none, host or bridge")
     options = _options(args)  # every flag checked before a context is downloaded or cloned
     if args.push and not options.tags:
         raise UsageError("--push needs a name to push to: give one with -t")
@@ -294,7 +294,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--build-arg", action="append", metavar="KEY=VALUE", help="set a build-time variable")
     b.add_argument("--target", help="build only up to this stage")
     b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
-    b.add_argument("--network", default="none", help="network for RUN: none (default) or host")
+    b.add_argument("--network", default="none", help="network for RUN: none (default), host or bridge")
     b.add_argument("--label", action="append", metavar="KEY=VALUE", help="add a label to the image")
     b.add_argument("-o", "--output", action="append", metavar="type=local,dest=DIR",
                    help="the final stage's files: type=local,dest=DIR (or just DIR) or type=tar,dest=FILE|- "
