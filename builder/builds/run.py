@@ -52,8 +52,8 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
     network = instr.flag("network")
     if network in (None, "", "default"):
         network = b.opts.network
-    if network not in ("none", "host"):
-        raise BuildError(f"unsupported network mode {network!r} (use none or host)")
+    if network not in ("none", "host", "bridge"):
+        raise BuildError(f"unsupported network mode {network!r} (use none, host or bridge)")
     args, files = _run_args(b, state, instr)
     env = [f"{k}={v}" for k, v in state.env.items()]
     # Proxy settings reach the command but, as in BuildKit, not the cache key.
@@ -76,7 +76,8 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
         with contextlib.ExitStack() as stack:
             runtime_mounts = [_prepare_mount(b, stack, ws, m) for m in mounts]
             status = run_in_workspace(ws, RunSpec(args, env + proxies, user, cwd, network, files,
-                                                  "pydock-build-" + container_id, runtime_mounts),
+                                                  "pydock-build-" + container_id, runtime_mounts,
+                                                  Path(b.store.root)),
                                       state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
         if status != 0:
             raise StepFailed(failure_message(args, status))

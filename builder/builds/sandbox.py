@@ -2,7 +2,8 @@
 
 The bundle's rootfs is the workspace's merged dir. Like BuildKit: hostname "buildkitsandbox", generated
 /etc/hosts and /etc/resolv.conf bind-mounted in, docker's default capabilities, a new network namespace
-with only loopback for --network none (the default) or the host's for --network host. Mount points the
+with only loopback for --network none (the default), the host's for --network host, or one on pydock's
+default bridge network for --network bridge. Mount points the
 runtime needs but the image lacks are created before and removed after, so they never reach the layer.
 """
 
@@ -44,6 +45,7 @@ class RunSpec:
     files: dict[str, bytes] = field(default_factory=dict)  # read-only extra files: container path -> content
     container_id: str = ""
     mounts: list[dict] = field(default_factory=list)  # extra runtime mounts (RUN --mount), dirs as targets
+    store_root: Path | None = None  # the pydock store (its networks), for --network bridge
 
 
 def hosts_file() -> str:
@@ -163,9 +165,22 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
     (bundle / "config.json").write_text(json.dumps(spec))
     container_id = run.container_id or "pydock-build-" + secrets.token_hex(6)
     state_root.mkdir(parents=True, exist_ok=True)
+    sandbox = bundle / "netns"
     try:
+        if run.network == "bridge":
+            from builder.network.endpoints import attach_build
+
+            attach_build(run.store_root, container_id, sandbox)
+            for ns in spec["linux"]["namespaces"]:
+                if ns["type"] == "network":
+                    ns["path"] = str(sandbox)
+            (bundle / "config.json").write_text(json.dumps(spec))
         status = _run_container(bundle, container_id, state_root, stdout, stderr)
     finally:
+        if run.network == "bridge":
+            from builder.network.endpoints import detach_build
+
+            detach_build(run.store_root, container_id, sandbox)
         ws.unmount()
         _remove_stubs(ws.upper, created, parents)
     return status

@@ -84,8 +84,8 @@ def cmd_build(args) -> int:
         context_dir = context_dir.resolve()
     for tag in args.tag or []:
         normalize_name(tag)
-    if args.network not in ("none", "host", "default"):
-        raise UsageError(f"invalid --network {args.network!r}: use none or host")
+    if args.network not in ("none", "host", "bridge", "default"):
+        raise UsageError(f"invalid --network {args.network!r}: use none, host or bridge")
     options = BuildOptions(
         tags=list(args.tag or []),
         build_args=_key_values(args.build_arg, "--build-arg", from_env=True),
@@ -123,7 +123,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--build-arg", action="append", metavar="KEY=VALUE", help="set a build-time variable")
     b.add_argument("--target", help="build only up to this stage")
     b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
-    b.add_argument("--network", default="none", help="network for RUN: none (default) or host")
+    b.add_argument("--network", default="none", help="network for RUN: none (default), host or bridge")
     b.add_argument("--label", action="append", metavar="KEY=VALUE", help="add a label to the image")
     b.add_argument("-o", "--output", action="append", metavar="type=oci,dest=DIR",
                    help="also export the image: type=oci,dest=DIR or type=docker,dest=FILE.tar")

@@ -29,6 +29,8 @@ def cmd_create(args) -> int:
 
     if args.driver != "bridge":
         raise NetworkError(f"plugin \"{args.driver}\" not found: only the bridge driver is supported")
+    if args.name in ("bridge", "host", "none", "default"):
+        raise NetworkError(f"{args.name} is a pre-defined network and cannot be created")
     if not VALID_NAME.match(args.name):
         raise NetworkError(f"invalid network name {args.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     labels = dict(label.partition("=")[::2] for label in args.label)

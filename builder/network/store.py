@@ -28,29 +28,37 @@ class NetworkError(BuildError):
     """A network verb or option failed because of its input or the store's state (docker's exit 125)."""
 
 
+_HELD: dict[str, list] = {}  # lock path -> [fd, pid, depth]
+
+
 class Networks:
     """The networks of one store. Use `with networks.locked():` around every read-modify-write."""
 
     def __init__(self, store_root: Path):
         self.dir = Path(store_root) / "networks"
-        self._depth = 0
-        self._lock_fd = -1
 
     @contextmanager
     def locked(self) -> Iterator["Networks"]:
-        """The store-wide network lock (re-entrant within this object)."""
-        if self._depth == 0:
+        """The store-wide network lock, re-entrant within this process (held by path, not by object)."""
+        key = os.fspath(self.dir)
+        held = _HELD.get(key)
+        if held is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        self._depth += 1
+            fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            held = _HELD[key] = [fd, os.getpid(), 0]
+        held[2] += 1
         try:
             yield self
         finally:
-            self._depth -= 1
-            if self._depth == 0:
-                os.close(self._lock_fd)
-                self._lock_fd = -1
+            held[2] -= 1
+            if held[2] == 0:
+                del _HELD[key]
+                os.close(held[0])
 
     # -- records
     def all(self) -> list[dict]:
