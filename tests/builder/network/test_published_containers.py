@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from builder_support import Pydock
-from support import wait_for
+from support import PYDOCK, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -203,3 +203,17 @@ def test_a_killed_monitor_and_guard_leave_nothing_after_the_next_command(dock):
     os.kill(doc["State"]["Pid"], signal.SIGKILL)  # the container itself, whose guard was killed too
     time.sleep(0.2)
     dock("rm", "-f", "net-ports-killed", check=True)
+
+
+def test_a_privileged_port_is_refused_where_it_is_not_allowed(dock):
+    """Without CAP_NET_BIND_SERVICE, ports below net.ipv4.ip_unprivileged_port_start cannot be bound."""
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        if int(f.read()) <= 80:
+            pytest.skip("every port is unprivileged here")
+    before = dock("ps", "-aq").stdout
+    out = subprocess.run(["setpriv", "--bounding-set", "-net_bind_service", *PYDOCK, "--root", str(dock.root),
+                          "run", "-d", "-p", "80:80", "busybox", *HTTPD], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 125
+    assert out.stderr.startswith("pydock: error: cannot publish privileged port 80 (0.0.0.0:80): permission denied")
+    assert len(out.stderr.splitlines()) == 1
+    assert dock("ps", "-aq").stdout == before
