@@ -190,6 +190,16 @@ def test_stop_releases_the_port_for_the_next_container(dock):
     dock("rm", "-f", "net-ports-first", "net-ports-second", check=True)
 
 
+def test_a_killed_monitor_s_guard_releases_port_and_rules(dock):
+    dock("run", "-d", "--name", "net-ports-guarded", "-p", "18085:80", "busybox", *HTTPD, check=True)
+    assert wait_for(lambda: serves("127.0.0.1", 18085), timeout=15)
+    cid = record(dock, "net-ports-guarded")["Id"]
+    os.kill(record(dock, "net-ports-guarded")["Monitor"]["Pid"], signal.SIGKILL)
+    assert wait_for(lambda: cid not in publish_rules() and bindable(18085), timeout=15)
+    assert record(dock, "net-ports-guarded")["NetworkSettings"]["Ports"] == {}
+    dock("rm", "-f", "net-ports-guarded", check=True)
+
+
 def test_a_killed_monitor_and_guard_leave_nothing_after_the_next_command(dock):
     dock("run", "-d", "--name", "net-ports-killed", "-p", "18084:80", "busybox", *HTTPD, check=True)
     assert wait_for(lambda: serves("127.0.0.1", 18084), timeout=15)
