@@ -45,11 +45,14 @@ class RunSpec:
     files: dict[str, bytes] = field(default_factory=dict)  # read-only extra files: container path -> content
     container_id: str = ""
     mounts: list[dict] = field(default_factory=list)  # extra runtime mounts (RUN --mount), dirs as targets
+    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # build --add-host (name, address)
+    limits: object = None  # build's resource flags (limits.RunLimits), or None
     store_root: Path | None = None  # the pydock store (its networks), for --network bridge
 
 
-def hosts_file() -> str:
-    return f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+def hosts_file(extra_hosts: list[tuple[str, str]] = ()) -> str:
+    text = f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    return text + "".join(f"{address}\t{name}\n" for name, address in extra_hosts)
 
 
 def _make_stubs(root: Path, extra: list[tuple[str, bool]] = ()) -> tuple[list[str], dict[str, tuple[int, int, int]]]:
@@ -150,20 +153,22 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
         mkdir_in_root(root, run.cwd, owner=(user.uid, user.gid))
     extra = []
     for m in run.mounts:
-        is_dir = not (m["type"] == "bind" and os.path.isfile(m["source"]))
+        is_dir = m["type"] != "bind" or os.path.isdir(m["source"])  # a file or socket is bound onto a file
         extra.append((m["destination"], is_dir))
     created, parents = _make_stubs(root, extra)
     bundle = Path(os.path.abspath(ws.dir)) / "bundle"
     bundle.mkdir()
-    (bundle / "hosts").write_text(hosts_file())
+    (bundle / "hosts").write_text(hosts_file(run.extra_hosts))
     (bundle / "resolv.conf").write_text(resolv_conf(run.network))
     for i, (_, content) in enumerate(sorted(run.files.items())):
         f = bundle / f"file-{i}"
         f.write_bytes(content)
         f.chmod(0o755)
     spec = _spec(root, bundle, run, user)
-    (bundle / "config.json").write_text(json.dumps(spec))
     container_id = run.container_id or "pydock-build-" + secrets.token_hex(6)
+    if run.limits is not None:
+        run.limits.apply(spec, container_id)
+    (bundle / "config.json").write_text(json.dumps(spec))
     state_root.mkdir(parents=True, exist_ok=True)
     sandbox = bundle / "netns"
     try:
