@@ -227,3 +227,16 @@ def test_a_privileged_port_is_refused_where_it_is_not_allowed(dock):
     assert out.stderr.startswith("pydock: error: cannot publish privileged port 80 (0.0.0.0:80): permission denied")
     assert len(out.stderr.splitlines()) == 1
     assert dock("ps", "-aq").stdout == before
+
+
+def test_container_prune_drops_rules_a_failed_release_left(dock):
+    from builder.network import firewall, ports
+
+    cid = dock("create", "--name", "net-ports-pruned", "-p", "18086:80", "busybox", "true", check=True).stdout.strip()
+    leftover = ports.dnat_commands(cid, {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18086"}]}, "172.17.0.9",
+                                   "172.17.0.0/16")
+    firewall.ensure_publish_chains()
+    firewall.apply(leftover)  # as if nft had failed while the container stopped
+    assert cid in publish_rules()
+    dock("container", "prune", "-f", check=True)
+    assert cid not in publish_rules()
