@@ -14,7 +14,7 @@
 # runs with --iptables=false --bridge=none, podman's containers get no network namespace setup, and the
 # containerd CRI plugin (which wants CNI) is off. DOCKER_NETWORKING=bridge gives dockerd its own networking
 # (docker0, iptables rules, docker-proxy): only for a caller already inside a network namespace it made
-# (bench/publish_bench.py). pytest's engine fixtures (tests/engines_fixtures.py) call
+# (bench/network_bench.py). pytest's engine fixtures (tests/engines_fixtures.py) call
 # `start` once per session and `stop` at its end.
 set -euo pipefail
 

@@ -80,6 +80,9 @@ def settings_for_create(store_root: Path, records: Records, mode: str, ip: str |
     doc = networks.lookup(mode)
     if doc["Name"] in ("none", "host"):
         return doc["Name"], settings
+    if ip and not doc.get("UserSubnet"):
+        raise NetworkError("user specified IP address is supported only when connecting to networks with user "
+                           "configured subnets")
     if ip:
         with networks.locked():
             in_use = {e["IPAddress"] for e in networks.endpoints(doc["Id"]).values()}
@@ -110,8 +113,10 @@ def attach(store_root: Path, records: Records, container_id: str) -> dict:
             doc.update({k: os.fspath(v) for k, v in files.items()})
             doc["NetworkSettings"] = dict(empty_settings(), **{"Ports": (doc.get("NetworkSettings") or {}).get("Ports") or {}})
         return doc
+    from builder.network import links
+
     networks = Networks(store_root)
-    with networks.locked():
+    with networks.locked(), links.host():
         try:
             _reconcile_locked(store_root, networks, records)
             sandbox = netns_path(store_root, container_id)
@@ -169,7 +174,7 @@ def connect_running(store_root: Path, networks: Networks, records: Records, cont
 
     doc = records.load(container_id)
     if name == "bridge":
-        net = networks.ensure_default_bridge(links.routes_in_use())
+        net = networks.ensure_default_bridge(links.routes_in_use)
     else:
         net = networks.lookup(wanted.get("NetworkID") or name)
     ensure_bridge(networks, net)
@@ -225,11 +230,11 @@ def attach_build(store_root: Path, owner: str, sandbox: Path) -> None:
     from builder.network import links, netns
 
     networks = Networks(store_root)
-    with networks.locked():
+    with networks.locked(), links.host():
         try:
             _reconcile_locked(Path(store_root), networks, Records(store_root))
             netns.create(os.fspath(sandbox))
-            net = networks.ensure_default_bridge(links.routes_in_use())
+            net = networks.ensure_default_bridge(links.routes_in_use)
             ensure_bridge(networks, net)
             _add_endpoint(networks, net, owner, os.fspath(sandbox), 0,
                           {"Name": owner, "Hostname": owner, "Aliases": [], "OwnerPid": os.getpid(),
@@ -240,16 +245,11 @@ def attach_build(store_root: Path, owner: str, sandbox: Path) -> None:
 
 
 def detach_build(store_root: Path, owner: str, sandbox: Path) -> None:
-    from builder.network import links, netns
+    from builder.network import netns
 
     networks = Networks(store_root)
     with networks.locked():
-        for net in networks.all():
-            endpoints = networks.endpoints(net["Id"])
-            endpoint = endpoints.pop(owner, None)
-            if endpoint is not None:
-                links.delete_link(endpoint["HostIf"])
-                networks.save_endpoints(net["Id"], endpoints)
+        _release_endpoints(networks, owner)
         netns.remove(os.fspath(sandbox))
 
 
@@ -296,15 +296,7 @@ def detach(store_root: Path, records: Records, container_id: str) -> None:
     with networks.locked():
         release_container(records, container_id)  # its published ports: the proxy and the DNAT rules
         peers = _peers_of(networks, container_id)
-        for net in networks.all():
-            endpoints = networks.endpoints(net["Id"])
-            endpoint = endpoints.pop(container_id, None)
-            if endpoint is None:
-                continue
-            from builder.network import links
-
-            links.delete_link(endpoint["HostIf"])
-            networks.save_endpoints(net["Id"], endpoints)
+        _release_endpoints(networks, container_id)
         from builder.network import netns
 
         netns.remove(os.fspath(netns_path(store_root, container_id)))
@@ -323,6 +315,20 @@ def detach(store_root: Path, records: Records, container_id: str) -> None:
         except ContainerError:
             pass
         refresh_hosts(networks, records, peers)
+
+
+def _release_endpoints(networks: Networks, owner: str) -> None:
+    """Every endpoint of owner: veth deleted, address returned (pyroute2 only when there is one)."""
+    found = [(net, networks.endpoints(net["Id"])) for net in networks.all()]
+    found = [(net, endpoints) for net, endpoints in found if owner in endpoints]
+    if not found:
+        return
+    from builder.network import links
+
+    with links.host():
+        for net, endpoints in found:
+            links.delete_link(endpoints.pop(owner)["HostIf"])
+            networks.save_endpoints(net["Id"], endpoints)
 
 
 def disconnect_one(store_root: Path, records: Records, container_id: str, net: dict) -> None:

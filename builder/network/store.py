@@ -115,6 +115,7 @@ class Networks:
             doc = _network_doc(network_id, name, driver, internal, labels or {},
                                bridge_name or "br-" + network_id[:12],
                                [{"Subnet": str(net), "Gateway": str(gw)}])
+            doc["UserSubnet"] = bool(subnet)  # ours (not shown): --ip needs a subnet the user chose
             self._save(doc)
             self.save_endpoints(network_id, {})
             return doc
@@ -131,13 +132,13 @@ class Networks:
         (self.dir / "predefined").write_text("host none\n")
 
     def ensure_default_bridge(self, taken_routes) -> dict:
-        """The default network "bridge" (made on first use, on a subnet that none of taken_routes, the
+        """The default network "bridge" (made on first use, on a subnet that none of taken_routes(), the
         routes of the netns we run in, overlaps)."""
         with self.locked():
             for doc in self.all():
                 if doc["Name"] == "bridge":
                     return doc
-            doc = self.create("bridge", bridge_name=DEFAULT_BRIDGE, taken_routes=taken_routes)
+            doc = self.create("bridge", bridge_name=DEFAULT_BRIDGE, taken_routes=taken_routes())
             doc["Options"].update({"com.docker.network.bridge.default_bridge": "true",
                                    "com.docker.network.bridge.enable_icc": "true",
                                    "com.docker.network.bridge.enable_ip_masquerade": "true",

@@ -139,7 +139,7 @@ def test_containers_reach_each_other_by_name_and_alias(dock):
     assert dock("exec", early, "ping", "-c", "1", "-W", "2", "www").returncode == 0
     hosts = dock("exec", "net-core-web", "cat", "/etc/hosts", check=True).stdout
     assert "net-core-early" in hosts
-    net = json.loads(dock("network", "inspect", "net-core-app", check=True).stdout)[0]
+    net = json.loads(dock("inspect", "net-core-app", check=True).stdout)[0]  # a network by plain inspect too
     assert sorted(c["Name"] for c in net["Containers"].values()) == ["net-core-early", "net-core-web"]
     rm = dock("network", "rm", "net-core-app")
     assert rm.returncode == 125 and "active endpoints" in rm.stderr and rm.stderr.count("\n") == 1
@@ -217,6 +217,7 @@ def test_connect_and_disconnect_a_running_container(dock):
     (["run", "--rm", "--network-alias", "x", "busybox", "true"], "user defined networks"),
     (["run", "--rm", "--network", "container:net-core-nosuch", "busybox", "true"], "No such container"),
     (["network", "rm", "bridge"], "pre-defined"),
+    (["run", "--rm", "--network", "net-core-auto", "--ip", "172.30.0.9", "busybox", "true"], "user configured subnets"),
     (["network", "create", "host"], "pre-defined"),
     (["network", "create", "-d", "overlay", "net-core-ov"], "overlay"),
     (["network", "rm", "net-core-nosuch"], "not found"),
@@ -224,6 +225,7 @@ def test_connect_and_disconnect_a_running_container(dock):
 def test_bad_input_is_one_line_exit_125_and_leaves_nothing(dock, args, message):
     if dock("network", "inspect", "net-core-fixture").returncode != 0:
         dock("network", "create", "--subnet", "10.96.0.0/24", "net-core-fixture", check=True)
+        dock("network", "create", "net-core-auto", check=True)
     before = (dock("ps", "-aq").stdout, dock("network", "ls", "-q").stdout, veths(dock), endpoints(dock))
     proc = dock(*args)
     assert proc.returncode == 125
