@@ -74,6 +74,9 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
     def perform(ws) -> None:
         import contextlib
 
+        from builder.builds.platforms import ensure_runnable
+
+        ensure_runnable(state.config)  # only when it would run: a cached result needs no emulator
         container_id = os.urandom(6).hex()
         b.progress.line(f" ---> Running in {container_id}")
         out, err = b.progress.run_fds()
