@@ -285,6 +285,8 @@ def _add_create_options(p) -> None:
     p.add_argument("-v", "--volume", action="append", default=[], help="bind mount /HOST:/CTR[:ro] or named volume NAME:/CTR[:ro]")
     p.add_argument("--volumes-from", action="append", default=[], help="mount the volumes of CONTAINER[:ro|rw]")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--init", action="store_true", help="run an init (tini) as PID 1 that reaps zombies and "
+                   "passes signals on")
     p.add_argument("--network", "--net", default="none", help="none (default) or host")
     p.add_argument("--restart", default="no", help="no, always, unless-stopped or on-failure[:MAX]")
     p.add_argument("--cap-add", action="append", default=[], help="add a capability")

@@ -140,6 +140,10 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
     for m in record.get("Mounts") or []:
         spec["mounts"].append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
                                "options": ["rbind"] + ([] if m.get("RW", True) else ["ro"])})
+    if host.get("Init"):
+        from builder.container.init import apply_init, host_init_binary
+
+        apply_init(spec, host_init_binary())
     if host.get("Privileged"):
         make_privileged(spec, host.get("CapDrop") or [])
     if host.get("NetworkMode") == "host":

@@ -99,6 +99,10 @@ def new_record(image, ref: str, args, records) -> dict:
     restart = parse_restart(args.restart)
     if args.rm and restart["Name"] != "no":
         raise ContainerError("conflicting options: --restart and --rm")
+    if args.init:
+        from builder.container.init import host_init_binary
+
+        host_init_binary()  # refused now, not at start
     for m in mounts:
         os.makedirs(m["Source"], exist_ok=True)
     return {
@@ -115,6 +119,7 @@ def new_record(image, ref: str, args, records) -> dict:
                        "NetworkMode": args.network, "AutoRemove": args.rm,
                        "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop),
                        "Privileged": bool(getattr(args, "privileged", False)), **resources,
+                       "Init": True if args.init else None,
                        "RestartPolicy": restart},
         "RestartCount": 0,
         "Mounts": mounts,
