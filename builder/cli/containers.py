@@ -38,11 +38,12 @@ def cmd_run(args) -> int:
     from builder.container import control
 
     records = _records(args)
+    keys = _detach_keys(args)
     doc = _create(args)
     if not args.detach:
-        _proxy_signals(_store_root(args), doc["Id"], args.tty)  # before the container's first output
+        _attach_extras(args, records.path(doc["Id"]), doc)  # before the container's first output
     try:
-        reader = control.start(_store_root(args), records, doc, attach=not args.detach)
+        reader, raw = _start(args, records, doc, attach=not args.detach, detach_keys=keys)
     except control.StartFailed as e:
         if e.code == 125 or doc["HostConfig"]["AutoRemove"]:
             control.remove(_store_root(args), records, doc, force=True)
@@ -52,28 +53,32 @@ def cmd_run(args) -> int:
         reader.close()
         print(doc["Id"])
         return 0
-    with _raw_terminal(args.tty and args.interactive):
-        return control.wait_exit(reader)
+    with raw:
+        code = control.wait_exit(reader)
+    return 0 if code is None else code  # None: the detach keys let us go
 
 
 def cmd_start(args) -> int:
     from builder.container import control
 
     records = _records(args)
+    keys = _detach_keys(args)
+    args.attach = args.attach or args.interactive  # docker: -i attaches the output too
     failed = 0
     for ref in args.containers:
         doc = records.lookup(ref)
         if args.attach:
-            _proxy_signals(_store_root(args), doc["Id"], doc["Config"].get("Tty"))
+            _attach_extras(args, records.path(doc["Id"]), doc)
         try:
-            reader = control.start(_store_root(args), records, doc, attach=args.attach)
+            reader, raw = _start(args, records, doc, attach=args.attach, detach_keys=keys)
         except control.StartFailed as e:
             print(f"pydock: error: {e}", file=sys.stderr)
             failed = e.code
             continue
         if args.attach:
-            with _raw_terminal(doc["Config"].get("Tty") and doc["Config"].get("OpenStdin")):
-                return control.wait_exit(reader)
+            with raw:
+                code = control.wait_exit(reader)
+            return 0 if code is None else code
         reader.close()
         print(ref)
     return failed
@@ -231,6 +236,42 @@ def cmd_exec(args) -> int:
         return command_failure_status(message)
 
 
+def _start(args, records, doc: dict, *, attach: bool, detach_keys: bytes):
+    """control.start, our terminal made raw first when a -it container is to own it (keys typed at once
+    must reach it as typed: a cooked terminal holds them for a line, and eats ^Q). Returns the status
+    reader and the raw-terminal context to wait in."""
+    from builder.container import control
+
+    raw = _raw_terminal(attach and bool(doc["Config"].get("Tty")) and bool(doc["Config"].get("OpenStdin")))
+    try:
+        reader = control.start(_store_root(args), records, doc, attach=attach, detach_keys=detach_keys)
+    except BaseException:
+        raw.__exit__(None, None, None)
+        raise
+    if not attach:
+        raw.__exit__(None, None, None)
+    return reader, raw
+
+
+def _detach_keys(args) -> bytes:
+    """The --detach-keys sequence (checked before anything is created)."""
+    from builder.container.detachkeys import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+    return parse_detach_keys(getattr(args, "detach_keys", None) or DEFAULT_DETACH_KEYS)
+
+
+def _attach_extras(args, container_dir: Path, doc: dict) -> None:
+    """What a foreground run/start adds to the monitor's output: signals passed on (--sig-proxy) and, with
+    -t, our terminal's size changes."""
+    from builder.cli.container_attach import forward_window_changes
+
+    tty = bool(doc["Config"].get("Tty"))
+    if getattr(args, "sig_proxy", True):
+        _proxy_signals(_store_root(args), doc["Id"], tty)
+    if tty:
+        forward_window_changes(container_dir)
+
+
 def _proxy_signals(store_root: Path, container_id: str, tty: bool) -> None:
     """docker's --sig-proxy: signals sent to the attached CLI go to the container (with a pty, ^C reaches
     it through the terminal already)."""
@@ -301,17 +342,23 @@ def _add_create_options(p) -> None:
 
 
 def add_parsers(sub) -> None:
+    from builder.cli.container_attach import add_detach_keys_option, add_sig_proxy_option
+
     p = sub.add_parser("create", help="create a container")
     _add_create_options(p)
     p.set_defaults(func=cmd_create, detach=True)
 
     p = sub.add_parser("run", help="create and start a container")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the id")
+    add_detach_keys_option(p)
+    add_sig_proxy_option(p)
     _add_create_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("start", help="start stopped containers")
     p.add_argument("-a", "--attach", action="store_true", help="attach output and wait for the exit")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach stdin (and the output)")
+    add_detach_keys_option(p)
     p.add_argument("containers", metavar="CONTAINER", nargs="+")
     p.set_defaults(func=cmd_start)
 

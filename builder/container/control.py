@@ -26,7 +26,7 @@ class StartFailed(ContainerError):
         self.code = code
 
 
-def start(store_root: Path, records: Records, doc: dict, *, attach: bool) -> int:
+def start(store_root: Path, records: Records, doc: dict, *, attach: bool, detach_keys: bytes = b"") -> int:
     """Start the container's monitor; return the read end of its status pipe once the container runs.
     Raises StartFailed (with docker's exit code) when it could not start."""
     if live_state(doc)["Status"] in ACTIVE:
@@ -34,7 +34,7 @@ def start(store_root: Path, records: Records, doc: dict, *, attach: bool) -> int
     with records.edit(doc["Id"]) as current:
         current["StopRequested"] = False
         current["RestartCount"] = 0
-    status = spawn_monitor(store_root, doc["Id"], attach=attach)
+    status = spawn_monitor(store_root, doc["Id"], attach=attach, detach_keys=detach_keys)
     reader = os.fdopen(status, "r", encoding="utf-8", errors="replace")
     line = reader.readline().rstrip("\n")
     if line.startswith("started "):
@@ -46,12 +46,15 @@ def start(store_root: Path, records: Records, doc: dict, *, attach: bool) -> int
     raise StartFailed(125, "the container's monitor exited before starting it")
 
 
-def wait_exit(reader) -> int:
-    """The exit code the monitor reports on its status pipe (125 if it died without one)."""
+def wait_exit(reader) -> int | None:
+    """The exit code the monitor reports on its status pipe (125 if it died without one); None when
+    the detach keys let the CLI go."""
     with reader:
         for line in reader:
             if line.startswith("exit "):
                 return int(line.split()[1])
+            if line.startswith("detached"):
+                return None
     return 125
 
 
