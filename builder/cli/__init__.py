@@ -3,7 +3,7 @@
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, history, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
 stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, logs, export,
-commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), container_attach.py (attach) and system.py (version,
+commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), container_attach.py (attach), volumes.py (volume) and system.py (version,
 info, container prune, image prune); each verb is a thin wrapper over the build
 engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,
 "pydock: error: <message>", with exit status 1 (125 for the container verbs, as docker).
@@ -16,7 +16,7 @@ import os
 import sys
 
 from builder.cli import (build, bundle, container_attach, container_cp, container_stats, container_views,
-                         containers, images, registry, system)
+                         containers, images, registry, system, volumes)
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     system.add_parsers(sub)
     container_cp.add_parsers(sub)
     container_attach.add_parsers(sub)
+    volumes.add_parsers(sub)
     return p
 
 

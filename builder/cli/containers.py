@@ -26,7 +26,15 @@ def _create(args) -> dict:
     store = open_store(args)
     image = store.resolve(args.image)
     records = _records(args)
-    return records.create(new_record(image, args.image, args, records), args.name)
+    doc = new_record(image, args.image, args, records)
+    try:
+        return records.create(doc, args.name)
+    except BaseException:
+        from builder.container.volumes import release_anonymous
+        from builder.volume.store import Volumes
+
+        release_anonymous(Volumes(_store_root(args)), records.all(), dict(doc, Id=""))  # nothing left behind
+        raise
 
 
 def cmd_create(args) -> int:
@@ -46,7 +54,7 @@ def cmd_run(args) -> int:
         reader, raw = _start(args, records, doc, attach=not args.detach, detach_keys=keys)
     except control.StartFailed as e:
         if e.code == 125 or doc["HostConfig"]["AutoRemove"]:
-            control.remove(_store_root(args), records, doc, force=True)
+            control.remove(_store_root(args), records, doc, force=True, volumes=True)
         print(f"pydock: error: {e}", file=sys.stderr)
         return e.code
     if args.detach:
@@ -126,7 +134,7 @@ def cmd_rm(args) -> int:
 
     records = _records(args)
     for ref in args.containers:
-        control.remove(_store_root(args), records, records.lookup(ref), force=args.force)
+        control.remove(_store_root(args), records, records.lookup(ref), force=args.force, volumes=args.volumes)
         print(ref)
     return 0
 
@@ -376,6 +384,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("rm", help="remove containers")
     p.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    p.add_argument("-v", "--volumes", action="store_true", help="remove the container's anonymous volumes")
     p.add_argument("containers", metavar="CONTAINER", nargs="+")
     p.set_defaults(func=cmd_rm)
 

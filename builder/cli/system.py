@@ -139,7 +139,7 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def _confirmed(args, warning: str) -> bool:
+def confirmed(args, warning: str) -> bool:
     if args.force:
         return True
     sys.stdout.write(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ")
@@ -154,7 +154,7 @@ def cmd_container_prune(args) -> int:
     from builder.container.liveness import ACTIVE, live_state
     from builder.container.records import Records
 
-    if not _confirmed(args, "This will remove all stopped containers."):
+    if not confirmed(args, "This will remove all stopped containers."):
         return 0
     root = Path(os.path.abspath(args.root))
     records = Records(root)
@@ -182,7 +182,7 @@ def cmd_image_prune(args) -> int:
 
     warning = ("This will remove all images without at least one container associated to them." if args.all
                else "This will remove all dangling images.")
-    if not _confirmed(args, warning):
+    if not confirmed(args, warning):
         return 0
     store = open_store(args)
     before = _tree_size(store.root / "blobs")

@@ -114,7 +114,8 @@ def stop(store_root: Path, records: Records, doc: dict, timeout: float) -> None:
         wait_stopped(records, doc["Id"], 30)
 
 
-def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> None:
+def remove(store_root: Path, records: Records, doc: dict, *, force: bool, volumes: bool = False) -> None:
+    """Remove the container (running: only with force), and with volumes its anonymous volumes."""
     if is_running(records, doc["Id"]):
         if not force:
             raise ContainerError(f"You cannot remove a running container {doc['Id']}. Stop the container "
@@ -130,6 +131,10 @@ def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> Non
     except Exception:  # noqa: BLE001 - the usual case: the monitor deleted it already
         pass
     unmount_rootfs(records.path(doc["Id"]))
+    if volumes:
+        from builder.container.volumes import remove_container_volumes
+
+        remove_container_volumes(store_root, records, doc)
     records.remove(doc["Id"])
 
 

@@ -158,6 +158,9 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
     except OSError:
         pass
     if auto_remove:
+        from builder.container.volumes import remove_container_volumes
+
+        remove_container_volumes(store_root, records, records.load(container_id))
         records.remove(container_id)
     os.close(guard_w)
     return 0
@@ -186,6 +189,7 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
     close). Raises _CannotStart with docker's status (126/127: the command; 125: anything else)."""
     from builder.container.bundle import write_bundle
     from builder.container.rootfs import mount_rootfs
+    from builder.container.volumes import copy_up_all
     from builder.image.store import ImageStore
 
     container_id = doc["Id"]
@@ -194,6 +198,7 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
         store = ImageStore(store_root)
         image = store.resolve(doc["Image"])
         rootfs = mount_rootfs(store, image, cdir)
+        copy_up_all(doc, rootfs)
         bundle = write_bundle(cdir, doc, image.config, rootfs)
         try:
             runtime.delete(container_id, force=True)  # what a crashed earlier run may have left

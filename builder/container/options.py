@@ -4,11 +4,9 @@ anything is written: a bad option leaves nothing behind."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from builder.container.bundle import effective_image_config
 from builder.container.liveness import ZERO_TIME
-from builder.container.names import VALID_NAME
 from builder.container.records import ContainerError
 from oci_runtime.specgen import DEFAULT_PATH
 from oci_runtime.units import rfc3339
@@ -34,10 +32,15 @@ def read_env(env: list[str], env_files: list[str]) -> list[str]:
     return resolved
 
 
-def parse_volume(spec: str, volumes_dir: Path) -> dict:
-    """-v HOST:CTR[:ro|rw] (a bind mount; HOST is made if missing, as docker does) or NAME:CTR[:ro|rw]
-    (a named volume: STORE/volumes/NAME/_data, made on first use) as an inspect Mounts entry."""
+def parse_volume(spec: str) -> dict:
+    """-v HOST:CTR[:ro|rw] (a bind mount; HOST is made if missing, as docker does), NAME:CTR[:ro|rw]
+    (a named volume: STORE/volumes/NAME/_data, made on first use) or /CTR (an anonymous volume) as an
+    inspect Mounts entry (a volume's Source is filled in when it is made)."""
+    from builder.container.volumes import volume_mount
+
     parts = spec.split(":")
+    if len(parts) == 1 and spec.startswith("/"):
+        return volume_mount(None, spec)
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise ContainerError(f"invalid volume specification: {spec!r}")
     host, target = parts[0], parts[1]
@@ -49,10 +52,10 @@ def parse_volume(spec: str, volumes_dir: Path) -> dict:
     common = {"Destination": os.path.normpath(target), "Mode": mode, "RW": mode != "ro"}
     if host.startswith("/"):
         return {"Type": "bind", "Source": os.path.normpath(host), **common, "Propagation": "rprivate"}
-    if not VALID_NAME.match(host) or host.startswith("/"):
-        raise ContainerError(f"invalid volume name {host!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    return {"Type": "volume", "Name": host, "Source": os.fspath(volumes_dir / host / "_data"),
-            "Driver": "local", **common, "Propagation": ""}
+    from builder.volume.store import check_name
+
+    check_name(host)
+    return volume_mount(host, target, mode)
 
 
 def volumes_from(records, refs: list[str]) -> list[dict]:
@@ -74,8 +77,7 @@ def new_record(image, ref: str, args, records) -> dict:
     """The record for `create`/`run` (without Id and Name, which the records add)."""
     if args.network not in ("none", "host"):
         raise ContainerError(f"network {args.network} not found (only none and host are supported)")
-    volumes_dir = records.dir.parent / "volumes"
-    mounts = volumes_from(records, args.volumes_from) + [parse_volume(v, volumes_dir) for v in args.volume]
+    mounts = volumes_from(records, args.volumes_from) + [parse_volume(v) for v in args.volume]
     targets = [m["Destination"] for m in mounts]
     if len(set(targets)) != len(targets):
         raise ContainerError(f"duplicate mount point: {sorted(t for t in targets if targets.count(t) > 1)[0]}")
@@ -103,8 +105,10 @@ def new_record(image, ref: str, args, records) -> dict:
         from builder.container.init import host_init_binary
 
         host_init_binary()  # refused now, not at start
-    for m in mounts:
-        os.makedirs(m["Source"], exist_ok=True)
+    from builder.container.volumes import provision
+    from builder.volume.store import Volumes
+
+    mounts = provision(Volumes(records.dir.parent), mounts, (image.config.get("config") or {}).get("Volumes"))
     return {
         "Created": rfc3339(), "Path": command[0], "Args": command[1:], "Image": image.id,
         "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
