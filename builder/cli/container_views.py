@@ -68,12 +68,16 @@ def cmd_ps(args) -> int:
 
 def cmd_logs(args) -> int:
     from builder.container import control
-    from builder.container.logs import log_path, read_entries
+    from builder.container.logs import log_path, read_entries, time_bound, within
 
+    since = time_bound(args.since, "--since") if args.since else None
+    until = time_bound(args.until, "--until") if args.until else None
     records = _records(args)
     doc = records.lookup(args.container)
     path = log_path(records.path(doc["Id"]), doc["Id"])
-    follow = (lambda: control.is_running(records, doc["Id"])) if args.follow else None
+    follow = None
+    if args.follow:  # until the container stops, or --until is past
+        follow = lambda: control.is_running(records, doc["Id"]) and (until is None or time.time() <= until)  # noqa: E731
     entries = read_entries(path, follow_while=follow)
     if args.tail is not None and args.tail != "all":
         try:
@@ -85,6 +89,8 @@ def cmd_logs(args) -> int:
         for entry in read_entries(path):
             kept = (kept + [entry])[-count:] if count > 0 else []
         entries = _chain(kept, read_entries(path, follow_while=follow), skip=_count(path)) if args.follow else kept
+    if since is not None or until is not None:
+        entries = within(iter(entries), since, until)
     for entry in entries:
         out = sys.stderr.buffer if entry.get("stream") == "stderr" else sys.stdout.buffer
         prefix = (entry.get("time", "") + " ").encode() if args.timestamps else b""
@@ -199,6 +205,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     p.add_argument("-n", "--tail", help="number of lines from the end (default all)")
     p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    p.add_argument("--since", help="only output since then: a time (RFC 3339 or Unix) or a duration ago (10m)")
+    p.add_argument("--until", help="only output until then: a time (RFC 3339 or Unix) or a duration ago (10m)")
     p.add_argument("container", metavar="CONTAINER")
     p.set_defaults(func=cmd_logs)
 

@@ -342,6 +342,8 @@ def _add_create_options(p) -> None:
     p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")
     p.add_argument("--privileged", action="store_true",
                    help="all capabilities, the host's devices, no seccomp, /sys read-write, nothing masked")
+    p.add_argument("--log-opt", action="append", default=[],
+                   help="json-file log option: max-size=SIZE, max-file=N (rotation)")
     p.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")
     p.add_argument("--cpus", help="number of CPUs (e.g. 0.5)")
     p.add_argument("--pids-limit", type=int, help="maximum number of processes")

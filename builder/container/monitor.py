@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from builder.container.liveness import process_start_time
-from builder.container.logs import LogWriter, log_path
+from builder.container.logs import LogWriter, log_path, rotation
 from builder.container.records import Records
 from oci_runtime import errors, linux
 from oci_runtime.units import rfc3339
@@ -125,7 +125,7 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
                 first = False
             if foreground and tty:
                 _copy_window_size(0, ends[0])
-            log = LogWriter(log_path(cdir, container_id))
+            log = LogWriter(log_path(cdir, container_id), *rotation(doc["HostConfig"].get("LogConfig")))
             code = _pump(init_pid, outputs, stdin_w if open_stdin else None, log, foreground, server,
                          pty=ends[0] if tty else None)
             log.close()

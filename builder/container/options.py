@@ -98,6 +98,9 @@ def new_record(image, ref: str, args, records) -> dict:
     if any(c.upper() in ("ALL", "CAP_ALL") for c in args.cap_add):
         raise ContainerError("--cap-add ALL is not supported yet: name the capabilities")
     resources = _resources(args)
+    from builder.container.logs import log_options
+
+    log_config = {"Type": "json-file", "Config": log_options(args.log_opt)}
     restart = parse_restart(args.restart)
     if args.rm and restart["Name"] != "no":
         raise ContainerError("conflicting options: --restart and --rm")
@@ -123,7 +126,7 @@ def new_record(image, ref: str, args, records) -> dict:
                        "NetworkMode": args.network, "AutoRemove": args.rm,
                        "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop),
                        "Privileged": bool(getattr(args, "privileged", False)), **resources,
-                       "Init": True if args.init else None,
+                       "Init": True if args.init else None, "LogConfig": log_config,
                        "RestartPolicy": restart},
         "RestartCount": 0,
         "Mounts": mounts,
