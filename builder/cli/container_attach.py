@@ -132,23 +132,15 @@ def cmd_attach(args) -> int:
     return code
 
 
-def _bool_flag(text: str) -> bool:
-    import argparse
-
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
-
-
 def add_detach_keys_option(p) -> None:
     p.add_argument("--detach-keys", help="the key sequence that detaches (default ctrl-p,ctrl-q)")
 
 
 def add_sig_proxy_option(p) -> None:
-    p.add_argument("--sig-proxy", type=_bool_flag, nargs="?", const=True, default=True, metavar="BOOL",
-                   help="pass the signals we receive on to the container (default true; not with -t)")
+    from builder.cli.shared import add_bool_flag
+
+    add_bool_flag(p, "--sig-proxy", default=True,
+                  help="pass the signals we receive on to the container (default true; not with -t)")
 
 
 def add_parsers(sub) -> None:

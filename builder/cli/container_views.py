@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -175,7 +174,8 @@ def cmd_commit(args) -> int:
     if paused:
         control.pause(root, records, doc)
     try:
-        image = commit_container(store, records, doc, message=args.message or "", author=args.author or "")
+        image = commit_container(store, records, doc, message=args.message or "", author=args.author or "",
+                                 changes=args.change)
     finally:
         if paused:
             control.unpause(root, records, doc)
@@ -186,11 +186,15 @@ def cmd_commit(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from builder.cli.shared import add_bool_flag
+
     p = sub.add_parser("commit", help="make an image from a container's changes")
     p.add_argument("-m", "--message", help="commit message")
     p.add_argument("-a", "--author", help="author")
-    p.add_argument("-p", "--pause", action=argparse.BooleanOptionalAction, default=True,
-                   help="pause a running container during the commit (default true)")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
+                   "STOPSIGNAL, USER, VOLUME, WORKDIR) to the image's config")
+    add_bool_flag(p, "-p", "--pause", default=True, help="pause a running container during the commit (default true)")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("reference", metavar="REPOSITORY[:TAG]", nargs="?")
     p.set_defaults(func=cmd_commit)
