@@ -79,8 +79,8 @@ def render_template(template: str, data: dict) -> str:
             value = value.get(part) if isinstance(value, dict) else None
         return value
 
-    def repl(m: re.Match) -> str:
-        expr = m.group(1).strip()
+    def repl(action: str) -> str:
+        expr = action.strip()
         if expr.startswith("json "):
             return json.dumps(lookup(expr[5:].strip()), separators=(",", ":"))
         idx = re.fullmatch(r'index\s+(\S+)\s+"([^"]*)"', expr)
@@ -91,4 +91,27 @@ def render_template(template: str, data: dict) -> str:
             return _go_format(lookup(expr))
         raise UsageError(f"unsupported template expression {{{{{expr}}}}}")
 
-    return re.sub(r"\{\{(.*?)\}\}", repl, template)
+    return "".join(text if action is None else repl(action) for text, action in _parse(template))
+
+
+def check_template(template: str) -> None:
+    """A template's syntax errors, before any data is read (docker parses --format first)."""
+    _parse(template)
+
+
+def _parse(template: str) -> list[tuple[str, str | None]]:
+    """The template as (text, None) and (text, action) pieces; Go's errors for a malformed action."""
+    pieces, pos = [], 0
+    while True:
+        start = template.find("{{", pos)
+        if start < 0:
+            pieces.append((template[pos:], None))
+            return pieces
+        end = template.find("}}", start + 2)
+        line = template.count("\n", 0, start) + 1
+        if end < 0:  # Go's text/template refuses it; printing the template back would hide the mistake
+            raise UsageError(f"template parsing error: template: :{line}: unclosed action")
+        if not template[start + 2:end].strip():
+            raise UsageError(f"template parsing error: template: :{line}: missing value for command")
+        pieces += [(template[pos:start], None), (template[start:end + 2], template[start + 2:end])]
+        pos = end + 2

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from builder.cli.formatting import human_duration, human_size, print_table, render_template
+from builder.cli.formatting import check_template, human_duration, human_size, print_table, render_template
 from builder.cli.shared import UsageError, open_store
 from builder.errors import BuildError
 from oci_runtime.units import parse_rfc3339
@@ -99,6 +99,8 @@ def docker_inspect(store, ref: str) -> dict:
 
 
 def cmd_inspect(args) -> int:
+    if args.format:
+        check_template(args.format)
     store = open_store(args)
     results = []
     failed = False

@@ -72,8 +72,10 @@ def _used_names(args) -> set[str]:
 
 
 def cmd_ls(args) -> int:
-    from builder.cli.formatting import print_table, render_template
+    from builder.cli.formatting import check_template, print_table, render_template
 
+    if args.format:
+        check_template(args.format)
     filters = _filters(args.filter)
     used = _used_names(args)
     volumes = [v for v in _volumes(args).all() if _matches(v, filters, used)]
@@ -89,9 +91,11 @@ def cmd_ls(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from builder.cli.formatting import render_template
+    from builder.cli.formatting import check_template, render_template
     from builder.volume.store import VolumeError
 
+    if args.format:
+        check_template(args.format)
     volumes = _volumes(args)
     found, failed = [], False
     for name in args.volumes:
