@@ -5,7 +5,6 @@ and clearing out what nothing uses. There is no daemon: the
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -33,14 +32,14 @@ def _os_name() -> str:
 
 
 def _go_arch() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
 def cmd_version(args) -> int:
     import oci_runtime
 
-    python = platform.python_version()
+    python = sys.version.split()[0]
     print("Client:")
     print(f" Version:           {VERSION}")
     print(" API version:       none (daemonless)")

@@ -200,10 +200,11 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
         rootfs = mount_rootfs(store, image, cdir)
         copy_up_all(doc, rootfs)
         bundle = write_bundle(cdir, doc, image.config, rootfs)
-        try:
-            runtime.delete(container_id, force=True)  # what a crashed earlier run may have left
-        except Exception:  # noqa: BLE001 - nothing to delete is the usual case
-            pass
+        if os.path.lexists(os.path.join(runtime.root, container_id)):  # a runtime call costs a process
+            try:
+                runtime.delete(container_id, force=True)  # what a crashed earlier run left
+            except Exception:  # noqa: BLE001 - gone meanwhile
+                pass
         pid_file = cdir / "init.pid"
         if tty:
             master, stdin_w, outputs = _create_with_pty(runtime, container_id, bundle, cdir, pid_file)
