@@ -126,10 +126,12 @@ def remove(store_root: Path, records: Records, doc: dict, *, force: bool, volume
         wait_stopped(records, doc["Id"], 30)
     from builder.container.rootfs import unmount_rootfs
 
-    try:
-        runtime_for(store_root).delete(doc["Id"], force=True)
-    except Exception:  # noqa: BLE001 - the usual case: the monitor deleted it already
-        pass
+    runtime = runtime_for(store_root)
+    if os.path.lexists(os.path.join(runtime.root, doc["Id"])):  # the usual case: the monitor deleted it
+        try:
+            runtime.delete(doc["Id"], force=True)
+        except Exception:  # noqa: BLE001 - gone meanwhile
+            pass
     unmount_rootfs(records.path(doc["Id"]))
     if volumes:
         from builder.container.volumes import remove_container_volumes

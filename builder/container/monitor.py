@@ -314,6 +314,10 @@ def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogW
     forward_stdin = foreground is not None and foreground.reading and stdin_w is not None
     code = None
     drain_deadline = None
+    try:
+        exited = os.pidfd_open(init_pid)  # readable when init exits: no polling delay on the exit
+    except OSError:
+        exited = None
     while open_outputs or code is None:
         if code is None:
             pid, status = os.waitpid(init_pid, os.WNOHANG)
@@ -321,12 +325,17 @@ def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogW
                 code = os.waitstatus_to_exitcode(status)
                 code = 128 - code if code < 0 else code
                 drain_deadline = time.monotonic() + 2.0
+                if exited is not None:
+                    os.close(exited)
+                    exited = None
         if drain_deadline is not None and time.monotonic() > drain_deadline:
             break  # a leftover process of the container still holds the pipe: stop waiting
         forward_stdin = forward_stdin and foreground.reading
         watched = list(open_outputs) + ([0] if forward_stdin else []) + server.fds()
-        ready, _, _ = select.select(watched, [], [], 0.1)
+        ready, _, _ = select.select(watched + ([exited] if exited is not None else []), [], [], 0.1)
         for fd in ready:
+            if fd == exited:
+                continue  # reaped at the top of the loop
             if fd not in open_outputs and fd != 0:
                 if fd in server.fds():
                     server.handle(fd, stdin_w, pty)
@@ -357,6 +366,8 @@ def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogW
             if foreground is not None:
                 foreground.output(stream, data)
             server.broadcast(stream, data)
+    if exited is not None:
+        os.close(exited)
     return code if code is not None else KILLED_EXIT
 
 
