@@ -17,7 +17,8 @@ every round so that load from other work on the machine hits both alike; a few w
              reason, when `pyrunc exec` fails (not implemented yet, or broken).
 - startup    `--version` of each runtime, and the interpreter alone (`python -c pass`, `python -I -S -c pass`):
              the floor under any Python runtime.
-- imports    `python -X importtime` (through PYTHONPROFILEIMPORTTIME, so the real console script runs) for
+- imports    `python -I -S -X importtime LAUNCHER` (the launcher's own interpreter and flags; -I ignores
+             PYTHONPROFILEIMPORTTIME, so the option is given on the command line) for
              `pyrunc --help` and a real `pyrunc run`: the total of all imports, the top 15 by cumulative time
              (medians over several runs), and any known-heavy module found on that path, with its importer.
 
@@ -283,7 +284,7 @@ def is_heavy(name: str) -> str | None:
 
 
 def import_profile(label: str, argv: list[str], repeat: int, top: int = 15) -> None:
-    env = dict(ENV, PYTHONPROFILEIMPORTTIME="1")
+    env = dict(ENV, PYTHONPROFILEIMPORTTIME="1")  # for a launcher without -I; ours gets -X importtime
     totals: list[float] = []
     cumulative: dict[str, list[int]] = {}
     heavy_seen: dict[str, tuple[str, str]] = {}
@@ -404,9 +405,11 @@ def main() -> int:
             for label, series in rows:
                 print(f"  {label:<24}median {series.median * 1e3:6.1f}   p90 {series.p90 * 1e3:6.1f}")
         if "imports" in only:
-            import_profile("pyrunc --help", lambda i: [*pyrunc, "--help"], args.import_runs)
-            import_profile("pyrunc run", lambda i: runtimes[0].cmd("run", "--bundle", str(bundle_true),
-                                                                   f"bench-imports-{i}"), args.import_runs)
+            # the launcher runs its script with `python -I -S`, which ignores PYTHONPROFILEIMPORTTIME
+            traced = [python, "-I", "-S", "-X", "importtime", shutil.which(pyrunc[0]) or pyrunc[0]]
+            import_profile("pyrunc --help", lambda i: [*traced, "--help"], args.import_runs)
+            import_profile("pyrunc run", lambda i: [*traced, "--root", runtimes[0].root, "run", "--bundle",
+                                                    str(bundle_true), f"bench-imports-{i}"], args.import_runs)
             reap_orphans()
     finally:
         for rt in runtimes:

@@ -12,7 +12,9 @@
 #
 # ENGINE is docker, containerd or podman (default: all three). Nothing is reachable from the network: dockerd
 # runs with --iptables=false --bridge=none, podman's containers get no network namespace setup, and the
-# containerd CRI plugin (which wants CNI) is off. pytest's engine fixtures (tests/engines_fixtures.py) call
+# containerd CRI plugin (which wants CNI) is off. DOCKER_NETWORKING=bridge gives dockerd its own networking
+# (docker0, iptables rules, docker-proxy): only for a caller already inside a network namespace it made
+# (bench/network_bench.py). pytest's engine fixtures (tests/engines_fixtures.py) call
 # `start` once per session and `stop` at its end.
 set -euo pipefail
 
@@ -45,7 +47,14 @@ start_docker() {
   mkdir -p "$d/data" "$d/exec" "$d/cli"
   echo '{}' > "$d/daemon.json"  # never read the machine's /etc/docker/daemon.json
   echo '{}' > "$d/cli/config.json"  # podman reads DOCKER_CONFIG too, and fails on a missing file
-  local driver=overlay2
+  local driver=overlay2 net_flags=(--iptables=false --ip6tables=false --ip-forward=false --ip-masq=false
+                                   --bridge=none --userland-proxy=false)
+  if [ "${DOCKER_NETWORKING:-}" = bridge ]; then
+    # never the machine's own firewall: only in a network namespace other than init's
+    [ "$(readlink /proc/self/ns/net)" != "$(readlink /proc/1/ns/net)" ] ||
+      die "DOCKER_NETWORKING=bridge outside a network namespace made for it"
+    net_flags=(--ip6tables=false)
+  fi
   grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || driver=vfs
   # setsid: the daemon outlives this script, in its own session, and is stopped by `stop` through its pid file.
   setsid /usr/sbin/dockerd \
@@ -54,8 +63,7 @@ start_docker() {
     -H "unix://$d/docker.sock" \
     --add-runtime "pyrunc=$PYRUNC" \
     --storage-driver "$driver" \
-    --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
-    --userland-proxy=false --no-new-privileges=false \
+    "${net_flags[@]}" --no-new-privileges=false \
     </dev/null >"$d/dockerd.log" 2>&1 &
   if ! wait_for 60 dockerd env DOCKER_CONFIG="$d/cli" "$DOCKER_CLI" -H "unix://$d/docker.sock" version; then
     tail -20 "$d/dockerd.log" >&2

@@ -9,10 +9,12 @@ packages=(
   libseccomp2           # seccomp filters (loaded through ctypes)
   python3 python3-venv  # Debian's python: measurably faster to start than a shared-library build
   iproute2 util-linux tar zstd
+  nftables              # pydock's bridge networks: masquerade and isolation rules (nft's JSON interface)
   runc                  # benchmarks compare against it
   skopeo umoci oci-image-tool   # interoperability checks of our OCI layouts
   docker-registry apache2-utils # pull/push tests run a registry on loopback (htpasswd for its auth)
   openssl                       # the registry tests' token server signs with a generated certificate
+  openssh-client                # build --ssh: an agent for key files (ssh-agent, ssh-add), and the tests
 )
 . scripts/apt-install.sh
 install_missing "${packages[@]}"

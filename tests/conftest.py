@@ -15,6 +15,26 @@ from oci_runtime.specgen import default_spec
 from support import BUSYBOX, PYRUNC, build_busybox_rootfs, run_captured
 
 
+HOST_NETNS_FD = -1  # the network namespace pytest started in (the host's), kept open by pytest_configure
+
+
+def pytest_configure(config):
+    """As root, the whole test session leaves the host's network namespace for a new one of its own (only
+    loopback, up): pydock's default bridge networking, the engines' daemons and every server a test starts
+    can then never change the host's interfaces, routes, sysctls or firewall. The host's namespace stays
+    reachable through HOST_NETNS_FD (the network tests compare it before and after)."""
+    global HOST_NETNS_FD
+    if os.geteuid() != 0 or HOST_NETNS_FD >= 0:
+        return
+    from oci_runtime import linux
+    from oci_runtime.process.namespaces import loopback_up
+
+    HOST_NETNS_FD = os.open("/proc/self/ns/net", os.O_RDONLY)
+    os.set_inheritable(HOST_NETNS_FD, False)
+    linux.unshare(linux.CLONE_NEWNET)
+    loopback_up()
+
+
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() == 0:
         return
@@ -22,6 +42,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("root"):
             item.add_marker(needs_root)
+
+
+@pytest.fixture(scope="session")
+def host_netns() -> str:
+    """A path naming the host's network namespace (the one pytest started in), for nsenter --net=."""
+    if HOST_NETNS_FD < 0:
+        pytest.skip("the session did not leave the host's network namespace (not root)")
+    return f"/proc/{os.getpid()}/fd/{HOST_NETNS_FD}"
 
 
 @pytest.fixture(scope="session")

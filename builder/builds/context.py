@@ -139,10 +139,14 @@ class BuildContext:
                 child = f"{rel}/{entry.name}" if rel else entry.name
                 is_dir = entry.is_dir(follow_symlinks=False)
                 if self.ignore is not None and self.ignore.matches(child):
-                    # An excluded directory may still hold re-included ("!pattern") files.
+                    # An excluded directory may still hold re-included ("!pattern") files. As BuildKit
+                    # does, it is sent only as the parent of such a file, never as an empty directory.
                     if is_dir and self.ignore.may_match_inside(child):
                         self._packed[child] = _pack(entry.stat(follow_symlinks=False))
+                        before = len(self._packed)
                         self._walk(entry.path, child)
+                        if len(self._packed) == before:
+                            del self._packed[child]
                     continue
                 self._packed[child] = _pack(entry.stat(follow_symlinks=False))
                 if is_dir:

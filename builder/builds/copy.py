@@ -157,9 +157,6 @@ def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, src
 
     src_stage = b.plan.find_stage(ref) if b.plan else None
     if src_stage is not None:
-        if src_stage.index >= stage.index:
-            raise BuildError(f"cannot copy from stage {ref!r}, it needs to be defined before "
-                             f"current stage {stage.display_name!r}")
         source = b.stage_result(src_stage)
         what = f"stage {src_stage.display_name}"
     else:

@@ -23,14 +23,14 @@ from builder.builds.cache import BuildCache, CacheEntry, step_key
 from builder.builds.copy import copy_step
 from builder.builds.files import mkdir_in_root
 from builder.builds.progress import Progress
-from builder.builds.result import commit, export
+from builder.builds.result import FILESYSTEM_OUTPUTS, commit, export, export_filesystem
 from builder.builds.run import run_step
 from builder.builds.users import image_user
 from builder.dockerfile.instructions import (METADATA, Expander, ImageState, base_config, do_arg, env_from_config,
                                              normalize_workdir, scratch_config)
 from builder.dockerfile.stages import SCRATCH, BuildPlan, Stage, make_plan
 from builder.errors import BuildError, DockerfileError, StepFailed
-from builder.image.platform import host_platform
+from builder.image.platform import Platform, host_platform
 from oci_runtime.units import rfc3339
 
 
@@ -45,6 +45,12 @@ class BuildOptions:
     quiet: bool = False
     outputs: list[dict[str, str]] = field(default_factory=list)
     pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)  # --secret id -> content
+    ssh: dict[str, list[str]] = field(default_factory=dict)  # --ssh id -> [agent socket] or key files
+    add_hosts: list[tuple[str, str]] = field(default_factory=list)  # --add-host: RUN steps' /etc/hosts
+    limits: object = None  # RUN steps' resource limits (limits.RunLimits from --ulimit, -m, ...), or None
+    load: bool = False  # store the image even when the outputs are filesystem ones (buildx --load)
+    no_cache_stages: list[str] = field(default_factory=list)  # --no-cache-filter: stages built without the cache
 
 
 def _short(key: str) -> str:
@@ -66,12 +72,17 @@ class Builder:
         self.ex = Expander(dockerfile.escape)
         self.epoch = self._source_date_epoch()
         self.results: dict[int, ImageState] = {}
+        self._stage: Stage | None = None  # the stage whose steps run now
+        self._building: set[int] = set()  # stages begun (a stage that needs one begun and unfinished loops)
         self.step_no = 0
         self.total = 0
         self.plan: BuildPlan | None = None
         self._new_cache_keys: list[str] = []
         self.base_history_len: dict[int, int] = {}
         self._tmp: Path | None = None
+        from builder.builds.secrets import Agents
+
+        self.agents = Agents(options.ssh)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -104,17 +115,20 @@ class Builder:
     # -- the build ---------------------------------------------------------------------------------
 
     def build(self):
-        """Build the target stage and commit it; returns the store Image."""
+        """Build the target stage and commit it; returns the store Image (None when the only outputs are
+        filesystem ones: -o type=local|tar)."""
         try:
             with self.store.lease(), self.store.hold() as self._hold:
                 # the lease: a failed build takes its blobs, layers and images back out; the hold: rmi and
                 # gc leave the images it uses (and what it adds) alone until it is done
                 image = self._build()
         except BaseException:
+            self.progress.failed()
             for key in self._new_cache_keys:
                 self.cache.remove(key)
             raise
         finally:
+            self.agents.close()
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 os.close(self._tmp_fd)
@@ -128,13 +142,25 @@ class Builder:
         unused = plan.unused_build_args(self.opts.build_args)
         if unused:
             self.progress.warn(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
+        for name in self.opts.no_cache_stages:
+            if plan.find_stage(name) is None or name.isdigit():
+                raise BuildError(f"--no-cache-filter: no stage named {name!r} in the Dockerfile")
+        self.opts.no_cache_stages = [plan.find_stage(n).display_name for n in self.opts.no_cache_stages]
         self.total = plan.step_count()
         for stage in plan.needed:
             self.stage_result(stage)
         final = self.results[plan.target.index]
+        fs_outputs = [o for o in self.opts.outputs if o["type"] in FILESYSTEM_OUTPUTS]
+        for out in fs_outputs:
+            export_filesystem(self, final, out)
+        if fs_outputs and len(fs_outputs) == len(self.opts.outputs) and not self.opts.load:
+            # As BuildKit: what a filesystem output gets is all there is; no image is stored or tagged.
+            self.progress.line("Successfully exported " + ", ".join(o["dest"] for o in fs_outputs))
+            return None
         image = commit(self, final)
         for out in self.opts.outputs:
-            export(self, image, out)
+            if out["type"] not in FILESYSTEM_OUTPUTS:
+                export(self, image, out)
         for tag in self.opts.tags:
             self.store.tag(image, tag)
         self.progress.line(f"Successfully built {_short(image.id)}")
@@ -146,10 +172,23 @@ class Builder:
 
     def stage_result(self, stage: Stage) -> ImageState:
         if stage.index not in self.results:
+            if stage.index in self._building:  # only a RUN --mount from=$VAR can still close a loop here
+                raise BuildError(f"circular dependency detected on stage: {stage.display_name}")
+            self._building.add(stage.index)
             self.results[stage.index] = self._build_stage(stage)
         return self.results[stage.index]
 
     def _build_stage(self, stage: Stage) -> ImageState:
+        outer, self._stage = self._stage, stage  # a stage may build another one midway
+        try:
+            return self._build_stage_steps(stage)
+        finally:
+            self._stage = outer
+
+    def _no_cache(self) -> bool:
+        return self.opts.no_cache or (self._stage is not None and self._stage.display_name in self.opts.no_cache_stages)
+
+    def _build_stage_steps(self, stage: Stage) -> ImageState:
         state, triggers = self._from(stage)
         for instr in triggers:
             self.progress.line(f" # Executing build trigger: {_oneline(instr.original)}")
@@ -196,10 +235,11 @@ class Builder:
             onbuild = list(state.cc.pop("OnBuild", None) or [])
             state.cmd_set = False
             return state, onbuild
+        platform = Platform.parse(stage.platform) if stage.platform else None
         if stage.base_name.lower() == SCRATCH:
-            config = scratch_config(host_platform())
+            config = scratch_config(platform or host_platform())
             return ImageState(config, [], "scratch", env_from_config(config["config"])), []
-        image = self.resolve_image(stage.base_name)
+        image = self.resolve_image(stage.base_name, platform)
         onbuild = list((image.config.get("config") or {}).get("OnBuild") or [])
         config = base_config(image.config)
         if len(config["rootfs"]["diff_ids"]) != len(image.layers):
@@ -214,8 +254,9 @@ class Builder:
         image = self.resolve_image(ref)
         return ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
 
-    def resolve_image(self, ref: str):
-        """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]")."""
+    def resolve_image(self, ref: str, platform: Platform | None = None):
+        """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]"); with a
+        platform (FROM --platform), that platform's image."""
         if ref.startswith("oci:"):
             from builder.image.layout import import_layout
 
@@ -227,17 +268,21 @@ class Builder:
                 raise BuildError(f"OCI layout not found: {path}")
             image = import_layout(self.store, Path(path), tag)
         else:
-            image = self._resolve_or_pull(ref)
+            image = self._resolve_or_pull(ref, platform)
+        if platform is not None and not _is_for(image, platform):
+            raise BuildError(f"image {ref} is for {Platform(**_platform_fields(image)).format()}, "
+                             f"not the requested {platform.format()}")
         if getattr(self, "_hold", None) is not None:
             self._hold.add(image)
         return image
 
-    def _resolve_or_pull(self, ref: str):
-        """The image FROM names: from the store, pulled when the store lacks it (or always with --pull)."""
+    def _resolve_or_pull(self, ref: str, platform: Platform | None = None):
+        """The image FROM names: from the store, pulled when the store lacks it (or always with --pull, or
+        when the store's is for another platform than FROM --platform asks for)."""
         if self.opts.pull and not ref.startswith("sha256:"):
-            return self._pull(ref)
+            return self._pull(ref, platform)
         try:
-            return self.store.resolve(ref)
+            image = self.store.resolve(ref)
         except BuildError as e:
             if ref.startswith("sha256:") or "not found" not in str(e):
                 raise
@@ -249,15 +294,24 @@ class Builder:
                 raise e from None
             if familiar != ref:  # "docker.io/library/busybox" is in the store as "busybox:latest"
                 try:
-                    return self.store.resolve(familiar)
+                    image = self.store.resolve(familiar)
+                    if platform is None or _is_for(image, platform):
+                        return image
                 except BuildError:
                     pass
             try:
-                return self._pull(ref)
+                return self._pull(ref, platform)
             except BuildError as pull_error:
                 raise BuildError(f"{e}, and pulling it failed: {pull_error}") from None
+        if platform is None or _is_for(image, platform) or ref.startswith("sha256:"):
+            return image
+        try:
+            return self._pull(ref, platform)
+        except BuildError as pull_error:
+            raise BuildError(f"image {ref} in the store is for {Platform(**_platform_fields(image)).format()}, "
+                             f"and pulling it for {platform.format()} failed: {pull_error}") from None
 
-    def _pull(self, ref: str):
+    def _pull(self, ref: str, platform: Platform | None = None):
         """FROM an image the store lacks (or any with --pull): pull it, once per build. As with docker, a
         pulled image stays even if the build fails: it goes in through a store object of its own, outside
         this build's lease."""
@@ -268,10 +322,12 @@ class Builder:
         pulled = getattr(self, "_pulled", None)
         if pulled is None:
             pulled = self._pulled = {}
-        if ref not in pulled:
-            self.progress.line(f"pulling {ref}")
-            pulled[ref] = pull(ImageStore(self.store.root), parse(ref), say=lambda line: None).image
-        return pulled[ref]
+        key = (ref, platform)
+        if key not in pulled:
+            self.progress.line(f"pulling {ref}" + (f" for {platform.format()}" if platform else ""))
+            pulled[key] = pull(ImageStore(self.store.root), parse(ref), platform=platform,
+                               say=lambda line: None).image
+        return pulled[key]
 
     # -- one step ------------------------------------------------------------------------------------
 
@@ -312,7 +368,7 @@ class Builder:
         from builder.image.digest import Descriptor
 
         key = step_key(state.key, payload)
-        entry = None if self.opts.no_cache else self.cache.get(key, self.store.has_blob)
+        entry = None if self._no_cache() else self.cache.get(key, self.store.has_blob)
         if entry is not None:
             self.progress.line(" ---> Using cache")
         else:
@@ -336,7 +392,7 @@ class Builder:
             ws.unmount()
             desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
                                                  source_date_epoch=self.epoch,
-                                                 progress=False if self.opts.quiet else None)
+                                                 progress=self.progress.layer_bars)
             if self.store.keep_unpacked_layer(diff_id, ws.upper):
                 ws.upper = None  # the next step's lower dir now: no extraction needed
         return CacheEntry(desc.to_json(), diff_id, created)
@@ -358,3 +414,15 @@ class Builder:
             mkdir_in_root(ws.merged, wd, owner=(owner.uid, owner.gid) if owner else (0, 0))
 
         self.fs_step(state, {"op": "WORKDIR", "path": wd, "user": user}, f"WORKDIR {wd}", perform)
+
+
+def _platform_fields(image) -> dict:
+    p = image.platform
+    return {"os": p.get("os", ""), "architecture": p.get("architecture", ""), "variant": p.get("variant", "")}
+
+
+def _is_for(image, platform: Platform) -> bool:
+    """Whether an image is for a platform (a variant counts only when both name one)."""
+    mine = Platform(**_platform_fields(image))
+    return ((mine.os, mine.architecture) == (platform.os, platform.architecture)
+            and (not mine.variant or not platform.variant or mine.variant == platform.variant))

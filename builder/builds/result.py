@@ -1,4 +1,6 @@
-"""The end of a build: history times filled in, the final config committed to the store, -o exports."""
+"""The end of a build: history times filled in, the final config committed to the store, -o exports
+(image outputs: type=oci|docker; filesystem outputs, as BuildKit's: type=local writes the final stage's
+files into a directory, type=tar writes them as one tar, to a file or stdout)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def export(b: Builder, image, out: dict[str, str]) -> None:
         names = _ref_names(b)
         for name in names or [None]:
             write_layout(b.store, image, Path(dest), name)
-    elif kind in ("docker", "tar"):
+    elif kind == "docker":
         from builder.image.archive import save
 
         refs = [image.id]
@@ -51,6 +53,35 @@ def export(b: Builder, image, out: dict[str, str]) -> None:
         save(b.store, refs, Path(dest), format="docker")
     else:
         raise BuildError(f"unsupported output type {kind!r} (use type=oci or type=docker)")
+
+
+FILESYSTEM_OUTPUTS = ("local", "tar")
+
+
+def export_filesystem(b: Builder, final: ImageState, out: dict[str, str]) -> None:
+    """The final stage's filesystem (not an image) into out["dest"]: a directory (local) or a tar."""
+    import sys
+
+    from builder.atomicfile import atomic_file
+    from builder.builds.workspace import Workspace
+    from builder.image.layers import apply_layers, write_tar
+
+    dest = out["dest"]
+    if out["type"] == "local":
+        target = Path(dest)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BuildError(f"cannot export to {dest}: {e.strerror}") from None
+        apply_layers(b.store, final.layers, target, final.diff_ids)
+        return
+    with Workspace(b.store, b.lowers(final), name="export") as ws:
+        if dest == "-":
+            write_tar(ws.merged, sys.stdout.buffer, source_date_epoch=b.epoch)
+            sys.stdout.buffer.flush()
+        else:
+            with atomic_file(dest, durable=False) as f:
+                write_tar(ws.merged, f, source_date_epoch=b.epoch)
 
 
 def _ref_names(b: Builder) -> list[str]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from builder.dockerfile.instructions import ImageState, run_history
 from builder.dockerfile.stages import PROXY_ARGS
 from builder.builds.files import resolve_in_root
+from builder.builds.secrets import prepare_secret_or_ssh, secret_and_ssh_env, secret_or_ssh_mount
 from builder.errors import BuildError, StepFailed
 
 if TYPE_CHECKING:
@@ -65,7 +66,10 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
     payload = {"op": "RUN", "args": args, "env": env, "user": user, "cwd": cwd, "network": network,
                "files": {p: hashlib.sha256(c).hexdigest() for p, c in files.items()},
                "mounts": [m["key"] for m in mounts]}
+    if b.opts.add_hosts:
+        payload["hosts"] = [list(h) for h in b.opts.add_hosts]  # as in BuildKit, a step's hosts are in its key
     created_by = run_history(args, state) + " # buildkit"
+    secret_env = secret_and_ssh_env(b, state, mounts)
 
     def perform(ws) -> None:
         import contextlib
@@ -74,9 +78,10 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
         b.progress.line(f" ---> Running in {container_id}")
         out, err = b.progress.run_fds()
         with contextlib.ExitStack() as stack:
-            runtime_mounts = [_prepare_mount(b, stack, ws, m) for m in mounts]
-            status = run_in_workspace(ws, RunSpec(args, env + proxies, user, cwd, network, files,
-                                                  "pydock-build-" + container_id, runtime_mounts),
+            runtime_mounts = [r for r in (_prepare_mount(b, stack, ws, m) for m in mounts) if r is not None]
+            status = run_in_workspace(ws, RunSpec(args, env + proxies + secret_env, user, cwd, network, files,
+                                                  "pydock-build-" + container_id, runtime_mounts, b.opts.add_hosts,
+                                                  b.opts.limits),
                                       state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
         if status != 0:
             raise StepFailed(failure_message(args, status))
@@ -93,8 +98,9 @@ def _run_mounts(b: Builder, state: ImageState, instr) -> list[dict]:
         m = parse_mount(spec, expand=lambda w: b.ex.word(w, state.env))
         target = m.target
         if m.type in ("secret", "ssh"):
-            if m.required:
-                raise BuildError(f"{m.type} mounts are not supported by pydock (no --secret/--ssh)")
+            item = secret_or_ssh_mount(b, state, m, ssh_count=sum(1 for i in out if i["type"] == "ssh"))
+            if item is not None:
+                out.append(item)
             continue
         if not target:
             raise BuildError(f"RUN --mount type={m.type} needs target=")
@@ -127,10 +133,12 @@ def _run_mounts(b: Builder, state: ImageState, instr) -> list[dict]:
     return out
 
 
-def _prepare_mount(b: Builder, stack, ws, item: dict) -> dict:
+def _prepare_mount(b: Builder, stack, ws, item: dict) -> dict | None:
     """The runtime mount entry for one RUN --mount (making cache dirs, source views, rw overlays)."""
     from builder.builds.workspace import Workspace
 
+    if item["type"] in ("secret", "ssh"):
+        return prepare_secret_or_ssh(b, stack, ws, item)
     m = item["spec"]
     target = item["target"]
     if item["type"] == "cache":

@@ -19,6 +19,7 @@ from pathlib import Path
 from builder.builds.files import mkdir_in_root, resolve_in_root
 from builder.builds.users import image_user
 from builder.bundle.spec import process_spec
+from builder.network.etcfiles import resolv_conf
 from oci_runtime.api import delete_container, run_container
 from oci_runtime.users import ExecUser
 from oci_runtime.units import go_quote
@@ -31,7 +32,6 @@ DOCKER_DEFAULT_CAPS = [
 ]
 _STUB_DIRS = ("/proc", "/sys", "/dev")
 _STUB_FILES = ("/etc/hosts", "/etc/resolv.conf")
-_FALLBACK_DNS = ("8.8.8.8", "8.8.4.4")
 
 
 @dataclass
@@ -44,42 +44,13 @@ class RunSpec:
     files: dict[str, bytes] = field(default_factory=dict)  # read-only extra files: container path -> content
     container_id: str = ""
     mounts: list[dict] = field(default_factory=list)  # extra runtime mounts (RUN --mount), dirs as targets
+    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # build --add-host (name, address)
+    limits: object = None  # build's resource flags (limits.RunLimits), or None
 
 
-def hosts_file() -> str:
-    return f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-
-
-def resolv_conf(network: str) -> str:
-    """The host's resolv.conf; without the host's network, loopback resolvers are useless, so they go."""
-    text = ""
-    for path in ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"):
-        try:
-            text = Path(path).read_text()
-        except OSError:
-            continue
-        if network == "host" or _nameservers(text, skip_local=True):
-            break
-    if network == "host":
-        return text or "".join(f"nameserver {ns}\n" for ns in _FALLBACK_DNS)
-    lines = [line for line in text.splitlines()
-             if not (line.strip().startswith("nameserver") and _is_local(line.split()[1:2]))]
-    if not _nameservers("\n".join(lines), skip_local=True):
-        lines += [f"nameserver {ns}" for ns in _FALLBACK_DNS]
-    return "\n".join(lines) + "\n"
-
-
-def _is_local(words: list[str]) -> bool:
-    return bool(words) and (words[0].startswith("127.") or words[0] == "::1")
-
-
-def _nameservers(text: str, skip_local: bool) -> list[str]:
-    out = []
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver" and not (skip_local and _is_local(words[1:2])):
-            out.append(words[1])
-    return out
+def hosts_file(extra_hosts: list[tuple[str, str]] = ()) -> str:
+    text = f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    return text + "".join(f"{address}\t{name}\n" for name, address in extra_hosts)
 
 
 def _make_stubs(root: Path, extra: list[tuple[str, bool]] = ()) -> tuple[list[str], dict[str, tuple[int, int, int]]]:
@@ -180,20 +151,22 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
         mkdir_in_root(root, run.cwd, owner=(user.uid, user.gid))
     extra = []
     for m in run.mounts:
-        is_dir = not (m["type"] == "bind" and os.path.isfile(m["source"]))
+        is_dir = m["type"] != "bind" or os.path.isdir(m["source"])  # a file or socket is bound onto a file
         extra.append((m["destination"], is_dir))
     created, parents = _make_stubs(root, extra)
     bundle = Path(os.path.abspath(ws.dir)) / "bundle"
     bundle.mkdir()
-    (bundle / "hosts").write_text(hosts_file())
+    (bundle / "hosts").write_text(hosts_file(run.extra_hosts))
     (bundle / "resolv.conf").write_text(resolv_conf(run.network))
     for i, (_, content) in enumerate(sorted(run.files.items())):
         f = bundle / f"file-{i}"
         f.write_bytes(content)
         f.chmod(0o755)
     spec = _spec(root, bundle, run, user)
-    (bundle / "config.json").write_text(json.dumps(spec))
     container_id = run.container_id or "pydock-build-" + secrets.token_hex(6)
+    if run.limits is not None:
+        run.limits.apply(spec, container_id)
+    (bundle / "config.json").write_text(json.dumps(spec))
     state_root.mkdir(parents=True, exist_ok=True)
     try:
         status = _run_container(bundle, container_id, state_root, stdout, stderr)

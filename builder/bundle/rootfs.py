@@ -32,7 +32,7 @@ def mount_overlay(lower_dirs: list[Path], upper: Path, work: Path, target: Path)
     for the kernel, which lists the top one first). With no lower dirs (FROM scratch), an empty dir
     beside `upper` stands in. upper and work must be empty dirs on the same filesystem."""
     upper, work, target = Path(upper), Path(work), Path(target)
-    lowers = [Path(p) for p in lower_dirs]
+    lowers = _distinct_lowers(lower_dirs)
     if not lowers:
         empty = upper.parent / f".{upper.name}.empty-lower"
         empty.mkdir(mode=0o755, exist_ok=True)
@@ -53,6 +53,23 @@ def mount_overlay(lower_dirs: list[Path], upper: Path, work: Path, target: Path)
         if len(options) > _MAX_OPTIONS:
             raise BuildError(f"too many layers ({len(lowers)}) to mount as one overlay")
     _mount_overlay_at(options, os.fspath(target.resolve()), cwd)
+
+
+def _distinct_lowers(lower_dirs: list[Path]) -> list[Path]:
+    """The lower dirs with each one only once, at its topmost place: two identical layers (two steps that
+    changed nothing, say) share one unpacked dir, and the kernel refuses a lowerdir listed twice (ELOOP).
+    Dropping the lower copy changes nothing seen: every path the layer holds (or whites out) is decided
+    by its upper copy first."""
+    lowers = [Path(p) for p in lower_dirs]
+    seen: set[str] = set()
+    kept: list[Path] = []
+    for p in reversed(lowers):
+        key = os.fspath(p.resolve())
+        if key not in seen:
+            seen.add(key)
+            kept.append(p)
+    kept.reverse()
+    return kept
 
 
 def _mount_overlay_at(options: str, target: str, cwd: str | None) -> None:

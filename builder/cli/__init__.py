@@ -2,8 +2,9 @@
 
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, history, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
-stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, logs, export,
-commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), container_attach.py (attach), volumes.py (volume) and system.py (version,
+stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, port, logs, export,
+commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), container_attach.py (attach),
+volumes.py (volume), networks.py (network create/ls/inspect/rm/prune/connect/disconnect) and system.py (version,
 info, container prune, image prune); each verb is a thin wrapper over the build
 engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,
 "pydock: error: <message>", with exit status 1 (125 for the container verbs, as docker).
@@ -16,7 +17,7 @@ import os
 import sys
 
 from builder.cli import (build, bundle, container_attach, container_cp, container_stats, container_views,
-                         containers, images, registry, system, volumes)
+                         containers, images, networks, registry, system, volumes)
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     container_cp.add_parsers(sub)
     container_attach.add_parsers(sub)
     volumes.add_parsers(sub)
+    networks.add_parsers(sub)
     return p
 
 
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 # status are the verbs' results)
 CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
                    "export", "rename", "top", "pause", "unpause", "commit",
-                   "stats", "container", "cp", "attach"}
+                   "stats", "container", "cp", "attach", "network", "port"}
 CONTAINER_FAILURE = 125
 
 
@@ -64,6 +66,14 @@ def _failure_status(argv: list[str]) -> int:
     return 1
 
 
+def _reconcile_networks(args) -> None:
+    """Release the veths, addresses and namespaces of containers whose monitor was killed (reading a few
+    small files when there is nothing to do)."""
+    from builder.network.endpoints import reconcile
+
+    reconcile(os.path.abspath(args.root))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
@@ -73,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return 1
+        if failure == CONTAINER_FAILURE:
+            _reconcile_networks(args)
         return args.func(args)
     except BuildError as e:
         print(f"pydock: error: {e}", file=sys.stderr)

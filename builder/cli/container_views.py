@@ -59,9 +59,45 @@ def cmd_ps(args) -> int:
     for doc, state in docs:
         rows.append([doc["Id"] if args.no_trunc else doc["Id"][:12], doc["Config"]["Image"],
                      _command_text(doc, not args.no_trunc),
-                     f"{human_duration(_seconds_since(doc['Created'], now))} ago", status_text(state, now), "",
+                     f"{human_duration(_seconds_since(doc['Created'], now))} ago", status_text(state, now), _ports_text(doc, state),
                      doc["Name"].lstrip("/")])
     print_table(rows)
+    return 0
+
+
+def _running_ports(doc: dict, state: dict) -> dict:
+    """NetworkSettings.Ports while the container runs (docker shows no ports for a stopped one)."""
+    if state["Status"] not in ("running", "paused", "restarting"):
+        return {}
+    return (doc.get("NetworkSettings") or {}).get("Ports") or {}
+
+
+def _ports_text(doc: dict, state: dict) -> str:
+    ports = _running_ports(doc, state)
+    if not ports:
+        return ""
+    from builder.network.portspec import ps_ports
+
+    return ps_ports(ports)
+
+
+def cmd_port(args) -> int:
+    from builder.container.liveness import live_state
+    from builder.network.portspec import PortSpecError, port_lines
+
+    doc = _records(args).lookup(args.container)
+    ports = _running_ports(doc, live_state(doc))
+    try:
+        lines = port_lines(ports, args.private_port)
+    except PortSpecError as e:
+        from builder.container.records import ContainerError
+        raise ContainerError(str(e)) from None
+    if args.private_port is not None and not lines:
+        port, _, proto = args.private_port.partition("/")
+        print(f"Error: No public port '{port}/{proto or 'tcp'}' published for {args.container}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
     return 0
 
 
@@ -122,7 +158,7 @@ def container_inspect(args, ref: str) -> dict | None:
         doc = records.lookup(ref)
     except ContainerError:
         return None
-    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard")}
+    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard", "PortProxy")}
     out["State"] = live_state(doc)
     out["LogPath"] = os.fspath(log_path(records.path(doc["Id"]), doc["Id"]))
     return out
@@ -204,6 +240,11 @@ def add_parsers(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only ids")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate ids and commands")
     p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser("port", help="list a container's published ports")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("private_port", metavar="PRIVATE_PORT[/PROTO]", nargs="?")
+    p.set_defaults(func=cmd_port)
 
     p = sub.add_parser("logs", help="show a container's output")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")

@@ -37,6 +37,22 @@ def _create(args) -> dict:
         raise
 
 
+def _check_ports_free(args) -> None:
+    """A fixed host port that -p names and something holds now: refused before anything is created."""
+    if not args.publish or args.network in ("host", "none"):
+        return  # docker discards -p there
+    from builder.container.records import ContainerError
+    from builder.network.portspec import PortSpecError, port_bindings
+    from builder.network.ports import PublishError, check_free
+
+    try:
+        check_free(port_bindings(args.publish))
+    except PortSpecError:
+        return  # create names the bad value
+    except PublishError as e:
+        raise ContainerError(str(e)) from None
+
+
 def cmd_create(args) -> int:
     print(_create(args)["Id"])
     return 0
@@ -47,6 +63,7 @@ def cmd_run(args) -> int:
 
     records = _records(args)
     keys = _detach_keys(args)
+    _check_ports_free(args)
     doc = _create(args)
     if not args.detach:
         _attach_extras(args, records.path(doc["Id"]), doc)  # before the container's first output
@@ -336,7 +353,16 @@ def _add_create_options(p) -> None:
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--init", action="store_true", help="run an init (tini) as PID 1 that reaps zombies and "
                    "passes signals on")
-    p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("--network", "--net", default="bridge",
+                   help="bridge (default), none, host, container:NAME|ID or a network's name")
+    p.add_argument("--network-alias", action="append", default=[], help="a name for the container on its network")
+    p.add_argument("--ip", help="the container's IPv4 address on a user-defined network")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOSTPORT:]CTRPORT[/PROTO]",
+                   help="publish a container's port (ranges: 8000-8010:80-90) on the host")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish every exposed port on a random host port")
+    p.add_argument("--expose", action="append", default=[], metavar="PORT[-END][/PROTO]",
+                   help="expose a port or a range of ports")
     p.add_argument("--restart", default="no", help="no, always, unless-stopped or on-failure[:MAX]")
     p.add_argument("--cap-add", action="append", default=[], help="add a capability")
     p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")

@@ -48,12 +48,35 @@ def human_duration(seconds: float) -> str:
     return f"{h // 24 // 365} years"
 
 
+def ellipsis(text: str, width: int) -> str:
+    """docker's truncation of a long cell: `width` characters at most, the last one "…"."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def print_table(rows: list[list[str]]) -> None:
-    """Columns padded like docker's tabwriter (at least 3 spaces between columns)."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    """Columns padded like docker's tabwriter (minwidth 10, padding 3: at least 3 spaces between columns)."""
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(len(r) for r in rows))]
     for r in rows:
-        cells = [c.ljust(widths[i] + 3) if i < len(r) - 1 else c for i, c in enumerate(r)]
+        cells = [c.ljust(max(widths[i] + 3, 10)) if i < len(r) - 1 else c for i, c in enumerate(r)]
         print("".join(cells).rstrip())
+
+
+def print_formatted(fmt: str, rows: list[dict], headers: dict[str, str], default_table: str) -> None:
+    """docker's --format for a list command: "table [TEMPLATE]" (a header row, columns aligned), "json"
+    (one JSON object a line) or a plain Go template a line; \\t and \\n in it are a tab and a newline."""
+    if fmt == "json":
+        for row in rows:
+            print(json.dumps(row, sort_keys=True, separators=(",", ":")))
+        return
+    table = fmt.startswith("table")
+    template = (fmt[len("table"):].strip() or default_table) if table else fmt
+    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    if not table:
+        for row in rows:
+            print(render_template(template, row))
+        return
+    lines = [render_template(template, headers)] + [render_template(template, row) for row in rows]
+    print_table([line.split("\t") for line in lines])
 
 
 def _go_format(value) -> str:

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from builder.cli.formatting import check_template, human_duration, human_size, print_table, render_template
+from builder.cli.formatting import (check_template, ellipsis, human_duration, human_size, print_formatted,
+                                    print_table, render_template)
 from builder.cli.shared import UsageError, open_store
 from builder.errors import BuildError
 from oci_runtime.units import parse_rfc3339
@@ -22,7 +23,7 @@ def cmd_images(args) -> int:
     from builder.image.store import split_ref
 
     store = open_store(args)
-    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    rows = [["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID", "CREATED", "SIZE"]]
     ids = []
     now = time.time()
     want = None
@@ -33,10 +34,18 @@ def cmd_images(args) -> int:
         when = f"{human_duration(now - created)} ago" if created else "N/A"
         image_id = image.id if args.no_trunc else image.id.split(":", 1)[1][:12]
         entries = [split_ref(n)[:2] for n in names] or [("<none>", "<none>")]
+        digests: dict[str, str] = {}  # repository -> the digest its registry knows the image by
+        if args.digests:
+            for repo_digest in store.repo_digests(image):
+                repo, _, digest = repo_digest.rpartition("@")
+                digests.setdefault(repo, digest)
+            # a repository it was pulled from by digest alone shows as docker shows it: no tag, the digest
+            entries += [(repo, None) for repo in digests if repo not in {r for r, _ in entries}]
         for repo, tag in entries:
             if want and (want[0] != repo or (want[1] and want[1] != tag)):
                 continue
-            rows.append([repo, tag or "<none>", image_id, when, human_size(_uncompressed_size(image))])
+            digest = [digests.get(repo, "<none>")] if args.digests else []
+            rows.append([repo, tag or "<none>", *digest, image_id, when, human_size(_uncompressed_size(image))])
             ids.append(image_id)
     if args.quiet:
         for i in dict.fromkeys(ids):
@@ -167,10 +176,6 @@ def cmd_import(args) -> int:
     return 0
 
 
-def _ellipsis(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 def history_rows(image) -> list[tuple[str, str, str, int, str]]:
     """(created, created_by, comment, size, image id or "<missing>") per history entry, newest first, as
     docker lists them: an entry that made a layer has that layer's size (as stored), the others 0; only
@@ -189,6 +194,18 @@ def history_rows(image) -> list[tuple[str, str, str, int, str]]:
     return [(*row, image.id if i == 0 else "<missing>") for i, row in enumerate(rows)]
 
 
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+                   "Size": "SIZE", "Comment": "COMMENT"}
+HISTORY_TABLE = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_TABLE_NOT_HUMAN = "{{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+
+
+def _local_rfc3339(stamp: float) -> str:
+    """Go's time.RFC3339 in the local zone ("Z" for UTC), as docker prints CreatedAt."""
+    text = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stamp))
+    return text[:-5] + "Z" if text.endswith("+0000") else text[:-2] + ":" + text[-2:]
+
+
 def cmd_history(args) -> int:
     store = open_store(args)
     image = store.resolve(args.image)
@@ -199,22 +216,40 @@ def cmd_history(args) -> int:
         for i in ids:
             print(i)
         return 0
-    rows = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
+    rows = []
     for image_id, (created, created_by, comment, size, _) in zip(ids, entries):
         stamp = parse_rfc3339(created) if created else None
-        when = f"{human_duration(now - stamp)} ago" if stamp is not None else "N/A"
+        created_at = _local_rfc3339(stamp) if stamp is not None else "N/A"
         created_by = created_by.replace("\t", " ")
         if not args.no_trunc:
-            created_by = _ellipsis(created_by, 45)
-        rows.append([image_id, when, created_by, human_size(size), comment])
-    print_table(rows)
+            created_by = ellipsis(created_by, 45)
+        rows.append({"ID": image_id, "CreatedAt": created_at,
+                     "CreatedSince": (f"{human_duration(now - stamp)} ago" if stamp is not None else "N/A")
+                     if args.human else created_at,
+                     "CreatedBy": created_by, "Size": human_size(size) if args.human else str(size),
+                     "Comment": comment})
+    default = HISTORY_TABLE if args.human else HISTORY_TABLE_NOT_HUMAN
+    print_formatted(args.format or "table", rows, HISTORY_HEADERS, default)
     return 0
+
+
+def _go_bool_flag(value: str) -> bool:
+    """A Go boolean flag's value (-H=false)."""
+    if value.lower() in ("1", "t", "true"):
+        return True
+    if value.lower() in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
 
 
 def add_parsers(sub) -> None:
     h = sub.add_parser("history", help="show the history of an image")
     h.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
     h.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+    h.add_argument("-H", "--human", nargs="?", const=True, default=True, type=_go_bool_flag, metavar="BOOL",
+                   help="sizes and dates in human readable form (default true; -H=false for exact ones)")
+    h.add_argument("--format", help='a Go template ({{.ID}} {{.CreatedSince}} {{.CreatedAt}} {{.CreatedBy}} '
+                                    '{{.Size}} {{.Comment}}), "table TEMPLATE" or "json"')
     h.add_argument("image", metavar="IMAGE")
     h.set_defaults(func=cmd_history)
 
@@ -222,6 +257,7 @@ def add_parsers(sub) -> None:
     i.add_argument("repository", nargs="?", help="only this REPOSITORY[:TAG]")
     i.add_argument("-q", "--quiet", action="store_true", help="only IDs")
     i.add_argument("--no-trunc", action="store_true", help="full IDs")
+    i.add_argument("--digests", action="store_true", help="show the digest a registry knows each image by")
     i.add_argument("-a", "--all", action="store_true", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_images)
 

@@ -121,31 +121,56 @@ def cmd_logout(args) -> int:
     return 0
 
 
+SEARCH_FILTERS = ("stars", "is-official", "is-automated")
+SEARCH_COLUMNS = {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL",
+                  "IsAutomated": "AUTOMATED"}
+
+
+def _search_filters(given: list[str]) -> dict:
+    """--filter stars=N | is-official=BOOL | is-automated=BOOL, checked as docker checks them."""
+    wanted: dict = {}
+    for text in given:
+        key, sep, value = text.partition("=")
+        if not sep or key not in SEARCH_FILTERS:
+            raise UsageError(f"invalid filter '{key if sep else text}'")
+        if key == "stars":
+            if not value.lstrip("-").isdigit():
+                raise UsageError(f"invalid filter 'stars={value}'")
+            wanted["stars"] = max(wanted.get("stars", 0), int(value))
+        else:
+            flag = {"true": True, "1": True, "false": False, "0": False}.get(value.lower())
+            if flag is None:
+                raise UsageError(f"invalid filter '{key}={value}'")
+            wanted[key] = flag
+    return wanted
+
+
 def cmd_search(args) -> int:
-    from builder.registry.client import Registry
-    from builder.registry.reference import DEFAULT_DOMAIN
+    from builder.cli.formatting import ellipsis, render_template
+    from builder.registry.search import search
 
     if args.limit < 1 or args.limit > 100:
-        raise UsageError(f"invalid --limit {args.limit}: between 1 and 100")
-    host, sep, term = args.term.partition("/")
-    if not sep or ("." not in host and ":" not in host and host != "localhost"):
-        raise BuildError("search needs a registry in the term (HOST[:PORT]/TERM): Docker Hub's search API is "
-                         f"not supported, and {DEFAULT_DOMAIN} has no catalog")
-    registry = Registry(host)
-    registry.want("catalog", "*", kind="registry")
-    found: list[str] = []
-    url = "/v2/_catalog?n=100"
-    while url and len(found) < args.limit:
-        r = registry.request("GET", url, what=f"catalog of {host}")
-        try:
-            repos = r.json().get("repositories") or []
-        except (ValueError, AttributeError):
-            raise BuildError(f"{host}: the catalog is not JSON") from None
-        found += [name for name in repos if term in name]
-        url = r.links.get("next", {}).get("url")
-    rows = [["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]]
-    rows += [[f"{host}/{name}", "", "0", "", ""] for name in found[:args.limit]]
-    print_table(rows)
+        raise UsageError(f"limit {args.limit} is outside the range of [1, 100]")
+    wanted = _search_filters(args.filter or [])
+    results = [r for r in search(args.term, args.limit)
+               if r.star_count >= wanted.get("stars", 0)
+               and wanted.get("is-official", r.is_official) == r.is_official
+               and wanted.get("is-automated", r.is_automated) == r.is_automated]
+    rows = []
+    for r in results:
+        description = r.description.replace("\n", " ").replace("\r", " ")
+        rows.append({"Name": r.name, "Description": description if args.no_trunc else ellipsis(description, 45),
+                     "StarCount": str(r.star_count), "IsOfficial": "[OK]" if r.is_official else "",
+                     "IsAutomated": "[OK]" if r.is_automated else ""})
+    template = args.format or "table"
+    if template.startswith("table"):
+        template = template[len("table"):].strip() or "\t".join(f"{{{{.{k}}}}}" for k in SEARCH_COLUMNS)
+        template = template.replace("\\t", "\t")
+        header = render_template(template, SEARCH_COLUMNS).split("\t")
+        print_table([header] + [render_template(template, row).split("\t") for row in rows])
+    else:
+        for row in rows:
+            print(render_template(args.format.replace("\\t", "\t").replace("\\n", "\n"), row))
     return 0
 
 
@@ -174,7 +199,13 @@ def add_parsers(sub) -> None:
     p.add_argument("server", metavar="REGISTRY", nargs="?")
     p.set_defaults(func=cmd_logout)
 
-    p = sub.add_parser("search", help="search a registry's catalog: pydock search HOST[:PORT]/TERM")
+    p = sub.add_parser("search", help="search Docker Hub, or a registry: HOST[:PORT]/TERM (its /v1/search, "
+                                      "else its catalog)")
     p.add_argument("--limit", type=int, default=25, help="at most this many results (default 25)")
+    p.add_argument("-f", "--filter", action="append", metavar="FILTER",
+                   help="stars=N, is-official=true|false, is-automated=true|false")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate descriptions")
+    p.add_argument("--format", help="a Go template per result ({{.Name}} {{.Description}} {{.StarCount}} "
+                                    "{{.IsOfficial}} {{.IsAutomated}}), or 'table TEMPLATE'")
     p.add_argument("term", metavar="TERM")
     p.set_defaults(func=cmd_search)

@@ -5,8 +5,11 @@ and clearing out what nothing uses. There is no daemon: the
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
+
+from builder.cli.shared import UsageError
 
 VERSION = "0.1.0"
 
@@ -120,6 +123,9 @@ def add_parsers(sub) -> None:
     p = verbs.add_parser("prune", help="remove unused images")
     p.add_argument("-a", "--all", action="store_true", help="remove all images no container uses, not just dangling ones")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="only images created before until=TIMESTAMP|DURATION, or with (label=K[=V]) "
+                        "or without (label!=K[=V]) a label")
     p.set_defaults(func=cmd_image_prune)
 
 
@@ -174,20 +180,76 @@ def cmd_container_prune(args) -> int:
     return 0
 
 
+def _filter_time(value: str, now: float) -> float:
+    """docker's filter timestamps: a Go duration before now ("24h", "90m"), an RFC 3339 time or date, or
+    Unix seconds."""
+    from oci_runtime.units import go_duration, parse_rfc3339
+
+    try:
+        return now - go_duration(value) / 1e9
+    except ValueError:
+        pass
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    for text in (value, value + "T00:00:00Z" if re.fullmatch(r"\d{4}-\d\d-\d\d", value) else ""):
+        stamp = parse_rfc3339(text if text[-1:] == "Z" or re.search(r"[+-]\d\d:\d\d$", text) else text + "Z")
+        if text and stamp is not None:
+            return stamp
+    raise UsageError(f"invalid filter 'until={value}': want a duration (24h), a time (RFC 3339) or Unix seconds")
+
+
+def prune_filter(values: list[str] | None, now: float):
+    """A predicate over images from image prune's --filter values (until, label, label!); docker's rules:
+    every until= must hold, a label= must match (any of them), a label!= must not."""
+    from oci_runtime.units import parse_rfc3339
+
+    until: list[float] = []
+    labels: list[tuple[str, str | None]] = []
+    not_labels: list[tuple[str, str | None]] = []
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"bad format of filter (expected name=value): {item!r}")
+        if key == "until":
+            until.append(_filter_time(value, now))
+        elif key in ("label", "label!"):
+            name, has_value, wanted = value.partition("=")
+            (labels if key == "label" else not_labels).append((name, wanted if has_value else None))
+        else:
+            raise UsageError(f"invalid filter {key!r} (image prune takes until, label and label!)")
+
+    def has(image_labels: dict, name: str, wanted: str | None) -> bool:
+        return name in image_labels and (wanted is None or image_labels[name] == wanted)
+
+    def keep_out(image) -> bool:
+        created = parse_rfc3339(image.config.get("created", "")) or 0.0
+        image_labels = (image.config.get("config") or {}).get("Labels") or {}
+        if any(created >= t for t in until):
+            return True
+        if labels and not any(has(image_labels, n, v) for n, v in labels):
+            return True
+        return any(has(image_labels, n, v) for n, v in not_labels)
+
+    return keep_out
+
+
 def cmd_image_prune(args) -> int:
     from builder.cli.container_views import containers_using
     from builder.cli.formatting import human_size
     from builder.cli.shared import open_store
 
+    import time
+
     warning = ("This will remove all images without at least one container associated to them." if args.all
                else "This will remove all dangling images.")
+    spared = prune_filter(args.filter, time.time())  # bad filters are refused before the question
     if not confirmed(args, warning):
         return 0
     store = open_store(args)
     before = _tree_size(store.root / "blobs")
     lines = []
     for names, image in store.images():
-        if (names and not args.all) or containers_using(args, image.id):
+        if (names and not args.all) or spared(image) or containers_using(args, image.id):
             continue
         for line in store.remove(image.id, force=True):
             word, _, rest = line.partition(": ")

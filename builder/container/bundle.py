@@ -116,6 +116,29 @@ def make_privileged(spec: dict, cap_drop: list[str]) -> None:
             m["options"] = [o for o in m.get("options") or [] if o != "ro"]
 
 
+def _apply_network(spec: dict, record: dict) -> None:
+    """The network namespace builder.network made (its path: NetworkSettings.SandboxKey), the host's for
+    --network host, a new empty one for none; and the hostname, hosts and resolv.conf files it wrote."""
+    mode = record["HostConfig"].get("NetworkMode") or "none"
+    key = (record.get("NetworkSettings") or {}).get("SandboxKey")
+    namespaces = spec["linux"]["namespaces"]
+    if mode == "host" or record.get("JoinedHostNetwork"):
+        spec["linux"]["namespaces"] = [n for n in namespaces if n["type"] != "network"]
+    elif key:
+        for n in namespaces:
+            if n["type"] == "network":
+                n["path"] = key
+    if mode == "host":
+        spec["hostname"] = record["Config"].get("Hostname") or os.uname().nodename
+    elif mode.startswith("container:"):
+        spec["hostname"] = record["Config"].get("Hostname") or spec["hostname"]
+    for key, target in (("HostnamePath", "/etc/hostname"), ("HostsPath", "/etc/hosts"),
+                        ("ResolvConfPath", "/etc/resolv.conf")):
+        if record.get(key):
+            spec["mounts"].append({"destination": target, "type": "bind", "source": record[key],
+                                   "options": ["rbind", "rprivate"]})
+
+
 def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: Path) -> Path:
     """CONTAINER/bundle/config.json for the record, whose Config holds the resolved process (made by
     effective_image_config at create) and HostConfig the rest. Returns the bundle dir."""
@@ -146,8 +169,7 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
         apply_init(spec, host_init_binary())
     if host.get("Privileged"):
         make_privileged(spec, host.get("CapDrop") or [])
-    if host.get("NetworkMode") == "host":
-        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
+    _apply_network(spec, record)
     bundle = Path(container_dir) / "bundle"
     bundle.mkdir(exist_ok=True)
     with atomic_file(bundle / "config.json", durable=False) as f:

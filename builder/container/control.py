@@ -132,6 +132,9 @@ def remove(store_root: Path, records: Records, doc: dict, *, force: bool, volume
             runtime.delete(doc["Id"], force=True)
         except Exception:  # noqa: BLE001 - gone meanwhile
             pass
+    from builder.network.endpoints import detach
+
+    detach(store_root, records, doc["Id"])
     unmount_rootfs(records.path(doc["Id"]))
     if volumes:
         from builder.container.volumes import remove_container_volumes

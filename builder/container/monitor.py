@@ -191,6 +191,8 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
     from builder.container.rootfs import mount_rootfs
     from builder.container.volumes import copy_up_all
     from builder.image.store import ImageStore
+    from builder.network.endpoints import attach as attach_network
+    from builder.network.ports import publish_container as publish_ports
 
     container_id = doc["Id"]
     tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
@@ -199,6 +201,8 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
         image = store.resolve(doc["Image"])
         rootfs = mount_rootfs(store, image, cdir)
         copy_up_all(doc, rootfs)
+        doc = attach_network(store_root, records, container_id)
+        doc = publish_ports(store_root, records, container_id)
         bundle = write_bundle(cdir, doc, image.config, rootfs)
         if os.path.lexists(os.path.join(runtime.root, container_id)):  # a runtime call costs a process
             try:
@@ -386,11 +390,27 @@ def _finish(records: Records, runtime, container_id: str, cdir: Path, code: int,
             os.waitpid(reap, 0)
         except ChildProcessError:
             pass
+    _release_network(store_root_of(records), records, container_id)
     unmount_rootfs(cdir)
     with records.edit(container_id) as doc:
         doc["State"].update(Status="restarting" if restarting else "exited", Running=False, Restarting=restarting,
                             Paused=False, Pid=0, ExitCode=code, Error=error, FinishedAt=rfc3339())
         return bool(doc["HostConfig"].get("AutoRemove"))
+
+
+def store_root_of(records: Records) -> Path:
+    return records.dir.parent
+
+
+def _release_network(store_root: Path, records: Records, container_id: str) -> None:
+    """The container's veths, addresses and netns go when it stops (docker's endpoint release); a failure
+    here must not keep the end from being recorded, and the next pydock command reconciles."""
+    from builder.network.endpoints import detach
+
+    try:
+        detach(store_root, records, container_id)
+    except Exception:  # noqa: BLE001 - reconciled later
+        pass
 
 
 def _spawn_guard(store_root: Path, container_id: str, status_fd: int) -> tuple[int, int]:

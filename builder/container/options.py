@@ -75,8 +75,12 @@ def volumes_from(records, refs: list[str]) -> list[dict]:
 
 def new_record(image, ref: str, args, records) -> dict:
     """The record for `create`/`run` (without Id and Name, which the records add)."""
-    if args.network not in ("none", "host"):
-        raise ContainerError(f"network {args.network} not found (only none and host are supported)")
+    from builder.network.endpoints import settings_for_create
+
+    network_mode, network_settings = settings_for_create(records.dir.parent, records, args.network,
+                                                         getattr(args, "ip", None),
+                                                         list(getattr(args, "network_alias", None) or []),
+                                                         args.hostname)
     mounts = volumes_from(records, args.volumes_from) + [parse_volume(v) for v in args.volume]
     targets = [m["Destination"] for m in mounts]
     if len(set(targets)) != len(targets):
@@ -101,6 +105,7 @@ def new_record(image, ref: str, args, records) -> dict:
     from builder.container.logs import log_options
 
     log_config = {"Type": "json-file", "Config": log_options(args.log_opt)}
+    ports = _ports(image.config, args)
     restart = parse_restart(args.restart)
     if args.rm and restart["Name"] != "no":
         raise ContainerError("conflicting options: --restart and --rm")
@@ -121,16 +126,34 @@ def new_record(image, ref: str, args, records) -> dict:
                    "OpenStdin": args.interactive, "AttachStdin": args.interactive, "Env": env,
                    "Cmd": cfg.get("Cmd") or [], "Entrypoint": cfg.get("Entrypoint") or None, "Image": ref,
                    "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": cfg.get("StopSignal") or "",
-                   "Labels": cfg.get("Labels") or {}},
+                   "Labels": cfg.get("Labels") or {}, "ExposedPorts": ports["ExposedPorts"]},
         "HostConfig": {"Binds": list(args.volume), "ReadonlyRootfs": args.read_only,
-                       "NetworkMode": args.network, "AutoRemove": args.rm,
+                       "NetworkMode": network_mode, "AutoRemove": args.rm,
                        "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop),
                        "Privileged": bool(getattr(args, "privileged", False)), **resources,
                        "Init": True if args.init else None, "LogConfig": log_config,
-                       "RestartPolicy": restart},
+                       "RestartPolicy": restart, "PortBindings": ports["PortBindings"],
+                       "PublishAllPorts": ports["PublishAllPorts"]},
         "RestartCount": 0,
         "Mounts": mounts,
+        "NetworkSettings": network_settings,
     }
+
+
+def _ports(image_config: dict, args) -> dict:
+    """-p, -P and --expose as docker records them (PortBindings, PublishAllPorts, ExposedPorts)."""
+    from builder.network.portspec import PortSpecError, exposed_ports, port_bindings
+
+    try:
+        bindings = port_bindings(list(getattr(args, "publish", None) or []))
+        exposed = exposed_ports((image_config.get("config") or {}).get("ExposedPorts"),
+                                list(getattr(args, "expose", None) or []), bindings)
+    except PortSpecError as e:
+        raise ContainerError(str(e)) from None
+    if (bindings or getattr(args, "publish_all", False)) and str(args.network).startswith("container:"):
+        raise ContainerError("conflicting options: port publishing and the container type network mode")
+    return {"PortBindings": bindings, "PublishAllPorts": bool(getattr(args, "publish_all", False)),
+            "ExposedPorts": exposed}
 
 
 def _resources(args) -> dict:

@@ -2,8 +2,10 @@
 
 Follows BuildKit's dockerfile2llb: ARGs declared before the first FROM (plus the predefined platform
 args) form the global scope used to expand FROM lines; inside a stage an ARG must be re-declared to be
-seen. Stage names are case-insensitive. FROM may name an earlier stage (by name or index) or an image;
-COPY --from may name a stage, a stage index or an image (and is never variable-expanded).
+seen. Stage names are case-insensitive. FROM may name an earlier stage (by name or index) or an image
+(a later stage's name is an image name there); COPY --from and RUN --mount from= may name any stage, a
+stage index or an image (COPY's is never variable-expanded): the stages form a graph, and a cycle in it
+is refused as BuildKit does.
 """
 
 from __future__ import annotations
@@ -49,11 +51,14 @@ class Stage:
     instructions: list            # the stage's Instructions after FROM
     platform: str | None = None
     base_stage: "Stage | None" = None
-    copy_from: list = field(default_factory=list)  # stages named by COPY --from
+    uses: list = field(default_factory=list)  # stages named by COPY --from or RUN --mount from=, in any order
 
     @property
     def display_name(self) -> str:
         return self.name or f"stage-{self.index}"
+
+    def dependencies(self) -> list["Stage"]:
+        return ([self.base_stage] if self.base_stage is not None else []) + self.uses
 
 
 @dataclass
@@ -64,7 +69,7 @@ class BuildPlan:
     meta_args: list[tuple[str, str | None]]   # ARGs before the first FROM, as declared
     global_args: dict[str, str]               # predefined + meta ARGs, build-arg overrides applied
     target: Stage
-    needed: list[Stage]                       # the stages the target needs, in Dockerfile order
+    needed: list[Stage]                       # the stages the target needs, each after those it uses
     declared_args: set[str]                   # every ARG name declared anywhere
 
     def find_stage(self, ref: str) -> Stage | None:
@@ -171,21 +176,17 @@ def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None)
 
     for stage in stages:
         for instr in stage.instructions:
-            if instr.cmd == "COPY" and instr.flags.get("from"):
-                ref = instr.flags["from"][-1]
-                if "$" in ref:
-                    raise _err(filename, instr, "variable expansion is not supported for --from, define a new "
-                                                "stage with FROM using ARG from global scope as a workaround")
+            for ref in _stage_refs(filename, instr):
                 src = by_name.get(ref.lower())
                 if src is None and ref.isdigit():
                     if int(ref) >= len(stages):
                         raise _err(filename, instr, f"invalid stage index {ref}")
                     src = stages[int(ref)]
-                if src is not None:
-                    if src.index >= stage.index:
-                        raise _err(filename, instr, f"cannot copy from stage {ref!r}, it needs to be defined "
-                                                    f"before current stage {stage.display_name!r}")
-                    stage.copy_from.append(src)
+                if src is not None and src not in stage.uses:
+                    stage.uses.append(src)
+    cycle = _first_cycle(stages)
+    if cycle is not None:
+        raise DockerfileError(filename, 0, f"circular dependency detected on stage: {cycle.display_name}")
 
     if target:
         chosen = by_name.get(target.lower())
@@ -197,17 +198,59 @@ def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None)
     if target:
         global_args["TARGETSTAGE"] = build_args.get("TARGETSTAGE", chosen.name or "default")
 
-    needed: set[int] = set()
+    needed: list[Stage] = []
 
     def need(st: Stage) -> None:
-        if st.index in needed:
+        if st in needed:
             return
-        needed.add(st.index)
-        if st.base_stage is not None:
-            need(st.base_stage)
-        for dep in st.copy_from:
+        for dep in st.dependencies():
             need(dep)
+        needed.append(st)
 
     need(chosen)
-    return BuildPlan(filename, escape, stages, meta_args, global_args, chosen,
-                     [s for s in stages if s.index in needed], declared)
+    return BuildPlan(filename, escape, stages, meta_args, global_args, chosen, needed, declared)
+
+
+def _stage_refs(filename: str, instr) -> list[str]:
+    """The stage (or image) names an instruction reads from: COPY --from and RUN --mount from=. A
+    variable in a mount's from= is only known when the step runs (the engine checks that one then)."""
+    from builder.dockerfile.runmount import parse_mount
+
+    if instr.cmd == "COPY" and instr.flags.get("from"):
+        ref = instr.flags["from"][-1]
+        if "$" in ref:
+            raise _err(filename, instr, "variable expansion is not supported for --from, define a new "
+                                        "stage with FROM using ARG from global scope as a workaround")
+        return [ref]
+    refs = []
+    if instr.cmd == "RUN":
+        for spec in instr.flags.get("mount") or []:
+            try:
+                ref = parse_mount(spec).from_
+            except BuildError:
+                continue  # a bad mount is reported by its step, with the step's line
+            if ref and "$" not in ref:
+                refs.append(ref)
+    return refs
+
+
+def _first_cycle(stages: list[Stage]) -> Stage | None:
+    """As BuildKit: walking the stages in Dockerfile order, the first one from which a chain of
+    dependencies (FROM, COPY --from, RUN --mount from=) comes back to a stage on it, or None."""
+    visited: set[int] = set()
+
+    def loops(st: Stage, path: set[int]) -> bool:
+        if st.index in visited:
+            return False
+        visited.add(st.index)
+        path.add(st.index)
+        for dep in st.dependencies():
+            if dep.index in path or loops(dep, path):
+                return True
+        path.discard(st.index)
+        return False
+
+    for st in stages:
+        if loops(st, set()):
+            return st
+    return None

@@ -417,7 +417,7 @@ def import_rootfs(store: ImageStore, source: str | Path, name: str | None = None
                   config: dict | None = None, *, compression: str | None = "gzip") -> Image:
     """Make a one-layer image from a root filesystem tarball (plain or gzip/bzip2/xz/zstd; a path, an
     http(s) URL, or "-" for stdin), streamed straight into a layer blob. The config has
-    rootfs.diff_ids, os linux, this host's architecture, and one history entry ("imported"); `config`
+    rootfs.diff_ids, os linux, this host's architecture, and one history entry ("Imported from ..."); `config`
     is the config's "config" section (for `--change` lines, see dockerfile.instructions.config_from_changes).
     Tagged `name` when given. All or nothing: a bad name or source leaves the store as it was."""
     if name:
@@ -460,7 +460,7 @@ def _import_rootfs(store: ImageStore, source: str | Path, config: dict | None, c
         "os": "linux",
         "config": dict(config or {}),
         "rootfs": {"type": "layers", "diff_ids": [tar_digest.digest]},
-        "history": [{"created": created, "created_by": "imported", "comment": f"imported from {label}"}],
+        "history": [{"created": created, "created_by": "", "comment": f"Imported from {label}"}],  # as docker's
     }
     return store.commit_image(image_config, [layer])
 

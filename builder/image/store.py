@@ -4,6 +4,7 @@
     ROOT/index.lock        fcntl lock taken for every index.json update
     ROOT/tmp/              temp files and dirs being written; each is flock()ed by its writer, so whatever is
                            left unlocked there was abandoned by a crash and is removed on the next open
+    ROOT/partial/<hex>     blobs partly downloaded, kept so that the next pull resumes them (removed by gc)
     ROOT/unpacked/sha256/<diff_id hex>/   layers extracted once, whiteouts kept as overlayfs whiteouts
     ROOT/cache/            the build's own caches (steps, RUN cache mounts, context stat caches): cache_dir
 
@@ -21,11 +22,13 @@ from __future__ import annotations
 import copy
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +49,18 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 # On an index.json entry of a pulled image: "repo@sha256:..." (space-separated), the digests a registry
 # knows it by (a manifest list's, when the image was picked from one): docker's RepoDigests.
 ANNOTATION_REPO_DIGESTS = "io.pydock.image.repo-digests"
+
+
+_REPORTED: set[tuple[str, str]] = set()  # (store, malformed index.json entry) warned about in this process
+
+
+def _repo_digests_by_manifest(entries: list[Descriptor]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for e in entries:
+        for d in (e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split():
+            if d not in found.setdefault(e.digest, []):
+                found[e.digest].append(d)
+    return found
 
 
 def split_ref(ref: str) -> tuple[str, str | None, str | None]:
@@ -336,6 +351,74 @@ class BlobWriter:
             self.abort()
 
 
+class PartialBlob:
+    """A blob downloaded in pieces that outlives the command: ROOT/partial/<hex>, flock()ed while in
+    use, so that a download cut off (this time or in an earlier command) goes on from `size` (a Range
+    request) instead of starting again. The content is hashed from its first byte, so commit() verifies
+    the whole blob; a mismatch deletes it."""
+
+    def __init__(self, store: "ImageStore", digest: str, fd: int, path: Path):
+        self._store = store
+        self.digest_wanted = digest
+        self._fd = fd
+        self.path = path
+        self.done = False
+        self._file = os.fdopen(os.dup(fd), "r+b", buffering=CHUNK)
+        self._start_hash()
+        while chunk := self._file.read(CHUNK):  # what an earlier try kept; writes go on at its end
+            self._hash.update(chunk)
+            self.size += len(chunk)
+
+    def _start_hash(self) -> None:
+        self._hash = hashlib.new(parse_digest(self.digest_wanted)[0])
+        self.size = 0
+
+    def write(self, data) -> int:
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def restart(self) -> None:
+        """Throw away what was kept (the server sent the whole blob after all, or too much)."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._start_hash()
+
+    def commit(self, media_type: str) -> Descriptor:
+        """Verify the whole content against the digest and move it into the store."""
+        self._file.flush()
+        digest = f"{parse_digest(self.digest_wanted)[0]}:{self._hash.hexdigest()}"
+        if digest != self.digest_wanted:
+            self.discard()
+            raise BuildError(f"content does not match its digest: expected {self.digest_wanted}, got {digest}")
+        os.fsync(self._fd)
+        target = self._store.blob_path(digest)
+        is_new = not target.exists()
+        os.rename(self.path, target)
+        _fsync_dir(target.parent)
+        self._close()
+        if is_new:
+            self._store._note_added("blobs", digest)
+        return Descriptor(media_type, digest, self.size)
+
+    def keep(self) -> None:
+        """Stop here, keeping what was written for the next try."""
+        if not self.done:
+            self._file.flush()
+            self._close()
+
+    def discard(self) -> None:
+        if not self.done:
+            self.path.unlink(missing_ok=True)
+            self._close()
+
+    def _close(self) -> None:
+        self.done = True
+        self._file.close()
+        os.close(self._fd)
+
+
 class Hold:
     """Images (and the diff_ids of their layers) held by a running build: see ImageStore.hold."""
 
@@ -383,10 +466,11 @@ class ImageStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self.tmp_dir = self.root / "tmp"
+        self.partial_dir = self.root / "partial"
         self.unpacked_dir = self.root / "unpacked" / "sha256"
         self.cache_dir = self.root / "cache"
         self.holds_dir = self.root / "holds"
-        for d in (self.root / "blobs" / "sha256", self.tmp_dir, self.unpacked_dir, self.cache_dir, self.holds_dir):
+        for d in (self.root / "blobs" / "sha256", self.tmp_dir, self.partial_dir, self.unpacked_dir, self.cache_dir, self.holds_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = None
         self._lock_depth = 0
@@ -570,6 +654,41 @@ class ImageStore:
         """A writer for a blob whose content is pushed in pieces (e.g. a layer being tarred)."""
         return BlobWriter(self)
 
+    def partial_blob(self, digest: str) -> PartialBlob | None:
+        """The kept start of a blob being downloaded (empty if there is none), or None if another process
+        is downloading it right now (then download to new_blob())."""
+        hexpart = parse_digest(digest)[1]
+        path = self.partial_dir / hexpart
+        for _ in range(10):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            try:  # gc may have removed it between open and lock: then open it again
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    return PartialBlob(self, digest, fd, path)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        return None
+
+    def clean_partial(self) -> int:
+        """Remove the kept starts of downloads nobody is going on with now (gc); returns the count."""
+        removed = 0
+        for entry in os.scandir(self.partial_dir):
+            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(entry.path)
+                removed += 1
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        return removed
+
     def put_blob(self, data: bytes | BinaryIO, media_type: str, *, expected_digest: str | None = None,
                  annotations: dict[str, str] | None = None) -> Descriptor:
         """Store bytes or the rest of a readable stream (read in chunks) as a blob."""
@@ -615,19 +734,46 @@ class ImageStore:
             raise BuildError(f"{self.root / 'index.json'} is not an OCI image index")
         return index
 
-    def _entries(self) -> list[Descriptor]:
-        return [Descriptor.from_json(m) for m in self._read_index().get("manifests") or []]
+    def _split_entries(self) -> tuple[list[Descriptor], list]:
+        """(the entries of index.json, the malformed ones as they are). A malformed entry is reported
+        once (naming the file and the entry) and left out, so that it never breaks commands on the
+        other images; index.json updates keep it, for its owner to repair."""
+        entries, malformed = [], []
+        for i, raw in enumerate(self._read_index().get("manifests") or []):
+            try:
+                entries.append(Descriptor.from_json(raw))
+            except BuildError as e:
+                malformed.append(raw)
+                key = (str(self.root), repr(raw))
+                if key not in _REPORTED:
+                    _REPORTED.add(key)
+                    sys.stderr.write(f"pydock: warning: {self.root / 'index.json'}: manifests[{i}] is malformed "
+                                     f"and left out ({e})\n")
+        return entries, malformed
 
-    def _write_index(self, entries: list[Descriptor]) -> None:
-        index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [e.to_json() for e in entries]}
+    def _entries(self) -> list[Descriptor]:
+        return self._split_entries()[0]
+
+    def _write_index(self, entries: list[Descriptor], malformed: list = ()) -> None:
+        index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                 "manifests": [e.to_json() for e in entries] + list(malformed)}
         self._write_file(self.root / "index.json", json.dumps(index, indent=2).encode() + b"\n")
 
     @contextmanager
     def _edit_index(self) -> Iterator[list[Descriptor]]:
         with self._locked():
-            entries = self._entries()
+            entries, malformed = self._split_entries()
+            known = _repo_digests_by_manifest(entries)
             yield entries
-            self._write_index(entries)
+            # an image's repo digests stay while it has an entry, whichever of its entries (names) went
+            now = _repo_digests_by_manifest(entries)
+            for e in entries:
+                lost = [d for d in known.get(e.digest, []) if d not in now.get(e.digest, [])]
+                if lost:
+                    mine = (e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()
+                    e.annotations = {**(e.annotations or {}), ANNOTATION_REPO_DIGESTS: " ".join([*mine, *lost])}
+                    now[e.digest] = [*now.get(e.digest, []), *lost]
+            self._write_index(entries, malformed)
 
     # -- images
 
@@ -687,10 +833,14 @@ class ImageStore:
         return self.commit_manifest(self.put_json(config, mt.OCI_CONFIG), layers, annotations)
 
     def add_pulled(self, manifest: bytes, media_type: str, digest: str, name: str | None,
-                   repo_digest: str) -> Image:
+                   repo_digest: str, index: tuple[bytes, str] | None = None) -> Image:
         """Record an image pulled from a registry whose config and layers are stored (and verified)
         already: its manifest as the registry's exact bytes (checked against `digest`), tagged `name` if
-        given, with `repo_digest` ("repo@sha256:...") noted so that resolve() finds it by that digest too."""
+        given, with `repo_digest` ("repo@sha256:...") noted so that resolve() finds it by that digest too.
+        `index` is (bytes, media type) of the manifest list / OCI index the image was picked from (the
+        repo digest's content): kept as a blob, so that the image can be pushed as the same list."""
+        if index is not None:
+            self.put_blob(index[0], index[1], expected_digest=repo_digest.rpartition("@")[2])
         stored = self.put_blob(manifest, media_type, expected_digest=digest)
         image = self.add_manifest(Descriptor(media_type, digest, stored.size))
         if name is not None:
@@ -701,6 +851,29 @@ class ImageStore:
                 if e.digest == digest and repo_digest not in known:
                     e.annotations = {**(e.annotations or {}), ANNOTATION_REPO_DIGESTS: " ".join([*known, repo_digest])}
         return image
+
+    def pulled_index(self, image: Image) -> tuple[bytes, str, str] | None:
+        """(bytes, media type, digest) of a manifest list / OCI index the image was pulled from, if the
+        store has one (see add_pulled), else None."""
+        for repo_digest in self.repo_digests(image):
+            digest = repo_digest.rpartition("@")[2]
+            if digest == image.digest or not self.has_blob(digest):
+                continue
+            try:
+                data = self.read_blob(digest)
+                doc = json.loads(data)
+            except (BuildError, ValueError):
+                continue
+            kind = doc.get("mediaType") if isinstance(doc, dict) else None
+            if kind in mt.INDEX_TYPES and any(isinstance(m, dict) and m.get("digest") == image.digest
+                                              for m in doc.get("manifests") or []):
+                return data, kind, digest
+        return None
+
+    @staticmethod
+    def _repo_digest_blobs(entry: Descriptor) -> set[str]:
+        """The digests an entry's repo digests name (a pulled list's, or the manifest's own)."""
+        return {d.rpartition("@")[2] for d in (entry.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()}
 
     def repo_digests(self, image: Image) -> list[str]:
         found: dict[str, None] = {}
@@ -834,8 +1007,9 @@ class ImageStore:
                 lines.extend(f"Untagged: {n}" for n in names)
             with self._edit_index() as entries:
                 doomed = {e.digest for e in entries if self._entry_image_id(e) == image.id}
+                lists = {d for e in entries if e.digest in doomed for d in self._repo_digest_blobs(e)}
                 entries[:] = [e for e in entries if e.digest not in doomed]
-            self._delete_unreferenced(self._image_blobs(image) | doomed)
+            self._delete_unreferenced(self._image_blobs(image) | doomed | lists)
             lines.append(f"Deleted: {image.id}")
         return lines
 
@@ -899,6 +1073,7 @@ class ImageStore:
 
         for e in self._entries():
             walk(e)
+            blobs.update(self._repo_digest_blobs(e))  # a pulled list, kept as it is (its other children are not here)
         for digest in keep:
             parse_digest(digest)
             if digest in blobs:
@@ -961,7 +1136,7 @@ class ImageStore:
         followed to their config and layers) refers to, and abandoned temp files. Returns counts."""
         with self._locked():
             counts = self._delete_unreferenced(None, keep)
-            counts["tmp"] = self.clean_tmp()
+            counts["tmp"] = self.clean_tmp() + self.clean_partial()
         return counts
 
     # -- unpacked layers (overlay lower dirs)

@@ -7,7 +7,12 @@ localhost, 127.0.0.0/8 and ::1, and for the registries listed (comma-separated h
 ranges) in $PYDOCK_INSECURE_REGISTRIES. $PYDOCK_CERTS_DIR replaces /etc/docker/certs.d.
 
 Retries: a dropped connection or a 5xx answer is retried (3 tries in all, with backoff) for requests
-that can be repeated; a blob download starts again from the beginning.
+that can be repeated (a blob download goes on where it stopped: see pull.fetch_blob).
+
+Bearer tokens are kept in memory for the rest of the command, per token server, service, scopes and
+user, until shortly before they expire: a pull of many blobs asks the token server once, and every
+Registry of the command (a build's several FROMs, a push after a pull) shares them. Like docker, pydock
+never writes them to disk: a token is a credential of its own, and a new command asks again.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ class NotFound(RegistryError):
 
 class Unavailable(RegistryError):
     """The registry could not be reached, or answered 5xx, on every try."""
+
+
+_TOKENS: dict[tuple, tuple[str, float]] = {}   # (realm, service, scopes, user, password) -> (token, expiry)
+_TOKENS_LOCK = threading.Lock()
+TOKEN_DEFAULT_LIFETIME = 60   # seconds, when the token server does not say (the distribution spec's default)
+TOKEN_MARGIN = 10             # a token this close to its expiry is not used again
 
 
 def insecure_registries() -> set[str]:
@@ -122,6 +133,7 @@ class Registry:
         self._auth_header: str | None = None
         self._scopes: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self._auth_lock = threading.Lock()  # one thread answers a challenge; the others wait and reuse it
 
     # -- auth
 
@@ -144,35 +156,44 @@ class Registry:
     def _authenticate(self, response, sent: str | None) -> bool:
         """Answer a 401's challenge to a request sent with Authorization `sent`; True if there is a new
         Authorization header to retry with (another thread may have got one already)."""
-        with self._lock:
-            if self._auth_header != sent:
-                return True
-        challenges = auth.parse_challenges(response.headers.get("WWW-Authenticate", ""))
-        for challenge in challenges:
-            if challenge.scheme == "bearer" and challenge.params.get("realm"):
-                header = "Bearer " + self._token(challenge.params)
-                break
-            if challenge.scheme == "basic":
-                creds = self.credentials
-                if creds is None:
-                    return False
-                header = "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-                break
-        else:
-            return False
-        with self._lock:
-            if header == sent:
+        with self._auth_lock:
+            with self._lock:
+                if self._auth_header != sent:
+                    return True
+            if sent and sent.startswith("Bearer "):
+                _forget_token(sent[len("Bearer "):])  # refused (expired, or too narrow): never sent again
+            challenges = auth.parse_challenges(response.headers.get("WWW-Authenticate", ""))
+            for challenge in challenges:
+                if challenge.scheme == "bearer" and challenge.params.get("realm"):
+                    header = "Bearer " + self._token(challenge.params)
+                    break
+                if challenge.scheme == "basic":
+                    creds = self.credentials
+                    if creds is None:
+                        return False
+                    header = "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+                    break
+            else:
                 return False
-            self._auth_header = header
-        return True
+            with self._lock:
+                if header == sent:
+                    return False
+                self._auth_header = header
+            return True
 
     def _token(self, params: dict[str, str]) -> str:
         import requests
 
+        scopes = self._scope_list()
         query = [("service", params["service"])] if params.get("service") else []
-        query += [("scope", s) for s in self._scope_list()]
+        query += [("scope", s) for s in scopes]
         creds = self.credentials
         realm = params["realm"]
+        key = (realm, params.get("service"), tuple(scopes), creds and creds.username, creds and creds.password)
+        with _TOKENS_LOCK:
+            token, expiry = _TOKENS.get(key, ("", 0.0))
+        if token and time.monotonic() < expiry:
+            return token
         url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
         verify, cert = _tls_for(realm.split("/")[2]) if realm.startswith("https://") else (True, None)
         try:
@@ -192,6 +213,11 @@ class Registry:
             token = None
         if not token or not isinstance(token, str):
             raise RegistryError(f"the token server {realm} sent no token")
+        lifetime = body.get("expires_in")
+        if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime <= 0:
+            lifetime = TOKEN_DEFAULT_LIFETIME
+        with _TOKENS_LOCK:
+            _TOKENS[key] = (token, time.monotonic() + lifetime - TOKEN_MARGIN)
         return token
 
     # -- requests
@@ -255,6 +281,12 @@ class Registry:
     def ping(self) -> None:
         """GET /v2/ (authenticating as needed): the registry speaks the v2 API and lets us in."""
         self.request("GET", "/v2/", what=self.host)
+
+
+def _forget_token(token: str) -> None:
+    with _TOKENS_LOCK:
+        for key in [k for k, (t, _) in _TOKENS.items() if t == token]:
+            del _TOKENS[key]
 
 
 def _short(e: Exception) -> str:

@@ -106,35 +106,103 @@ def _check_manifest(doc: dict, what: str) -> tuple[Descriptor, list[Descriptor]]
     return config, layers
 
 
+class _FreshDownload:
+    """A download into a new temp blob, for when another process is resuming the same blob's kept start
+    (its PartialBlob is locked): the same calls as PartialBlob, nothing kept after a failure."""
+
+    def __init__(self, store, digest: str):
+        self._store = store
+        self._digest = digest
+        self._writer = store.new_blob()
+
+    @property
+    def size(self) -> int:
+        return self._writer.size
+
+    def write(self, data) -> int:
+        return self._writer.write(data)
+
+    def restart(self) -> None:
+        self._writer.abort()
+        self._writer = self._store.new_blob()
+
+    def commit(self, media_type: str) -> Descriptor:
+        return self._writer.commit(media_type, expected_digest=self._digest)
+
+    def keep(self) -> None:
+        self._writer.abort()
+
+    discard = keep
+
+
+def _resumed_from(r, have: int) -> bool:
+    """Whether a 206 answer goes on from byte `have` (`Content-Range: bytes HAVE-END/TOTAL`)."""
+    unit, _, span = r.headers.get("Content-Range", "").partition(" ")
+    return unit == "bytes" and span.split("-", 1)[0] == str(have)
+
+
 def fetch_blob(registry: Registry, ref: Reference, desc: Descriptor, store, progress=None) -> None:
-    """Download one blob into the store, verified against its digest and size (retried from the start
-    when the connection drops)."""
+    """Download one blob into the store, verified against its digest and size. A dropped connection
+    goes on where it stopped (`Range: bytes=N-`), now or in a later pull: what has arrived is kept in the
+    store's partial/ until the blob is complete. Content that does not match is an error, and
+    nothing of it is kept."""
     import requests
 
-    for attempt in range(1, TRIES + 1):
-        r = registry.request("GET", f"/v2/{ref.path}/blobs/{desc.digest}", stream=True,
-                             what=f"blob {desc.digest}")
-        try:
-            with store.new_blob() as writer:
+    sink = store.partial_blob(desc.digest) or _FreshDownload(store, desc.digest)
+    counted = 0  # bytes already shown to `progress`
+
+    def advance() -> None:
+        nonlocal counted
+        if progress and sink.size != counted:
+            progress(sink.size - counted)
+        counted = sink.size
+
+    try:
+        for attempt in range(1, TRIES + 1):
+            if sink.size > desc.size:
+                sink.restart()
+            advance()
+            if sink.size == desc.size:
+                break
+            have = sink.size
+            r = registry.request("GET", f"/v2/{ref.path}/blobs/{desc.digest}", stream=True, ok=(200, 206),
+                                 headers={"Range": f"bytes={have}-"} if have else None,
+                                 what=f"blob {desc.digest}")
+            try:
+                if have and not (r.status_code == 206 and _resumed_from(r, have)):
+                    sink.restart()  # the registry sent the whole blob (it ignores Range): take it all
+                    advance()
+                    if r.status_code == 206:
+                        continue  # some other part: ask again, from the start
+                # a short body ends the loop instead of raising, so that what did arrive is kept
+                r.raw.enforce_content_length = False
+                length = r.headers.get("Content-Length", "")
+                start = sink.size
                 for chunk in r.iter_content(CHUNK):
-                    writer.write(chunk)
-                    if writer.size > desc.size:
+                    sink.write(chunk)
+                    if sink.size > desc.size:
+                        sink.discard()
                         raise RegistryError(f"blob {desc.digest} is larger than the manifest says ({desc.size})")
-                    if progress:
-                        progress(len(chunk))
-                if writer.size != desc.size:
-                    raise RegistryError(f"blob {desc.digest}: got {writer.size} bytes, the manifest says {desc.size}")
-                try:
-                    writer.commit(desc.media_type, expected_digest=desc.digest)
-                except BuildError as e:
-                    raise RegistryError(f"blob {desc.digest} from {registry.host}: {e}") from None
-            return
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
-            if attempt == TRIES:
-                raise RegistryError(f"download of {desc.digest} failed: {e}") from None
-            time.sleep(BACKOFF * 2 ** (attempt - 1))
-        finally:
-            r.close()
+                    advance()
+                if length.isdigit() and "Content-Encoding" not in r.headers and sink.size - start < int(length):
+                    raise requests.ConnectionError("the connection closed before the end of the blob")
+                break
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
+                if attempt == TRIES:
+                    raise RegistryError(f"download of {desc.digest} failed after {sink.size} of {desc.size} "
+                                        f"bytes (kept for the next pull): {e}") from None
+                time.sleep(BACKOFF * 2 ** (attempt - 1))
+            finally:
+                r.close()
+        if sink.size != desc.size:
+            sink.discard()
+            raise RegistryError(f"blob {desc.digest}: got {sink.size} bytes, the manifest says {desc.size}")
+        try:
+            sink.commit(desc.media_type)
+        except BuildError as e:
+            raise RegistryError(f"blob {desc.digest} from {registry.host}: {e}") from None
+    finally:
+        sink.keep()  # after commit or discard, nothing is left to keep
 
 
 def pull(store, ref: Reference, *, platform: Platform | None = None,
@@ -148,7 +216,9 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
     data, media_type, digest = fetch_manifest(registry, ref, ref.ref)
     repo_digest = digest
     say(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
+    index = None
     if media_type in mt.INDEX_TYPES:
+        index = (data, media_type)
         chosen = pick_manifest(json.loads(data), want, ref.familiar())
         data, media_type, digest = fetch_manifest(registry, ref, chosen.digest)
         if media_type not in mt.MANIFEST_TYPES:
@@ -199,7 +269,7 @@ def pull(store, ref: Reference, *, platform: Platform | None = None,
                 before = store.resolve(name).digest
             except BuildError:
                 pass
-        image = store.add_pulled(data, media_type, digest, name, f"{ref.familiar_name}@{repo_digest}")
+        image = store.add_pulled(data, media_type, digest, name, f"{ref.familiar_name}@{repo_digest}", index)
     sources.remember(store, ref, [config_desc, *layers])
     say(f"Digest: {repo_digest}")
     downloaded = bool(missing) or not had or before != image.digest

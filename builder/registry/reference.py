@@ -148,6 +148,24 @@ def parse_repository(text: str) -> Reference:
     return ref
 
 
+def split_search_term(text: str) -> tuple[str, str]:
+    """`search`'s TERM -> (registry, what to look for): "HOST[:PORT]/busy" searches that registry for
+    "busy" (the first part names a registry when it has a "." or ":" or is "localhost", as docker reads
+    it); anything else ("busybox", "bitnami/redis") searches Docker Hub, "library/" dropped."""
+    first, sep, rest = text.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        domain, term = first, rest
+    else:
+        domain, term = DEFAULT_DOMAIN, text
+    if domain in (LEGACY_DEFAULT_DOMAIN, "registry-1.docker.io"):
+        domain = DEFAULT_DOMAIN
+    if not _DOMAIN_RE.match(domain):
+        raise BuildError(f"invalid registry in search term {text!r}")
+    if domain == DEFAULT_DOMAIN and term.startswith(OFFICIAL_PREFIX):
+        term = term[len(OFFICIAL_PREFIX):]
+    return domain, term
+
+
 def registry_host(text: str) -> str:
     """A registry as `login`/`logout` name it ("host[:port]", maybe with a scheme and path, or a Hub
     alias) -> the host[:port] key used for it ("docker.io" for Docker Hub)."""

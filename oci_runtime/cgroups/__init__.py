@@ -12,12 +12,20 @@ v2 device rules; stats only for stats).
 
 from __future__ import annotations
 
-from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceRule
 from oci_runtime.cgroups.fileio import CgroupError
 from oci_runtime.cgroups.paths import CGROUP_ROOT, is_cgroup2_root
 
 __all__ = ["open_manager", "open_manager_from_state", "CgroupError", "DEFAULT_DEVICE_RULES", "DeviceRule",
            "cgroup_version"]
+
+
+def __getattr__(name: str):
+    """DEFAULT_DEVICE_RULES and DeviceRule, from devices.py when asked for: the commands that only read or
+    remove a cgroup never load it."""
+    if name in ("DEFAULT_DEVICE_RULES", "DeviceRule"):
+        from oci_runtime.cgroups import devices
+        return getattr(devices, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cgroup_version(root: str = CGROUP_ROOT) -> int:

@@ -35,7 +35,7 @@ def move_pid_below(path: str, sub: str, pid: int) -> None:
     """Write pid to cgroup.procs of the existing cgroup `sub` below `path` (runc's words when it is missing)."""
     target = os.path.join(path, sub) if sub else path
     if not os.path.isdir(target):
-        raise CgroupError(f"adding pid {pid} to cgroups: {target}/cgroup.procs: no such file or directory")
+        raise CgroupError(f"exec --cgroup: adding pid {pid} to cgroups: {target}/cgroup.procs: no such file or directory")
     move_pid(target, pid)
 
 

@@ -13,9 +13,7 @@ import posixpath
 import time
 
 from oci_runtime.cgroups import paths
-from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceState
 from oci_runtime.cgroups.fileio import CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_uint, write_file
-from oci_runtime.cgroups.resources import Resources, parse_resources
 from oci_runtime.cgroups.tree import (SIGKILL, move_pid, move_pid_below, pids_in_tree, remove_tree, signal_frozen,
                                       signal_pids)
 
@@ -139,9 +137,12 @@ class V1Manager:
             if h.subsystems == (UNIFIED,):
                 move_pid(h.path, pid)
 
-    def destroy(self) -> None:
+    def destroy(self, keep: frozenset = frozenset()) -> None:
+        """Remove the container's directories, but those in `keep` (ones it found made: not ours)."""
         errors = []
         for h in self.hierarchies:
+            if h.path in keep:
+                continue
             try:
                 remove_tree(h.path)
             except CgroupError as exc:
@@ -151,17 +152,23 @@ class V1Manager:
 
     def exists(self) -> bool:
         """Whether any of the container's cgroup directories is there already."""
-        return any(os.path.isdir(d) for d in self._dirs.values())
+        return bool(self.existing_dirs())
+
+    def existing_dirs(self) -> list[str]:
+        """The container's cgroup directories that are there already (one hierarchy may have it, not another)."""
+        return [h.path for h in self.hierarchies if os.path.isdir(h.path)]
 
     # --- resources ---------------------------------------------------------------------------
+    # resources.py and devices.py are imported here, where limits are written: the commands that only
+    # read, signal or remove a cgroup (state, kill, exec, delete, pause) skip them.
 
     def set(self, resources: dict | None) -> None:
-        res = parse_resources(resources)
-        self._write(res, update=False)
+        from oci_runtime.cgroups.resources import parse_resources
+        self._write(parse_resources(resources), update=False)
 
     def update(self, resources: dict | None) -> None:
-        res = parse_resources(resources)
-        self._write(res, update=True)
+        from oci_runtime.cgroups.resources import parse_resources
+        self._write(parse_resources(resources), update=True)
 
     def _write(self, r: Resources, *, update: bool) -> None:
         if r.unified:
@@ -171,6 +178,7 @@ class V1Manager:
         try:
             self._set_cpuset(r, tx)
             if not update or r.devices:
+                from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES
                 self._set_devices((r.devices or []) + list(DEFAULT_DEVICE_RULES), tx)
             self._set_memory(r, tx)
             self._set_cpu(r, tx)
@@ -190,6 +198,7 @@ class V1Manager:
             tx.write(self._need("cpuset", "cpu.mems"), "cpuset.mems", r.cpuset_mems)
 
     def _set_devices(self, rules, tx: Transaction) -> None:
+        from oci_runtime.cgroups.devices import DeviceState
         d = self._dirs["devices"]
         current = DeviceState.from_devices_list(read_file(d, "devices.list"))
         target = DeviceState.from_rules(rules)

@@ -18,10 +18,8 @@ import os
 import posixpath
 
 from oci_runtime.cgroups import paths
-from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES, DeviceState
 from oci_runtime.cgroups.fileio import (CgroupError, Transaction, describe_errno, read_file, read_file_or_none, read_key_values,
                      read_uint, write_file)
-from oci_runtime.cgroups.resources import Resources, parse_resources
 from oci_runtime.cgroups.tree import (SIGKILL, move_pid, move_pid_below, pids_in_tree, remove_tree, signal_frozen,
                                       signal_pids, wait_for)
 
@@ -136,21 +134,29 @@ class V2Manager:
             raise CgroupError("cgroup: --cgroup CONTROLLER:PATH needs cgroup v1; give a path only on cgroup v2")
         move_pid_below(self.path, subs.get(None, ""), pid)
 
-    def destroy(self) -> None:
-        remove_tree(self.path)
+    def destroy(self, keep: frozenset = frozenset()) -> None:
+        if self.path not in keep:
+            remove_tree(self.path)
 
     def exists(self) -> bool:
         return os.path.isdir(self.path)
+
+    def existing_dirs(self) -> list[str]:
+        return [self.path] if self.exists() else []
 
     def controllers(self) -> set[str]:
         return set((read_file_or_none(self.path, "cgroup.controllers") or "").split())
 
     # --- resources ---------------------------------------------------------------------------
+    # resources.py and devices.py are imported here, where limits are written: the commands that only
+    # read, signal or remove a cgroup (state, kill, exec, delete, pause) skip them.
 
     def set(self, resources: dict | None) -> None:
+        from oci_runtime.cgroups.resources import parse_resources
         self._write(parse_resources(resources), update=False)
 
     def update(self, resources: dict | None) -> None:
+        from oci_runtime.cgroups.resources import parse_resources
         self._write(parse_resources(resources), update=True)
 
     def _write(self, r: Resources, *, update: bool) -> None:
@@ -172,6 +178,7 @@ class V2Manager:
             self._set_unified(r, tx)
             # Last: the kernel cannot give back the old program's rules, so nothing may fail after it.
             if not update or r.devices:
+                from oci_runtime.cgroups.devices import DEFAULT_DEVICE_RULES
                 self._set_devices((r.devices or []) + list(DEFAULT_DEVICE_RULES))
         except CgroupError:
             tx.rollback()
@@ -317,6 +324,7 @@ class V2Manager:
 
     def _set_devices(self, rules) -> None:
         from oci_runtime.cgroups.bpf import set_device_filter
+        from oci_runtime.cgroups.devices import DeviceState
         set_device_filter(self.path, DeviceState.from_rules(rules))
 
     # --- processes -----------------------------------------------------------------------------

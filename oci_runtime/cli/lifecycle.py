@@ -29,7 +29,7 @@ def cmd_run(args) -> int:
     from oci_runtime.container.run import run
 
     return run(state_root(args), args.id, args.bundle, console_sock=console_socket(args.console_socket),
-               detach=args.detach, keep=args.keep, **_create_options(args))
+               detach=args.detach, keep=args.keep, no_subreaper=args.no_subreaper, **_create_options(args))
 
 
 def cmd_start(args) -> int:
@@ -91,7 +91,9 @@ def commands() -> list:
         Cmd("create", cmd_create, "create a container", _creating_opts(), ("id",)),
         Cmd("run", cmd_run, "create and start a container",
             [Opt("-d --detach", help="do not wait for the container"),
-             Opt("--keep", help="keep the container after it exits")] + _creating_opts(), ("id",)),
+             Opt("--keep", help="keep the container after it exits"),
+             Opt("--no-subreaper", help="do not stay a subreaper for the container's orphans")]
+            + _creating_opts(), ("id",)),
         Cmd("start", cmd_start, "start a created container", args=("id",)),
         Cmd("state", cmd_state, "output the state of a container", args=("id",)),
         Cmd("kill", cmd_kill, "send a signal to the container's init",

@@ -17,7 +17,8 @@ def cmd_exec(args) -> int:
     process = _process(container, args)
     sock = console_socket(args.console_socket) if process.get("terminal") else None
     return exec_process(container, process, console_sock=sock, detach=args.detach, pid_file=args.pid_file,
-                        preserve_fds=args.preserve_fds, ignore_paused=args.ignore_paused, sub_cgroups=sub_cgroups)
+                        preserve_fds=args.preserve_fds, ignore_paused=args.ignore_paused, sub_cgroups=sub_cgroups,
+                        no_subreaper=args.no_subreaper)
 
 
 def _sub_cgroups(values: list[str]) -> dict:
@@ -130,6 +131,7 @@ def commands() -> list:
             Opt("--process-label", "str", None, "SELinux label"),
             Opt("--preserve-fds", "int", 0, "pass this many fds from 3 on"),
             Opt("--ignore-paused", help="exec even if the container is paused"),
+            Opt("--no-subreaper", help="do not stay a subreaper for the process's orphans"),
             Opt("--cgroup", "list", None, "[CONTROLLER[,CONTROLLER]:]PATH: run in a sub-cgroup of the container's"),
         ], ("id", "command..."), failure_status=255),
         Cmd("ps", cmd_ps, "list the processes of a container",

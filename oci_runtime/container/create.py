@@ -33,13 +33,17 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
     init_pid = 0
     try:
         mgr = _open_cgroup(container_id, linux_cfg, systemd_cgroup)
-        cgroup_owned = mgr is not None and not mgr.exists()  # one we find is not ours to empty or remove
+        # a cgroup we find is not ours to empty or remove; on a v1 host it may be there in some hierarchies
+        # only, and the directories we make in the others are ours
+        found = mgr.existing_dirs() if mgr is not None else []
+        cgroup_owned = mgr is not None and not found
         if mgr is not None and not cgroup_owned:
             _check_found_cgroup(mgr, linux_cfg.get("cgroupsPath") or container_id)
         # Recorded before anything is made, so that `delete --force` can clean up after a create that was
         # killed at any point (its status reads "stopped": pid 0).
         first = {"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0, "bundle": bundle.path,
-                 "cgroup": mgr.to_state() if mgr is not None else None, "cgroup_owned": cgroup_owned}
+                 "cgroup": mgr.to_state() if mgr is not None else None, "cgroup_owned": cgroup_owned,
+                 "cgroup_found": found}
         state_dir.save(first)
         if mgr is not None and not _setup_cgroup(mgr, linux_cfg):
             mgr = None  # rootless without a cgroup we may write: none, as runc does
@@ -58,7 +62,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
             "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
                       if k in ("prestart", "poststart", "poststop")},
             "cgroup": mgr.to_state() if mgr is not None else None, "cgroup_owned": cgroup_owned,
-            "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
+            "cgroup_found": found, "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
             "resources": linux_cfg.get("resources") or {},
         }
         state_dir.save(state)
@@ -72,9 +76,9 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
             except ProcessLookupError:
                 pass
             wait_gone(init_pid, None, 5.0)
-        if mgr is not None and cgroup_owned:
+        if mgr is not None:
             try:
-                mgr.destroy()
+                mgr.destroy(keep=frozenset(found))
             except OSError:
                 pass
         state_dir.remove()

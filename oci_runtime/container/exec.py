@@ -8,6 +8,10 @@ runtime (pyrunc exec)            stage1 (forked)                        process 
   write --pid-file; wait for EOF on the socket (execve closed it)      <- "error" if anything failed
   then wait for the process (or return at once with --detach)            seccomp; execve
 
+Without a user or time namespace to join, stage1 is skipped: the runtime forks the process itself, with the
+container's pid namespace set for that one child only (and its own set back at once); the process joins the
+other namespaces itself and reports no PID (the runtime knows it).
+
 Security: the joining processes are non-dumpable before they enter any namespace, so nothing in the
 container can open /proc/<pid>/exe, /mem or /fd of the runtime while it runs there (CVE-2019-5736), and
 every fd but stdio and --preserve-fds is close-on-exec before anything container-controlled runs
@@ -29,10 +33,12 @@ from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, Namesp
 
 def exec_process(container: Container, process: dict, *, console_sock=None, detach: bool = False,
                  pid_file: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
-                 sub_cgroups: dict | None = None) -> int:
+                 sub_cgroups: dict | None = None, no_subreaper: bool = False) -> int:
     """Run `process` (an OCI process object) in the container. In the foreground: forward signals, proxy
     the terminal when no console socket was given, and return the exit code (128+N if killed by N).
-    Detached: return 0 once the process has exec'd."""
+    Detached: return 0 once the process has exec'd. no_subreaper (runc's --no-subreaper): we are a subreaper
+    only until the process is our child (forked by stage1, it becomes ours when stage1 exits); what it orphans
+    is not reparented to us."""
     status = container.status()
     if status == STOPPED:
         raise BadState("cannot exec in a stopped container")
@@ -56,13 +62,15 @@ def exec_process(container: Container, process: dict, *, console_sock=None, deta
 
         own_pty, console_sock = terminal_socketpair()
     if not detach:
-        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild; its exit must come to us
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # the process may be our grandchild; its exit must come to us
     logger.debug(f"exec {container.id}: {process.get('args')}")
     try:
         pid = spawn(container, process, seccomp, console_sock, preserve_fds, sub_cgroups or {})
     finally:
         if console_sock is not None:
             console_sock.close()
+    if no_subreaper and not detach:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
     logger.debug(f"exec {container.id}: the process is pid {pid}")
     if pid_file:
         write_pid_file(pid_file, pid)
@@ -102,13 +110,21 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
     ns_fds = _namespaces_to_join(container.pid)
     in_userns = any(kind == "user" for kind, _ in ns_fds) or bool(
         ((container.state.get("config") or {}).get("linux") or {}).get("uidMappings"))
+    # setns(time) applies to children only; joining the pid namespace from outside a user namespace that owns
+    # it takes privileges in ours too, so a user namespace is joined first, by stage1
+    direct = not any(kind in ("time", "user") for kind, _ in ns_fds)
     try:
-        stage1, parent = fork_child(lambda channel: _stage1(channel, ns_fds, process, seccomp, console_sock,
-                                                            preserve_fds, in_userns, container.cgroups))
+        if direct:
+            stage1, parent = _fork_process(ns_fds, lambda channel: _join_and_run(
+                channel, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns, container.cgroups))
+        else:
+            stage1, parent = fork_child(lambda channel: _stage1(channel, ns_fds, process, seccomp, console_sock,
+                                                                preserve_fds, in_userns, container.cgroups))
     finally:
         for _, fd in ns_fds:
             os.close(fd)
-    pid = 0
+    pid = stage1 if direct else 0
+    started = False
     try:
         mgr = container.cgroups
         if mgr is not None and sub_cgroups:
@@ -127,13 +143,72 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
                 error = msg["msg"]
         if error is not None or not pid:
             raise RuntimeFailure(error or "exec failed: the process exited before it started")
+        started = True
         return pid
     finally:
         parent.close()
+        if not (direct and started):  # stage1, or a process that failed (and exits once the channel closes)
+            try:
+                os.waitpid(stage1, 0)
+            except ChildProcessError:
+                pass
+
+
+def _fork_process(ns_fds, body):
+    """Fork the process ourselves (no stage1), born non-dumpable and in the container's pid namespace: both set
+    for the fork only and set back for us right after."""
+    pid_fd = next((fd for kind, fd in ns_fds if kind == "pid"), -1)
+    ours = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_fd >= 0 else -1
+    dumpable = linux.prctl(linux.PR_GET_DUMPABLE)
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)
+    try:
+        if pid_fd >= 0:
+            try:
+                linux.setns(pid_fd, FLAGS["pid"], label="pid namespace")
+            except OSError as e:
+                raise RuntimeFailure(f"joining the container's pid namespace: {e.strerror}") from None
         try:
-            os.waitpid(stage1, 0)
-        except ChildProcessError:
-            pass
+            return fork_child(body)
+        except OSError as e:
+            if e.errno == 12:  # ENOMEM: the pid namespace's init has exited
+                raise BadState("cannot exec: the container is stopping (its init has exited)") from None
+            raise
+    finally:
+        linux.prctl(linux.PR_SET_DUMPABLE, dumpable)
+        if ours >= 0:
+            linux.setns(ours, FLAGS["pid"], label="the runtime's own pid namespace")
+            os.close(ours)
+
+
+def _join_and_run(channel: Channel, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns,
+                  cgroups) -> None:
+    """The process forked by the runtime itself (already in the pid namespace): stage1's joins, then the
+    process; a failure before execve is exit status 127, as with stage1."""
+    try:
+        proc_setup.preload(process)
+        go = channel.expect(GO)
+        if go.get("join_self"):
+            cgroups.join_self()
+        _join(ns_fds, skip="pid")
+        os.setsid()
+        proc_setup.prepare(process, console_sock=console_sock, preserve_fds=preserve_fds, seccomp=seccomp,
+                           in_userns=in_userns, bind_console=False, hand_over=channel.hand_over_listener).execute()
+    except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
+        channel.fail(e, 127)
+
+
+def _join(ns_fds, skip: str = "") -> None:
+    """setns into each of the container's namespaces (user first: then we are its root)."""
+    for kind, fd in ns_fds:
+        if kind == skip:
+            continue
+        try:
+            linux.setns(fd, FLAGS[kind], label=f"{kind} namespace")
+        except OSError as e:
+            raise RuntimeFailure(f"joining the container's {kind} namespace: {e.strerror}") from None
+        if kind == "user":
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
 
 
 def _stage1(channel: Channel, ns_fds, process, seccomp, console_sock, preserve_fds, in_userns, cgroups) -> None:
@@ -142,14 +217,8 @@ def _stage1(channel: Channel, ns_fds, process, seccomp, console_sock, preserve_f
     go = channel.expect(GO)
     if go.get("join_self"):
         cgroups.join_self()
-    for kind, fd in ns_fds:
-        try:
-            linux.setns(fd, FLAGS[kind], label=f"{kind} namespace")
-        except OSError as e:
-            raise RuntimeFailure(f"joining the container's {kind} namespace: {e.strerror}") from None
-        if kind == "user":
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+    _join(ns_fds)
+
     def run_process() -> None:
         os.setsid()
         proc_setup.prepare(process, console_sock=console_sock, preserve_fds=preserve_fds, seccomp=seccomp,

@@ -235,7 +235,14 @@ class Container:
     def destroy(self) -> None:
         """Remove what the container owns on the host: its cgroup and its state directory."""
         mgr = self.cgroups
-        if mgr is not None and self.state.get("cgroup_owned", True):  # a cgroup we found is left as it was
+        if mgr is not None and not self.state.get("cgroup_owned", True):  # a cgroup we found is left as it was,
+            found = self.state.get("cgroup_found")  # but not the directories we made beside it (v1)
+            if found is not None:
+                try:
+                    mgr.destroy(keep=frozenset(found))
+                except OSError as e:
+                    logger.warning(f"removing cgroup of {self.id}: {e}")
+        elif mgr is not None:
             try:
                 if mgr.pids():  # leftovers of a killed create, or processes outliving init without a pid ns
                     mgr.kill_all(SIGKILL)

@@ -21,9 +21,14 @@ def _terminal_wanted(bundle_dir: str) -> bool:
 
 
 def run(root: str, container_id: str, bundle_dir: str, *, console_sock=None, detach: bool = False,
-        keep: bool = False, **create_options) -> int:
-    """Run the bundle; create_options are create()'s keyword arguments. Returns the exit code (0 detached)."""
-    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init is our grandchild; its exit must come to us
+        keep: bool = False, no_subreaper: bool = False, **create_options) -> int:
+    """Run the bundle; create_options are create()'s keyword arguments. Returns the exit code (0 detached).
+
+    no_subreaper (runc's --no-subreaper): processes the container orphans are not reparented to us. We are a
+    subreaper only until init is our child: forked by stage1 (with a user or time namespace), it becomes ours
+    when stage1 exits, inside create.
+    """
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # init may be our grandchild (launch.py); its exit must come to us
     own_pty = None
     if console_sock is None and not detach and _terminal_wanted(bundle_dir):
         own_pty, console_sock = stdio.terminal_socketpair()
@@ -32,6 +37,8 @@ def run(root: str, container_id: str, bundle_dir: str, *, console_sock=None, det
     finally:
         if console_sock is not None:
             console_sock.close()
+    if no_subreaper:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
     master = None
     try:
         if own_pty is not None:

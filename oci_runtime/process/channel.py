@@ -2,8 +2,9 @@
 object per SOCK_SEQPACKET message, tagged with its kind. Every kind of message is named here.
 
   GO      runtime -> stage1   the cgroup is placed; join_self: stage1 joins the cgroup v1 hierarchies itself
+                              (or init / the exec'd process, when the runtime forks it without stage1)
   USERNS  stage1 -> runtime   a user namespace was made: write its id maps (answered with OK)
-  PID     stage1 -> runtime   pid: the host pid of init, or of the exec'd process
+  PID     stage1 -> runtime   pid: the host pid of init, or of the exec'd process (not sent without stage1)
   HOOKS   init -> runtime     run the createRuntime hooks (answered with OK carrying the hooks' state)
   OK      runtime -> child    go on
   SECCOMP child -> runtime    fd: the number of the seccomp listener fd the child just made; the runtime takes

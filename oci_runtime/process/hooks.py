@@ -51,7 +51,8 @@ def run_hooks(hooks: list[dict] | None, phase: str, state: dict, cwd: str | None
             proc.wait()
             raise HookFailed(f"{phase} hook {path}: timed out after {timeout} s") from None
         if code != 0:
-            raise HookFailed(f"error running {phase} hook {path}: {_how_it_ended(code)}")
+            # runc's words first ("error running hook"), which engines and runc's own tests match
+            raise HookFailed(f"error running hook: {phase} hook {path}: {_how_it_ended(code)}")
 
 
 def _how_it_ended(code: int) -> str:

@@ -11,6 +11,10 @@ runtime (pyrunc create)          stage1 (forked)                    init (forked
   save state, exit 0                                                    (`start` opens it) -> execve
 Every failure in stage1 or init is sent back as an ERROR message and the runtime cleans up. The messages
 are channel.py's; init's own work is init.py.
+
+Without a user or time namespace, stage1 is skipped: the runtime forks init itself, the new (or joined) pid
+namespace set for that one child only and set back at once, and init joins and unshares the rest. A fork of
+the whole interpreter less, and init is the runtime's child from the start.
 """
 
 from __future__ import annotations
@@ -63,8 +67,12 @@ def spawn_init(spec: LaunchSpec) -> int:
     spec.fifo_fd = os.open(spec.state_dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     spec.proc_fd = os.open("/proc", linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     ns_fds = namespaces.open_joins(spec.bundle.ns)
+    direct = forks_init_itself(spec.bundle.ns)
     try:
-        stage1, parent = fork_child(lambda channel: _stage1(spec, channel, ns_fds))
+        if direct:
+            child, parent = _fork_init(spec, ns_fds)
+        else:
+            child, parent = fork_child(lambda channel: _stage1(spec, channel, ns_fds))
     finally:
         for _, fd in ns_fds:
             os.close(fd)
@@ -72,9 +80,11 @@ def spawn_init(spec: LaunchSpec) -> int:
         os.close(spec.proc_fd)
         for fd in spec.bind_sources.values():
             os.close(fd)
-    init_pid = 0
+    init_pid = child if direct else 0
+    ready = False
     try:
-        init_pid = _drive(spec, parent, stage1)
+        init_pid = _drive(spec, parent, child, init_pid)
+        ready = True
         return init_pid
     except BaseException:
         if init_pid:
@@ -82,10 +92,44 @@ def spawn_init(spec: LaunchSpec) -> int:
         raise
     finally:
         parent.close()
-        _reap(stage1)
+        if not (direct and ready):  # stage1 has exited; a direct init that failed was killed above
+            _reap(child)
 
 
-def _drive(spec: LaunchSpec, channel: Channel, stage1: int) -> int:
+def forks_init_itself(ns) -> bool:
+    """Whether the runtime forks init without stage1: a user namespace needs its id maps written from outside
+    between unshare and the rest, and a time namespace its offsets before its first process."""
+    return not ns.has("user") and not ns.has("time")
+
+
+def _fork_init(spec: LaunchSpec, ns_fds: list[tuple[str, int]]) -> tuple[int, Channel]:
+    """Fork init in its pid namespace: unshare(CLONE_NEWPID) and setns(pid) apply to our next child only,
+    and ours is set back right after the fork. init is born non-dumpable (stage1's rule): in a joined pid
+    namespace others see it at once, before its first instruction."""
+    ns = spec.bundle.ns
+    pid_join = [(fd, path) for (kind, fd), (_, path) in zip(ns_fds, ns.join) if kind == "pid"]
+    ours = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if ns.has("pid") else -1
+    dumpable = linux.prctl(linux.PR_GET_DUMPABLE)
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)
+    try:
+        if pid_join:
+            namespaces.join("pid", *pid_join[0])
+        elif ns.creates("pid"):
+            try:
+                linux.unshare(linux.CLONE_NEWPID)
+            except OSError as e:
+                raise RuntimeFailure(f"creating namespaces: {e.strerror}") from None
+        return fork_child(lambda channel: _direct_init(spec, channel, ns_fds))
+    finally:
+        linux.prctl(linux.PR_SET_DUMPABLE, dumpable)
+        if ours >= 0:
+            linux.setns(ours, linux.CLONE_NEWPID, label="the runtime's own pid namespace")
+            os.close(ours)
+
+
+def _drive(spec: LaunchSpec, channel: Channel, stage1: int, init_pid: int = 0) -> int:
+    """Answer the child until init is READY. stage1 is the first child (init itself when forked directly,
+    then init_pid is known already)."""
     linux_cfg = spec.bundle.config.get("linux") or {}
     hooks = spec.bundle.config.get("hooks") or {}
     # Joining the cgroup: stage1 moves itself into the v1 hierarchies (fast, see join_self), and the rest
@@ -96,8 +140,9 @@ def _drive(spec: LaunchSpec, channel: Channel, stage1: int) -> int:
     if mgr is not None and not late:
         mgr.apply(stage1)
     channel.send(GO, join_self=late)
-    init_pid = 0
     try:
+        if init_pid and late:
+            mgr.apply_rest(init_pid)
         while True:
             msg = channel.recv()
             if msg is None:
@@ -179,5 +224,24 @@ def _stage1(spec: LaunchSpec, channel: Channel, ns_fds: list[tuple[str, int]]) -
     if ns.creates("time"):
         namespaces.write_time_offsets((spec.bundle.config.get("linux") or {}).get("timeOffsets"))
     fork_announced(channel, lambda: run_init(spec, channel))
+
+
+def _direct_init(spec: LaunchSpec, channel: Channel, ns_fds: list[tuple[str, int]]) -> None:
+    """init forked by the runtime itself (forks_init_itself): stage1's work without a user or time namespace,
+    already in its pid namespace, then init's."""
+    go = channel.expect(GO)  # non-dumpable since the fork
+    if go.get("join_self"):
+        spec.cgroups.join_self()
+    ns = spec.bundle.ns
+    paths = dict(ns.join)
+    for kind, fd in ns_fds:
+        if kind != "pid":
+            namespaces.join(kind, fd, paths[kind])
+    if ns.new & ~linux.CLONE_NEWPID:
+        try:
+            linux.unshare(ns.new & ~linux.CLONE_NEWPID)
+        except OSError as e:
+            raise RuntimeFailure(f"creating namespaces: {e.strerror}") from None
+    run_init(spec, channel)
 
 

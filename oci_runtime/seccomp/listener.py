@@ -41,7 +41,10 @@ def send_listener_fd(listener_path: str, notify_fd: int, state: dict, pid: int, 
             sock.connect(listener_path)
             sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
             # A stream socket may take only part of a large state; the fd went with the first part.
-            sock.sendall(data[sent:])
+            # Only when something is left: sendall(b"") still calls send(2) once, and an agent that
+            # read the whole message and closed (runc's does, at once) makes that fail with EPIPE.
+            if sent < len(data):
+                sock.sendall(data[sent:])
     except OSError as err:
         raise SeccompError(f"failed to connect with seccomp agent: cannot send the notify fd to "
                            f"linux.seccomp.listenerPath {listener_path!r}: {err.strerror or err}") from None

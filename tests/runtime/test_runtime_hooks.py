@@ -81,7 +81,7 @@ def test_failing_create_hook_fails_create_and_cleans_up(make_bundle, pyrunc, sta
     bundle = make_bundle(["sleep", "100"], edit=hooks)
     out = pyrunc("create", "--bundle", bundle, "hf")
     assert out.returncode != 0
-    assert f"error running {phase} hook /bin/sh: exit status 3" in out.stderr
+    assert f"error running hook: {phase} hook /bin/sh: exit status 3" in out.stderr
     assert os.listdir(state_root) == []
 
 
@@ -93,7 +93,7 @@ def test_failing_prestart_hook_fails_start_and_deletes(make_bundle, pyrunc):
     assert pyrunc("create", "--bundle", bundle, "hp").returncode == 0
     pid = json.loads(pyrunc("state", "hp").stdout)["pid"]
     out = pyrunc("start", "hp")
-    assert out.returncode != 0 and "error running prestart hook /bin/sh: exit status 3" in out.stderr
+    assert out.returncode != 0 and "error running hook: prestart hook /bin/sh: exit status 3" in out.stderr
     # the spec: the container is stopped and the lifecycle goes on at delete
     assert "does not exist" in pyrunc("state", "hp").stderr
     time.sleep(0.2)  # pid 1 of the host reaps it
@@ -205,5 +205,40 @@ def test_a_start_container_hook_killed_by_the_filter_is_runcs_words(make_bundle,
         spec["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/x"]}]}
 
     out = pyrunc("run", "--bundle", make_bundle(["true"], edit=edit), "hookkill")
-    assert out.returncode != 0 and "error running startContainer hook" in out.stderr
+    assert out.returncode != 0 and "error running hook: startContainer hook" in out.stderr
     assert "bad system call" in out.stderr
+
+
+@pytest.mark.parametrize("pid_ns", ["new", "joined"])
+def test_runtime_hooks_run_in_the_hosts_pid_namespace(make_bundle, pyrunc, tmp_path, pid_ns):
+    """The runtime sets the container's pid namespace for the one fork of init and must set its own back:
+    the hooks it starts afterwards (createRuntime, prestart, poststart, poststop) live on the host."""
+    log = tmp_path / "pidns.log"
+    log.touch()
+    holder = None
+    if pid_ns == "joined":  # a process in a pid namespace of its own, which the container joins
+        import subprocess
+
+        holder = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "sleep", "60"])
+        time.sleep(0.3)
+        inner = [int(p) for p in open(f"/proc/{holder.pid}/task/{holder.pid}/children").read().split()][0]
+
+    def hooks(spec):
+        hook = {"path": "/bin/sh", "args": ["sh", "-c", f'echo "$(readlink /proc/self/ns/pid)" >> {log}']}
+        spec["hooks"] = {phase: [hook] for phase in ("createRuntime", "prestart", "poststart", "poststop")}
+        if holder is not None:
+            for ns in spec["linux"]["namespaces"]:
+                if ns["type"] == "pid":
+                    ns["path"] = f"/proc/{inner}/ns/pid"
+
+    try:
+        out = pyrunc("run", "--bundle", make_bundle(["sh", "-c", "readlink /proc/self/ns/pid"], edit=hooks), "pidns")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() != os.readlink("/proc/self/ns/pid")  # the container's own
+        assert log.read_text().splitlines() == [os.readlink("/proc/self/ns/pid")] * 4
+        if holder is not None:
+            assert out.stdout.strip() == os.readlink(f"/proc/{inner}/ns/pid")
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()

@@ -295,3 +295,37 @@ def test_cwd_is_entered_before_dropping_privileges(make_bundle, pyrunc):
     os.chmod(private.parent, 0o700)  # root's only
     out = pyrunc("run", "--bundle", bundle, "cwd")
     assert out.returncode == 0 and out.stdout == "/private/work\n", out.stderr
+
+
+# An orphan made inside the container (which shares our pid namespace here): its parent is the nearest subreaper.
+ORPHAN_PARENT = ("sh -c 'sleep 30 & echo $! > /dev/shm/orphan'; sleep 0.3; "
+                 "grep PPid: /proc/$(cat /dev/shm/orphan)/status; kill $(cat /dev/shm/orphan)")
+
+
+def _without_pid_namespace(spec):
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
+
+
+def _parent_of_orphan(cmd: list[str]) -> tuple[int, int]:
+    """(the runtime's pid, the orphan's parent) for a runtime command that runs ORPHAN_PARENT."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return proc.pid, int(status_field(out, "PPid"))
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-subreaper"]])
+def test_run_no_subreaper_leaves_orphans_to_the_system(make_bundle, state_root, flag):
+    bundle = make_bundle(["sh", "-c", ORPHAN_PARENT], edit=_without_pid_namespace)
+    runtime, parent = _parent_of_orphan([*PYRUNC, "--root", str(state_root), "run", *flag, "--bundle", str(bundle),
+                                         "reaper"])
+    assert (parent == runtime) == (not flag)
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-subreaper"]])
+def test_exec_no_subreaper_leaves_orphans_to_the_system(make_bundle, pyrunc, state_root, flag):
+    bundle = make_bundle(["sleep", "100"], edit=_without_pid_namespace)
+    assert pyrunc("run", "-d", "--bundle", bundle, "reaper-x").returncode == 0
+    runtime, parent = _parent_of_orphan([*PYRUNC, "--root", str(state_root), "exec", *flag, "reaper-x",
+                                         "sh", "-c", ORPHAN_PARENT])
+    assert (parent == runtime) == (not flag)

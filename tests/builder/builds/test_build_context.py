@@ -134,3 +134,50 @@ def test_cache_roundtrip(tmp_path):
     assert cache.get(key) == entry
     assert cache.get(key, blob_exists=lambda d: False) is None
     assert not [p for p in (tmp_path / "cache" / "steps").rglob(".tmp-*")]
+
+
+# A tree and .dockerignore checked against docker 20.10's BuildKit (`docker build -o type=local`): directories
+# the file excludes are not sent, even with exceptions in it (a wildcard one makes the walk look inside them
+# all), except as parents of re-included paths.
+IGNORE_TREE = ["docs/sub/f", "docs/sub/readme.md", "src/tmp/t", "src/keep/k", "a/node_modules/x/n",
+               "b/c/node_modules/m", "keepdir/inner/z", "top"]
+IGNORE_FILE = "docs\nsrc/tmp\n**/node_modules\nkeepdir\n!docs/sub/readme.md\n!keepdir/inner\n!**/*.md\n"
+BUILDKIT_SENDS = [".dockerignore", "a", "b", "b/c", "docs", "docs/sub", "docs/sub/readme.md", "keepdir",
+                  "keepdir/inner", "keepdir/inner/z", "src", "src/keep", "src/keep/k", "top"]
+
+
+def _ignore_context(root, files, ignore_text):
+    from builder.dockerfile.ignore import IgnoreMatcher
+
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+    (root / ".dockerignore").write_text(ignore_text)
+    return BuildContext(root, IgnoreMatcher.from_text(ignore_text))
+
+
+def test_dockerignore_exceptions_send_no_empty_excluded_dirs(tmp_path):
+    ctx = _ignore_context(tmp_path, IGNORE_TREE, IGNORE_FILE)
+    assert sorted(ctx.entries)[1:] == BUILDKIT_SENDS
+
+
+def test_dockerignore_entries_are_the_included_paths_and_their_parents(tmp_path):
+    from builder.dockerfile.ignore import IgnoreMatcher
+
+    files = ["build/keep/x", "build/out.o", "docs/README.md", "docs/guide/intro.md", "node_modules/keep/k",
+             "node_modules/pkg/i.js", "src/main.c", "src/sub/main.o", "a/b/c", "a/d", "e/f/g.pyc", "vendor/v.pyc"]
+    pools = [["build", "!build/keep"], ["docs", "!docs/README.md"], ["**/guide", "!**/intro.md"],
+             ["*", "!src"], ["node_modules", "!node_modules/keep"], ["a", "!a/b"], ["**/*.pyc", "!vendor/**"],
+             ["docs", "!docs/nothing-here"], ["*", "!a/b/c"]]
+    for i, patterns in enumerate(pools):
+        root = tmp_path / str(i)
+        root.mkdir()
+        ctx = _ignore_context(root, files, "\n".join(patterns) + "\n")
+        matcher = IgnoreMatcher.from_text("\n".join(patterns) + "\n")
+        paths = set()
+        for f in files + [".dockerignore"]:
+            parts = f.split("/")
+            paths.update("/".join(parts[:n]) for n in range(1, len(parts) + 1))
+        included = {p for p in paths if not matcher.matches(p)}
+        expected = included | {"/".join(p.split("/")[:n]) for p in included for n in range(1, p.count("/") + 1)}
+        assert set(ctx.entries) - {""} == expected, patterns

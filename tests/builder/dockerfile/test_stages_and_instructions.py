@@ -45,13 +45,45 @@ def test_plan_target_needs_only_its_dependencies():
 
 def test_plan_stage_references_and_errors():
     p = plan("FROM busybox\nRUN true\nFROM scratch\nCOPY --from=0 /a /a\n")
-    assert p.find_stage("0") is p.stages[0] and p.stages[1].copy_from == [p.stages[0]]
-    with pytest.raises(DockerfileError, match="cannot copy from stage"):
-        plan("FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\n")
+    assert p.find_stage("0") is p.stages[0] and p.stages[1].uses == [p.stages[0]]
     with pytest.raises(DockerfileError, match="duplicate stage name"):
         plan("FROM busybox AS a\nFROM busybox AS A\n")
     with pytest.raises(DockerfileError, match="variable expansion is not supported for --from"):
         plan("FROM busybox\nCOPY --from=$X /a /a\n")
+
+
+# The stage graph as BuildKit builds it: COPY --from and RUN --mount from= may name a later stage (it is
+# built first), FROM may not (a later stage's name there is an image), and a loop is refused naming the first
+# stage, in Dockerfile order, that leads into it.
+@pytest.mark.parametrize("dockerfile,target,needed", [
+    ("FROM busybox AS a\nCOPY --from=b /f /f\nFROM busybox AS b\n", "a", ["b", "a"]),
+    ("FROM busybox AS a\nRUN --mount=from=b,target=/m true\nFROM busybox AS b\n", "a", ["b", "a"]),
+    ("FROM busybox AS a\nCOPY --from=2 /f /f\nFROM busybox AS b\nFROM b AS c\nCOPY --from=b /g /g\n", "a",
+     ["b", "c", "a"]),
+    ("FROM busybox AS a\nCOPY --from=c /f /f\nFROM busybox AS b\nFROM busybox AS c\n", None, ["c"]),
+])
+def test_plan_forward_stage_references(dockerfile, target, needed):
+    assert [s.display_name for s in plan(dockerfile, target=target).needed] == needed
+
+
+@pytest.mark.parametrize("dockerfile,stage", [
+    ("FROM busybox AS a\nCOPY --from=b /f /f\nFROM busybox AS b\nCOPY --from=a /f /g\n", "a"),
+    ("FROM busybox AS a\nCOPY --from=a /bin/sh /x\n", "a"),
+    ("FROM busybox AS a\nRUN --mount=from=a,target=/m true\n", "a"),
+    ("FROM busybox\nFROM busybox AS b\nCOPY --from=c /f /f\nFROM b AS c\n", "b"),
+    ("FROM busybox AS x\nCOPY --from=1 /f /f\nFROM busybox\nCOPY --from=x /f /f\nFROM busybox AS y\n", "x"),
+    ("FROM busybox\nCOPY --from=0 /f /f\nFROM busybox AS y\n", "stage-0"),
+])
+def test_plan_refuses_a_stage_cycle_even_off_the_target(dockerfile, stage):
+    with pytest.raises(DockerfileError) as e:
+        plan(dockerfile, target="y" if "AS y" in dockerfile else None)
+    assert str(e.value) == f"Dockerfile: circular dependency detected on stage: {stage}"
+
+
+def test_plan_from_a_later_stage_name_is_an_image():
+    p = plan("FROM b AS a\nRUN true\nFROM busybox AS b\n", target="a")
+    assert p.stages[0].base_stage is None and p.stages[0].base_name == "b"
+    assert [s.display_name for s in p.needed] == ["a"]
 
 
 def test_unused_build_args_and_predefined():

@@ -160,7 +160,8 @@ def test_import_rootfs_from_path_stdin_and_url(store, busybox_template, tmp_path
     config = image.config
     assert config["architecture"] == "amd64" and config["os"] == "linux"
     assert config["rootfs"] == {"type": "layers", "diff_ids": image.diff_ids} and len(image.diff_ids) == 1
-    assert config["history"][0]["created_by"] == "imported"
+    assert config["history"][0] == {"created": config["created"], "created_by": "",
+                                    "comment": f"Imported from {tarball}"}
     assert config["config"] == {"Cmd": ["sh"], "Env": ["A=1", "B=x y"], "WorkingDir": "/root"}
     assert image.layers[0].media_type == "application/vnd.oci.image.layer.v1.tar+gzip"
     rootfs = materialize(store, image, tmp_path / "rootfs")

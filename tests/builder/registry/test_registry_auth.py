@@ -119,6 +119,9 @@ class TokenServer:
                              capture_output=True).stdout
         self.x5c = base64.b64encode(der).decode()
         self.requests: list[tuple[str | None, list[str]]] = []
+        # how many of the next tokens expire within 2 s though the answer says 300 (the registry accepts a
+        # token up to 60 s after its exp: jwt's leeway in distribution)
+        self.short_lived = 0
         server_self = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -137,7 +140,8 @@ class TokenServer:
                         return
                 scopes = q.get("scope", [])
                 server_self.requests.append((user, scopes))
-                body = json.dumps({"token": server_self.token(q.get("service", [""])[0], user, scopes)}).encode()
+                body = json.dumps({"token": server_self.token(q.get("service", [""])[0], user, scopes),
+                                   "expires_in": 300}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -156,8 +160,12 @@ class TokenServer:
             allowed = [a for a in actions.split(",") if a == "pull" or (user and a in ("push", "*"))]
             access.append({"type": kind, "name": name, "actions": allowed})
         now = int(time.time())
+        lifetime = 300
+        if self.short_lived:
+            self.short_lived -= 1
+            lifetime = 2 - 60
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
-        claims = {"iss": "test-issuer", "sub": user or "", "aud": service, "exp": now + 300, "nbf": now - 10,
+        claims = {"iss": "test-issuer", "sub": user or "", "aud": service, "exp": now + lifetime, "nbf": now - 100,
                   "iat": now, "jti": uuid.uuid4().hex, "access": access}
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=signing_input.encode(),
@@ -238,3 +246,53 @@ def test_config_json_lookup(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text(json.dumps({"credsStore": "no-such-helper-here"}))
     with pytest.raises(BuildError, match="docker-credential-no-such-helper-here is not installed"):
         auth.get_credentials("docker.io")
+
+
+def test_one_token_serves_every_blob_of_a_push_and_a_pull(token_registry, client, busybox_tar, tmp_path):
+    from builder_support import make_context
+
+    registry, tokens = token_registry
+    host = registry.host
+    client("import", busybox_tar, "busybox:latest", check=True)
+    files = {f"f{i}": f"layer {i}\n" * (i + 1) for i in range(4)}
+    steps = "".join(f"COPY f{i} /f{i}\n" for i in range(4))
+    client("build", "-t", f"{host}/layers:v1", make_context(tmp_path / "ctx", f"FROM busybox\n{steps}", files),
+           check=True)
+    layers = json.loads(client("inspect", f"{host}/layers:v1", check=True).stdout)[0]["RootFS"]["Layers"]
+    assert len(layers) == 5
+    client("login", "-u", USER, "--password-stdin", host, input=PASSWORD, check=True)
+    tokens.requests.clear()
+    client("push", f"{host}/layers:v1", check=True)
+    assert tokens.requests == [(USER, ["repository:layers:pull,push"])]
+    tokens.requests.clear()
+    anonymous = Client(tmp_path / "anon", tmp_path / "anon-docker")
+    out = anonymous("pull", f"{host}/layers:v1", check=True).stdout
+    assert out.count("Pull complete") == 5
+    assert tokens.requests == [(None, ["repository:layers:pull"])]
+    # a token is not kept across commands (as docker): the next command asks again, once
+    anonymous("rmi", f"{host}/layers:v1", check=True)
+    tokens.requests.clear()
+    anonymous("pull", f"{host}/layers:v1", check=True)
+    assert tokens.requests == [(None, ["repository:layers:pull"])]
+
+
+def test_an_expired_token_is_refreshed_not_reused(token_registry, client, busybox_tar):
+    from builder.registry.client import Registry as RegistryClient
+
+    registry, tokens = token_registry
+    client("login", "-u", USER, "--password-stdin", registry.host, input=PASSWORD, check=True)
+    push_busybox(client, busybox_tar, f"{registry.host}/expiring:latest").check_returncode()
+    tokens.requests.clear()
+    tokens.short_lived = 1
+    api = RegistryClient(registry.host, use_stored=False)
+    api.want("expiring", "pull")
+    api.request("GET", "/v2/expiring/tags/list").close()
+    api.request("GET", "/v2/expiring/tags/list").close()
+    assert len(tokens.requests) == 1  # kept for the second request
+    time.sleep(3.5)
+    api.request("GET", "/v2/expiring/tags/list").close()  # refused now: a new token is asked for
+    assert len(tokens.requests) == 2
+    again = RegistryClient(registry.host, use_stored=False)
+    again.want("expiring", "pull")
+    again.request("GET", "/v2/expiring/tags/list").close()
+    assert len(tokens.requests) == 2  # the new one serves another client of the same command

@@ -42,3 +42,28 @@ def test_add_pulled_refuses_a_digest_mismatch(store):
         store.add_pulled(data, mt.DOCKER_MANIFEST, "sha256:" + "2" * 64, "x:1", "x@sha256:" + "2" * 64)
     assert sorted(p.name for p in (store.root / "blobs" / "sha256").iterdir()) == before
     assert store.images() == []
+
+
+def test_a_partial_blob_is_kept_resumed_verified_and_collected(store):
+    data = b"0123456789" * 1000
+    digest = sha256_digest(data)
+    partial = store.partial_blob(digest)
+    partial.write(data[:4000])
+    assert store.partial_blob(digest) is None  # another download of it is going on
+    partial.keep()
+    again = store.partial_blob(digest)
+    assert again.size == 4000
+    again.write(data[4000:])
+    again.commit(mt.OCI_LAYER_TAR)
+    assert store.read_blob(digest) == data and list(store.partial_dir.iterdir()) == []
+
+    wrong = store.partial_blob("sha256:" + "0" * 64)
+    wrong.write(data)
+    with pytest.raises(BuildError, match="does not match its digest"):
+        wrong.commit(mt.OCI_LAYER_TAR)
+    assert list(store.partial_dir.iterdir()) == []
+
+    left = store.partial_blob("sha256:" + "3" * 64)
+    left.write(b"abc")
+    left.keep()
+    assert store.gc()["tmp"] == 1 and list(store.partial_dir.iterdir()) == []

@@ -272,3 +272,27 @@ def test_joining_a_populated_cgroup_warns(make_bundle, pyrunc):
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.skipif(not V1 or not os.path.isdir("/sys/fs/cgroup/pids"), reason="cgroup v1 layout with pids")
+def test_a_cgroup_found_in_one_hierarchy_stays_and_the_ones_made_go(make_bundle, pyrunc):
+    """runc's update test makes the cpu directory first (to give it a realtime budget): delete leaves that one,
+    which is not ours, and removes the directories create made in the other hierarchies."""
+    inner = f"/pyrunc-test-found/{os.getpid()}"
+    found = f"/sys/fs/cgroup/pids{inner}"
+    os.makedirs(found)
+    try:
+        bundle = make_bundle(["true"], edit=lambda spec: spec["linux"].update(cgroupsPath=inner))
+        out = pyrunc("run", "--bundle", bundle, "found")
+        assert out.returncode == 0, out.stderr
+        assert os.path.isdir(found)
+        made = [d for d in os.listdir("/sys/fs/cgroup") if os.path.isdir(f"/sys/fs/cgroup/{d}{inner}") and d != "pids"]
+        assert made == []
+    finally:
+        for d in os.listdir("/sys/fs/cgroup"):
+            for path in (f"/sys/fs/cgroup/{d}{inner}", f"/sys/fs/cgroup/{d}/pyrunc-test-found"):
+                if os.path.isdir(path) and not os.path.islink(f"/sys/fs/cgroup/{d}"):
+                    try:
+                        os.rmdir(path)
+                    except OSError:
+                        pass

@@ -738,3 +738,40 @@ class AuditLog:
                     return record
                 offset += max(length + 3 & ~3, self.NLMSGHDR.size)      # NLMSG_ALIGN
         raise AssertionError(f"no seccomp audit record with {needles}")
+
+
+def test_listener_fd_reaches_an_agent_that_reads_once_and_closes(tmp_path):
+    """runc's own agent reads the state once and closes the connection at once: the runtime must not touch
+    the connection after its one message, or it meets EPIPE whenever the agent is quicker than it."""
+    from oci_runtime.seccomp.listener import send_listener_fd
+
+    path = str(tmp_path / "agent.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(64)
+    rounds = 300
+    cpu = min(os.sched_getaffinity(0))
+    pid = os.fork()
+    if pid == 0:  # the agent, in its own process, sharing one CPU with the sender so that it can preempt it
+        try:
+            os.sched_setaffinity(0, {cpu})
+            for _ in range(rounds):
+                conn, _ = server.accept()
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+                conn.close()
+                for fd in fds:
+                    os.close(fd)
+        finally:
+            os._exit(0)
+    server.close()
+    r, w = os.pipe()
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        for _ in range(rounds):
+            send_listener_fd(path, r, {"ociVersion": "1.0.2", "id": "agent-race"}, os.getpid())
+    finally:
+        os.sched_setaffinity(0, saved)
+        os.close(r)
+        os.close(w)
+        _reap(pid)

@@ -1,0 +1,155 @@
+"""The pydock nftables table (`table ip pydock`), written through nft's JSON interface and rebuilt whole
+in one atomic transaction from the networks' records each time a bridge appears or goes: masquerade for
+each non-internal network's subnet leaving through another interface, no forwarding in or out of an
+internal network, and no forwarding between two pydock networks (docker's isolation). Nothing outside
+this table is touched: the host's own firewall stays as it was. Also IPv4 forwarding (net.ipv4.ip_forward)
+for the netns pydock runs in.
+
+Port publishing (ports.py) lives in the same table:
+  chain prerouting   nat hook, dstnat: traffic to one of our addresses -> publish
+  chain output       nat hook, -100: the host's own traffic to a non-loopback local address -> publish
+  chain publish      one DNAT rule per published port, its comment the container's id (how a container's
+                     rules are found again: on stop, and when a dead container's are reconciled)
+A rebuild puts back the publish rules of the running containers (`extra`, from their records)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+from builder.errors import BuildError
+
+TABLE = {"family": "ip", "name": "pydock"}
+PUBLISH_CHAIN = "publish"
+PUBLISH_JUMP = "pydock-publish"  # the comment of the two jumps into the publish chain
+
+
+class FirewallError(BuildError):
+    pass
+
+
+def enable_forwarding() -> None:
+    """net.ipv4.ip_forward=1 in our netns (per namespace: the one whose /proc/sys we see)."""
+    with open("/proc/sys/net/ipv4/ip_forward", "r+") as f:
+        if f.read().strip() != "1":
+            f.seek(0)
+            f.write("1")
+
+
+def available() -> bool:
+    return shutil.which("nft") is not None or os.path.exists("/usr/sbin/nft")
+
+
+def _chain(name: str, kind: str | None = None, hook: str | None = None, prio: int = 0) -> dict:
+    chain = {"family": TABLE["family"], "table": TABLE["name"], "name": name}
+    if kind:
+        chain.update(type=kind, hook=hook, prio=prio, policy="accept")
+    return {"add": {"chain": chain}}
+
+
+def rule(chain: str, *expr: dict, comment: str | None = None) -> dict:
+    body = {"family": TABLE["family"], "table": TABLE["name"], "chain": chain, "expr": list(expr)}
+    if comment:
+        body["comment"] = comment
+    return {"add": {"rule": body}}
+
+
+def match(key: dict, op: str, right) -> dict:
+    return {"match": {"op": op, "left": key, "right": right}}
+
+
+def payload(protocol: str, field: str) -> dict:
+    return {"payload": {"protocol": protocol, "field": field}}
+
+
+def _ifname(direction: str) -> dict:
+    return {"meta": {"key": direction}}
+
+
+def prefix(subnet: str) -> dict:
+    addr, _, length = subnet.partition("/")
+    return {"prefix": {"addr": addr, "len": int(length or 32)}}
+
+
+LOCAL_DESTINATION = match({"fib": {"result": "type", "flags": ["daddr"]}}, "==", "local")
+NOT_LOOPBACK = match(payload("ip", "daddr"), "!=", prefix("127.0.0.0/8"))
+
+
+def publish_chains() -> list[dict]:
+    """The publish chain and the jumps into it (for a table that has none yet)."""
+    return [_chain(PUBLISH_CHAIN), _chain("prerouting", "nat", "prerouting", -100),
+            _chain("output", "nat", "output", -100),
+            rule("prerouting", LOCAL_DESTINATION, {"jump": {"target": PUBLISH_CHAIN}}, comment=PUBLISH_JUMP),
+            rule("output", NOT_LOOPBACK, LOCAL_DESTINATION, {"jump": {"target": PUBLISH_CHAIN}},
+                 comment=PUBLISH_JUMP)]
+
+
+def ruleset(bridges: list[dict], extra: list[dict] = ()) -> list[dict]:
+    """The table's commands. bridges: {"bridge": NAME, "subnet": CIDR, "internal": bool} per network;
+    extra: the running containers' publish rules."""
+    table = {"table": {**TABLE}}
+    commands = [{"add": table}, {"delete": table}, {"add": table},
+                _chain("postrouting", "nat", "postrouting", 100), _chain("forward", "filter", "forward", 0),
+                *publish_chains()]
+    names = [b["bridge"] for b in bridges]
+    for b in bridges:
+        name = b["bridge"]
+        if b["internal"]:
+            commands.append(rule("forward", match(_ifname("iifname"), "==", name),
+                                 match(_ifname("oifname"), "!=", name), {"drop": None}))
+            commands.append(rule("forward", match(_ifname("oifname"), "==", name),
+                                 match(_ifname("iifname"), "!=", name), {"drop": None}))
+            continue
+        commands.append(rule("postrouting", match(payload("ip", "saddr"), "==", prefix(b["subnet"])),
+                             match(_ifname("oifname"), "!=", name), {"masquerade": None}))
+        others = [n for n in names if n != name]
+        if others:
+            commands.append(rule("forward", match(_ifname("iifname"), "==", name),
+                                 match(_ifname("oifname"), "==", {"set": others}), {"drop": None}))
+    return commands + list(extra)
+
+
+def apply(commands: list[dict]) -> None:
+    """Run the commands as one nft transaction (all or nothing)."""
+    _nft(["-j", "-f", "-"], json.dumps({"nftables": commands}))
+
+
+def _nft(args: list[str], stdin: str | None = None) -> str:
+    nft = shutil.which("nft") or "/usr/sbin/nft"
+    try:
+        proc = subprocess.run([nft, *args], input=stdin, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise FirewallError("nft is not installed (Debian's nftables package): bridge networks need it") from None
+    if proc.returncode != 0:
+        message = " ".join(proc.stderr.split())[:300]
+        raise FirewallError(f"nftables refused pydock's rules: {message}")
+    return proc.stdout
+
+
+def remove_table() -> None:
+    apply([{"add": {"table": {**TABLE}}}, {"delete": {"table": {**TABLE}}}])
+
+
+def rules(chain: str | None = None) -> list[dict]:
+    """The rules of our table (or of one chain), each with its handle and comment; [] without a table."""
+    try:
+        out = _nft(["-j", "-a", "list", "table", TABLE["family"], TABLE["name"]])
+    except FirewallError:
+        return []
+    found = [item["rule"] for item in json.loads(out).get("nftables", []) if "rule" in item]
+    return [r for r in found if chain is None or r["chain"] == chain]
+
+
+def ensure_publish_chains() -> None:
+    """The table with its publish chains, when no network made it yet (adding what exists changes nothing;
+    the jumps are added once)."""
+    if any(r.get("comment") == PUBLISH_JUMP for r in rules()):
+        return
+    apply([{"add": {"table": {**TABLE}}}, *publish_chains()])
+
+
+def delete_commands(found: list[dict]) -> list[dict]:
+    return [{"delete": {"rule": {"family": TABLE["family"], "table": TABLE["name"], "chain": r["chain"],
+                                 "handle": r["handle"]}}} for r in found]

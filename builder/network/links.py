@@ -1,0 +1,91 @@
+"""Links, addresses and routes through pyroute2 (netlink; never the `ip` command): the network's Linux
+bridge in the netns pydock runs in, and a container's veth pair (host end in the bridge, the other end
+as ethN inside the container's namespace, with its address, loopback and default route).
+pyroute2 costs ~100 ms to import: only this module imports it, inside its functions."""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+def _iproute(netns: str | None = None):
+    from pyroute2 import IPRoute
+
+    return IPRoute(netns=netns, flags=0) if netns else IPRoute()
+
+
+def routes_in_use() -> list[ipaddress.IPv4Network]:
+    """The destinations of the main table's routes and the local addresses' subnets of this netns (a new
+    network's default subnet must overlap none of them)."""
+    taken = []
+    with _iproute() as ipr:
+        for route in ipr.get_routes(family=2, table=254):
+            if route["dst_len"]:
+                taken.append(ipaddress.ip_network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False))
+        for addr in ipr.get_addr(family=2):
+            taken.append(ipaddress.ip_network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False))
+    return [t for t in taken if not t.is_loopback]
+
+
+def link_exists(name: str) -> bool:
+    with _iproute() as ipr:
+        return bool(ipr.link_lookup(ifname=name))
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int) -> bool:
+    """The bridge with the gateway address, up. Returns whether it was made now."""
+    with _iproute() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if found:
+            return False
+        ipr.link("add", ifname=name, kind="bridge")
+        index = ipr.link_lookup(ifname=name)[0]
+        try:
+            ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
+            ipr.link("set", index=index, state="up")
+        except BaseException:
+            ipr.link("del", index=index)
+            raise
+        return True
+
+
+def delete_link(name: str) -> None:
+    """Remove a link (a bridge, or a veth with its peer) if it is there."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with _iproute() as ipr:
+        for index in ipr.link_lookup(ifname=name):
+            try:
+                ipr.link("del", index=index)
+            except NetlinkError as e:
+                if e.code != 19:  # ENODEV: gone meanwhile
+                    raise
+
+
+def add_veth(host_name: str, bridge: str, netns_path: str, ifname: str, address: str, prefixlen: int,
+             gateway: str | None, mac: str) -> None:
+    """A veth pair: host_name in the bridge, ifname inside the namespace at netns_path with the address
+    and MAC, loopback up, and (gateway given) the default route through it."""
+    with _iproute() as ipr:
+        ipr.link("add", ifname=host_name, kind="veth", peer={"ifname": ifname, "net_ns_fd": netns_path})
+        try:
+            index = ipr.link_lookup(ifname=host_name)[0]
+            master = ipr.link_lookup(ifname=bridge)[0]
+            ipr.link("set", index=index, master=master, state="up")
+            with _iproute(netns_path) as ns:
+                lo = ns.link_lookup(ifname="lo")[0]
+                ns.link("set", index=lo, state="up")
+                inner = ns.link_lookup(ifname=ifname)[0]
+                ns.link("set", index=inner, address=mac)
+                ns.addr("add", index=inner, address=address, prefixlen=prefixlen)
+                ns.link("set", index=inner, state="up")
+                if gateway:
+                    ns.route("add", gateway=gateway)
+        except BaseException:
+            delete_link(host_name)
+            raise
+
+
+def loopback_up(netns_path: str) -> None:
+    with _iproute(netns_path) as ns:
+        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
