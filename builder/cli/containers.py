@@ -368,6 +368,9 @@ def _add_create_options(p) -> None:
     p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")
     p.add_argument("--privileged", action="store_true",
                    help="all capabilities, the host's devices, no seccomp, /sys read-write, nothing masked")
+    p.add_argument("-l", "--label", action="append", default=[], help="set a label KEY=VALUE on the container")
+    p.add_argument("--stop-signal", help="the signal that stops the container (default: the image's, or SIGTERM)")
+    p.add_argument("--stop-timeout", type=int, help="seconds stop waits before SIGKILL (default 10; -1: for ever)")
     p.add_argument("--log-opt", action="append", default=[],
                    help="json-file log option: max-size=SIZE, max-file=N (rotation)")
     p.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")
@@ -401,7 +404,8 @@ def add_parsers(sub) -> None:
     for name, func, text in (("stop", cmd_stop, "stop running containers"),
                              ("restart", cmd_restart, "restart containers")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("-t", "--time", type=int, default=10, help="seconds to wait before killing (default 10)")
+        p.add_argument("-t", "--time", type=int, default=None,
+                       help="seconds to wait before killing (default: the container's --stop-timeout, or 10)")
         p.add_argument("containers", metavar="CONTAINER", nargs="+")
         p.set_defaults(func=func)
 

@@ -102,8 +102,14 @@ def thaw(store_root: Path, records: Records, container_id: str) -> None:
         unpause(store_root, records, records.load(container_id))
 
 
-def stop(store_root: Path, records: Records, doc: dict, timeout: float) -> None:
-    """The image's StopSignal (or SIGTERM), then SIGKILL after `timeout` seconds."""
+def stop(store_root: Path, records: Records, doc: dict, timeout: float | None) -> None:
+    """The container's StopSignal (or SIGTERM), then SIGKILL after `timeout` seconds (None: its
+    --stop-timeout, or docker's 10; -1 waits for ever)."""
+    if timeout is None:
+        timeout = doc["Config"].get("StopTimeout")
+        timeout = 10 if timeout is None else timeout
+    if timeout < 0:
+        timeout = None
     if not is_running(records, doc["Id"]):
         return
     thaw(store_root, records, doc["Id"])

@@ -188,7 +188,7 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
     """Mount, write the bundle, create and start the container: (init pid, outputs, stdin end, fds to
     close). Raises _CannotStart with docker's status (126/127: the command; 125: anything else)."""
     from builder.container.bundle import write_bundle
-    from builder.container.rootfs import mount_rootfs
+    from builder.container.rootfs import make_workdir, mount_rootfs
     from builder.container.volumes import copy_up_all
     from builder.image.store import ImageStore
     from builder.network.endpoints import attach as attach_network
@@ -200,6 +200,7 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
         store = ImageStore(store_root)
         image = store.resolve(doc["Image"])
         rootfs = mount_rootfs(store, image, cdir)
+        make_workdir(rootfs, doc["Config"].get("WorkingDir"))
         copy_up_all(doc, rootfs)
         doc = attach_network(store_root, records, container_id)
         doc = publish_ports(store_root, records, container_id)

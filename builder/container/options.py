@@ -106,6 +106,8 @@ def new_record(image, ref: str, args, records) -> dict:
 
     log_config = {"Type": "json-file", "Config": log_options(args.log_opt)}
     ports = _ports(image.config, args)
+    stop_signal, stop_timeout = _stop_settings(args, cfg)
+    labels = {**(cfg.get("Labels") or {}), **dict((item.split("=", 1) + [""])[:2] for item in args.label)}
     restart = parse_restart(args.restart)
     if args.rm and restart["Name"] != "no":
         raise ContainerError("conflicting options: --restart and --rm")
@@ -125,8 +127,9 @@ def new_record(image, ref: str, args, records) -> dict:
         "Config": {"Hostname": args.hostname or "", "User": cfg.get("User") or "", "Tty": args.tty,
                    "OpenStdin": args.interactive, "AttachStdin": args.interactive, "Env": env,
                    "Cmd": cfg.get("Cmd") or [], "Entrypoint": cfg.get("Entrypoint") or None, "Image": ref,
-                   "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": cfg.get("StopSignal") or "",
-                   "Labels": cfg.get("Labels") or {}, "ExposedPorts": ports["ExposedPorts"]},
+                   "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": stop_signal, "Labels": labels,
+                   "ExposedPorts": ports["ExposedPorts"],
+                   **({"StopTimeout": stop_timeout} if stop_timeout is not None else {})},
         "HostConfig": {"Binds": list(args.volume), "ReadonlyRootfs": args.read_only,
                        "NetworkMode": network_mode, "AutoRemove": args.rm,
                        "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop),
@@ -170,6 +173,19 @@ def _resources(args) -> dict:
     if nano_cpus < 0 or (args.pids_limit or 0) < 0:
         raise ContainerError("resource limits must not be negative")
     return {"Memory": memory, "NanoCpus": nano_cpus, "PidsLimit": args.pids_limit or 0}
+
+
+def _stop_settings(args, cfg: dict) -> tuple[str, int | None]:
+    """--stop-signal (else the image's STOPSIGNAL) and --stop-timeout, checked."""
+    from oci_runtime.units import parse_signal
+
+    signal = args.stop_signal or cfg.get("StopSignal") or ""
+    if args.stop_signal:
+        try:
+            parse_signal(args.stop_signal)
+        except ValueError as e:
+            raise ContainerError(f"invalid --stop-signal: {e}") from None
+    return signal, args.stop_timeout
 
 
 def parse_restart(text: str) -> dict:

@@ -72,3 +72,11 @@ def test_bad_changes_are_refused_and_make_no_image(dock):
         proc = dock("commit", "-c", change, cid, "bad:1")
         assert proc.returncode == 125 and words in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert dock("images", "-q", "--no-trunc").stdout == before
+
+
+def test_a_missing_working_directory_is_made_at_start(dock):
+    """As docker does (a committed WORKDIR, or -w, naming a directory the image lacks)."""
+    assert dock("run", "--rm", "-w", "/made/at/start", "busybox", "sh", "-c", "pwd; stat -c %u:%a .",
+                check=True).stdout == "/made/at/start\n0:755\n"
+    proc = dock("run", "--rm", "-w", "/bin/busybox/below", "busybox", "true")  # a file in the way
+    assert proc.returncode == 125 and "not a directory" in proc.stderr
