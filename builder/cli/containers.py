@@ -350,6 +350,9 @@ def _add_create_options(p) -> None:
     p.add_argument("--hostname", help="the container's host name")
     p.add_argument("-v", "--volume", action="append", default=[], help="bind mount /HOST:/CTR[:ro] or named volume NAME:/CTR[:ro]")
     p.add_argument("--volumes-from", action="append", default=[], help="mount the volumes of CONTAINER[:ro|rw]")
+    p.add_argument("--mount", action="append", default=[],
+                   help="type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=..][,tmpfs-mode=..]")
+    p.add_argument("--tmpfs", action="append", default=[], help="a tmpfs mount: /PATH[:OPTIONS]")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--init", action="store_true", help="run an init (tini) as PID 1 that reaps zombies and "
                    "passes signals on")

@@ -161,8 +161,12 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
     if host.get("PidsLimit"):
         resources["pids"] = {"limit": host["PidsLimit"]}
     for m in record.get("Mounts") or []:
-        spec["mounts"].append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
-                               "options": ["rbind"] + ([] if m.get("RW", True) else ["ro"])})
+        if m.get("Type") != "tmpfs":
+            spec["mounts"].append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
+                                   "options": ["rbind"] + ([] if m.get("RW", True) else ["ro"])})
+    from builder.container.mounts import tmpfs_spec_mounts
+
+    spec["mounts"] += tmpfs_spec_mounts(host)
     if host.get("Init"):
         from builder.container.init import apply_init, host_init_binary
 

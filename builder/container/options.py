@@ -66,6 +66,8 @@ def volumes_from(records, refs: list[str]) -> list[dict]:
         if mode not in ("", "ro", "rw"):
             raise ContainerError(f"invalid mode {mode!r} in --volumes-from {ref!r}")
         for m in records.lookup(name).get("Mounts") or []:
+            if m.get("Type") == "tmpfs":
+                continue  # docker shares volumes and binds, not a container's tmpfs
             m = dict(m)
             if mode:
                 m.update(Mode=mode, RW=mode == "rw")
@@ -81,8 +83,13 @@ def new_record(image, ref: str, args, records) -> dict:
                                                          getattr(args, "ip", None),
                                                          list(getattr(args, "network_alias", None) or []),
                                                          args.hostname)
-    mounts = volumes_from(records, args.volumes_from) + [parse_volume(v) for v in args.volume]
-    targets = [m["Destination"] for m in mounts]
+    from builder.container.mounts import parse_mount, parse_tmpfs
+
+    mount_flags = [parse_mount(m) for m in args.mount]
+    tmpfs = parse_tmpfs(args.tmpfs)
+    mounts = volumes_from(records, args.volumes_from) + [parse_volume(v) for v in args.volume] + \
+        [entry for entry, _ in mount_flags]
+    targets = [m["Destination"] for m in mounts] + list(tmpfs)
     if len(set(targets)) != len(targets):
         raise ContainerError(f"duplicate mount point: {sorted(t for t in targets if targets.count(t) > 1)[0]}")
     env = read_env(args.env, args.env_file)
@@ -135,6 +142,8 @@ def new_record(image, ref: str, args, records) -> dict:
                        "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop),
                        "Privileged": bool(getattr(args, "privileged", False)), **resources,
                        "Init": True if args.init else None, "LogConfig": log_config,
+                       **({"Mounts": [host for _, host in mount_flags]} if mount_flags else {}),
+                       **({"Tmpfs": tmpfs} if tmpfs else {}),
                        "RestartPolicy": restart, "PortBindings": ports["PortBindings"],
                        "PublishAllPorts": ports["PublishAllPorts"]},
         "RestartCount": 0,
