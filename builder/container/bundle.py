@@ -171,6 +171,10 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
         from builder.container.init import apply_init, host_init_binary
 
         apply_init(spec, host_init_binary())
+    if host.get("Ulimits") or host.get("SecurityOpt"):
+        from builder.container.security import apply_security
+
+        apply_security(spec, host)
     if host.get("Privileged"):
         make_privileged(spec, host.get("CapDrop") or [])
     _apply_network(spec, record)

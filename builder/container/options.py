@@ -114,6 +114,9 @@ def new_record(image, ref: str, args, records) -> dict:
     log_config = {"Type": "json-file", "Config": log_options(args.log_opt)}
     ports = _ports(image.config, args)
     stop_signal, stop_timeout = _stop_settings(args, cfg)
+    from builder.container.security import parse_security_opts, parse_ulimits
+
+    security = {"Ulimits": parse_ulimits(args.ulimit), "SecurityOpt": parse_security_opts(args.security_opt)}
     labels = {**(cfg.get("Labels") or {}), **dict((item.split("=", 1) + [""])[:2] for item in args.label)}
     restart = parse_restart(args.restart)
     if args.rm and restart["Name"] != "no":
@@ -142,6 +145,7 @@ def new_record(image, ref: str, args, records) -> dict:
                        "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop),
                        "Privileged": bool(getattr(args, "privileged", False)), **resources,
                        "Init": True if args.init else None, "LogConfig": log_config,
+                       **{k: v for k, v in security.items() if v},
                        **({"Mounts": [host for _, host in mount_flags]} if mount_flags else {}),
                        **({"Tmpfs": tmpfs} if tmpfs else {}),
                        "RestartPolicy": restart, "PortBindings": ports["PortBindings"],
