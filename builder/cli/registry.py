@@ -6,7 +6,6 @@ import argparse
 import getpass
 import sys
 
-from builder.cli.formatting import print_table
 from builder.cli.shared import UsageError, open_store
 from builder.errors import BuildError
 
@@ -146,7 +145,7 @@ def _search_filters(given: list[str]) -> dict:
 
 
 def cmd_search(args) -> int:
-    from builder.cli.formatting import ellipsis, render_template
+    from builder.cli.formatting import ellipsis, print_formatted
     from builder.registry.search import search
 
     if args.limit < 1 or args.limit > 100:
@@ -162,15 +161,8 @@ def cmd_search(args) -> int:
         rows.append({"Name": r.name, "Description": description if args.no_trunc else ellipsis(description, 45),
                      "StarCount": str(r.star_count), "IsOfficial": "[OK]" if r.is_official else "",
                      "IsAutomated": "[OK]" if r.is_automated else ""})
-    template = args.format or "table"
-    if template.startswith("table"):
-        template = template[len("table"):].strip() or "\t".join(f"{{{{.{k}}}}}" for k in SEARCH_COLUMNS)
-        template = template.replace("\\t", "\t")
-        header = render_template(template, SEARCH_COLUMNS).split("\t")
-        print_table([header] + [render_template(template, row).split("\t") for row in rows])
-    else:
-        for row in rows:
-            print(render_template(args.format.replace("\\t", "\t").replace("\\n", "\n"), row))
+    default_table = "\t".join(f"{{{{.{key}}}}}" for key in SEARCH_COLUMNS)
+    print_formatted(args.format or "table", rows, SEARCH_COLUMNS, default_table)
     return 0
 
 
@@ -206,6 +198,6 @@ def add_parsers(sub) -> None:
                    help="stars=N, is-official=true|false, is-automated=true|false")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate descriptions")
     p.add_argument("--format", help="a Go template per result ({{.Name}} {{.Description}} {{.StarCount}} "
-                                    "{{.IsOfficial}} {{.IsAutomated}}), or 'table TEMPLATE'")
+                                    "{{.IsOfficial}} {{.IsAutomated}}), 'table TEMPLATE' or 'json'")
     p.add_argument("term", metavar="TERM")
     p.set_defaults(func=cmd_search)

@@ -470,7 +470,8 @@ class ImageStore:
         self.unpacked_dir = self.root / "unpacked" / "sha256"
         self.cache_dir = self.root / "cache"
         self.holds_dir = self.root / "holds"
-        for d in (self.root / "blobs" / "sha256", self.tmp_dir, self.partial_dir, self.unpacked_dir, self.cache_dir, self.holds_dir):
+        for d in (self.root / "blobs" / "sha256", self.tmp_dir, self.partial_dir, self.unpacked_dir, self.cache_dir,
+                  self.holds_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = None
         self._lock_depth = 0

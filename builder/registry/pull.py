@@ -110,6 +110,8 @@ class _FreshDownload:
     """A download into a new temp blob, for when another process is resuming the same blob's kept start
     (its PartialBlob is locked): the same calls as PartialBlob, nothing kept after a failure."""
 
+    kept_after_failure = False
+
     def __init__(self, store, digest: str):
         self._store = store
         self._digest = digest
@@ -165,10 +167,14 @@ def fetch_blob(registry: Registry, ref: Reference, desc: Descriptor, store, prog
             if sink.size == desc.size:
                 break
             have = sink.size
-            r = registry.request("GET", f"/v2/{ref.path}/blobs/{desc.digest}", stream=True, ok=(200, 206),
+            r = registry.request("GET", f"/v2/{ref.path}/blobs/{desc.digest}", stream=True, ok=(200, 206, 416),
                                  headers={"Range": f"bytes={have}-"} if have else None,
                                  what=f"blob {desc.digest}")
             try:
+                if r.status_code == 416:  # the registry will not go on from there: from the start, then
+                    sink.restart()
+                    advance()
+                    continue
                 if have and not (r.status_code == 206 and _resumed_from(r, have)):
                     sink.restart()  # the registry sent the whole blob (it ignores Range): take it all
                     advance()
@@ -189,8 +195,9 @@ def fetch_blob(registry: Registry, ref: Reference, desc: Descriptor, store, prog
                 break
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
                 if attempt == TRIES:
+                    kept = " (kept for the next pull)" if getattr(sink, "kept_after_failure", True) else ""
                     raise RegistryError(f"download of {desc.digest} failed after {sink.size} of {desc.size} "
-                                        f"bytes (kept for the next pull): {e}") from None
+                                        f"bytes{kept}: {e}") from None
                 time.sleep(BACKOFF * 2 ** (attempt - 1))
             finally:
                 r.close()

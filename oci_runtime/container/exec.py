@@ -167,8 +167,13 @@ def _fork_process(ns_fds, body):
                 linux.setns(pid_fd, FLAGS["pid"], label="pid namespace")
             except OSError as e:
                 raise RuntimeFailure(f"joining the container's pid namespace: {e.strerror}") from None
+        def child(channel: Channel) -> None:
+            if ours >= 0:
+                os.close(ours)  # the host's pid namespace: nothing in the container keeps a handle on it
+            body(channel)
+
         try:
-            return fork_child(body)
+            return fork_child(child)
         except OSError as e:
             if e.errno == 12:  # ENOMEM: the pid namespace's init has exited
                 raise BadState("cannot exec: the container is stopping (its init has exited)") from None

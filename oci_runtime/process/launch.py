@@ -119,7 +119,12 @@ def _fork_init(spec: LaunchSpec, ns_fds: list[tuple[str, int]]) -> tuple[int, Ch
                 linux.unshare(linux.CLONE_NEWPID)
             except OSError as e:
                 raise RuntimeFailure(f"creating namespaces: {e.strerror}") from None
-        return fork_child(lambda channel: _direct_init(spec, channel, ns_fds))
+        def child(channel: Channel) -> None:
+            if ours >= 0:
+                os.close(ours)  # the host's pid namespace: nothing in the container keeps a handle on it
+            _direct_init(spec, channel, ns_fds)
+
+        return fork_child(child)
     finally:
         linux.prctl(linux.PR_SET_DUMPABLE, dumpable)
         if ours >= 0:

@@ -399,7 +399,8 @@ def test_the_next_pull_resumes_what_a_failed_one_kept(registry, pushed, fresh):
     layer = requests.get(f"http://{registry.host}/v2/busybox/manifests/latest",
                          headers={"Accept": mt.OCI_MANIFEST}).json()["layers"][0]
     cutting = True
-    proxy = FlakyProxy(registry.host, lambda method, key, n: "cut" if cutting and key.endswith(layer["digest"]) else None)
+    proxy = FlakyProxy(registry.host,
+                       lambda method, key, n: "cut" if cutting and key.endswith(layer["digest"]) else None)
     try:
         name = f"127.0.0.1:{proxy.port}/busybox"
         before = fresh.snapshot()
