@@ -131,6 +131,9 @@ def cmd_logs(args) -> int:
         prefix = (entry.get("time", "") + " ").encode() if args.timestamps else b""
         out.write(prefix + entry.get("log", "").encode())
         out.flush()
+    error = records.load(doc["Id"]).get("LogError")
+    if error:
+        print(f"pydock: warning: {error}: some of the container's output is not in its log", file=sys.stderr)
     return 0
 
 
@@ -158,7 +161,7 @@ def container_inspect(args, ref: str) -> dict | None:
         doc = records.lookup(ref)
     except ContainerError:
         return None
-    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard", "PortProxy")}
+    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard", "PortProxy", "LogError")}
     out["State"] = live_state(doc)
     out["LogPath"] = os.fspath(log_path(records.path(doc["Id"]), doc["Id"]))
     return out

@@ -67,29 +67,49 @@ def log_files(path: Path) -> list[Path]:
 
 
 class LogWriter:
-    """Splits each stream into lines and appends them to the log file (rotating it past max_size)."""
+    """Splits each stream into lines and appends them to the log file (rotating it past max_size). A
+    write that fails (a full disk) drops those lines, never a torn one, and is told to on_error once
+    until writing works again: the container goes on."""
 
-    def __init__(self, path: Path, max_size: int = 0, max_files: int = 1):
+    def __init__(self, path: Path, max_size: int = 0, max_files: int = 1, on_error=None):
         self.path, self.max_size, self.max_files = Path(path), max_size, max(1, max_files)
-        self._fd = self._open()
-        self._size = os.fstat(self._fd).st_size
+        self.on_error, self._failing = on_error, False
+        self._fd, self._size = -1, 0
+        self._reopen()
         self._partial: dict[str, bytes] = {}
+
+    def _reopen(self) -> None:
+        try:
+            self._fd = self._open()
+            self._size = os.fstat(self._fd).st_size
+        except OSError as e:
+            self._fd = -1
+            self._failed(e)
+
+    def _failed(self, e: OSError) -> None:
+        if not self._failing and self.on_error is not None:
+            self.on_error(f"writing the log {self.path.name} failed: {e.strerror or e}")
+        self._failing = True
 
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
 
     def _rotate(self) -> None:
-        os.close(self._fd)
-        if self.max_files > 1:
-            for n in range(self.max_files - 1, 1, -1):
-                older = Path(f"{self.path}.{n - 1}")
-                if older.exists():
-                    os.replace(older, f"{self.path}.{n}")
-            os.replace(self.path, f"{self.path}.1")
-        else:
-            os.unlink(self.path)
-        self._fd = self._open()
-        self._size = 0
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            if self.max_files > 1:
+                for n in range(self.max_files - 1, 1, -1):
+                    older = Path(f"{self.path}.{n - 1}")
+                    if older.exists():
+                        os.replace(older, f"{self.path}.{n}")
+                os.replace(self.path, f"{self.path}.1")
+            else:
+                os.unlink(self.path)
+        except OSError as e:
+            self._failed(e)
+        self._reopen()
 
     def write(self, stream: str, data: bytes) -> None:
         data = self._partial.pop(stream, b"") + data
@@ -121,13 +141,33 @@ class LogWriter:
         self._write(batch)
 
     def _write(self, data: bytes) -> None:
-        if data:
-            os.write(self._fd, data)
-            self._size += len(data)
+        if not data:
+            return
+        if self._fd < 0:
+            self._reopen()
+            if self._fd < 0:
+                return
+        try:
+            written = os.write(self._fd, data)
+            if written < len(data):  # the disk filled up in the middle: no torn line stays behind
+                os.ftruncate(self._fd, self._size)
+                if data.count(b"\n") > 1:  # keep the whole lines that fit
+                    for line in data.splitlines(keepends=True):
+                        self._write(line)
+                        if self._failing:
+                            return
+                    return
+                raise OSError(28, os.strerror(28))
+        except OSError as e:
+            self._failed(e)
+            return
+        self._size += len(data)
+        self._failing = False
 
     def close(self) -> None:
         self.flush()
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
 
 
 def read_entries(path: Path, *, follow_while=None) -> Iterator[dict]:

@@ -125,7 +125,8 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
                 first = False
             if foreground and tty:
                 _copy_window_size(0, ends[0])
-            log = LogWriter(log_path(cdir, container_id), *rotation(doc["HostConfig"].get("LogConfig")))
+            log = LogWriter(log_path(cdir, container_id), *rotation(doc["HostConfig"].get("LogConfig")),
+                            on_error=lambda message: _note_log_error(records, container_id, message))
             code = _pump(init_pid, outputs, stdin_w if open_stdin else None, log, foreground, server,
                          pty=ends[0] if tty else None)
             log.close()
@@ -164,6 +165,15 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
         records.remove(container_id)
     os.close(guard_w)
     return 0
+
+
+def _note_log_error(records: Records, container_id: str, message: str) -> None:
+    """A log write failed (a full disk): `logs` tells the user some output is missing."""
+    try:
+        with records.edit(container_id) as doc:
+            doc["LogError"] = message
+    except Exception:  # noqa: BLE001 - the record's disk may be the full one: the container goes on
+        pass
 
 
 def should_restart(doc: dict, code: int) -> bool:

@@ -115,3 +115,31 @@ def test_bad_log_opts_are_refused_and_leave_nothing(dock):
         proc = dock("run", *args, "busybox", "true")
         assert proc.returncode == 125 and words in proc.stderr, (opts, proc.stderr)
     assert dock("ps", "-aq").stdout == before
+
+
+def test_a_full_disk_for_the_log_is_reported_not_fatal(dock, tmp_path):
+    """The log file sits on a 16 KiB tmpfs: the container writes far more, runs to its end with its own
+    status, its log keeps whole lines only, and `logs` warns that output is missing."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", small], check=True)
+    try:
+        cid = dock("create", "busybox", "sh", "-c",
+                   "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done; exit 4", check=True).stdout.strip()
+        full = dock("inspect", "-f", "{{.Id}}", cid, check=True).stdout.strip()
+        log = dock.root / "containers" / full / f"{full}-json.log"
+        (small / "log").touch()
+        log.touch()
+        subprocess.run(["mount", "--bind", small / "log", log], check=True)
+        try:
+            dock("start", cid, check=True)
+            assert dock("wait", cid, check=True).stdout == "4\n"
+            proc = dock("logs", cid)
+            lines = proc.stdout.splitlines()
+            assert proc.returncode == 0 and 0 < len(lines) < 2000
+            assert lines == [f"line-{i}" for i in range(len(lines))]  # whole lines, in order, none torn
+            assert "pydock: warning: writing the log" in proc.stderr and "No space left on device" in proc.stderr
+        finally:
+            subprocess.run(["umount", log], check=True)
+    finally:
+        subprocess.run(["umount", small], check=True)
