@@ -110,9 +110,10 @@ def cmd_logs(args) -> int:
     records = _records(args)
     doc = records.lookup(args.container)
     path = log_path(records.path(doc["Id"]), doc["Id"])
-    follow = None
-    if args.follow:  # until the container stops, or --until is past
-        follow = lambda: control.is_running(records, doc["Id"]) and (until is None or time.time() <= until)  # noqa: E731
+    def following() -> bool:  # -f: until the container stops, or --until is past
+        return control.is_running(records, doc["Id"]) and (until is None or time.time() <= until)
+
+    follow = following if args.follow else None
     entries = read_entries(path, follow_while=follow)
     if args.tail is not None and args.tail != "all":
         try:

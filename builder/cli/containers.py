@@ -369,7 +369,8 @@ def _add_create_options(p) -> None:
     p.add_argument("--restart", default="no", help="no, always, unless-stopped or on-failure[:MAX]")
     p.add_argument("--cap-add", action="append", default=[], help="add a capability")
     p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")
-    p.add_argument("--ulimit", action="append", default=[], help="a resource limit: NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
+    p.add_argument("--ulimit", action="append", default=[],
+                   help="a resource limit: NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
     p.add_argument("--security-opt", action="append", default=[],
                    help="no-new-privileges[=true|false], seccomp=unconfined or seccomp=PROFILE.json")
     p.add_argument("--privileged", action="store_true",

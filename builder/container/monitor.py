@@ -7,8 +7,9 @@ code and finish time, and applies the restart policy (--restart) until the conta
 
 It serves the attach socket (builder.container.attach) for `pydock attach` and window sizes. It tells
 the CLI how things go on a status pipe, one line each: "started PID", "error CODE MESSAGE", "detached"
-(the detach keys were typed in a foreground -it run), "exit CODE". A guard process it forks watches it: if the monitor dies without recording an end (it was
-killed), the guard kills the container and records it as exited, so no container outlives its monitor.
+(the detach keys were typed in a foreground -it run), "exit CODE". A guard process it forks watches it:
+if the monitor dies without recording an end (it was killed), the guard kills the container and records
+it as exited, so no container outlives its monitor.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ def parse_mount(spec: str) -> tuple[dict, dict]:
     fields: dict[str, str | None] = {}
     for item in spec.split(","):
         key, sep, value = item.partition("=")
-        key = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}.get(key.strip(), key.strip())
+        key = key.strip()
+        key = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}.get(key, key)
         if key not in ("type", "source", "target", "readonly", "bind-propagation", "volume-nocopy", "tmpfs-size",
                        "tmpfs-mode"):
             raise ContainerError(f"invalid field '{key}' must be a key=value pair in --mount {spec!r}")

@@ -67,7 +67,8 @@ class Volumes:
                 if labels and existing["Labels"] != labels:
                     raise VolumeError(f"volume {name} already exists with different labels")
                 return existing
-            meta = json.dumps({"CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "Driver": driver, "Labels": labels, "Options": {}},
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            meta = json.dumps({"CreatedAt": created, "Driver": driver, "Labels": labels, "Options": {}},
                               indent=1).encode()
             if self.data(name).is_dir() and not (self.dir / name).is_symlink():
                 with atomic_file(self.dir / name / _META, durable=False) as f:  # an older store's volume
