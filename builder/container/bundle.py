@@ -152,6 +152,9 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
     caps = capability_set(host.get("CapAdd") or [], host.get("CapDrop") or [])
     spec["process"]["capabilities"] = {kind: list(caps) for kind in ("bounding", "effective", "permitted")}
     spec["process"]["noNewPrivileges"] = False  # docker's default: setuid programs work
+    from builder.container.seccomp import default_seccomp
+
+    spec["linux"]["seccomp"] = default_seccomp(caps)  # --security-opt and --privileged may replace it
     resources = spec["linux"].setdefault("resources", {})
     if host.get("Memory"):
         resources["memory"] = {"limit": host["Memory"]}

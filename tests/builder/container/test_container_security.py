@@ -71,3 +71,17 @@ def test_bad_values_are_refused(dock, tmp_path):
         proc = dock("run", *args, "busybox", "true")
         assert proc.returncode == 125 and words in proc.stderr and proc.stderr.count("\n") == 1, (args, proc.stderr)
     assert dock("ps", "-aq").stdout == before
+
+
+def test_default_seccomp_filter_refuses_what_docker_refuses(dock):
+    proc = dock("run", "--rm", "busybox", "sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true 2>&1; "
+                "echo unshare=$?; sh -c 'echo child ok'", check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[1] == "2"  # filtered by default, as docker's containers are
+    assert "Operation not permitted" in lines[1] and lines[2] == "unshare=1"  # no new user namespace
+    assert lines[3] == "child ok"  # ordinary forks and execs work (clone3 answers ENOSYS, libc falls back)
+    unconfined = dock("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
+                      "unshare -U true && echo unshare-ok", check=True)
+    assert unconfined.stdout == "unshare-ok\n"  # the filter, not a capability, refused it
+    privileged = dock("run", "--rm", "--privileged", "busybox", "grep", "Seccomp:", "/proc/self/status", check=True)
+    assert privileged.stdout.split()[1] == "0"
