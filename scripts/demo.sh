@@ -4,6 +4,11 @@
 # a detached one listed, logged, exec'd into and removed, and the same image run by pyrunc from a bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# pydock's containers default to bridge networking: the demo runs in a network namespace of its own, so
+# the bridge, veths and nftables rules it makes never touch the host's network
+if [ -z "${PYDOCK_DEMO_NETNS:-}" ]; then
+  exec env PYDOCK_DEMO_NETNS=1 unshare --net bash "$0" "$@"
+fi
 bin=$PWD/.venv/bin
 work=$(mktemp -d /tmp/pydock-demo.XXXXXX)
 export PYDOCK_ROOT=${PYDOCK_ROOT:-$work/store}

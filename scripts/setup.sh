@@ -14,6 +14,7 @@ packages=(
   skopeo umoci oci-image-tool   # interoperability checks of our OCI layouts
   docker-registry apache2-utils # pull/push tests run a registry on loopback (htpasswd for its auth)
   openssl                       # the registry tests' token server signs with a generated certificate
+  git                           # pydock build of a git repository context, ADD of a git repository
   openssh-client                # build --ssh: an agent for key files (ssh-agent, ssh-add), and the tests
 )
 . scripts/apt-install.sh

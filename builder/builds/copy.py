@@ -16,6 +16,8 @@ from builder.dockerfile import gomatch
 from builder.dockerfile.instructions import ImageState, dest_path
 from builder.dockerfile.stages import Stage
 from builder.errors import BuildError
+from builder.builds.context import clean_source_path
+from builder.builds.git import is_git_source
 from builder.fetch import download, is_url
 
 if TYPE_CHECKING:
@@ -43,8 +45,10 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
                              "and between 0 and 07777")
     checksum = b.ex.word(instr.flag("checksum"), env) if is_add and instr.flag("checksum") else ""
     from_ref = instr.flag("from") if not is_add else None
-    if instr.flag("parents") == "true":
-        raise BuildError(f"{instr.cmd} --parents is not supported by pydock yet")
+    parents = instr.flag("parents") == "true"
+    if parents and (is_add or from_ref):
+        raise BuildError(f"{instr.cmd} --parents is supported for COPY from the build context only")
+    keep_git_dir = is_add and instr.flag("keep-git-dir") == "true"
     excludes = [b.ex.word(p, env) for p in instr.flags.get("exclude") or []]
     if excludes and from_ref:
         raise BuildError(f"{instr.cmd} --exclude with --from is not supported by pydock yet")
@@ -78,12 +82,17 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
         _copy_from(b, stage, state, instr, from_ref, srcs, dest, chown, chmod, created_by)
         return
 
-    items: list[tuple[str, object]] = []   # ("ctx", Source) | ("url", (path, name, mtime))
-    key_sources: list = []
+    items: list[tuple[str, object, str]] = []   # (kind, item, dest): ("ctx", Source) | ("url", (path, name,
+    key_sources: list = []                      # mtime)) | ("git", checkout dir)
     for src in srcs:
+        if is_add and is_git_source(src, local=False):
+            tree, commit = _git_checkout(b, src, keep_git_dir)
+            items.append(("git", tree, dest if dest.endswith("/") else dest + "/"))
+            key_sources.append(["git", src, commit, keep_git_dir])
+            continue
         if is_add and is_url(src):
             fetched = download(src, b.tmpdir(), checksum)
-            items.append(("url", (fetched.path, fetched.name, fetched.mtime)))
+            items.append(("url", (fetched.path, fetched.name, fetched.mtime), dest))
             key_sources.append(["url", src, fetched.name, fetched.digest])
             continue
         found = b.context.sources(src) if b.context is not None else []
@@ -93,20 +102,25 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
         if excluded is not None:  # --exclude: patterns match the names as they land under dest
             found = [s for s in found if s.is_dir or not excluded(s.name)]
         for s in found:
-            items.append(("ctx", s))
+            items.append(("ctx", s, _parents_dest(src, s, dest) if parents else dest))
         key_sources.append(["ctx", src, [[s.relpath, s.name, b.context.source_digest(s)] for s in found]])
     count = len(items) + len(inline)
-    if (count > 1 or len(srcs) + len(inline) > 1) and not dest.endswith("/"):
+    if (count > 1 or len(srcs) + len(inline) > 1) and not dest.endswith("/") and not parents:
         raise BuildError(f"When using {instr.cmd} with more than one source file, the destination "
                          "must be a directory and end with a /")
     payload = {"op": instr.cmd, "dest": dest, "chown": chown, "chmod": chmod_text, "sources": key_sources,
                "inline": [[n, hashlib.sha256(c).hexdigest()] for n, c in inline], "exclude": excludes}
+    if parents:
+        payload["parents"] = True
 
     def perform(ws) -> None:
         opts = _copy_options(b, ws, chown, chmod, keep_owner=False)
-        for kind, item in items:
+        for kind, item, item_dest in items:
             if kind == "ctx":
-                _copy_context_source(b, ws, item, dest, opts, is_add, excluded)
+                _copy_context_source(b, ws, item, item_dest, opts, is_add, excluded)
+            elif kind == "git":
+                st = os.lstat(item)
+                copy_sources(ws.merged, [SourceTree(item, st, item.name, walk_host_tree(item))], item_dest, opts)
             else:
                 path, name, mtime = item
                 st = os.lstat(path)
@@ -121,6 +135,35 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
             copy_sources(ws.merged, [SourceTree(path, os.lstat(path), name)], dest, opts)
 
     b.fs_step(state, payload, created_by, perform)
+
+
+def _git_checkout(b: Builder, src: str, keep_git_dir: bool) -> tuple[Path, str]:
+    """ADD <git repository>: its commit checked out in the build's temp dir; (tree or subdir, commit id)."""
+    import tempfile
+
+    from builder.builds.git import checkout, parse_git_source, subdir_of
+
+    source = parse_git_source(src)
+    tree = Path(tempfile.mkdtemp(dir=b.tmpdir())) / "git"
+    commit = checkout(source, tree, keep_git_dir=keep_git_dir, local=False)
+    return subdir_of(tree, source), commit
+
+
+def _parents_dest(src: str, source, dest: str) -> str:
+    """COPY --parents: where one matched source lands, its parent path kept below dest. A "/./" in the
+    source marks where the kept part starts (BuildKit's pivot); without one the whole path is kept."""
+    raw = src[2:] if src.startswith("./") else src
+    pivot = ""
+    if "/./" in raw:
+        pivot = clean_source_path(raw.split("/./", 1)[0])
+    path = source.written or source.relpath
+    parent = path if source.is_dir else posixpath.dirname(path)  # a directory's contents go under its name
+    if pivot:
+        if parent != pivot and not parent.startswith(pivot + "/"):
+            return dest if dest.endswith("/") else dest + "/"
+        parent = parent[len(pivot) + 1:]
+    base = dest if dest.endswith("/") else dest + "/"
+    return base + parent + "/" if parent else base
 
 
 def _copy_options(b: Builder, ws, chown: str, chmod: int | None, keep_owner: bool) -> CopyOptions:

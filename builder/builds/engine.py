@@ -30,6 +30,7 @@ from builder.dockerfile.instructions import (METADATA, Expander, ImageState, bas
                                              normalize_workdir, scratch_config)
 from builder.dockerfile.stages import SCRATCH, BuildPlan, Stage, make_plan
 from builder.errors import BuildError, DockerfileError, StepFailed
+from builder.builds import cache_transfer, platforms
 from builder.image.platform import Platform, host_platform
 from oci_runtime.units import rfc3339
 
@@ -45,6 +46,9 @@ class BuildOptions:
     quiet: bool = False
     outputs: list[dict[str, str]] = field(default_factory=list)
     pull: bool = False  # pull every image named (FROM, COPY --from) again, even if it is in the store
+    platform: Platform | None = None  # --platform: the target platform (None: this host's)
+    cache_from: list = field(default_factory=list)  # CacheSpecs (cache_transfer.py) read before the build
+    cache_to: list = field(default_factory=list)    # CacheSpecs written after it
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)  # --secret id -> content
     ssh: dict[str, list[str]] = field(default_factory=dict)  # --ssh id -> [agent socket] or key files
     add_hosts: list[tuple[str, str]] = field(default_factory=list)  # --add-host: RUN steps' /etc/hosts
@@ -80,6 +84,8 @@ class Builder:
         self._new_cache_keys: list[str] = []
         self.base_history_len: dict[int, int] = {}
         self._tmp: Path | None = None
+        self.cache_sources: list = []   # --cache-from, opened when the build starts
+        self.steps_done: dict[str, tuple[str, CacheEntry]] = {}  # key -> (parent key, result), for --cache-to
         from builder.builds.secrets import Agents
 
         self.agents = Agents(options.ssh)
@@ -138,7 +144,7 @@ class Builder:
         return image
 
     def _build(self):
-        self.plan = plan = make_plan(self.dockerfile, self.opts.build_args, self.opts.target)
+        self.plan = plan = make_plan(self.dockerfile, self.opts.build_args, self.opts.target, self.opts.platform)
         unused = plan.unused_build_args(self.opts.build_args)
         if unused:
             self.progress.warn(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
@@ -147,6 +153,8 @@ class Builder:
                 raise BuildError(f"--no-cache-filter: no stage named {name!r} in the Dockerfile")
         self.opts.no_cache_stages = [plan.find_stage(n).display_name for n in self.opts.no_cache_stages]
         self.total = plan.step_count()
+        if self.opts.cache_from and not self.opts.no_cache:
+            self.cache_sources = cache_transfer.open_sources(self, self.opts.cache_from)
         for stage in plan.needed:
             self.stage_result(stage)
         final = self.results[plan.target.index]
@@ -158,6 +166,8 @@ class Builder:
             self.progress.line("Successfully exported " + ", ".join(o["dest"] for o in fs_outputs))
             return None
         image = commit(self, final)
+        for spec in self.opts.cache_to:
+            cache_transfer.export(self, spec, final.key)
         for out in self.opts.outputs:
             if out["type"] not in FILESYSTEM_OUTPUTS:
                 export(self, image, out)
@@ -172,7 +182,7 @@ class Builder:
 
     def stage_result(self, stage: Stage) -> ImageState:
         if stage.index not in self.results:
-            if stage.index in self._building:  # only a RUN --mount from=$VAR can still close a loop here
+            if stage.index in self._building:  # make_plan refuses loops; this guard keeps a missed one finite
                 raise BuildError(f"circular dependency detected on stage: {stage.display_name}")
             self._building.add(stage.index)
             self.results[stage.index] = self._build_stage(stage)
@@ -235,11 +245,11 @@ class Builder:
             onbuild = list(state.cc.pop("OnBuild", None) or [])
             state.cmd_set = False
             return state, onbuild
-        platform = Platform.parse(stage.platform) if stage.platform else None
+        want = Platform.parse(stage.platform) if stage.platform else self.opts.platform
         if stage.base_name.lower() == SCRATCH:
-            config = scratch_config(platform or host_platform())
+            config = scratch_config(want or host_platform())
             return ImageState(config, [], "scratch", env_from_config(config["config"])), []
-        image = self.resolve_image(stage.base_name, platform)
+        image = self.resolve_image(stage.base_name, want, default=host_platform())
         onbuild = list((image.config.get("config") or {}).get("OnBuild") or [])
         config = base_config(image.config)
         if len(config["rootfs"]["diff_ids"]) != len(image.layers):
@@ -251,12 +261,14 @@ class Builder:
 
     def image_state(self, ref: str) -> ImageState:
         """An image's filesystem as the source of COPY --from or RUN --mount from=."""
-        image = self.resolve_image(ref)
+        image = self.resolve_image(ref, self.opts.platform)
         return ImageState(base_config(image.config), list(image.layers), "image:" + image.digest)
 
-    def resolve_image(self, ref: str, platform: Platform | None = None):
+    def resolve_image(self, ref: str, platform: Platform | None = None, default: Platform | None = None):
         """An image by store reference, or from an OCI layout directory ("oci:DIR[:TAG]"); with a
-        platform (FROM --platform), that platform's image."""
+        platform (FROM --platform, --platform), that platform's image. With only a default platform (this
+        host's), a store image for another one is pulled again for it when the registry has it, and kept
+        (with a warning) when it has not, as docker does."""
         if ref.startswith("oci:"):
             from builder.image.layout import import_layout
 
@@ -269,9 +281,10 @@ class Builder:
             image = import_layout(self.store, Path(path), tag)
         else:
             image = self._resolve_or_pull(ref, platform)
+            if platform is None and default is not None and not _is_for(image, default):
+                image = self._default_platform(ref, image, default)
         if platform is not None and not _is_for(image, platform):
-            raise BuildError(f"image {ref} is for {Platform(**_platform_fields(image)).format()}, "
-                             f"not the requested {platform.format()}")
+            raise BuildError(f"image {ref} is for {_platform_of(image)}, not the requested {platform.format()}")
         if getattr(self, "_hold", None) is not None:
             self._hold.add(image)
         return image
@@ -308,8 +321,20 @@ class Builder:
         try:
             return self._pull(ref, platform)
         except BuildError as pull_error:
-            raise BuildError(f"image {ref} in the store is for {Platform(**_platform_fields(image)).format()}, "
+            raise BuildError(f"image {ref} in the store is for {_platform_of(image)}, "
                              f"and pulling it for {platform.format()} failed: {pull_error}") from None
+
+    def _default_platform(self, ref: str, image, want: Platform):
+        if not ref.startswith("sha256:"):
+            try:
+                pulled = self._pull(ref, want)
+                if _is_for(pulled, want):
+                    return pulled
+            except BuildError:
+                pass
+        self.progress.warn(f"WARNING: The requested image's platform ({_platform_of(image)}) does not match "
+                           f"the detected host platform ({want.format()}) and no specific platform was requested")
+        return image
 
     def _pull(self, ref: str, platform: Platform | None = None):
         """FROM an image the store lacks (or any with --pull): pull it, once per build. As with docker, a
@@ -369,12 +394,19 @@ class Builder:
 
         key = step_key(state.key, payload)
         entry = None if self._no_cache() else self.cache.get(key, self.store.has_blob)
+        if entry is None and self.cache_sources:
+            entry = cache_transfer.lookup(self, key, history=state.config.get("history") or [],
+                                          diff_ids=state.diff_ids, created_by=created_by, payload=payload)
+            if entry is not None:
+                self.cache.put(key, entry)
+                self._new_cache_keys.append(key)
         if entry is not None:
             self.progress.line(" ---> Using cache")
         else:
             entry = self._make_layer(state, perform)
             self.cache.put(key, entry)
             self._new_cache_keys.append(key)
+        self.steps_done[key] = (state.key, entry)
         state.layers.append(Descriptor.from_json(entry.layer))
         state.diff_ids.append(entry.diff_id)
         state.key = key
@@ -416,13 +448,10 @@ class Builder:
         self.fs_step(state, {"op": "WORKDIR", "path": wd, "user": user}, f"WORKDIR {wd}", perform)
 
 
-def _platform_fields(image) -> dict:
-    p = image.platform
-    return {"os": p.get("os", ""), "architecture": p.get("architecture", ""), "variant": p.get("variant", "")}
+def _platform_of(image) -> str:
+    return platforms.of_config(image.config).format()
 
 
 def _is_for(image, platform: Platform) -> bool:
     """Whether an image is for a platform (a variant counts only when both name one)."""
-    mine = Platform(**_platform_fields(image))
-    return ((mine.os, mine.architecture) == (platform.os, platform.architecture)
-            and (not mine.variant or not platform.variant or mine.variant == platform.variant))
+    return platforms.same(platforms.of_config(image.config), platform)

@@ -53,8 +53,8 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
     network = instr.flag("network")
     if network in (None, "", "default"):
         network = b.opts.network
-    if network not in ("none", "host"):
-        raise BuildError(f"unsupported network mode {network!r} (use none or host)")
+    if network not in ("none", "host", "bridge"):
+        raise BuildError(f"unsupported network mode {network!r} (use none, host or bridge)")
     args, files = _run_args(b, state, instr)
     env = [f"{k}={v}" for k, v in state.env.items()]
     # Proxy settings reach the command but, as in BuildKit, not the cache key.
@@ -74,6 +74,9 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
     def perform(ws) -> None:
         import contextlib
 
+        from builder.builds.platforms import ensure_runnable
+
+        ensure_runnable(state.config)  # only when it would run: a cached result needs no emulator
         container_id = os.urandom(6).hex()
         b.progress.line(f" ---> Running in {container_id}")
         out, err = b.progress.run_fds()
@@ -81,7 +84,7 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
             runtime_mounts = [r for r in (_prepare_mount(b, stack, ws, m) for m in mounts) if r is not None]
             status = run_in_workspace(ws, RunSpec(args, env + proxies + secret_env, user, cwd, network, files,
                                                   "pydock-build-" + container_id, runtime_mounts, b.opts.add_hosts,
-                                                  b.opts.limits),
+                                                  b.opts.limits, Path(b.store.root)),
                                       state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
         if status != 0:
             raise StepFailed(failure_message(args, status))

@@ -2,7 +2,8 @@
 
 The bundle's rootfs is the workspace's merged dir. Like BuildKit: hostname "buildkitsandbox", generated
 /etc/hosts and /etc/resolv.conf bind-mounted in, docker's default capabilities, a new network namespace
-with only loopback for --network none (the default) or the host's for --network host. Mount points the
+with only loopback for --network none (the default), the host's for --network host, or one on pydock's
+default bridge network for --network bridge. Mount points the
 runtime needs but the image lacks are created before and removed after, so they never reach the layer.
 """
 
@@ -46,6 +47,7 @@ class RunSpec:
     mounts: list[dict] = field(default_factory=list)  # extra runtime mounts (RUN --mount), dirs as targets
     extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # build --add-host (name, address)
     limits: object = None  # build's resource flags (limits.RunLimits), or None
+    store_root: Path | None = None  # the pydock store (its networks), for --network bridge
 
 
 def hosts_file(extra_hosts: list[tuple[str, str]] = ()) -> str:
@@ -168,9 +170,22 @@ def run_in_workspace(ws, run: RunSpec, *, state_root: Path, stdout=None, stderr=
         run.limits.apply(spec, container_id)
     (bundle / "config.json").write_text(json.dumps(spec))
     state_root.mkdir(parents=True, exist_ok=True)
+    sandbox = bundle / "netns"
     try:
+        if run.network == "bridge":
+            from builder.network.endpoints import attach_build
+
+            attach_build(run.store_root, container_id, sandbox)
+            for ns in spec["linux"]["namespaces"]:
+                if ns["type"] == "network":
+                    ns["path"] = str(sandbox)
+            (bundle / "config.json").write_text(json.dumps(spec))
         status = _run_container(bundle, container_id, state_root, stdout, stderr)
     finally:
+        if run.network == "bridge":
+            from builder.network.endpoints import detach_build
+
+            detach_build(run.store_root, container_id, sandbox)
         ws.unmount()
         _remove_stubs(ws.upper, created, parents)
     return status

@@ -61,7 +61,8 @@ def parse_add_host(text: str) -> tuple[str, str]:
 
 def parse_output(text: str) -> dict[str, str]:
     """-o as buildx reads it: type=local,dest=DIR | type=tar,dest=FILE|- | type=oci,dest=DIR |
-    type=docker,dest=FILE.tar; a bare DIR means type=local, a bare - a tar on stdout."""
+    type=docker,dest=FILE.tar | type=image[,name=N][,push=true] | type=registry[,name=N] (= --push); a bare
+    DIR means type=local, a bare - a tar on stdout."""
     if "=" not in text:
         return {"type": "tar", "dest": "-"} if text == "-" else {"type": "local", "dest": text}
     out: dict[str, str] = {}
@@ -71,8 +72,12 @@ def parse_output(text: str) -> dict[str, str]:
             raise UsageError(f"invalid output field {field!r} in {text!r}")
         out[key.strip()] = value
     out.setdefault("type", "local")
-    if out["type"] not in ("local", "tar", "oci", "docker"):
-        raise UsageError(f"unsupported output type {out['type']!r}: use local, tar, oci or docker")
+    if out["type"] not in ("local", "tar", "oci", "docker", "image", "registry"):
+        raise UsageError(f"unsupported output type {out['type']!r}: use local, tar, oci, docker, image or registry")
+    if out["type"] in ("image", "registry"):  # the store (and the registry with push=true): no dest
+        if out["type"] == "registry" or out.get("push", "false").lower() in ("true", "1"):
+            out["type"] = "registry"
+        return out
     if not out.get("dest"):
         raise UsageError(f"output {text!r} needs dest=")
     if out["dest"] == "-" and out["type"] == "local":
@@ -142,16 +147,20 @@ def _refuse_buildx(args) -> None:
                 raise UsageError(f"{flag} {value}: {reason}")
 
 
-def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | None]:
+def _read_dockerfile(args, context_dir: Path | None, remote: bool = False) -> tuple[str, str, Path | None]:
     """(text, name for messages, path or None) of the Dockerfile the build uses."""
-    if args.context == "-" or args.file == "-":
-        if args.context == "-" and args.file not in (None, "-"):
-            raise UsageError("with a Dockerfile on stdin (CONTEXT -), -f cannot name another file")
+    if args.file == "-":
+        if args.context == "-":
+            raise UsageError("the context and the Dockerfile cannot both be read from stdin")
         return sys.stdin.read(), "Dockerfile", None
+    if context_dir is None:
+        raise UsageError("with a Dockerfile as the context (stdin or a URL), -f cannot name another file")
     from builder.builds.context import open_context_file
 
     path = Path(args.file) if args.file else context_dir / "Dockerfile"
-    if args.file and not path.is_absolute() and not os.path.lexists(path) and context_dir is not None:
+    if remote and args.file:
+        path = context_dir / args.file.lstrip("/")  # a context made here: -f names a file inside it
+    elif args.file and not path.is_absolute() and not os.path.lexists(path):
         path = context_dir / args.file  # docker resolves -f against the cwd, then the context
     path = Path(os.path.normpath(os.path.abspath(path)))
     # Inside the context it is read like every context file (no symlink out of it); a file named
@@ -167,28 +176,50 @@ def _read_dockerfile(args, context_dir: Path | None) -> tuple[str, str, Path | N
 
 
 def cmd_build(args) -> int:
-    from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
-    from builder.dockerfile.parser import parse
-    from builder.builds.engine import BuildOptions, Builder
-    from builder.builds.limits import parse_limits
-    from builder.builds.progress import make_progress
+    from builder.builds.context_source import is_remote
     from builder.image.store import normalize_name
 
-    context_dir: Path | None = None
-    if args.context != "-":
+    for o in (parse_output(o) for o in args.output or []):
+        if o["type"] in ("image", "registry"):  # the image itself: its name= is one more -t
+            args.tag = (args.tag or []) + ([o["name"]] if o.get("name") else [])
+            args.push = args.push or o["type"] == "registry"
+    for tag in args.tag or []:
+        normalize_name(tag)
+    _refuse_unsupported(args)
+    _refuse_buildx(args)
+    if args.network not in ("none", "host", "bridge", "default"):
+        raise UsageError(f"invalid --network {args.network!r}: use none, host or bridge")
+    options = _options(args)  # every flag checked before a context is downloaded or cloned
+    if args.push and not options.tags:
+        raise UsageError("--push needs a name to push to: give one with -t")
+    if not is_remote(args.context):
         context_dir = Path(args.context)
         if not context_dir.exists():
             raise BuildError(f"unable to prepare context: path {args.context!r} not found")
         if not context_dir.is_dir():
             raise BuildError(f"unable to prepare context: {args.context!r} is not a directory")
-        context_dir = context_dir.resolve()
-    for tag in args.tag or []:
-        normalize_name(tag)
-    _refuse_unsupported(args)
-    _refuse_buildx(args)
-    if args.network not in ("none", "host", "default"):
-        raise UsageError(f"invalid --network {args.network!r}: use none or host")
-    options = BuildOptions(
+        return _build(args, options, None, context_dir.resolve(), None)
+    from builder.builds.context_source import prepare
+
+    store = open_store(args)
+    work, work_fd = store.temp_dir("context-")
+    try:
+        source = prepare(args.context, work, sys.stdin.buffer)
+        return _build(args, options, store, source.dir, source.dockerfile, remote=True)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        os.close(work_fd)
+
+
+def _options(args):
+    from builder.builds.cache_transfer import parse_cache_from, parse_cache_to
+    from builder.builds.engine import BuildOptions
+    from builder.builds.limits import parse_limits
+    from builder.builds.platforms import parse_target
+
+    return BuildOptions(
         tags=list(args.tag or []),
         build_args=_key_values(args.build_arg, "--build-arg", from_env=True),
         target=args.target,
@@ -196,8 +227,11 @@ def cmd_build(args) -> int:
         network="none" if args.network == "default" else args.network,
         labels=_key_values(args.label, "--label"),
         quiet=args.quiet or args.progress == "quiet",
-        outputs=[parse_output(o) for o in args.output or []],
+        outputs=[o for o in map(parse_output, args.output or []) if o["type"] not in ("image", "registry")],
         pull=args.pull,
+        platform=parse_target(args.platform or os.environ.get("DOCKER_DEFAULT_PLATFORM")),
+        cache_from=[parse_cache_from(c) for c in args.cache_from or []],
+        cache_to=[parse_cache_to(c) for c in args.cache_to or []],
         secrets=_secrets(args.secret),
         ssh=_ssh(args.ssh),
         add_hosts=[parse_add_host(h) for h in args.add_host or []],
@@ -205,15 +239,28 @@ def cmd_build(args) -> int:
         load=args.load,
         no_cache_stages=[n for item in args.no_cache_filter or [] for n in item.split(",") if n],
     )
-    if args.push and not options.tags:
-        raise UsageError("--push needs a name to push to: give one with -t")
-    text, name, path = _read_dockerfile(args, context_dir)
+
+
+def _build(args, options, store, context_dir: Path | None, dockerfile_text: str | None,
+           remote: bool = False) -> int:
+    from builder.builds.context import BuildContext, hash_cache_file_for, load_ignore
+    from builder.dockerfile.parser import parse
+    from builder.builds.engine import Builder
+    from builder.builds.progress import make_progress
+
+    if dockerfile_text is not None:
+        if args.file not in (None, "-"):
+            raise UsageError("with a Dockerfile as the context (stdin or a URL), -f cannot name another file")
+        text, name, path = dockerfile_text, "Dockerfile", None
+    else:
+        text, name, path = _read_dockerfile(args, context_dir, remote)
     dockerfile = parse(text, name)
-    store = open_store(args)
-    context = None
+    if store is None:
+        store = open_store(args)  # after the Dockerfile parsed: a bad one leaves no store behind
     if context_dir is not None:
         ignore = load_ignore(context_dir, path)
-        context = BuildContext(context_dir, ignore, hash_cache_file_for(store.cache_dir, context_dir))
+        cache_file = None if remote else hash_cache_file_for(store.cache_dir, context_dir)
+        context = BuildContext(context_dir, ignore, cache_file)
     else:
         context = BuildContext(None)
     to_stdout = any(o["dest"] == "-" for o in options.outputs)  # the tar owns stdout: progress goes to stderr
@@ -247,7 +294,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--build-arg", action="append", metavar="KEY=VALUE", help="set a build-time variable")
     b.add_argument("--target", help="build only up to this stage")
     b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
-    b.add_argument("--network", default="none", help="network for RUN: none (default) or host")
+    b.add_argument("--network", default="none", help="network for RUN: none (default), host or bridge")
     b.add_argument("--label", action="append", metavar="KEY=VALUE", help="add a label to the image")
     b.add_argument("-o", "--output", action="append", metavar="type=local,dest=DIR",
                    help="the final stage's files: type=local,dest=DIR (or just DIR) or type=tar,dest=FILE|- "
@@ -257,6 +304,12 @@ def add_parsers(sub) -> None:
                    help="auto (tty on a terminal, else plain), plain, tty (a live view on stderr) or quiet (-q)")
     b.add_argument("--iidfile", help="write the image ID to this file")
     b.add_argument("--pull", action="store_true", help="pull the images named (FROM, COPY --from) even if present")
+    b.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="the platform to build for (default: this host's; only it can RUN commands)")
+    b.add_argument("--cache-from", action="append", metavar="SOURCE",
+                   help="also take cached steps from: type=local,src=DIR, type=registry,ref=REF, or an image")
+    b.add_argument("--cache-to", action="append", metavar="DEST",
+                   help="export the build cache: type=local,dest=DIR or type=registry,ref=REF (mode=min|max)")
     b.add_argument("--secret", action="append", metavar="id=ID,src=FILE|env=VAR",
                    help="a secret RUN --mount=type=secret can read (never stored in the image)")
     b.add_argument("--ssh", action="append", metavar="default|ID=SOCKET|KEY[,KEY]",
@@ -288,5 +341,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--disable-content-trust", nargs="?", const="true", help=argparse.SUPPRESS)  # no signing
     b.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
     b.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
-    b.add_argument("context", metavar="CONTEXT", help="the build context directory, or - (Dockerfile on stdin)")
+    b.add_argument("context", metavar="CONTEXT",
+                   help="the build context: a directory, a URL (tarball, Dockerfile or git repository), "
+                        "or - (a tar or a Dockerfile on stdin)")
     b.set_defaults(func=cmd_build)

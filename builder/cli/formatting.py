@@ -93,7 +93,8 @@ def _go_format(value) -> str:
 
 
 def render_template(template: str, data: dict) -> str:
-    """The small part of Go templates people use with inspect: {{.A.B}}, {{json .A.B}}, {{index .A "k"}}."""
+    """The small part of Go templates people use with inspect: {{.A.B}}, {{json .A.B}}, {{index .A "k"}},
+    {{range .A}}...{{end}} (not nested)."""
     import re
 
     def lookup(path: str):
@@ -114,6 +115,15 @@ def render_template(template: str, data: dict) -> str:
             return _go_format(lookup(expr))
         raise UsageError(f"unsupported template expression {{{{{expr}}}}}")
 
+    check_template(template)  # an unclosed action is an error, never text printed back
+
+    def each(m: re.Match) -> str:  # {{range .X}}...{{end}}: the body once per element (a map's by sorted key)
+        items = lookup(m.group(1).strip())
+        if isinstance(items, dict):
+            items = [items[k] for k in sorted(items)]
+        return "".join(render_template(m.group(2), item) for item in items or [])
+
+    template = re.sub(r"\{\{\s*range\s+([^}]*?)\s*\}\}(.*?)\{\{\s*end\s*\}\}", each, template, flags=re.S)
     return "".join(text if action is None else repl(action) for text, action in _parse(template))
 
 

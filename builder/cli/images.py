@@ -114,6 +114,7 @@ def cmd_inspect(args) -> int:
     results = []
     failed = False
     from builder.cli.container_views import container_inspect
+    from builder.cli.networks import network_inspect
 
     for ref in args.images:
         container = container_inspect(args, ref)  # docker looks for a container first, then an image
@@ -123,6 +124,10 @@ def cmd_inspect(args) -> int:
         try:
             results.append(docker_inspect(store, ref))
         except BuildError as e:
+            network = network_inspect(args, ref)  # then a network, as docker does
+            if network is not None:
+                results.append(network)
+                continue
             print(f"pydock: error: {e}", file=sys.stderr)
             failed = True
     if args.format:

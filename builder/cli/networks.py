@@ -29,6 +29,8 @@ def cmd_create(args) -> int:
 
     if args.driver != "bridge":
         raise NetworkError(f"plugin \"{args.driver}\" not found: only the bridge driver is supported")
+    if args.name in ("bridge", "host", "none", "default"):
+        raise NetworkError(f"{args.name} is a pre-defined network and cannot be created")
     if not VALID_NAME.match(args.name):
         raise NetworkError(f"invalid network name {args.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     labels = dict(label.partition("=")[::2] for label in args.label)
@@ -76,7 +78,7 @@ def cmd_ls(args) -> int:
 
     networks = _networks(args)
     with networks.locked():
-        networks.ensure_default_bridge(links.routes_in_use())
+        networks.ensure_default_bridge(links.routes_in_use)
         docs = [d for d in networks.all() if _matches(d, args.filter)]
     if args.quiet:
         for doc in docs:
@@ -125,7 +127,7 @@ def cmd_inspect(args) -> int:
         if ref == "bridge":
             from builder.network import links
 
-            networks.ensure_default_bridge(links.routes_in_use())
+            networks.ensure_default_bridge(links.routes_in_use)
         try:
             found.append(inspect_doc(networks, networks.lookup(ref)))
         except NetworkError:
@@ -220,6 +222,9 @@ def cmd_connect(args) -> int:
         current = (doc.get("NetworkSettings") or {}).get("Networks") or {}
         if net["Name"] in current:
             raise NetworkError(f"endpoint with name {doc['Name'].lstrip('/')} already exists in network {net['Name']}")
+        if args.ip and not net.get("UserSubnet"):
+            raise NetworkError("user specified IP address is supported only when connecting to networks with "
+                               "user configured subnets")
         if args.ip:
             in_use = {e["IPAddress"] for e in networks.endpoints(net["Id"]).values()}
             try:

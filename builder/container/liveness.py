@@ -8,13 +8,16 @@ ACTIVE = ("starting", "running", "restarting", "paused")  # states with a monito
 
 
 def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if there is no such process."""
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if there is no such (living) process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    return int(stat[stat.rindex(b")") + 2:].split()[19])
+    fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None  # dead, not yet reaped by its parent: no longer there for us
+    return int(fields[19])
 
 
 def _alive(entry: dict | None) -> bool:

@@ -27,14 +27,16 @@ SPECIAL_ARGS = ("SOURCE_DATE_EPOCH", "BUILDKIT_INLINE_CACHE", "BUILDKIT_SYNTAX",
                 "BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE")
 
 _STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$", re.IGNORECASE)
-def default_args(build_args: dict[str, str], target: str) -> dict[str, str]:
-    """The predefined args as BuildKit defines them (the target platform is the build platform)."""
+def default_args(build_args: dict[str, str], target: str, platform: Platform | None = None) -> dict[str, str]:
+    """The predefined args as BuildKit defines them: the build platform is this host's, the target
+    platform --platform's (this host's without one)."""
     p = host_platform()
+    t = platform or p
     values = {
         "BUILDPLATFORM": p.format(), "BUILDOS": p.os, "BUILDOSVERSION": "", "BUILDARCH": p.architecture,
         "BUILDVARIANT": p.variant,
-        "TARGETPLATFORM": p.format(), "TARGETOS": p.os, "TARGETOSVERSION": "", "TARGETARCH": p.architecture,
-        "TARGETVARIANT": p.variant, "TARGETSTAGE": target or "default",
+        "TARGETPLATFORM": t.format(), "TARGETOS": t.os, "TARGETOSVERSION": "", "TARGETARCH": t.architecture,
+        "TARGETVARIANT": t.variant, "TARGETSTAGE": target or "default",
     }
     for k in values:
         if k in build_args:
@@ -98,7 +100,8 @@ def _from_words(instr) -> list[str]:
     return list(instr.words) if instr.words else " ".join(instr.args).split()
 
 
-def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None) -> BuildPlan:
+def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None,
+              platform: Platform | None = None) -> BuildPlan:
     """Split a parsed Dockerfile into stages and work out which ones `target` needs."""
     from builder.dockerfile.syntax import parse_arg
     from builder.dockerfile.expand import expand
@@ -117,7 +120,7 @@ def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None)
                                     "(only ARG may come before FROM)")
 
     declared: set[str] = set()
-    global_args = default_args(build_args, "")
+    global_args = default_args(build_args, "", platform)
     meta_args: list[tuple[str, str | None]] = []
     for instr in meta:
         for key, value in parse_arg(" ".join(instr.args)):
@@ -212,8 +215,8 @@ def make_plan(dockerfile, build_args: dict[str, str], target: str | None = None)
 
 
 def _stage_refs(filename: str, instr) -> list[str]:
-    """The stage (or image) names an instruction reads from: COPY --from and RUN --mount from=. A
-    variable in a mount's from= is only known when the step runs (the engine checks that one then)."""
+    """The stage (or image) names an instruction reads from: COPY --from and RUN --mount from=; neither
+    takes variables (refused here for COPY, by the parser for mounts), so the graph is known up front."""
     from builder.dockerfile.runmount import parse_mount
 
     if instr.cmd == "COPY" and instr.flags.get("from"):
@@ -229,7 +232,7 @@ def _stage_refs(filename: str, instr) -> list[str]:
                 ref = parse_mount(spec).from_
             except BuildError:
                 continue  # a bad mount is reported by its step, with the step's line
-            if ref and "$" not in ref:
+            if ref:
                 refs.append(ref)
     return refs
 

@@ -25,7 +25,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def _copy_blob_out(store: ImageStore, desc: Descriptor, dest_dir: Path) -> None:
+def copy_blob_out(store: ImageStore, desc: Descriptor, dest_dir: Path) -> None:
     _, hexpart = parse_digest(desc.digest)
     target = dest_dir / "blobs" / "sha256" / hexpart
     if target.is_file() and target.stat().st_size == desc.size:
@@ -52,7 +52,7 @@ def write_layout(store: ImageStore, image: Image, dest_dir: Path, ref_name: str 
     else:
         _atomic_write(layout_file, json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode())
     for desc in (*image.layers, image.config_desc, image.manifest_desc):
-        _copy_blob_out(store, desc, dest_dir)
+        copy_blob_out(store, desc, dest_dir)
     entry_annotations = dict(annotations or {})
     if ref_name:
         entry_annotations[mt.ANNOTATION_REF_NAME] = ref_name
@@ -124,7 +124,7 @@ def blob_name(digest: str) -> str:
     return f"blobs/{algorithm}/{hexpart}"
 
 
-def _read_blob_json(source: LayoutSource, desc: Descriptor):
+def read_blob_json(source: LayoutSource, desc: Descriptor):
     with source.open(blob_name(desc.digest)) as raw:
         data = VerifyingReader(raw, desc.digest, desc.size, what=f"{source.describe()}: blob {desc.digest}").read()
     try:
@@ -133,7 +133,7 @@ def _read_blob_json(source: LayoutSource, desc: Descriptor):
         raise BuildError(f"{source.describe()}: blob {desc.digest} is not valid JSON: {e}") from None
 
 
-def _copy_blob_in(store: ImageStore, source: LayoutSource, desc: Descriptor) -> None:
+def copy_blob_in(store: ImageStore, source: LayoutSource, desc: Descriptor) -> None:
     if store.has_blob(desc.digest):
         return
     with source.open(blob_name(desc.digest)) as raw:
@@ -141,7 +141,7 @@ def _copy_blob_in(store: ImageStore, source: LayoutSource, desc: Descriptor) -> 
         store.put_blob(reader, desc.media_type, expected_digest=desc.digest)
 
 
-def _check_diff_id(store: ImageStore, layer: Descriptor, diff_id: str, where: str) -> None:
+def check_diff_id(store: ImageStore, layer: Descriptor, diff_id: str, where: str) -> None:
     """Verify a stored layer blob against the config's diff_id (the digest of its uncompressed tar)."""
     if layer.digest == diff_id:
         return  # an uncompressed layer: its digest was checked when it was copied in
@@ -171,7 +171,7 @@ def _pick_from_index(source: LayoutSource, index_desc: Descriptor, depth: int = 
     """The manifest for this host in a (possibly nested) image index."""
     if depth > 4:
         raise BuildError(f"{source.describe()}: image indexes nested too deeply")
-    index, _ = _read_blob_json(source, index_desc)
+    index, _ = read_blob_json(source, index_desc)
     if not isinstance(index, dict) or not isinstance(index.get("manifests") or [], list):
         raise BuildError(f"{source.describe()}: {index_desc.digest} is not an image index")
     children = [Descriptor.from_json(m) for m in index.get("manifests") or []]
@@ -205,19 +205,19 @@ def import_manifest(store: ImageStore, source: LayoutSource, desc: Descriptor) -
     record it in the store's index (untagged). An index is resolved to this host's platform."""
     if desc.media_type in mt.INDEX_TYPES:
         desc = _pick_from_index(source, desc)
-    manifest, raw = _read_blob_json(source, desc)
+    manifest, raw = read_blob_json(source, desc)
     check_manifest(manifest, f"{source.describe()}: {desc.digest}")
     media_type = manifest.get("mediaType") or desc.media_type
     config_desc = Descriptor.from_json(manifest["config"])
     layers = [Descriptor.from_json(layer) for layer in manifest.get("layers") or []]
-    config, _ = _read_blob_json(source, config_desc)
+    config, _ = read_blob_json(source, config_desc)
     check_config(config, len(layers), f"{source.describe()}: config {config_desc.digest}")
     for blob in (config_desc, *layers):
         if blob.urls and not source.exists(blob_name(blob.digest)):
             raise BuildError(f"{source.describe()}: foreign layer {blob.digest} is not included in the layout")
-        _copy_blob_in(store, source, blob)
+        copy_blob_in(store, source, blob)
     for layer, diff_id in zip(layers, config["rootfs"].get("diff_ids") or []):
-        _check_diff_id(store, layer, diff_id, source.describe())
+        check_diff_id(store, layer, diff_id, source.describe())
     if media_type == mt.DOCKER_MANIFEST:
         raw = canonical_json(_to_oci_manifest(manifest))
     elif media_type != mt.OCI_MANIFEST:

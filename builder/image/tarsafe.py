@@ -546,11 +546,13 @@ def iter_members(tar: tarfile.TarFile):
         tar.members.clear()  # stream mode never looks back; the list would grow with the entry count
 
 
-def extract_archive(path: Path | str, dest: Path, *, chown: tuple[int, int] | None = None) -> list[str]:
+def extract_archive(path: Path | str, dest: Path, *, chown: tuple[int, int] | None = None,
+                    devices: bool = True) -> list[str]:
     """Unpack a local tar archive (gzip, bzip2, xz, zstd or plain, detected by content) into `dest`
     for ADD. Modes, owners, links, devices and xattrs are kept where possible. Any entry that would land
     outside `dest` (`..`, absolute names, through symlinks, hard links to outside) is refused with a
-    BuildError naming it. Returns the cleaned paths extracted."""
+    BuildError naming it; so is a device node when `devices` is False (a build context: a device there
+    would let COPY read the host's disks). Returns the cleaned paths extracted."""
     written: list[str] = []
     with open(path, "rb") as raw:
         stream, _ = open_decompressed(raw)
@@ -562,6 +564,8 @@ def extract_archive(path: Path | str, dest: Path, *, chown: tuple[int, int] | No
             with Extractor(dest, in_root=False, replace_dirs=False, chown=chown) as ex:
                 try:
                     for member in iter_members(tar):
+                        if not devices and (member.ischr() or member.isblk()):
+                            raise BuildError(f"refusing to extract {member.name!r}: a device node")
                         written.append(ex.extract(member, tar))
                 except tarfile.TarError as e:
                     raise BuildError(f"{path}: broken tar archive: {e}") from None

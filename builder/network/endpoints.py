@@ -80,6 +80,9 @@ def settings_for_create(store_root: Path, records: Records, mode: str, ip: str |
     doc = networks.lookup(mode)
     if doc["Name"] in ("none", "host"):
         return doc["Name"], settings
+    if ip and not doc.get("UserSubnet"):
+        raise NetworkError("user specified IP address is supported only when connecting to networks with user "
+                           "configured subnets")
     if ip:
         with networks.locked():
             in_use = {e["IPAddress"] for e in networks.endpoints(doc["Id"]).values()}
@@ -110,8 +113,10 @@ def attach(store_root: Path, records: Records, container_id: str) -> dict:
             doc.update({k: os.fspath(v) for k, v in files.items()})
             doc["NetworkSettings"] = dict(empty_settings(), **{"Ports": (doc.get("NetworkSettings") or {}).get("Ports") or {}})
         return doc
+    from builder.network import links
+
     networks = Networks(store_root)
-    with networks.locked():
+    with networks.locked(), links.host():
         try:
             _reconcile_locked(store_root, networks, records)
             sandbox = netns_path(store_root, container_id)
@@ -169,28 +174,18 @@ def connect_running(store_root: Path, networks: Networks, records: Records, cont
 
     doc = records.load(container_id)
     if name == "bridge":
-        net = networks.ensure_default_bridge(links.routes_in_use())
+        net = networks.ensure_default_bridge(links.routes_in_use)
     else:
         net = networks.lookup(wanted.get("NetworkID") or name)
     ensure_bridge(networks, net)
     config = net["IPAM"]["Config"][0]
     subnet = ipaddress.ip_network(config["Subnet"])
-    endpoints = networks.endpoints(net["Id"])
-    endpoints.pop(container_id, None)
-    static = (wanted.get("IPAMConfig") or {}).get("IPv4Address")
-    try:
-        ip = addresses.allocate(config, {e["IPAddress"] for e in endpoints.values()}, static)
-    except addresses.AddressError as e:
-        raise NetworkError(str(e)) from None
     hostname = doc["Config"].get("Hostname") or container_id[:12]
-    endpoint = {"Name": doc["Name"].lstrip("/"), "Hostname": hostname, "EndpointID": os.urandom(32).hex(),
-                "IPAddress": ip, "MacAddress": addresses.mac_for(ip), "Aliases": list(wanted.get("Aliases") or []),
-                "HostIf": host_ifname(container_id, net["Id"]), "IfName": f"eth{index}"}
-    endpoints[container_id] = endpoint
-    networks.save_endpoints(net["Id"], endpoints)  # the address is ours from here on
-    links.delete_link(endpoint["HostIf"])
-    links.add_veth(endpoint["HostIf"], bridge_name(net), doc["NetworkSettings"]["SandboxKey"], endpoint["IfName"],
-                   ip, subnet.prefixlen, None if net["Internal"] else config["Gateway"], endpoint["MacAddress"])
+    endpoint = _add_endpoint(networks, net, container_id, doc["NetworkSettings"]["SandboxKey"], index,
+                             {"Name": doc["Name"].lstrip("/"), "Hostname": hostname,
+                              "Aliases": list(wanted.get("Aliases") or [])},
+                             (wanted.get("IPAMConfig") or {}).get("IPv4Address"))
+    ip = endpoint["IPAddress"]
     with records.edit(container_id) as doc:
         settings = doc["NetworkSettings"]
         entry = dict(empty_endpoint(net["Id"]), **{k: v for k, v in wanted.items() if k in ("IPAMConfig", "Aliases")})
@@ -202,6 +197,60 @@ def connect_running(store_root: Path, networks: Networks, records: Records, cont
             settings.update(EndpointID=entry["EndpointID"], Gateway=entry["Gateway"], IPAddress=ip,
                             IPPrefixLen=subnet.prefixlen, MacAddress=entry["MacAddress"])
     refresh_hosts(networks, records, _peers_of(networks, container_id) | {container_id})
+
+
+def _add_endpoint(networks: Networks, net: dict, owner: str, sandbox: str, index: int, names: dict,
+                  static: str | None) -> dict:
+    """Allocate an address on net for owner (saved at once: it is ours from then on) and plug a veth
+    into the bridge with its other end as eth<index> in the namespace at sandbox."""
+    from builder.network import links
+
+    config = net["IPAM"]["Config"][0]
+    endpoints = networks.endpoints(net["Id"])
+    endpoints.pop(owner, None)
+    try:
+        ip = addresses.allocate(config, {e["IPAddress"] for e in endpoints.values()}, static)
+    except addresses.AddressError as e:
+        raise NetworkError(str(e)) from None
+    endpoint = dict(names, EndpointID=os.urandom(32).hex(), IPAddress=ip, MacAddress=addresses.mac_for(ip),
+                    HostIf=host_ifname(owner, net["Id"]), IfName=f"eth{index}")
+    endpoints[owner] = endpoint
+    networks.save_endpoints(net["Id"], endpoints)
+    links.delete_link(endpoint["HostIf"])
+    links.add_veth(endpoint["HostIf"], bridge_name(net), sandbox, endpoint["IfName"], ip,
+                   ipaddress.ip_network(config["Subnet"]).prefixlen,
+                   None if net["Internal"] else config["Gateway"], endpoint["MacAddress"])
+    return endpoint
+
+
+# -- a build's RUN step (no container record: the endpoint names the building process instead)
+def attach_build(store_root: Path, owner: str, sandbox: Path) -> None:
+    """`pydock build --network bridge`: a namespace at sandbox with an endpoint on the default bridge."""
+    from builder.container.liveness import process_start_time
+    from builder.network import links, netns
+
+    networks = Networks(store_root)
+    with networks.locked(), links.host():
+        try:
+            _reconcile_locked(Path(store_root), networks, Records(store_root))
+            netns.create(os.fspath(sandbox))
+            net = networks.ensure_default_bridge(links.routes_in_use)
+            ensure_bridge(networks, net)
+            _add_endpoint(networks, net, owner, os.fspath(sandbox), 0,
+                          {"Name": owner, "Hostname": owner, "Aliases": [], "OwnerPid": os.getpid(),
+                           "OwnerStart": process_start_time(os.getpid())}, None)
+        except BaseException:
+            detach_build(store_root, owner, sandbox)
+            raise
+
+
+def detach_build(store_root: Path, owner: str, sandbox: Path) -> None:
+    from builder.network import netns
+
+    networks = Networks(store_root)
+    with networks.locked():
+        _release_endpoints(networks, owner)
+        netns.remove(os.fspath(sandbox))
 
 
 def ensure_bridge(networks: Networks, net: dict) -> None:
@@ -247,15 +296,7 @@ def detach(store_root: Path, records: Records, container_id: str) -> None:
     with networks.locked():
         release_container(records, container_id)  # its published ports: the proxy and the DNAT rules
         peers = _peers_of(networks, container_id)
-        for net in networks.all():
-            endpoints = networks.endpoints(net["Id"])
-            endpoint = endpoints.pop(container_id, None)
-            if endpoint is None:
-                continue
-            from builder.network import links
-
-            links.delete_link(endpoint["HostIf"])
-            networks.save_endpoints(net["Id"], endpoints)
+        _release_endpoints(networks, container_id)
         from builder.network import netns
 
         netns.remove(os.fspath(netns_path(store_root, container_id)))
@@ -274,6 +315,20 @@ def detach(store_root: Path, records: Records, container_id: str) -> None:
         except ContainerError:
             pass
         refresh_hosts(networks, records, peers)
+
+
+def _release_endpoints(networks: Networks, owner: str) -> None:
+    """Every endpoint of owner: veth deleted, address returned (pyroute2 only when there is one)."""
+    found = [(net, networks.endpoints(net["Id"])) for net in networks.all()]
+    found = [(net, endpoints) for net, endpoints in found if owner in endpoints]
+    if not found:
+        return
+    from builder.network import links
+
+    with links.host():
+        for net, endpoints in found:
+            links.delete_link(endpoints.pop(owner)["HostIf"])
+            networks.save_endpoints(net["Id"], endpoints)
 
 
 def disconnect_one(store_root: Path, records: Records, container_id: str, net: dict) -> None:
@@ -325,15 +380,21 @@ def refresh_hosts(networks: Networks, records: Records, container_ids: set[str])
 
 def _stale(store_root: Path, networks: Networks, records: Records) -> set[str]:
     """Containers holding endpoints or a netns while their monitor is gone."""
-    owners = set()
+    from builder.container.liveness import process_start_time
+
+    owners, builds = set(), {}
     if networks.dir.is_dir():
         for entry in os.listdir(networks.dir):
             if len(entry) == 64:
-                owners |= set(networks.endpoints(entry))
+                for owner, endpoint in networks.endpoints(entry).items():
+                    if "OwnerPid" in endpoint:
+                        builds[owner] = endpoint
+                    else:
+                        owners.add(owner)
     ns_dir = Path(store_root) / "netns"
     if ns_dir.is_dir():
         owners |= set(os.listdir(ns_dir))
-    stale = set()
+    stale = {owner for owner, e in builds.items() if process_start_time(e["OwnerPid"]) != e["OwnerStart"]}
     for cid in owners:
         try:
             doc = records.load(cid)

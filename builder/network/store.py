@@ -28,29 +28,37 @@ class NetworkError(BuildError):
     """A network verb or option failed because of its input or the store's state (docker's exit 125)."""
 
 
+_HELD: dict[str, list] = {}  # lock path -> [fd, pid, depth]
+
+
 class Networks:
     """The networks of one store. Use `with networks.locked():` around every read-modify-write."""
 
     def __init__(self, store_root: Path):
         self.dir = Path(store_root) / "networks"
-        self._depth = 0
-        self._lock_fd = -1
 
     @contextmanager
     def locked(self) -> Iterator["Networks"]:
-        """The store-wide network lock (re-entrant within this object)."""
-        if self._depth == 0:
+        """The store-wide network lock, re-entrant within this process (held by path, not by object)."""
+        key = os.fspath(self.dir)
+        held = _HELD.get(key)
+        if held is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        self._depth += 1
+            fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            held = _HELD[key] = [fd, os.getpid(), 0]
+        held[2] += 1
         try:
             yield self
         finally:
-            self._depth -= 1
-            if self._depth == 0:
-                os.close(self._lock_fd)
-                self._lock_fd = -1
+            held[2] -= 1
+            if held[2] == 0:
+                del _HELD[key]
+                os.close(held[0])
 
     # -- records
     def all(self) -> list[dict]:
@@ -107,6 +115,7 @@ class Networks:
             doc = _network_doc(network_id, name, driver, internal, labels or {},
                                bridge_name or "br-" + network_id[:12],
                                [{"Subnet": str(net), "Gateway": str(gw)}])
+            doc["UserSubnet"] = bool(subnet)  # ours (not shown): --ip needs a subnet the user chose
             self._save(doc)
             self.save_endpoints(network_id, {})
             return doc
@@ -123,13 +132,13 @@ class Networks:
         (self.dir / "predefined").write_text("host none\n")
 
     def ensure_default_bridge(self, taken_routes) -> dict:
-        """The default network "bridge" (made on first use, on a subnet that none of taken_routes, the
+        """The default network "bridge" (made on first use, on a subnet that none of taken_routes(), the
         routes of the netns we run in, overlaps)."""
         with self.locked():
             for doc in self.all():
                 if doc["Name"] == "bridge":
                     return doc
-            doc = self.create("bridge", bridge_name=DEFAULT_BRIDGE, taken_routes=taken_routes)
+            doc = self.create("bridge", bridge_name=DEFAULT_BRIDGE, taken_routes=taken_routes())
             doc["Options"].update({"com.docker.network.bridge.default_bridge": "true",
                                    "com.docker.network.bridge.enable_icc": "true",
                                    "com.docker.network.bridge.enable_ip_masquerade": "true",

@@ -108,7 +108,9 @@ def _upload_chunked(registry: Registry, ref: Reference, desc: Descriptor, store,
     r.close()
 
 
-def _push_blob(registry: Registry, ref: Reference, desc: Descriptor, store, chunk: int) -> str:
+def push_blob(registry: Registry, ref: Reference, desc: Descriptor, store, chunk: int | None = None) -> str:
+    """One blob of the store into the repository (unless it is there); returns docker's status word."""
+    chunk = chunk or _chunk_size()
     if _blob_exists(registry, ref, desc):
         return "Layer already exists"
     for other in sources.repositories(store, ref.domain, desc.digest):
@@ -151,7 +153,7 @@ def push(store, ref: Reference, *, say: Callable[[str], None] = lambda line: Non
     blobs = [*image.layers, image.config_desc]
 
     def one(desc: Descriptor) -> None:
-        status = _push_blob(registry, ref, desc, store, chunk)
+        status = push_blob(registry, ref, desc, store, chunk)
         if desc.digest != image.config_desc.digest:
             say(f"{desc.digest[7:19]}: {status}")
 

@@ -280,7 +280,7 @@ RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && cat /scratch/t > /
         assert not (rootfs / gone).exists(), gone
 
 
-def test_copy_exclude_and_unsupported_parents(pydock, tmp_path):
+def test_copy_exclude_and_parents_from_another_image(pydock, tmp_path):
     files = {"app/main.py": "m", "app/debug.log": "l", "app/cache/x.bin": "c", "app/sub/keep.txt": "k",
              "app/sub/trace.log": "t", "top.log": "t", "top.txt": "t"}
     _, rootfs, _, _ = _build(pydock, tmp_path, """\
@@ -292,6 +292,7 @@ COPY --exclude=*.log top.log top.txt /top/
         ["main.py", "sub", "sub/keep.txt"]
     assert sorted(p.name for p in (rootfs / "top").iterdir()) == ["top.txt"]
 
-    ctx = make_context(tmp_path / "ctx2", "FROM busybox\nCOPY --parents app/main.py /dest/\n", files)
+    # --parents works from the context (test_build_remote_context.py); with --from it is refused, clearly
+    ctx = make_context(tmp_path / "ctx2", "FROM busybox\nCOPY --parents --from=busybox /bin/sh /dest/\n", files)
     proc = pydock.build(ctx, "-t", "parents", check=False)
-    assert proc.returncode != 0 and "--parents is not supported" in proc.stderr
+    assert proc.returncode != 0 and "--parents is supported for COPY from the build context only" in proc.stderr

@@ -11,8 +11,10 @@ from builder.errors import BuildError
 
 def test_cli_helpers():
     assert parse_output("type=oci,dest=/x") == {"type": "oci", "dest": "/x"}
+    assert parse_output("out") == {"type": "local", "dest": "out"}
+    assert parse_output("type=image,name=a,push=true")["type"] == "registry"
     with pytest.raises(BuildError):
-        parse_output("type=registry,dest=x")
+        parse_output("type=s3,dest=x")
     assert human_size(0) == "0B" and human_size(4_260_000) == "4.26MB" and human_size(712_000) == "712kB"
     assert human_duration(30) == "30 seconds" and human_duration(3 * 86400) == "3 days"
     data = {"Os": "linux", "Config": {"Env": ["A=1", "B=2"], "Labels": {"k": "v"}}}

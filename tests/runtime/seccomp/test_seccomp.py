@@ -237,9 +237,9 @@ def test_trace_without_a_tracer_fails_with_enosys(tmp_path):
 
 
 @pytest.mark.root
-def test_log_allows_the_call_and_writes_an_audit_record(tmp_path):
+def test_log_allows_the_call_and_writes_an_audit_record(tmp_path, host_netns):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_LOG"}))
-    with AuditLog() as log:
+    with AuditLog(host_netns) as log:
         child = run_filtered(flt, lambda: errno_of(os.mkdir, tmp_path / "d"))
         assert child.result() == 0
         assert (tmp_path / "d").is_dir()
@@ -248,11 +248,11 @@ def test_log_allows_the_call_and_writes_an_audit_record(tmp_path):
 
 
 @pytest.mark.root
-def test_log_flag_audits_the_errno_action(tmp_path):
+def test_log_flag_audits_the_errno_action(tmp_path, host_netns):
     flt = prepare_filter(allow_all_but({"names": MKDIR, "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EROFS},
                                        flags=["SECCOMP_FILTER_FLAG_LOG"]))
     assert flt.flags == ("SECCOMP_FILTER_FLAG_LOG",)
-    with AuditLog() as log:
+    with AuditLog(host_netns) as log:
         child = run_filtered(flt, lambda: errno_of(os.mkdir, tmp_path / "d"))
         assert child.result() == errno.EROFS
         log.wait_for(f"pid={child.pid} ", "code=0x50000")     # the action, without its data
@@ -713,8 +713,11 @@ class AuditLog:
     AUDIT_SECCOMP = 1326
     NLMSGHDR = struct.Struct("=IHHII")
 
+    def __init__(self, host_netns: str):
+        self.host_netns = host_netns
+
     def __enter__(self) -> AuditLog:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, self.NETLINK_AUDIT)
+        self.sock = self._socket_in_host_netns()
         try:
             self.sock.bind((0, 1 << (self.AUDIT_NLGRP_READLOG - 1)))
         except OSError as err:
@@ -724,6 +727,23 @@ class AuditLog:
 
     def __exit__(self, *exc) -> None:
         self.sock.close()
+
+    def _socket_in_host_netns(self) -> socket.socket:
+        """The kernel multicasts audit records only to sockets of the initial network namespace, and the
+        test session runs in one of its own: the socket is made in the host's, then we go back."""
+        from oci_runtime import linux
+
+        ours = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        host = os.open(self.host_netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            linux.setns(host, linux.CLONE_NEWNET)
+            try:
+                return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, self.NETLINK_AUDIT)
+            finally:
+                linux.setns(ours, linux.CLONE_NEWNET)
+        finally:
+            os.close(ours)
+            os.close(host)
 
     def wait_for(self, *needles: str) -> str:
         """The first seccomp record containing every needle; records arrive via kauditd, asynchronously."""
