@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""pydock against buildah, side by side on the same Dockerfiles and contexts: wall time and peak RSS.
+"""pydock against docker's BuildKit and buildah, side by side on the same Dockerfiles and contexts: wall
+time and peak RSS.
 
 Run as root:
 
-    python3 bench/build_bench.py [-n 3] [--pydock PATH] [--buildah /usr/bin/buildah] [--only files,bigfile,...]
+    python3 bench/build_bench.py [-n 3] [--pydock PATH] [--builders pydock,buildkit,buildah]
+                                 [--only files,bigfile,multistage,rss] [--before OTHER-PYDOCK]
 
 Scenarios (Dockerfiles in bench/dockerfiles/, contexts generated under the scratch directory):
 
@@ -14,17 +16,25 @@ Scenarios (Dockerfiles in bench/dockerfiles/, contexts generated under the scrat
               (default 1000,5000,20000 files): memory should stay flat as the context grows
 
 For each of the first three, every round gives each builder a fresh store holding only the base image
-(busybox-static, imported beforehand, not timed) and times, in order:
+(busybox-static, imported beforehand, not timed; for BuildKit a new dockerd on a new data root) and times,
+in order:
 
 - cold     the first build into that store
 - cached   the same build again (everything from the cache)
 - changed  a rebuild after one file of the context changed (files: one small file; bigfile: the first
            4 KiB of the big file; multistage: input.txt, which the first stage copies)
 
-The two builders alternate (the order flips every round) so that load from other work hits both alike.
-Printed: medians of -n rounds of wall seconds and of the builder's peak RSS (from wait4(), so it covers
-the builder and every child it waited for), the ratio pydock/buildah, and reference numbers measured
-earlier on this machine by others (their Dockerfiles, not these: context only).
+The builders alternate (the order turns every round) so that load from other work hits them alike: only
+figures from one run are comparable, the machine being shared. Printed: medians of -n rounds of wall
+seconds and of the builder's peak RSS (from wait4(), so it covers the builder and every child it waited
+for; for BuildKit only the docker CLI, the work being done in dockerd), of CPU seconds (user + system of
+the same, and for BuildKit what dockerd's process tree spent meanwhile: on a loaded machine, where wall
+times stretch with the run queue, the steadier figure), and the ratios of pydock to the others.
+
+BuildKit is docker 20.10's (Debian's docker.io): a scratch dockerd started through scripts/engines.sh
+(overlay2, no network set-up, so `--network none`, pydock's default) and Debian's CLI, /usr/bin/docker, with DOCKER_BUILDKIT=1 (the static CLI
+some machines have in /usr/local/bin has no BuildKit without buildx). The base image goes in with
+`docker import`; the daemon's image store is docker's, where BuildKit leaves layers uncompressed.
 
 buildah runs with overlay storage under the scratch directory, `--layers` (its cache), `--pull=never`,
 and `--isolation oci --runtime /usr/sbin/runc` by default (Debian's default runtime for buildah, crun,
@@ -63,12 +73,9 @@ HERE = Path(__file__).resolve().parent
 DOCKERFILES = HERE / "dockerfiles"
 BASE_NAME = "bench-base"
 PHASES = ("cold", "cached", "changed")
-# medians, wall seconds (cold, fully cached), measured on this machine by others with their own inputs
-REFERENCE = {
-    "files": {"buildah": (7.9, 2.2), "BuildKit": (1.65, 0.18)},
-    "bigfile": {"buildah": (1.95, 0.42), "BuildKit": (1.50, 0.11)},
-    "multistage": {"buildah": (0.76, 0.40), "BuildKit": (0.21, 0.11)},
-}
+REPO = HERE.parent
+ENGINES_SH = REPO / "scripts" / "engines.sh"
+DOCKER_CLI = "/usr/bin/docker"  # Debian's: BuildKit built in (see the docstring)
 
 
 ENV = clean_env()
@@ -79,26 +86,53 @@ CWD = "/"  # set to the scratch directory in main(): never the source tree, whic
 class Measurement:
     seconds: float
     max_rss_kib: int
+    cpu: float = 0.0  # user + system seconds of the command and what it waited for (and of the daemon)
 
 
-def measure(argv: list[str], what: str) -> Measurement:
-    """Wall time and peak RSS (KiB) of one command; its output goes to a file shown only on failure."""
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system, its reaped children's included) of a process and its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent_of: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parent_of[int(entry)] = int(fields[1])
+        times[int(entry)] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += times.get(p, 0)
+        todo += [c for c, pp in parent_of.items() if pp == p]
+    return total / tick
+
+
+def measure(argv: list[str], what: str, env: dict[str, str] | None = None, daemon: int | None = None) -> Measurement:
+    """Wall time, peak RSS (KiB) and CPU time of one command (plus the CPU time a `daemon` process tree
+    spent meanwhile); its output goes to a file shown only on failure."""
     with tempfile.TemporaryFile() as log:
+        daemon_before = tree_cpu(daemon) if daemon else 0.0
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=ENV,
-                                cwd=CWD)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=env or ENV, cwd=CWD)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t0
+        cpu = usage.ru_utime + usage.ru_stime + (tree_cpu(daemon) - daemon_before if daemon else 0.0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             log.seek(0)
             tail = log.read().decode(errors="replace")[-3000:]
             raise RuntimeError(f"{what} failed ({proc.returncode}): {' '.join(argv)}\n{tail}")
-    return Measurement(elapsed, usage.ru_maxrss)
+    return Measurement(elapsed, usage.ru_maxrss, cpu)
 
 
-def run_quiet(argv: list[str], what: str) -> None:
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=ENV)
+def run_quiet(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env or ENV)
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed: {' '.join(argv)}\n{proc.stderr.decode(errors='replace')[-2000:]}")
 
@@ -156,8 +190,11 @@ class Change:
 
 class Pydock:
     name = "pydock"
+    env = None
+    daemon = None
 
-    def __init__(self, binary: str, base_tar: Path):
+    def __init__(self, binary: str, base_tar: Path, name: str = "pydock"):
+        self.name = name
         self.binary = binary
         self.base_tar = base_tar
         self.store: Path | None = None
@@ -178,8 +215,50 @@ class Pydock:
             self.store = None
 
 
+class BuildKit:
+    """docker build with BuildKit, against a dockerd of its own on a scratch data root (a new one for every
+    fresh store, so each cold build starts from nothing, as pydock's and buildah's do)."""
+
+    name = "BuildKit"
+
+    def __init__(self, base_tar: Path):
+        self.base_tar = base_tar
+        self.store: Path | None = None
+        self.env: dict[str, str] | None = None
+
+    def fresh_store(self, where: Path) -> None:
+        self.drop_store()
+        self.store = where
+        out = subprocess.run(["bash", str(ENGINES_SH), "start", str(where), "docker"], capture_output=True,
+                             text=True, env=ENV)
+        if out.returncode != 0:
+            raise RuntimeError(f"starting dockerd failed: {out.stderr[-2000:]}")
+        env = dict(ENV, DOCKER_BUILDKIT="1")
+        for line in out.stdout.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key in ("DOCKER_HOST", "DOCKER_CONFIG"):
+                env[key] = value
+        self.env = env
+        self.daemon = int((where / "docker" / "dockerd.pid").read_text())  # its CPU time counts too
+        run_quiet([DOCKER_CLI, "import", str(self.base_tar), f"{BASE_NAME}:latest"], "docker import of the base",
+                  env=env)
+
+    def build_argv(self, dockerfile: Path, context: Path, tag: str) -> list[str]:
+        # --network none: the scratch dockerd has no bridge, and pydock's RUN has no network by default either
+        return [DOCKER_CLI, "build", "--network", "none", "-f", str(dockerfile), "-t", tag, str(context)]
+
+    def drop_store(self) -> None:
+        if self.store is not None:
+            subprocess.run(["bash", str(ENGINES_SH), "stop", str(self.store)], capture_output=True, env=ENV)
+            self.store = None
+            self.env = None
+            self.daemon = None
+
+
 class Buildah:
     name = "buildah"
+    env = None
+    daemon = None
 
     def __init__(self, binary: str, base_tar: Path, isolation: str, runtime: str):
         self.binary = binary
@@ -241,23 +320,24 @@ class Results:
     def add(self, scenario: str, builder: str, phase: str, m: Measurement) -> None:
         self.data.setdefault(scenario, {}).setdefault(builder, {}).setdefault(phase, []).append(m)
 
-    def median(self, scenario: str, builder: str, phase: str) -> tuple[float, float]:
+    def median(self, scenario: str, builder: str, phase: str) -> tuple[float, float, float]:
         ms = self.data[scenario][builder][phase]
-        return statistics.median(m.seconds for m in ms), statistics.median(m.max_rss_kib for m in ms) / 1024
+        return (statistics.median(m.seconds for m in ms), statistics.median(m.max_rss_kib for m in ms) / 1024,
+                statistics.median(m.cpu for m in ms))
 
 
 def run_scenario(name: str, dockerfile: Path, context: Path, change: Change, builders, rounds: int,
                  work: Path, results: Results) -> None:
     for r in range(rounds):
-        order = builders if r % 2 == 0 else builders[::-1]
+        order = builders[r % len(builders):] + builders[:r % len(builders)]  # each goes first in turn
         for b in order:
             b.fresh_store(work / f"store-{b.name}-{name}-{r}")
             argv = b.build_argv(dockerfile, context, f"bench-{name}:latest")
-            results.add(name, b.name, "cold", measure(argv, f"{b.name} cold build of {name}"))
-            results.add(name, b.name, "cached", measure(argv, f"{b.name} cached build of {name}"))
+            results.add(name, b.name, "cold", measure(argv, f"{b.name} cold build of {name}", b.env, b.daemon))
+            results.add(name, b.name, "cached", measure(argv, f"{b.name} cached build of {name}", b.env, b.daemon))
             change.apply()
             try:
-                results.add(name, b.name, "changed", measure(argv, f"{b.name} rebuild of {name}"))
+                results.add(name, b.name, "changed", measure(argv, f"{b.name} rebuild of {name}", b.env, b.daemon))
             finally:
                 change.undo()
             b.drop_store()
@@ -266,27 +346,25 @@ def run_scenario(name: str, dockerfile: Path, context: Path, change: Change, bui
 
 def print_results(results: Results, builders) -> None:
     names = [b.name for b in builders]
-    print("\nwall seconds and peak RSS (MiB), medians")
-    head = f"  {'scenario':<11}{'phase':<9}"
-    for n in names:
-        head += f"{n + ' s':>12}{'RSS':>8}"
-    print(head + f"{'ratio':>8}   reference cold/cached (others' inputs)")
-    for scenario, per_builder in results.data.items():
-        for phase in PHASES:
-            if any(phase not in per_builder.get(n, {}) for n in names):
-                continue
-            line = f"  {scenario:<11}{phase:<9}"
-            meds = {}
-            for n in names:
-                meds[n] = results.median(scenario, n, phase)
-                line += f"{meds[n][0]:12.2f}{meds[n][1]:8.0f}"
-            if len(names) == 2 and meds[names[1]][0]:
-                line += f"{meds[names[0]][0] / meds[names[1]][0]:8.2f}"
-            ref = REFERENCE.get(scenario)
-            if ref and phase in ("cold", "cached"):
-                i = 0 if phase == "cold" else 1
-                line += "   " + ", ".join(f"{k} {v[i]:.2f}" for k, v in ref.items())
-            print(line)
+    others = names[1:]
+    for title, index, unit in (("wall seconds", 0, "s"), ("CPU seconds (user + system; BuildKit's include "
+                                                          "dockerd's and its children's)", 2, "cpu")):
+        print(f"\n{title}, medians" + ("; peak RSS (MiB) beside them" if index == 0 else ""))
+        head = f"  {'scenario':<11}{'phase':<9}"
+        for n in names:
+            head += f"{n + ' ' + unit:>13}" + (f"{'RSS':>6}" if index == 0 else "")
+        print(head + "".join(f"{'/' + n:>10}" for n in others) + "   (ratios: pydock / the other)")
+        for scenario, per_builder in results.data.items():
+            for phase in PHASES:
+                if any(phase not in per_builder.get(n, {}) for n in names):
+                    continue
+                line = f"  {scenario:<11}{phase:<9}"
+                meds = {n: results.median(scenario, n, phase) for n in names}
+                for n in names:
+                    line += f"{meds[n][index]:13.2f}" + (f"{meds[n][1]:6.0f}" if index == 0 else "")
+                for n in others:
+                    line += f"{meds[names[0]][index] / meds[n][index]:10.2f}" if meds[n][index] else f"{'-':>10}"
+                print(line)
 
 
 def rss_series(pydock: Pydock, sizes: list[int], rounds: int, work: Path) -> None:
@@ -338,6 +416,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=3, help="rounds per scenario (default 3)")
     parser.add_argument("--pydock", default=default_pydock(), help="pydock to test (default: beside this python)")
+    parser.add_argument("--builders", default="pydock,buildkit,buildah",
+                        help="comma-separated contenders, pydock first (default pydock,buildkit,buildah)")
+    parser.add_argument("--before", default=None, metavar="PATH",
+                        help="another pydock (say, an install of the code before a change), measured in the same "
+                             "run as the contender 'before'")
     parser.add_argument("--buildah", default=shutil.which("buildah") or "/usr/bin/buildah")
     parser.add_argument("--isolation", default="oci", choices=["oci", "chroot"], help="buildah's RUN isolation")
     parser.add_argument("--runtime", default="/usr/sbin/runc", help="buildah's OCI runtime (default runc)")
@@ -360,17 +443,28 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     global CWD
     CWD = str(work)
-    version = subprocess.run([args.buildah, "--version"], capture_output=True, text=True).stdout.strip()
+    wanted = args.builders.split(",")
     print(f"pydock:  {pydock_bin} (python {script_python(shutil.which(pydock_bin) or pydock_bin)})")
-    print(f"buildah: {args.buildah} ({version}), isolation {args.isolation}"
-          + (f", runtime {args.runtime}" if args.isolation == "oci" else "") + ", overlay storage, --layers")
+    if "buildkit" in wanted:
+        version = subprocess.run([DOCKER_CLI, "--version"], capture_output=True, text=True).stdout.strip()
+        print(f"BuildKit: {DOCKER_CLI} ({version}), DOCKER_BUILDKIT=1, a scratch dockerd per store (overlay2)")
+    if "buildah" in wanted:
+        version = subprocess.run([args.buildah, "--version"], capture_output=True, text=True).stdout.strip()
+        print(f"buildah: {args.buildah} ({version}), isolation {args.isolation}"
+              + (f", runtime {args.runtime}" if args.isolation == "oci" else "") + ", overlay storage, --layers")
     print(f"rounds: {args.n}; cpus: {os.cpu_count()}; scratch: {work}")
     print(f"load average at start: {load_average()}")
 
     base_tar = busybox_tar(work / "base.tar")
     pydock = Pydock(pydock_bin, base_tar)
-    buildah = Buildah(args.buildah, base_tar, args.isolation, args.runtime)
-    builders = [pydock, buildah]
+    builders = [pydock]
+    if args.before:
+        builders.append(Pydock(str(Path(args.before).resolve()), base_tar, name="before"))
+        print(f"before:  {builders[-1].binary}")
+    if "buildkit" in wanted:
+        builders.append(BuildKit(base_tar))
+    if "buildah" in wanted:
+        builders.append(Buildah(args.buildah, base_tar, args.isolation, args.runtime))
     results = Results()
     try:
         if "files" in only or args.profile:

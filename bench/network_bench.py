@@ -5,9 +5,9 @@ firewall are never touched).
 
 Inside that namespace: an "uplink" veth whose address stands for the host's own (10.240.0.1), a dockerd
 (scripts/engines.sh with DOCKER_NETWORKING=bridge: docker0, its iptables rules, docker-proxy) running a
-busybox container published with -p, and for pydock the same busybox sink in a namespace on a bridge,
-published by builder.network.ports (the monitor's own call). The sink is the same on both sides
-(busybox nc running `cat >/dev/null`). Three paths each, alternated round by round:
+busybox container published with -p, and for pydock `pydock run -d -p` of the same busybox sink on pydock's
+default bridge. The sink is the same on both sides
+(the host's python, read-only, reading 1 MB at a time). Three paths each, alternated round by round:
 
   direct     to the container's address (no publishing: the ceiling)
   loopback   to 127.0.0.1:HOSTPORT (pydock: its splice proxy; docker: docker-proxy)
@@ -34,16 +34,20 @@ import time
 import uuid
 from pathlib import Path
 
-from benchkit import busybox_tar, load_average
+from benchkit import busybox_tar, clean_env, load_average
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 ENGINES = REPO / "scripts" / "engines.sh"
 DOCKER = "/usr/bin/docker"
-IMAGE = "busybox:netbench"
+IMAGE = "busybox:publishbench"
 UPLINK = "10.240.0.1"
-BRIDGE_NET = "10.241.0"
-SINK = ["nc", "-ll", "-p", "5001", "-e", "sh", "-c", "cat >/dev/null"]
+# the sink: the host's python (mounted read-only) reading 1 MB at a time, so the path is measured, not
+# the reader (busybox `cat` tops out near the rates measured here)
+SINK_MOUNTS = ["-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro"]
+SINK = ["/usr/bin/python3", "-S", "-c",
+        "import socket\ns = socket.socket()\ns.bind(('0.0.0.0', 5001))\ns.listen(8)\nbuf = bytearray(1 << 20)\n"
+        "while True:\n    c, _ = s.accept()\n    while c.recv_into(buf):\n        pass\n    c.close()"]
 PYDOCK_PORT, DOCKER_PORT = 15001, 15002
 
 
@@ -75,39 +79,19 @@ def netns(name: str):
     return NetNS(name, flags=os.O_CREAT)
 
 
-def setup_pydock_side(tag: str, rootfs: Path):
-    """A bridge, a "container" namespace with the sink, and its port published as the monitor does."""
-    from builder.network import ports
-
-    host, ctr_name = netns(f"net-bench-{tag}"), f"net-bench-{tag}-ctr"
-    ctr = netns(ctr_name)
-    host.link("add", ifname="pdbench0", kind="bridge")
-    br = host.link_lookup(ifname="pdbench0")[0]
-    host.addr("add", index=br, address=f"{BRIDGE_NET}.1", prefixlen=24)
-    host.link("set", index=br, state="up")
-    host.link("add", ifname="pdveth0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": ctr_name})
-    veth = host.link_lookup(ifname="pdveth0")[0]
-    host.link("set", index=veth, master=br, state="up")
-    eth = ctr.link_lookup(ifname="eth0")[0]
-    ctr.addr("add", index=eth, address=f"{BRIDGE_NET}.2", prefixlen=24)
-    ctr.link("set", index=eth, state="up")
-    ctr.link("set", index=ctr.link_lookup(ifname="lo")[0], state="up")
-    ctr.route("add", dst="0.0.0.0/0", gateway=f"{BRIDGE_NET}.1")
-    host.close()
-    ctr.close()
-    sink = subprocess.Popen(["nsenter", f"--net=/run/netns/{ctr_name}", "chroot", str(rootfs), "/bin/busybox",
-                             *SINK], stdin=subprocess.DEVNULL)
-    doc = {"Id": f"net-bench-{tag}", "Config": {"ExposedPorts": {"5001/tcp": {}}},
-           "HostConfig": {"NetworkMode": "bridge", "PortBindings": {
-               "5001/tcp": [{"HostIp": "", "HostPort": str(PYDOCK_PORT)}]}}}
-    _, proxy_pid = ports.publish(doc, f"{BRIDGE_NET}.2", f"{BRIDGE_NET}.0/24")
-    return sink, proxy_pid, doc["Id"], ctr_name
+def start_pydock_side(pydock: list[str], rootfs_tar: Path) -> tuple[str, str]:
+    """The sink in a pydock container on the default bridge, published with -p: (id, its address)."""
+    env = clean_env()
+    subprocess.run(pydock + ["import", str(rootfs_tar), IMAGE], env=env, check=True, stdout=subprocess.DEVNULL)
+    cid = subprocess.run(pydock + ["run", "-d", "-p", f"{PYDOCK_PORT}:5001", *SINK_MOUNTS, IMAGE, *SINK], env=env, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    info = json.loads(subprocess.run(pydock + ["inspect", cid], env=env, check=True, capture_output=True,
+                                     text=True).stdout)[0]
+    return cid, info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
 
 
 def inside(args) -> int:
     """Runs inside the benchmark's namespace (named args.tag)."""
-    from builder.network import ports
-
     tag = args.tag
     me = netns(f"net-bench-{tag}")
     me.link("set", index=me.link_lookup(ifname="lo")[0], state="up")
@@ -119,10 +103,11 @@ def inside(args) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="nb.", dir="/var/tmp"))
     env = dict(os.environ, DOCKER_NETWORKING="bridge",
                PYRUNC=os.environ.get("PYRUNC", str(Path(sys.executable).parent / "pyrunc")))
-    sink = proxy_pid = None
+    pydock = [args.pydock, "--root", str(scratch / "pydock")]
+    pydock_id = None
     try:
         rootfs_tar = busybox_tar(scratch / "busybox.tar")
-        sink, proxy_pid, pydock_id, ctr_name = setup_pydock_side(tag, scratch / "busybox.tar.rootfs")
+        pydock_id, pydock_ip = start_pydock_side(pydock, rootfs_tar)
         out = subprocess.run(["bash", str(ENGINES), "start", str(scratch), "docker"], env=env, check=True,
                              capture_output=True, text=True).stdout
         for line in out.splitlines():
@@ -131,12 +116,12 @@ def inside(args) -> int:
                 env[key] = value
         docker = [DOCKER, "-H", env.get("DOCKER_HOST", f"unix://{scratch}/docker/docker.sock")]
         subprocess.run(docker + ["import", str(rootfs_tar), IMAGE], env=env, check=True, stdout=subprocess.DEVNULL)
-        cid = subprocess.run(docker + ["run", "-d", "-p", f"{DOCKER_PORT}:5001", IMAGE, *SINK], env=env,
+        cid = subprocess.run(docker + ["run", "-d", "-p", f"{DOCKER_PORT}:5001", *SINK_MOUNTS, IMAGE, *SINK], env=env,
                              check=True, capture_output=True, text=True).stdout.strip()
         info = json.loads(subprocess.run(docker + ["inspect", cid], env=env, check=True, capture_output=True,
                                          text=True).stdout)[0]
         docker_ip = info["NetworkSettings"]["IPAddress"]
-        paths = {"direct": {"pydock": (f"{BRIDGE_NET}.2", 5001), "docker": (docker_ip, 5001)},
+        paths = {"direct": {"pydock": (pydock_ip, 5001), "docker": (docker_ip, 5001)},
                  "loopback": {"pydock": ("127.0.0.1", PYDOCK_PORT), "docker": ("127.0.0.1", DOCKER_PORT)},
                  "address": {"pydock": (UPLINK, PYDOCK_PORT), "docker": (UPLINK, DOCKER_PORT)}}
         size = args.size_mb << 20
@@ -153,11 +138,8 @@ def inside(args) -> int:
             print(f"{path:<9} pydock {ours:8.0f} MB/s   docker {theirs:8.0f} MB/s   ratio {ours / theirs:5.2f}")
         print(f"load average: {load_average()}")
     finally:
-        if proxy_pid:
-            ports.unpublish(f"net-bench-{tag}", proxy_pid)
-        if sink:
-            sink.kill()
-            sink.wait()
+        if pydock_id:
+            subprocess.run(pydock + ["rm", "-f", pydock_id], stdout=subprocess.DEVNULL)
         subprocess.run(["bash", str(ENGINES), "stop", str(scratch)], env=env, stdout=subprocess.DEVNULL)
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -169,6 +151,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=3, help="measured rounds (after one warm-up round)")
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--pydock", default=str(Path(sys.executable).parent / "pydock"))
     ap.add_argument("--tag", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -183,7 +166,7 @@ def main() -> int:
         return subprocess.run(["nsenter", f"--net=/run/netns/net-bench-{tag}", sys.executable, *sys.argv,
                                "--tag", tag]).returncode
     finally:
-        for name in (f"net-bench-{tag}-ctr", f"net-bench-{tag}"):
+        for name in (f"net-bench-{tag}",):
             try:
                 named.remove(name)
             except OSError:

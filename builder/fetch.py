@@ -3,7 +3,6 @@ that both follow the same rules for timeouts, error statuses, content encodings 
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import os
 import posixpath
@@ -86,6 +85,8 @@ def download(url: str, into: Path, checksum: str = "") -> Download:
         raise BuildError(f"digest mismatch for {url}: expected {checksum}, got {digest}")
     mtime = time.time()
     if modified:
+        import email.utils  # ~20 ms, and only a download needs it: not every build, which imports this module
+
         try:
             mtime = email.utils.parsedate_to_datetime(modified).timestamp()
         except (TypeError, ValueError):

@@ -2,7 +2,9 @@
 
 A key is a sha256 over canonical JSON: the parent step's key, the instruction after expansion, and
 whatever else the result depends on (content hashes of COPY sources, the RUN environment, user,
-working directory, network mode). An entry records the layer the step produced (a blob in the store),
+working directory, network mode). COPY --from has two: one over the source stage's layers (a hit needs
+no rootfs) and, on a miss, one over the content of what it copies, as BuildKit's: a source stage rebuilt
+with the same files to give still hits, and later steps chain from that content key. An entry records the layer the step produced (a blob in the store),
 its diff_id and the time it was made, so a hit needs neither the rootfs nor the step's inputs.
 Entries live in steps/ of the store's cache_dir, each written atomically (temp file + rename).
 """
@@ -31,13 +33,17 @@ class CacheEntry:
     layer: dict        # the layer's descriptor JSON (mediaType, digest, size)
     diff_id: str       # digest of the uncompressed layer tar
     created: str       # RFC 3339 time the step first ran (kept on hits, as BuildKit does)
+    chain: str = ""    # the key later steps chain from, when not this entry's own (a content key)
 
     def to_json(self) -> dict:
-        return {"layer": self.layer, "diff_id": self.diff_id, "created": self.created}
+        out = {"layer": self.layer, "diff_id": self.diff_id, "created": self.created}
+        if self.chain:
+            out["chain"] = self.chain
+        return out
 
     @classmethod
     def from_json(cls, obj: dict) -> "CacheEntry":
-        return cls(dict(obj["layer"]), str(obj["diff_id"]), str(obj["created"]))
+        return cls(dict(obj["layer"]), str(obj["diff_id"]), str(obj["created"]), str(obj.get("chain") or ""))
 
 
 class BuildCache:
@@ -63,7 +69,8 @@ class BuildCache:
     def put(self, key: str, entry: CacheEntry) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as f:
+        # not fsync()ed: an entry lost in a crash is a cache miss (get() reads a torn one as none)
+        with atomic_file(path, durable=False) as f:
             f.write(json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":")).encode())
 
     def remove(self, key: str) -> None:

@@ -10,7 +10,8 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.builds.files import CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, walk_host_tree
+from builder.builds.files import (CopyOptions, SourceTree, copy_sources, mkdir_in_root, resolve_in_root, tree_digest,
+                                  walk_host_tree)
 from builder.builds.users import chown_ids
 from builder.dockerfile import gomatch
 from builder.dockerfile.instructions import ImageState, dest_path
@@ -19,6 +20,7 @@ from builder.errors import BuildError
 from builder.builds.context import clean_source_path
 from builder.builds.git import is_git_source
 from builder.fetch import download, is_url
+from builder.image.layers import tar_order
 
 if TYPE_CHECKING:
     from builder.builds.engine import Builder
@@ -115,9 +117,11 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
 
     def perform(ws) -> None:
         opts = _copy_options(b, ws, chown, chmod, keep_owner=False)
+        # one directory, into a directory the step makes, in a layer nothing unpacks: tarred from the context
+        plant = ws.planted if len(items) == 1 and not inline else None
         for kind, item, item_dest in items:
             if kind == "ctx":
-                _copy_context_source(b, ws, item, item_dest, opts, is_add, excluded)
+                _copy_context_source(b, ws, item, item_dest, opts, is_add, excluded, plant)
             elif kind == "git":
                 st = os.lstat(item)
                 copy_sources(ws.merged, [SourceTree(item, st, item.name, walk_host_tree(item))], item_dest, opts)
@@ -134,7 +138,7 @@ def copy_step(b: Builder, stage: Stage, state: ImageState, instr) -> None:
                 os.utime(path, (b.epoch, b.epoch))
             copy_sources(ws.merged, [SourceTree(path, os.lstat(path), name)], dest, opts)
 
-    b.fs_step(state, payload, created_by, perform)
+    b.fs_step(state, payload, created_by, perform, instr)
 
 
 def _git_checkout(b: Builder, src: str, keep_git_dir: bool) -> tuple[Path, str]:
@@ -173,7 +177,8 @@ def _copy_options(b: Builder, ws, chown: str, chmod: int | None, keep_owner: boo
     return CopyOptions(keep_owner=keep_owner, mode=chmod)
 
 
-def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, is_add: bool, excluded=None) -> None:
+def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, is_add: bool, excluded=None,
+                         plant: dict | None = None) -> None:
     ctx = b.context
     path = ctx.abspath(source.relpath)
     if is_add and stat.S_ISREG(source.st.st_mode):
@@ -188,10 +193,13 @@ def _copy_context_source(b: Builder, ws, source, dest: str, opts: CopyOptions, i
     if source.is_dir:
         offset = len(source.relpath) + 1 if source.relpath else 0
         entries = ctx.entries
+        names = (c for c in ctx.children(source.relpath) if excluded is None or not excluded(c[offset:]))
+        if plant is not None:  # a tar lists them in its own order
+            names = sorted(names, key=lambda c: tar_order(c[offset:]))
         # A generator: each record is decoded as it is copied, never the whole tree's at once.
-        children = ((c[offset:], entries[c]) for c in ctx.children(source.relpath)
-                    if excluded is None or not excluded(c[offset:]))
-    copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts)
+        children = ((c[offset:], entries[c]) for c in names)
+    copy_sources(ws.merged, [SourceTree(path, source.st, source.name, children)], dest, opts, upper=ws.upper,
+                 plant=plant)
 
 
 def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, srcs: list[str], dest: str,
@@ -226,7 +234,13 @@ def _copy_from(b: Builder, stage: Stage, state: ImageState, instr, ref: str, src
             for tree in trees:
                 copy_sources(ws.merged, [tree], dest, opts)
 
-    b.fs_step(state, payload, created_by, perform)
+    def content_payload() -> dict:
+        """The step over what it copies rather than over the stage's layers (cache.py)."""
+        with Workspace(b.store, b.lowers(source), name="from") as src_ws:
+            found = [[src, [[t.name, tree_digest(t)] for t in rootfs_sources(src_ws.merged, src)]] for src in srcs]
+        return {**{k: v for k, v in payload.items() if k != "from"}, "from-content": found}
+
+    b.fs_step(state, payload, created_by, perform, content_payload=content_payload)
 
 
 def rootfs_sources(root: Path, src: str) -> list[SourceTree]:

@@ -57,6 +57,9 @@ class BuildOptions:
     no_cache_stages: list[str] = field(default_factory=list)  # --no-cache-filter: stages built without the cache
 
 
+FS_STEPS = ("RUN", "COPY", "ADD", "WORKDIR")  # the instructions that make a layer
+
+
 def _short(key: str) -> str:
     return key.split(":")[-1][:12]
 
@@ -84,6 +87,7 @@ class Builder:
         self._new_cache_keys: list[str] = []
         self.base_history_len: dict[int, int] = {}
         self._tmp: Path | None = None
+        self._final_layer_instr = None  # the instruction whose layer no later step of this build mounts
         self.cache_sources: list = []   # --cache-from, opened when the build starts
         self.steps_done: dict[str, tuple[str, CacheEntry]] = {}  # key -> (parent key, result), for --cache-to
         from builder.builds.secrets import Agents
@@ -203,6 +207,11 @@ class Builder:
         for instr in triggers:
             self.progress.line(f" # Executing build trigger: {_oneline(instr.original)}")
             self._step(stage, state, instr, count=False)
+        self._final_layer_instr = None
+        if stage is self.plan.target:
+            # The target's last filesystem step makes a layer no later step of this build mounts: its
+            # files need not be written out (a later build unpacks the layer if it needs it).
+            self._final_layer_instr = next((i for i in reversed(stage.instructions) if i.cmd in FS_STEPS), None)
         for instr in stage.instructions:
             self._step(stage, state, instr)
         return state
@@ -388,44 +397,72 @@ class Builder:
 
         self.progress.line(f" ---> {hashlib.sha256(state.key.encode() + canonical_json(state.config)).hexdigest()[:12]}")
 
-    def fs_step(self, state: ImageState, payload: dict, created_by: str, perform) -> None:
-        """Run (or take from the cache) a step that makes a layer."""
+    def fs_step(self, state: ImageState, payload: dict, created_by: str, perform, instr=None,
+                content_payload=None) -> None:
+        """Run (or take from the cache) a step that makes a layer. `instr`: the step's instruction, when
+        it may leave its files out of the upper dir (Workspace.planted). `content_payload`: a callable
+        giving a second description over the content the step takes, looked up when `payload` misses
+        (cache.py); later steps then chain from its key."""
         from builder.image.digest import Descriptor
 
         key = step_key(state.key, payload)
-        entry = None if self._no_cache() else self.cache.get(key, self.store.has_blob)
-        if entry is None and self.cache_sources:
-            entry = cache_transfer.lookup(self, key, history=state.config.get("history") or [],
-                                          diff_ids=state.diff_ids, created_by=created_by, payload=payload)
+        no_cache = self._no_cache()
+        entry = None if no_cache else self.cache.get(key, self.store.has_blob)
+        chain = entry.chain if entry is not None and entry.chain else key
+        if entry is None and content_payload is not None and not no_cache:
+            chain = step_key(state.key, content_payload())
+            entry = self.cache.get(chain, self.store.has_blob)
             if entry is not None:
-                self.cache.put(key, entry)
-                self._new_cache_keys.append(key)
+                self._cache_put(key, CacheEntry(entry.layer, entry.diff_id, entry.created, chain))
+        if entry is None and self.cache_sources:
+            for k in dict.fromkeys((key, chain)):
+                entry = cache_transfer.lookup(self, k, history=state.config.get("history") or [],
+                                              diff_ids=state.diff_ids, created_by=created_by, payload=payload)
+                if entry is not None:
+                    break
+            if entry is not None:
+                if chain != key:
+                    entry = CacheEntry(entry.layer, entry.diff_id, entry.created, chain)
+                self._cache_put(key, entry)
         if entry is not None:
             self.progress.line(" ---> Using cache")
         else:
-            entry = self._make_layer(state, perform)
-            self.cache.put(key, entry)
-            self._new_cache_keys.append(key)
+            plant = instr is not None and instr is self._final_layer_instr
+            entry = self._make_layer(state, perform, plant)
+            if chain != key:
+                self._cache_put(chain, entry)
+                entry = CacheEntry(entry.layer, entry.diff_id, entry.created, chain)
+            self._cache_put(key, entry)
         self.steps_done[key] = (state.key, entry)
+        if chain != key:  # later steps name this one by its chain key (their parent)
+            self.steps_done[chain] = (state.key, entry)
         state.layers.append(Descriptor.from_json(entry.layer))
         state.diff_ids.append(entry.diff_id)
-        state.key = key
+        state.key = chain
         state.add_history(created_by, entry.created, empty_layer=False)
-        self.progress.line(f" ---> {_short(key)}")
+        self.progress.line(f" ---> {_short(chain)}")
 
-    def _make_layer(self, state: ImageState, perform) -> CacheEntry:
+    def _cache_put(self, key: str, entry: CacheEntry) -> None:
+        self.cache.put(key, entry)
+        self._new_cache_keys.append(key)  # taken back out if the build fails
+
+    def _make_layer(self, state: ImageState, perform, plant: bool = False) -> CacheEntry:
         from builder.image.layers import write_layer_from_dir
         from builder.builds.workspace import Workspace
 
         lowers = self.lowers(state)
         created = self.now()
         with Workspace(self.store, lowers) as ws:
+            if plant:
+                ws.planted = {}
             perform(ws)
             ws.unmount()
-            desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression="gzip",
+            # A plain tar, as BuildKit leaves layers in docker's store: compressing cost most of a build.
+            # A push compresses it, once (image/distribute.py).
+            desc, diff_id = write_layer_from_dir(ws.upper, self.store, compression=None,
                                                  source_date_epoch=self.epoch,
-                                                 progress=self.progress.layer_bars)
-            if self.store.keep_unpacked_layer(diff_id, ws.upper):
+                                                 progress=self.progress.layer_bars, planted=ws.planted)
+            if not ws.planted and self.store.keep_unpacked_layer(diff_id, ws.upper):
                 ws.upper = None  # the next step's lower dir now: no extraction needed
         return CacheEntry(desc.to_json(), diff_id, created)
 

@@ -27,6 +27,9 @@ class Workspace:
         self.merged: Path | None = None
         self._lock_fd: int | None = None
         self._mounted = False
+        # {dir in the rootfs: its entries}, when the step may leave files out of the upper dir and have
+        # them tarred from where they are (files.copy_sources); None when the upper dir must hold them all
+        self.planted: dict | None = None
 
     def __enter__(self) -> "Workspace":
         self.dir, self._lock_fd = self.store.temp_dir(f"{self.name}-")

@@ -168,6 +168,10 @@ def _ports(image_config: dict, args) -> dict:
         raise ContainerError(str(e)) from None
     if (bindings or getattr(args, "publish_all", False)) and str(args.network).startswith("container:"):
         raise ContainerError("conflicting options: port publishing and the container type network mode")
+    if bindings and args.network == "host":
+        import sys
+
+        print("WARNING: Published ports are discarded when using host network mode", file=sys.stderr)
     return {"PortBindings": bindings, "PublishAllPorts": bool(getattr(args, "publish_all", False)),
             "ExposedPorts": exposed}
 

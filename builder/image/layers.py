@@ -217,6 +217,12 @@ def _sorted_names(path: str) -> list[str]:
     return sorted(os.listdir(path), key=os.fsencode)
 
 
+def tar_order(relpath: str) -> bytes:
+    """A sort key putting relative paths in the order _walk (so every layer tar) lists them: depth first,
+    each directory's entries in byte order. "/" becomes NUL, which no name holds and all names sort after."""
+    return os.fsencode(relpath).replace(b"/", b"\0")
+
+
 def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
     """(absolute path, relative path, lstat) depth-first, children in byte order, root itself excluded."""
     stack: list[tuple[str, str, Iterator[str]]] = [(root, "", iter(_sorted_names(root)))]
@@ -269,7 +275,7 @@ class TarWriter:
         self._links: dict[tuple[int, int], str] = {}
 
     def _mtime(self, st: os.stat_result) -> int:
-        mtime = max(int(st.st_mtime), 0)
+        mtime = max(st.st_mtime_ns // 1_000_000_000, 0)  # whole seconds (float st_mtime may round up)
         if self.source_date_epoch is not None:
             mtime = min(mtime, self.source_date_epoch)
         return mtime
@@ -300,18 +306,24 @@ class TarWriter:
             info.pax_headers = pax
         return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
-    def add_tree(self, root: Path | str) -> None:
+    def add_tree(self, root: Path | str, planted: dict | None = None) -> None:
+        """Add what is below `root`. `planted`: {relpath of a directory under root: a callable giving the
+        (path, relpath below it, lstat) of entries that belong below it (in tar_order) but live elsewhere}."""
         root = os.fspath(root)
         if not os.path.isdir(root):
             raise BuildError(f"cannot make a layer from {root}: not a directory")
         for abs_path, rel, st in _walk(root):
             self.add(abs_path, rel, st)
+            if planted and rel in planted and stat.S_ISDIR(st.st_mode):
+                for src_path, below, src_st in planted[rel]():
+                    # never an overlay mark from outside the overlay's own upper dir
+                    self.add(src_path, f"{rel}/{below}", src_st, overlay_marks=False)
 
-    def add(self, abs_path: str, rel: str, st: os.stat_result) -> None:
+    def add(self, abs_path: str, rel: str, st: os.stat_result, *, overlay_marks: bool = True) -> None:
         mode = st.st_mode
         if stat.S_ISSOCK(mode):
             return
-        if stat.S_ISCHR(mode) and st.st_rdev == 0 and self.overlay_whiteouts:
+        if stat.S_ISCHR(mode) and st.st_rdev == 0 and self.overlay_whiteouts and overlay_marks:
             parent, _, base = rel.rpartition("/")
             name = f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base
             self.out.write(self._header(name, st, tarfile.REGTYPE, mode=0o600))
@@ -319,7 +331,7 @@ class TarWriter:
         pax = _read_xattrs(abs_path)
         if stat.S_ISDIR(mode):
             self.out.write(self._header(rel + "/", st, tarfile.DIRTYPE, pax=pax))
-            if self.overlay_whiteouts and _is_opaque(abs_path):
+            if self.overlay_whiteouts and overlay_marks and _is_opaque(abs_path):
                 # Right after its directory, before any child: the reader must clear the lower content first.
                 self.out.write(self._header(f"{rel}/{OPAQUE_WHITEOUT}", st, tarfile.REGTYPE, mode=0o600))
         elif stat.S_ISLNK(mode):
@@ -395,13 +407,14 @@ def _progress_bar(progress: bool | None, root: Path):
 
 def write_layer_from_dir(root: Path, store, *, compression: str | None = "gzip",
                          source_date_epoch: int | None = None, overlay_whiteouts: bool = True,
-                         progress: bool | None = None) -> tuple[Descriptor, str]:
+                         progress: bool | None = None, planted: dict | None = None) -> tuple[Descriptor, str]:
     """Tar `root` (deterministically) into a layer blob in `store`.
 
     Returns (descriptor of the stored, compressed blob; diff_id = digest of the uncompressed tar).
     With overlay_whiteouts, overlayfs upper-dir whiteouts become OCI ones: a char device 0:0 becomes an
     empty ".wh.<name>" file, and a directory with trusted.overlay.opaque=y gets ".wh..wh..opq" as its
-    first child. compression: "gzip", "zstd" or None. progress: a tqdm bar on stderr (None: if a tty)."""
+    first child. compression: "gzip", "zstd" or None. progress: a tqdm bar on stderr (None: if a tty).
+    planted: entries tarred from elsewhere into directories of root (TarWriter.add_tree)."""
     if compression == "none":
         compression = None
     media_type = mt.oci_layer_type(compression)
@@ -414,7 +427,7 @@ def write_layer_from_dir(root: Path, store, *, compression: str | None = "gzip",
                 batched = _Batched(tar_digest)
                 writer = TarWriter(batched, source_date_epoch=source_date_epoch,
                                    overlay_whiteouts=overlay_whiteouts, progress=bar)
-                writer.add_tree(root)
+                writer.add_tree(root, planted)
                 writer.close()
                 batched.flush()
                 packer.close()

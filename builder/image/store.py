@@ -330,10 +330,17 @@ class BlobWriter:
             self._tmp.drop()
             raise BuildError(f"content does not match its digest: expected {expected_digest}, got {digest}")
         target = self._store.blob_path(digest)
-        is_new = not target.exists()
-        self._tmp.rename_to(target)
+        try:
+            is_new = target.stat().st_size != self._hasher.size  # a torn copy is replaced
+        except FileNotFoundError:
+            is_new = True
         if is_new:
+            self._tmp.rename_to(target)
             self._store._note_added("blobs", digest)
+        else:  # the same content is there (its name is its digest): no second fsync and rename
+            self._tmp.drop()
+            for h in self._store._holds:  # but kept from rmi while the writer's build goes on
+                h.add_digests([digest])
         return Descriptor(media_type, digest, self._hasher.size, annotations)
 
     def abort(self) -> None:
@@ -764,6 +771,7 @@ class ImageStore:
     def _edit_index(self) -> Iterator[list[Descriptor]]:
         with self._locked():
             entries, malformed = self._split_entries()
+            before = [e.to_json() for e in entries]
             known = _repo_digests_by_manifest(entries)
             yield entries
             # an image's repo digests stay while it has an entry, whichever of its entries (names) went
@@ -774,7 +782,8 @@ class ImageStore:
                     mine = (e.annotations or {}).get(ANNOTATION_REPO_DIGESTS, "").split()
                     e.annotations = {**(e.annotations or {}), ANNOTATION_REPO_DIGESTS: " ".join([*mine, *lost])}
                     now[e.digest] = [*now.get(e.digest, []), *lost]
-            self._write_index(entries, malformed)
+            if [e.to_json() for e in entries] != before:  # a rebuild of a tagged image changes nothing
+                self._write_index(entries, malformed)
 
     # -- images
 

@@ -5,7 +5,7 @@ the kernel to the container (firewall.py's `publish` chain: no copy through user
 ports come from the kernel's ephemeral range, lowest free first, as docker's allocator does.
 
 publish() runs in the monitor after the container has its address; unpublish() when it stops (and in the
-guard, and in reconcile() for containers whose monitor died)."""
+guard, and for containers whose monitor died at the next command, through the networks' reconcile)."""
 
 from __future__ import annotations
 
@@ -202,11 +202,11 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.01)
 
 
-def reconcile(alive: set[str]) -> None:
-    """Delete the rules of every container not in alive (its monitor was SIGKILLed, or it was removed)."""
-    if not firewall.available():
+def remove_stale_rules(dead: set[str]) -> None:
+    """Delete the rules of these containers (stopped, or removed: what a failed release left)."""
+    if not dead or not firewall.available():
         return
-    stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") and r["comment"] not in alive]
+    stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") in dead]
     if stale:
         firewall.apply(firewall.delete_commands(stale))
 
@@ -250,7 +250,7 @@ def release_container(records, container_id: str) -> None:
     """Undo publish_container (idempotent; cheap for a container that published nothing)."""
     try:
         doc = records.load(container_id)
-    except Exception:  # noqa: BLE001 - the record is gone: only rules can be left, reconcile() finds them
+    except Exception:  # noqa: BLE001 - the record is gone: container prune finds rules left
         return
     proxy_entry = doc.get("PortProxy")
     if not proxy_entry and not ((doc.get("NetworkSettings") or {}).get("Ports")):

@@ -1,6 +1,8 @@
 """push: every blob of an image (config and layers) that the repository lacks — HEAD first; mounted from
 another repository of the same registry when the blob is known to be there; else uploaded — then the
-manifest, as the exact bytes the store has, so the registry's digest is the store's. An image pulled from a
+manifest, as the exact bytes the store has, so the registry's digest is the store's; or, for an image whose
+layers the store keeps as plain tars (built ones), its gzip form (image/distribute.py), the same every
+time. An image pulled from a
 manifest list / OCI index goes up as that list (same digest) when the repository has the other
 platforms' manifests it names, else as the one image the store has.
 
@@ -20,6 +22,7 @@ from urllib.parse import urlencode
 
 from builder.image import mediatypes as mt
 from builder.image.digest import Descriptor
+from builder.image.distribute import distributable
 from builder.registry import sources
 from builder.registry.client import BACKOFF, TRIES, Registry, RegistryError, Unavailable, for_each_blob
 from builder.registry.reference import Reference
@@ -144,27 +147,25 @@ def push(store, ref: Reference, *, say: Callable[[str], None] = lambda line: Non
     """Push the store's image `ref.store_name` to `ref`; returns (manifest digest, manifest size)."""
     chunk = _chunk_size()
     image = store.resolve(ref.store_name)
-    data = store.read_blob(image.digest)
-    doc = json.loads(data)
-    media_type = doc.get("mediaType") or image.manifest_desc.media_type or mt.OCI_MANIFEST
     registry = registry or Registry(ref.domain)
     registry.want(ref.path, "pull", "push")
     say(f"The push refers to repository [{ref.name}]")
-    blobs = [*image.layers, image.config_desc]
+    out = distributable(store, image)  # a built image's plain layers go out gzip-compressed
+    blobs = [*out.layers, out.config]
 
     def one(desc: Descriptor) -> None:
         status = push_blob(registry, ref, desc, store, chunk)
-        if desc.digest != image.config_desc.digest:
+        if desc.digest != out.config.digest:
             say(f"{desc.digest[7:19]}: {status}")
 
     for_each_blob(one, blobs)
     tag = ref.tag or "latest"
-    pushed = data, media_type, image.digest
+    pushed = out.manifest, out.media_type, out.digest
     listing = store.pulled_index(image)
     if listing is not None:
         # the list it was pulled from goes up as it is when the repository has every manifest it names
         # (ours is put there by digest first); else only the image we have, as docker does
-        _put_manifest(registry, ref, image.digest, pushed)
+        _put_manifest(registry, ref, out.digest, pushed)
         if all(_manifest_exists(registry, ref, child) for child in _children(listing[0])):
             pushed = listing
     _put_manifest(registry, ref, tag, pushed)
