@@ -1,8 +1,9 @@
 """`pydock run -p/-P/--expose`, `pydock port` and the ps PORTS column, end to end on the default bridge:
 busybox httpd reached from the host on 127.0.0.1 and on another address of the test's netns, and from
 another container (hairpin); UDP through -p .../udp; a port in use refused before anything exists; a stop
-or a killed monitor releasing the port. The session runs in its own netns (conftest); the extra address
-is a veth pair made here; the machine's own firewall is checked to be unchanged."""
+or a killed monitor releasing the port. The module runs in a netns of its own (the session's is shared
+with every other store's default bridge); the extra address is a veth pair made here; the machine's own
+firewall is checked to be unchanged."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import urllib.request
 import pytest
 
 from builder_support import Pydock
-from support import PYDOCK, wait_for
+from support import PYDOCK, own_netns, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -38,10 +39,16 @@ def nft_ruleset(netns: str | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def dock(tmp_path_factory, busybox_tar, host_netns):
+    before = nft_ruleset(host_netns)
+    with own_netns():
+        yield from _published_store(tmp_path_factory, busybox_tar)
+    assert nft_ruleset(host_netns) == before, "the machine's own firewall changed"
+
+
+def _published_store(tmp_path_factory, busybox_tar):
     from pyroute2 import IPRoute
 
-    before = nft_ruleset(host_netns)
-    with IPRoute() as ipr:  # the session's own netns: "another address of the host"
+    with IPRoute() as ipr:  # the module's netns: "another address of the host"
         ipr.link("add", ifname="npuplink0", kind="veth", peer={"ifname": "npuplink1"})
         for name in ("npuplink0", "npuplink1"):
             ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
@@ -55,7 +62,6 @@ def dock(tmp_path_factory, busybox_tar, host_netns):
             p("rm", "-f", cid)
         with IPRoute() as ipr:
             ipr.link("del", index=ipr.link_lookup(ifname="npuplink0")[0])
-        assert nft_ruleset(host_netns) == before, "the machine's own firewall changed"
 
 
 def fetch(host: str, port: int) -> str:
