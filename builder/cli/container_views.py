@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from builder.cli.formatting import human_duration, print_table
+from builder.container.liveness import ZERO_TIME
 
 
 def _records(args):
@@ -33,6 +34,8 @@ def status_text(state: dict, now: float) -> str:
     if state["Status"] in ("running", "starting"):
         return f"Up {human_duration(_seconds_since(state['StartedAt'], now))}"
     if state["Status"] == "exited":
+        if state.get("FinishedAt", ZERO_TIME) == ZERO_TIME:  # its monitor died before recording the end
+            return f"Exited ({state['ExitCode']})"
         return f"Exited ({state['ExitCode']}) {human_duration(_seconds_since(state['FinishedAt'], now))} ago"
     return state["Status"].capitalize()
 
