@@ -154,7 +154,7 @@ def confirmed(args, warning: str) -> bool:
 
 
 def cmd_container_prune(args) -> int:
-    from builder.cli.formatting import human_size
+    from builder.cli.formatting import print_prune_report
     from builder.container import control
     from builder.container.liveness import ACTIVE, live_state
     from builder.container.records import Records
@@ -176,12 +176,7 @@ def cmd_container_prune(args) -> int:
     # publish rules a failed release left behind (only this store's stopped containers: the table is
     # shared with any other store in this netns)
     remove_stale_rules({doc["Id"] for doc in records.all() if live_state(doc)["Status"] not in ACTIVE} | set(deleted))
-    if deleted:
-        print("Deleted Containers:")
-        for container_id in deleted:
-            print(container_id)
-        print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    print_prune_report("Containers", deleted, reclaimed)
     return 0
 
 
@@ -240,7 +235,7 @@ def prune_filter(values: list[str] | None, now: float):
 
 def cmd_image_prune(args) -> int:
     from builder.cli.container_views import containers_using
-    from builder.cli.formatting import human_size
+    from builder.cli.formatting import print_prune_report
     from builder.cli.shared import open_store
 
     import time
@@ -260,10 +255,5 @@ def cmd_image_prune(args) -> int:
             word, _, rest = line.partition(": ")
             lines.append(f"{word.lower()}: {rest}")
     reclaimed = max(0, before - _tree_size(store.root / "blobs"))
-    if lines:
-        print("Deleted Images:")
-        for line in lines:
-            print(line)
-        print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    print_prune_report("Images", lines, reclaimed)
     return 0
