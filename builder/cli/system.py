@@ -5,7 +5,6 @@ and clearing out what nothing uses. There is no daemon: the
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -181,21 +180,14 @@ def cmd_container_prune(args) -> int:
 
 
 def _filter_time(value: str, now: float) -> float:
-    """docker's filter timestamps: a Go duration before now ("24h", "90m"), an RFC 3339 time or date, or
-    Unix seconds."""
-    from oci_runtime.units import go_duration, parse_rfc3339
+    """docker's until= filter value, in seconds since the epoch (see parse_time_bound)."""
+    from oci_runtime.units import parse_time_bound
 
-    try:
-        return now - go_duration(value) / 1e9
-    except ValueError:
-        pass
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    for text in (value, value + "T00:00:00Z" if re.fullmatch(r"\d{4}-\d\d-\d\d", value) else ""):
-        stamp = parse_rfc3339(text if text[-1:] == "Z" or re.search(r"[+-]\d\d:\d\d$", text) else text + "Z")
-        if text and stamp is not None:
-            return stamp
-    raise UsageError(f"invalid filter 'until={value}': want a duration (24h), a time (RFC 3339) or Unix seconds")
+    stamp = parse_time_bound(value, now)
+    if stamp is None:
+        raise UsageError(f"invalid filter 'until={value}': want a duration (24h), a time (RFC 3339) "
+                         "or Unix seconds")
+    return stamp
 
 
 def prune_filter(values: list[str] | None, now: float):
