@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   busybox-static        # base images and test rootfs
+  tini                  # run --init: its static tini (/usr/bin/tini-static) becomes PID 1
   libseccomp2           # seccomp filters (loaded through ctypes)
   python3 python3-venv  # Debian's python: measurably faster to start than a shared-library build
   iproute2 util-linux tar zstd

@@ -3,6 +3,7 @@ that never waits on a container's pipes, and the config edit for user-namespaced
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -147,6 +148,23 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+@contextlib.contextmanager
+def own_netns():
+    """Run the block in a new network namespace of this process (loopback up), then go back: what the
+    block and the processes it starts do to links, addresses, routes and nftables stays in there."""
+    from oci_runtime import linux
+    from oci_runtime.process.namespaces import loopback_up
+
+    before = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.unshare(linux.CLONE_NEWNET)
+        loopback_up()
+        yield
+    finally:
+        linux.setns(before, linux.CLONE_NEWNET)
+        os.close(before)
 
 
 def unavailable(reason: str) -> None:

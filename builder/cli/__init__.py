@@ -3,7 +3,8 @@
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, history, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
 stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, port, logs, export,
-commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), networks.py (network create/ls/inspect/rm/prune/connect/disconnect) and system.py (version,
+commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), container_attach.py (attach),
+volumes.py (volume), networks.py (network create/ls/inspect/rm/prune/connect/disconnect) and system.py (version,
 info, container prune, image prune); each verb is a thin wrapper over the build
 engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,
 "pydock: error: <message>", with exit status 1 (125 for the container verbs, as docker).
@@ -20,15 +21,16 @@ from builder.cli import system
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
-DEFAULT_ROOT = "/var/lib/pydock"
+from builder.network.scope import DEFAULT_ROOT  # noqa: F401 - the CLI's default --root
 
 # The modules of this package that add commands, in the order `pydock --help` lists them.
 COMMAND_MODULES = ("build", "images", "bundle", "registry", "containers", "container_views", "container_stats",
-                   "system", "container_cp", "networks")
+                   "system", "container_cp", "container_attach", "volumes", "networks")
 # The module that holds each command: a command's run imports and builds only its own parsers (all of
 # them cost ~60 ms, a quarter of a cached build). A command missing here gets them all, which still works.
 MODULE_OF = {
     "build": "build", "bundle": "bundle", "stats": "container_stats", "cp": "container_cp", "network": "networks",
+    "attach": "container_attach", "volume": "volumes",
     **dict.fromkeys(("history", "images", "import", "inspect", "load", "rmi", "save", "tag"), "images"),
     **dict.fromkeys(("login", "logout", "pull", "push", "search"), "registry"),
     **dict.fromkeys(("create", "exec", "kill", "pause", "rename", "restart", "rm", "run", "start", "stop",
@@ -55,7 +57,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 # status are the verbs' results)
 CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "wait", "exec", "ps", "logs",
                    "export", "rename", "top", "pause", "unpause", "commit",
-                   "stats", "container", "cp", "network", "port"}
+                   "stats", "container", "cp", "attach", "network", "port"}
 CONTAINER_FAILURE = 125
 
 

@@ -10,8 +10,6 @@ import os
 import re
 import stat
 import sys
-import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from builder.container.records import ContainerError
@@ -103,6 +101,8 @@ def _copy_out(rootfs: Path, path: str, dest: str, ctr: str) -> None:
         raise ContainerError(f"Could not find the file {path} in container {ctr}") from None
     name = PurePosixPath("/" + path).name or "/"
     if dest == "-":
+        import tarfile  # here: every pydock command imports this module, few need tarfile
+
         with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             tar.add(src, arcname=src.name if src != rootfs else ".", recursive=True)
         return
@@ -114,6 +114,8 @@ def _copy_out(rootfs: Path, path: str, dest: str, ctr: str) -> None:
 def _copy_in(rootfs: Path, src: str, dest: str, tmp_dir: Path) -> None:
     if src == "-":
         tmp_dir.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="cp-") as tmp:
             _extract_checked(sys.stdin.buffer, Path(tmp))
             into = _in_container(rootfs, dest, follow_last=True)
@@ -141,6 +143,8 @@ def _extract_checked(stream, into: Path) -> None:
     """A tar stream into a fresh directory: no member may name a path outside it (absolute, "..", or
     through a symbolic link the stream made)."""
     links: set[str] = set()
+    import tarfile
+
     with tarfile.open(fileobj=stream, mode="r|*") as tar:
         for member in tar:
             name = os.path.normpath(member.name).lstrip("/")

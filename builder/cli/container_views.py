@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -10,6 +9,7 @@ import time
 from pathlib import Path
 
 from builder.cli.formatting import human_duration, print_table
+from builder.container.liveness import ZERO_TIME
 
 
 def _records(args):
@@ -34,6 +34,8 @@ def status_text(state: dict, now: float) -> str:
     if state["Status"] in ("running", "starting"):
         return f"Up {human_duration(_seconds_since(state['StartedAt'], now))}"
     if state["Status"] == "exited":
+        if state.get("FinishedAt", ZERO_TIME) == ZERO_TIME:  # its monitor died before recording the end
+            return f"Exited ({state['ExitCode']})"
         return f"Exited ({state['ExitCode']}) {human_duration(_seconds_since(state['FinishedAt'], now))} ago"
     return state["Status"].capitalize()
 
@@ -104,12 +106,17 @@ def cmd_port(args) -> int:
 
 def cmd_logs(args) -> int:
     from builder.container import control
-    from builder.container.logs import log_path, read_entries
+    from builder.container.logs import log_path, read_entries, time_bound, within
 
+    since = time_bound(args.since, "--since") if args.since else None
+    until = time_bound(args.until, "--until") if args.until else None
     records = _records(args)
     doc = records.lookup(args.container)
     path = log_path(records.path(doc["Id"]), doc["Id"])
-    follow = (lambda: control.is_running(records, doc["Id"])) if args.follow else None
+    def following() -> bool:  # -f: until the container stops, or --until is past
+        return control.is_running(records, doc["Id"]) and (until is None or time.time() <= until)
+
+    follow = following if args.follow else None
     entries = read_entries(path, follow_while=follow)
     if args.tail is not None and args.tail != "all":
         try:
@@ -121,11 +128,16 @@ def cmd_logs(args) -> int:
         for entry in read_entries(path):
             kept = (kept + [entry])[-count:] if count > 0 else []
         entries = _chain(kept, read_entries(path, follow_while=follow), skip=_count(path)) if args.follow else kept
+    if since is not None or until is not None:
+        entries = within(iter(entries), since, until)
     for entry in entries:
         out = sys.stderr.buffer if entry.get("stream") == "stderr" else sys.stdout.buffer
         prefix = (entry.get("time", "") + " ").encode() if args.timestamps else b""
         out.write(prefix + entry.get("log", "").encode())
         out.flush()
+    error = records.load(doc["Id"]).get("LogError")
+    if error:
+        print(f"pydock: warning: {error}: some of the container's output is not in its log", file=sys.stderr)
     return 0
 
 
@@ -153,7 +165,7 @@ def container_inspect(args, ref: str) -> dict | None:
         doc = records.lookup(ref)
     except ContainerError:
         return None
-    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard", "PortProxy")}
+    out = {k: v for k, v in doc.items() if k not in ("Monitor", "Guard", "PortProxy", "LogError")}
     out["State"] = live_state(doc)
     out["LogPath"] = os.fspath(log_path(records.path(doc["Id"]), doc["Id"]))
     return out
@@ -205,7 +217,8 @@ def cmd_commit(args) -> int:
     if paused:
         control.pause(root, records, doc)
     try:
-        image = commit_container(store, records, doc, message=args.message or "", author=args.author or "")
+        image = commit_container(store, records, doc, message=args.message or "", author=args.author or "",
+                                 changes=args.change)
     finally:
         if paused:
             control.unpause(root, records, doc)
@@ -216,11 +229,15 @@ def cmd_commit(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from builder.cli.shared import add_bool_flag
+
     p = sub.add_parser("commit", help="make an image from a container's changes")
     p.add_argument("-m", "--message", help="commit message")
     p.add_argument("-a", "--author", help="author")
-    p.add_argument("-p", "--pause", action=argparse.BooleanOptionalAction, default=True,
-                   help="pause a running container during the commit (default true)")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
+                   "STOPSIGNAL, USER, VOLUME, WORKDIR) to the image's config")
+    add_bool_flag(p, "-p", "--pause", default=True, help="pause a running container during the commit (default true)")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("reference", metavar="REPOSITORY[:TAG]", nargs="?")
     p.set_defaults(func=cmd_commit)
@@ -240,6 +257,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     p.add_argument("-n", "--tail", help="number of lines from the end (default all)")
     p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    p.add_argument("--since", help="only output since then: a time (RFC 3339 or Unix) or a duration ago (10m)")
+    p.add_argument("--until", help="only output until then: a time (RFC 3339 or Unix) or a duration ago (10m)")
     p.add_argument("container", metavar="CONTAINER")
     p.set_defaults(func=cmd_logs)
 

@@ -26,7 +26,15 @@ def _create(args) -> dict:
     store = open_store(args)
     image = store.resolve(args.image)
     records = _records(args)
-    return records.create(new_record(image, args.image, args, records), args.name)
+    doc = new_record(image, args.image, args, records)
+    try:
+        return records.create(doc, args.name)
+    except BaseException:
+        from builder.container.volumes import release_anonymous
+        from builder.volume.store import Volumes
+
+        release_anonymous(Volumes(_store_root(args)), records.all(), dict(doc, Id=""))  # nothing left behind
+        raise
 
 
 def _check_ports_free(args) -> None:
@@ -54,43 +62,48 @@ def cmd_run(args) -> int:
     from builder.container import control
 
     records = _records(args)
+    keys = _detach_keys(args)
     _check_ports_free(args)
     doc = _create(args)
     if not args.detach:
-        _proxy_signals(_store_root(args), doc["Id"], args.tty)  # before the container's first output
+        _attach_extras(args, records.path(doc["Id"]), doc)  # before the container's first output
     try:
-        reader = control.start(_store_root(args), records, doc, attach=not args.detach)
+        reader, raw = _start(args, records, doc, attach=not args.detach, detach_keys=keys)
     except control.StartFailed as e:
         if e.code == 125 or doc["HostConfig"]["AutoRemove"]:
-            control.remove(_store_root(args), records, doc, force=True)
+            control.remove(_store_root(args), records, doc, force=True, volumes=True)
         print(f"pydock: error: {e}", file=sys.stderr)
         return e.code
     if args.detach:
         reader.close()
         print(doc["Id"])
         return 0
-    with _raw_terminal(args.tty and args.interactive):
-        return control.wait_exit(reader)
+    with raw:
+        code = control.wait_exit(reader)
+    return 0 if code is None else code  # None: the detach keys let us go
 
 
 def cmd_start(args) -> int:
     from builder.container import control
 
     records = _records(args)
+    keys = _detach_keys(args)
+    args.attach = args.attach or args.interactive  # docker: -i attaches the output too
     failed = 0
     for ref in args.containers:
         doc = records.lookup(ref)
         if args.attach:
-            _proxy_signals(_store_root(args), doc["Id"], doc["Config"].get("Tty"))
+            _attach_extras(args, records.path(doc["Id"]), doc)
         try:
-            reader = control.start(_store_root(args), records, doc, attach=args.attach)
+            reader, raw = _start(args, records, doc, attach=args.attach, detach_keys=keys)
         except control.StartFailed as e:
             print(f"pydock: error: {e}", file=sys.stderr)
             failed = e.code
             continue
         if args.attach:
-            with _raw_terminal(doc["Config"].get("Tty") and doc["Config"].get("OpenStdin")):
-                return control.wait_exit(reader)
+            with raw:
+                code = control.wait_exit(reader)
+            return 0 if code is None else code
         reader.close()
         print(ref)
     return failed
@@ -138,7 +151,7 @@ def cmd_rm(args) -> int:
 
     records = _records(args)
     for ref in args.containers:
-        control.remove(_store_root(args), records, records.lookup(ref), force=args.force)
+        control.remove(_store_root(args), records, records.lookup(ref), force=args.force, volumes=args.volumes)
         print(ref)
     return 0
 
@@ -248,6 +261,42 @@ def cmd_exec(args) -> int:
         return command_failure_status(message)
 
 
+def _start(args, records, doc: dict, *, attach: bool, detach_keys: bytes):
+    """control.start, our terminal made raw first when a -it container is to own it (keys typed at once
+    must reach it as typed: a cooked terminal holds them for a line, and eats ^Q). Returns the status
+    reader and the raw-terminal context to wait in."""
+    from builder.container import control
+
+    raw = _raw_terminal(attach and bool(doc["Config"].get("Tty")) and bool(doc["Config"].get("OpenStdin")))
+    try:
+        reader = control.start(_store_root(args), records, doc, attach=attach, detach_keys=detach_keys)
+    except BaseException:
+        raw.__exit__(None, None, None)
+        raise
+    if not attach:
+        raw.__exit__(None, None, None)
+    return reader, raw
+
+
+def _detach_keys(args) -> bytes:
+    """The --detach-keys sequence (checked before anything is created)."""
+    from builder.container.detachkeys import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+    return parse_detach_keys(getattr(args, "detach_keys", None) or DEFAULT_DETACH_KEYS)
+
+
+def _attach_extras(args, container_dir: Path, doc: dict) -> None:
+    """What a foreground run/start adds to the monitor's output: signals passed on (--sig-proxy) and, with
+    -t, our terminal's size changes."""
+    from builder.cli.container_attach import forward_window_changes
+
+    tty = bool(doc["Config"].get("Tty"))
+    if getattr(args, "sig_proxy", True):
+        _proxy_signals(_store_root(args), doc["Id"], tty)
+    if tty:
+        forward_window_changes(container_dir)
+
+
 def _proxy_signals(store_root: Path, container_id: str, tty: bool) -> None:
     """docker's --sig-proxy: signals sent to the attached CLI go to the container (with a pty, ^C reaches
     it through the terminal already)."""
@@ -301,7 +350,12 @@ def _add_create_options(p) -> None:
     p.add_argument("--hostname", help="the container's host name")
     p.add_argument("-v", "--volume", action="append", default=[], help="bind mount /HOST:/CTR[:ro] or named volume NAME:/CTR[:ro]")
     p.add_argument("--volumes-from", action="append", default=[], help="mount the volumes of CONTAINER[:ro|rw]")
+    p.add_argument("--mount", action="append", default=[],
+                   help="type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=..][,tmpfs-mode=..]")
+    p.add_argument("--tmpfs", action="append", default=[], help="a tmpfs mount: /PATH[:OPTIONS]")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--init", action="store_true", help="run an init (tini) as PID 1 that reaps zombies and "
+                   "passes signals on")
     p.add_argument("--network", "--net", default="bridge",
                    help="bridge (default), none, host, container:NAME|ID or a network's name")
     p.add_argument("--network-alias", action="append", default=[], help="a name for the container on its network")
@@ -315,8 +369,17 @@ def _add_create_options(p) -> None:
     p.add_argument("--restart", default="no", help="no, always, unless-stopped or on-failure[:MAX]")
     p.add_argument("--cap-add", action="append", default=[], help="add a capability")
     p.add_argument("--cap-drop", action="append", default=[], help="drop a capability (or ALL)")
+    p.add_argument("--ulimit", action="append", default=[],
+                   help="a resource limit: NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
+    p.add_argument("--security-opt", action="append", default=[],
+                   help="no-new-privileges[=true|false], seccomp=unconfined or seccomp=PROFILE.json")
     p.add_argument("--privileged", action="store_true",
                    help="all capabilities, the host's devices, no seccomp, /sys read-write, nothing masked")
+    p.add_argument("-l", "--label", action="append", default=[], help="set a label KEY=VALUE on the container")
+    p.add_argument("--stop-signal", help="the signal that stops the container (default: the image's, or SIGTERM)")
+    p.add_argument("--stop-timeout", type=int, help="seconds stop waits before SIGKILL (default 10; -1: for ever)")
+    p.add_argument("--log-opt", action="append", default=[],
+                   help="json-file log option: max-size=SIZE, max-file=N (rotation)")
     p.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")
     p.add_argument("--cpus", help="number of CPUs (e.g. 0.5)")
     p.add_argument("--pids-limit", type=int, help="maximum number of processes")
@@ -325,24 +388,31 @@ def _add_create_options(p) -> None:
 
 
 def add_parsers(sub) -> None:
+    from builder.cli.container_attach import add_detach_keys_option, add_sig_proxy_option
+
     p = sub.add_parser("create", help="create a container")
     _add_create_options(p)
     p.set_defaults(func=cmd_create, detach=True)
 
     p = sub.add_parser("run", help="create and start a container")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the id")
+    add_detach_keys_option(p)
+    add_sig_proxy_option(p)
     _add_create_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("start", help="start stopped containers")
     p.add_argument("-a", "--attach", action="store_true", help="attach output and wait for the exit")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach stdin (and the output)")
+    add_detach_keys_option(p)
     p.add_argument("containers", metavar="CONTAINER", nargs="+")
     p.set_defaults(func=cmd_start)
 
     for name, func, text in (("stop", cmd_stop, "stop running containers"),
                              ("restart", cmd_restart, "restart containers")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("-t", "--time", type=int, default=10, help="seconds to wait before killing (default 10)")
+        p.add_argument("-t", "--time", type=int, default=None,
+                       help="seconds to wait before killing (default: the container's --stop-timeout, or 10)")
         p.add_argument("containers", metavar="CONTAINER", nargs="+")
         p.set_defaults(func=func)
 
@@ -353,6 +423,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("rm", help="remove containers")
     p.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    p.add_argument("-v", "--volumes", action="store_true", help="remove the container's anonymous volumes")
     p.add_argument("containers", metavar="CONTAINER", nargs="+")
     p.set_defaults(func=cmd_rm)
 

@@ -1,4 +1,5 @@
-"""Output the way docker prints it: sizes, ages, tables and Go-template fields."""
+"""Output the way docker prints it: sizes, ages, tables, Go-template fields, `inspect` documents and the
+report of a `prune`."""
 
 from __future__ import annotations
 
@@ -103,8 +104,8 @@ def render_template(template: str, data: dict) -> str:
             value = value.get(part) if isinstance(value, dict) else None
         return value
 
-    def repl(m: re.Match) -> str:
-        expr = m.group(1).strip()
+    def repl(action: str) -> str:
+        expr = action.strip()
         if expr.startswith("json "):
             return json.dumps(lookup(expr[5:].strip()), separators=(",", ":"))
         idx = re.fullmatch(r'index\s+(\S+)\s+"([^"]*)"', expr)
@@ -115,6 +116,8 @@ def render_template(template: str, data: dict) -> str:
             return _go_format(lookup(expr))
         raise UsageError(f"unsupported template expression {{{{{expr}}}}}")
 
+    check_template(template)  # an unclosed action is an error, never text printed back
+
     def each(m: re.Match) -> str:  # {{range .X}}...{{end}}: the body once per element (a map's by sorted key)
         items = lookup(m.group(1).strip())
         if isinstance(items, dict):
@@ -122,4 +125,46 @@ def render_template(template: str, data: dict) -> str:
         return "".join(render_template(m.group(2), item) for item in items or [])
 
     template = re.sub(r"\{\{\s*range\s+([^}]*?)\s*\}\}(.*?)\{\{\s*end\s*\}\}", each, template, flags=re.S)
-    return re.sub(r"\{\{(.*?)\}\}", repl, template)
+    return "".join(text if action is None else repl(action) for text, action in _parse(template))
+
+
+def check_template(template: str) -> None:
+    """A template's syntax errors, before any data is read (docker parses --format first)."""
+    _parse(template)
+
+
+def _parse(template: str) -> list[tuple[str, str | None]]:
+    """The template as (text, None) and (text, action) pieces; Go's errors for a malformed action."""
+    pieces, pos = [], 0
+    while True:
+        start = template.find("{{", pos)
+        if start < 0:
+            pieces.append((template[pos:], None))
+            return pieces
+        end = template.find("}}", start + 2)
+        line = template.count("\n", 0, start) + 1
+        if end < 0:  # Go's text/template refuses it; printing the template back would hide the mistake
+            raise UsageError(f"template parsing error: template: :{line}: unclosed action")
+        if not template[start + 2:end].strip():
+            raise UsageError(f"template parsing error: template: :{line}: missing value for command")
+        pieces += [(template[pos:start], None), (template[start:end + 2], template[start + 2:end])]
+        pos = end + 2
+
+
+def print_inspect(docs: list[dict], template: str | None) -> None:
+    """`inspect` output: each document through the -f template, or all of them as one JSON list."""
+    if template:
+        for doc in docs:
+            print(render_template(template, doc))
+    else:
+        print(json.dumps(docs, indent=4))
+
+
+def print_prune_report(kind: str, deleted: list[str], reclaimed: int) -> None:
+    """A `prune`'s report: what went ("Deleted Volumes:" and one line each), then the space it freed."""
+    if deleted:
+        print(f"Deleted {kind}:")
+        for line in deleted:
+            print(line)
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")

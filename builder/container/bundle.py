@@ -152,6 +152,9 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
     caps = capability_set(host.get("CapAdd") or [], host.get("CapDrop") or [])
     spec["process"]["capabilities"] = {kind: list(caps) for kind in ("bounding", "effective", "permitted")}
     spec["process"]["noNewPrivileges"] = False  # docker's default: setuid programs work
+    from builder.container.seccomp import default_seccomp
+
+    spec["linux"]["seccomp"] = default_seccomp(caps)  # --security-opt and --privileged may replace it
     resources = spec["linux"].setdefault("resources", {})
     if host.get("Memory"):
         resources["memory"] = {"limit": host["Memory"]}
@@ -161,8 +164,20 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
     if host.get("PidsLimit"):
         resources["pids"] = {"limit": host["PidsLimit"]}
     for m in record.get("Mounts") or []:
-        spec["mounts"].append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
-                               "options": ["rbind"] + ([] if m.get("RW", True) else ["ro"])})
+        if m.get("Type") != "tmpfs":
+            spec["mounts"].append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
+                                   "options": ["rbind"] + ([] if m.get("RW", True) else ["ro"])})
+    from builder.container.mounts import tmpfs_spec_mounts
+
+    spec["mounts"] += tmpfs_spec_mounts(host)
+    if host.get("Init"):
+        from builder.container.init import apply_init, host_init_binary
+
+        apply_init(spec, host_init_binary())
+    if host.get("Ulimits") or host.get("SecurityOpt"):
+        from builder.container.security import apply_security
+
+        apply_security(spec, host)
     if host.get("Privileged"):
         make_privileged(spec, host.get("CapDrop") or [])
     _apply_network(spec, record)

@@ -9,26 +9,32 @@ from builder.container.records import Records
 from oci_runtime.units import rfc3339
 
 
-def commit_container(store, records: Records, doc: dict, *, message: str = "", author: str = ""):
-    """Store the new image (without a name) and return it. The caller pauses a running container."""
+def commit_container(store, records: Records, doc: dict, *, message: str = "", author: str = "",
+                     changes: list[str] = ()):
+    """Store the new image (without a name) and return it; `changes` are --change Dockerfile lines
+    applied to the config. The caller pauses a running container."""
     from builder.image.layers import write_layer_from_dir
 
     image = store.resolve(doc["Image"])
+    config = copy.deepcopy(image.config)
+    cc = config.setdefault("config", {}) or {}
+    for key in ("Cmd", "Entrypoint", "Env", "WorkingDir", "User"):
+        value = doc["Config"].get(key)
+        if value:
+            cc[key] = value
+        else:
+            cc.pop(key, None)
+    if changes:
+        from builder.dockerfile.instructions import config_from_changes
+
+        cc = config_from_changes(list(changes), cc)
+    config["config"] = cc
     upper = records.path(doc["Id"]) / "upper"
     upper.mkdir(exist_ok=True)  # never started: an empty layer, as docker makes
     with store.lease():
         desc, diff_id = write_layer_from_dir(upper, store, compression="gzip", overlay_whiteouts=True,
                                              progress=False)
-        config = copy.deepcopy(image.config)
         now = rfc3339()
-        cc = config.setdefault("config", {}) or {}
-        config["config"] = cc
-        for key in ("Cmd", "Entrypoint", "Env", "WorkingDir", "User"):
-            value = doc["Config"].get(key)
-            if value:
-                cc[key] = value
-            else:
-                cc.pop(key, None)
         config["created"] = now
         if author:
             config["author"] = author

@@ -26,7 +26,7 @@ class StartFailed(ContainerError):
         self.code = code
 
 
-def start(store_root: Path, records: Records, doc: dict, *, attach: bool) -> int:
+def start(store_root: Path, records: Records, doc: dict, *, attach: bool, detach_keys: bytes = b"") -> int:
     """Start the container's monitor; return the read end of its status pipe once the container runs.
     Raises StartFailed (with docker's exit code) when it could not start."""
     if live_state(doc)["Status"] in ACTIVE:
@@ -34,7 +34,7 @@ def start(store_root: Path, records: Records, doc: dict, *, attach: bool) -> int
     with records.edit(doc["Id"]) as current:
         current["StopRequested"] = False
         current["RestartCount"] = 0
-    status = spawn_monitor(store_root, doc["Id"], attach=attach)
+    status = spawn_monitor(store_root, doc["Id"], attach=attach, detach_keys=detach_keys)
     reader = os.fdopen(status, "r", encoding="utf-8", errors="replace")
     line = reader.readline().rstrip("\n")
     if line.startswith("started "):
@@ -46,12 +46,15 @@ def start(store_root: Path, records: Records, doc: dict, *, attach: bool) -> int
     raise StartFailed(125, "the container's monitor exited before starting it")
 
 
-def wait_exit(reader) -> int:
-    """The exit code the monitor reports on its status pipe (125 if it died without one)."""
+def wait_exit(reader) -> int | None:
+    """The exit code the monitor reports on its status pipe (125 if it died without one); None when
+    the detach keys let the CLI go."""
     with reader:
         for line in reader:
             if line.startswith("exit "):
                 return int(line.split()[1])
+            if line.startswith("detached"):
+                return None
     return 125
 
 
@@ -99,8 +102,14 @@ def thaw(store_root: Path, records: Records, container_id: str) -> None:
         unpause(store_root, records, records.load(container_id))
 
 
-def stop(store_root: Path, records: Records, doc: dict, timeout: float) -> None:
-    """The image's StopSignal (or SIGTERM), then SIGKILL after `timeout` seconds."""
+def stop(store_root: Path, records: Records, doc: dict, timeout: float | None) -> None:
+    """The container's StopSignal (or SIGTERM), then SIGKILL after `timeout` seconds (None: its
+    --stop-timeout, or docker's 10; -1 waits for ever)."""
+    if timeout is None:
+        timeout = doc["Config"].get("StopTimeout")
+        timeout = 10 if timeout is None else timeout
+    if timeout < 0:
+        timeout = None
     if not is_running(records, doc["Id"]):
         return
     thaw(store_root, records, doc["Id"])
@@ -111,7 +120,8 @@ def stop(store_root: Path, records: Records, doc: dict, timeout: float) -> None:
         wait_stopped(records, doc["Id"], 30)
 
 
-def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> None:
+def remove(store_root: Path, records: Records, doc: dict, *, force: bool, volumes: bool = False) -> None:
+    """Remove the container (running: only with force), and with volumes its anonymous volumes."""
     if is_running(records, doc["Id"]):
         if not force:
             raise ContainerError(f"You cannot remove a running container {doc['Id']}. Stop the container "
@@ -122,14 +132,20 @@ def remove(store_root: Path, records: Records, doc: dict, *, force: bool) -> Non
         wait_stopped(records, doc["Id"], 30)
     from builder.container.rootfs import unmount_rootfs
 
-    try:
-        runtime_for(store_root).delete(doc["Id"], force=True)
-    except Exception:  # noqa: BLE001 - the usual case: the monitor deleted it already
-        pass
+    runtime = runtime_for(store_root)
+    if os.path.lexists(os.path.join(runtime.root, doc["Id"])):  # the usual case: the monitor deleted it
+        try:
+            runtime.delete(doc["Id"], force=True)
+        except Exception:  # noqa: BLE001 - gone meanwhile
+            pass
     from builder.network.endpoints import detach
 
     detach(store_root, records, doc["Id"])
     unmount_rootfs(records.path(doc["Id"]))
+    if volumes:
+        from builder.container.volumes import remove_container_volumes
+
+        remove_container_volumes(store_root, records, doc)
     records.remove(doc["Id"])
 
 

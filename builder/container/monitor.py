@@ -5,9 +5,11 @@ a console socket), appends output to the json-file log (and to the attached CLI'
 run), reaps the container's init (it is the child subreaper init is reparented to), records the exit
 code and finish time, and applies the restart policy (--restart) until the container stays down.
 
-It tells the CLI how things go on a status pipe, one line each: "started PID", "error CODE MESSAGE",
-"exit CODE". A guard process it forks watches it: if the monitor dies without recording an end (it was
-killed), the guard kills the container and records it as exited, so no container outlives its monitor.
+It serves the attach socket (builder.container.attach) for `pydock attach` and window sizes. It tells
+the CLI how things go on a status pipe, one line each: "started PID", "error CODE MESSAGE", "detached"
+(the detach keys were typed in a foreground -it run), "exit CODE". A guard process it forks watches it:
+if the monitor dies without recording an end (it was killed), the guard kills the container and records
+it as exited, so no container outlives its monitor.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 from builder.container.liveness import process_start_time
-from builder.container.logs import LogWriter, log_path
+from builder.container.logs import LogWriter, log_path, rotation
 from builder.container.records import Records
 from oci_runtime import errors, linux
 from oci_runtime.units import rfc3339
@@ -44,9 +46,10 @@ def runtime_for(store_root: Path):
     return Runtime(root=os.fspath(Path(store_root) / "runtime"))
 
 
-def spawn_monitor(store_root: Path, container_id: str, *, attach: bool) -> int:
+def spawn_monitor(store_root: Path, container_id: str, *, attach: bool, detach_keys: bytes = b"") -> int:
     """Start the monitor (double fork + setsid); return the read end of its status pipe. attach: the
-    monitor forwards output to our stdout/stderr and our stdin to the container (foreground run)."""
+    monitor forwards output to our stdout/stderr and our stdin to the container (foreground run); with a
+    pty, detach_keys typed there let the CLI go ("detached" on the status pipe) and the container run on."""
     status_r, status_w = os.pipe()
     child = os.fork()
     if child == 0:
@@ -58,7 +61,8 @@ def spawn_monitor(store_root: Path, container_id: str, *, attach: bool) -> int:
                     _to_devnull(0, 1, 2)
                 code = 1
                 try:
-                    code = run_monitor(Path(store_root), container_id, status_w, attach=attach)
+                    code = run_monitor(Path(store_root), container_id, status_w, attach=attach,
+                                       detach_keys=detach_keys)
                 finally:
                     os._exit(code)
         finally:
@@ -82,7 +86,10 @@ def _say(status_fd: int, line: str) -> None:
         pass  # the CLI is gone: nobody to tell
 
 
-def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: bool) -> int:
+def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: bool,
+                detach_keys: bytes = b"") -> int:
+    from builder.container.attach import AttachServer
+
     records = Records(store_root)
     cdir = records.path(container_id)
     runtime = runtime_for(store_root)
@@ -95,6 +102,8 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
     with records.edit(container_id) as doc:
         doc["Guard"] = {"Pid": guard_pid, "StartTime": process_start_time(guard_pid)}
     tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
+    server = AttachServer(cdir)
+    foreground = _Foreground(status_fd, open_stdin, detach_keys if tty else b"") if attach else None
     restarts, first = 0, True
     while True:
         try:
@@ -115,10 +124,12 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
             if first:
                 _say(status_fd, f"started {init_pid}")
                 first = False
-            if attach and tty:
+            if foreground and tty:
                 _copy_window_size(0, ends[0])
-            log = LogWriter(log_path(cdir, container_id))
-            code = _pump(init_pid, outputs, stdin_w if attach and open_stdin else None, log, attach)
+            log = LogWriter(log_path(cdir, container_id), *rotation(doc["HostConfig"].get("LogConfig")),
+                            on_error=lambda message: _note_log_error(records, container_id, message))
+            code = _pump(init_pid, outputs, stdin_w if open_stdin else None, log, foreground, server,
+                         pty=ends[0] if tty else None)
             log.close()
             for fd in ends:
                 try:
@@ -128,6 +139,7 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
             again = should_restart(records.load(container_id), code)
             auto_remove = _finish(records, runtime, container_id, cdir, code, error="", reap=None,
                                   restarting=again)
+            server.end(code)  # once recorded: an attached client that returns sees the container exited
             if time.monotonic() - started > 10:
                 restarts = 0  # it ran a while: the back-off starts over, as docker's does
         if not again:
@@ -142,10 +154,27 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
                 doc["State"].update(Status="exited", Restarting=False)
             break
     _say(status_fd, f"exit {code}")
+    server.close()
+    try:
+        os.unlink(cdir / "attach.sock")
+    except OSError:
+        pass
     if auto_remove:
+        from builder.container.volumes import remove_container_volumes
+
+        remove_container_volumes(store_root, records, records.load(container_id))
         records.remove(container_id)
     os.close(guard_w)
     return 0
+
+
+def _note_log_error(records: Records, container_id: str, message: str) -> None:
+    """A log write failed (a full disk): `logs` tells the user some output is missing."""
+    try:
+        with records.edit(container_id) as doc:
+            doc["LogError"] = message
+    except Exception:  # noqa: BLE001 - the record's disk may be the full one: the container goes on
+        pass
 
 
 def should_restart(doc: dict, code: int) -> bool:
@@ -170,7 +199,8 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
     """Mount, write the bundle, create and start the container: (init pid, outputs, stdin end, fds to
     close). Raises _CannotStart with docker's status (126/127: the command; 125: anything else)."""
     from builder.container.bundle import write_bundle
-    from builder.container.rootfs import mount_rootfs
+    from builder.container.rootfs import make_workdir, mount_rootfs
+    from builder.container.volumes import copy_up_all
     from builder.image.store import ImageStore
     from builder.network.endpoints import attach as attach_network
     from builder.network.ports import publish_container as publish_ports
@@ -181,13 +211,16 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
         store = ImageStore(store_root)
         image = store.resolve(doc["Image"])
         rootfs = mount_rootfs(store, image, cdir)
+        make_workdir(rootfs, doc["Config"].get("WorkingDir"))
+        copy_up_all(doc, rootfs)
         doc = attach_network(store_root, records, container_id)
         doc = publish_ports(store_root, records, container_id)
         bundle = write_bundle(cdir, doc, image.config, rootfs)
-        try:
-            runtime.delete(container_id, force=True)  # what a crashed earlier run may have left
-        except Exception:  # noqa: BLE001 - nothing to delete is the usual case
-            pass
+        if os.path.lexists(os.path.join(runtime.root, container_id)):  # a runtime call costs a process
+            try:
+                runtime.delete(container_id, force=True)  # what a crashed earlier run left
+            except Exception:  # noqa: BLE001 - gone meanwhile
+                pass
         pid_file = cdir / "init.pid"
         if tty:
             master, stdin_w, outputs = _create_with_pty(runtime, container_id, bundle, cdir, pid_file)
@@ -255,14 +288,52 @@ def _copy_window_size(tty_fd: int, master: int) -> None:
         pass  # our stdin is no terminal
 
 
-def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogWriter, attach: bool) -> int:
-    """Copy output to the log (and the attached CLI) and the CLI's stdin to the container, until init
-    has exited and its output is drained. Returns docker's exit code (128+N when killed by signal N)."""
-    sinks = {"stdout": 1, "stderr": 2} if attach else {}
+class _Foreground:
+    """The CLI that started us in the foreground: its stdin is our fd 0, its stdout and stderr our 1 and
+    2, until its detach keys are typed there (then it is told so and let go; the container runs on)."""
+
+    def __init__(self, status_fd: int, open_stdin: bool, detach_keys: bytes):
+        from builder.container.detachkeys import DetachScanner
+
+        self.status_fd = status_fd
+        self.reading = open_stdin
+        self.sinks = {"stdout": 1, "stderr": 2}
+        self.scanner = DetachScanner(detach_keys) if detach_keys else None
+
+    def input(self, data: bytes) -> bytes:
+        """What of the CLI's input goes on to the container."""
+        if self.scanner is None:
+            return data
+        data, detached = self.scanner.feed(data)
+        if detached:
+            self.reading = False
+            self.sinks.clear()
+            _to_devnull(0, 1, 2)
+            _say(self.status_fd, "detached")
+        return data
+
+    def output(self, stream: str, data: bytes) -> None:
+        sink = self.sinks.get(stream)
+        if sink is not None:
+            try:
+                os.write(sink, data)
+            except OSError:
+                self.sinks.pop(stream)  # the CLI went away; the container goes on
+
+
+def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogWriter,
+          foreground: _Foreground | None, server, pty: int | None) -> int:
+    """Copy output to the log, the foreground CLI and attached clients, and their input to the
+    container, until init has exited and its output is drained. Returns docker's exit code (128+N when
+    killed by signal N)."""
     open_outputs = dict(outputs)
-    forward_stdin = stdin_w is not None
+    forward_stdin = foreground is not None and foreground.reading and stdin_w is not None
     code = None
     drain_deadline = None
+    try:
+        exited = os.pidfd_open(init_pid)  # readable when init exits: no polling delay on the exit
+    except OSError:
+        exited = None
     while open_outputs or code is None:
         if code is None:
             pid, status = os.waitpid(init_pid, os.WNOHANG)
@@ -270,11 +341,21 @@ def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogW
                 code = os.waitstatus_to_exitcode(status)
                 code = 128 - code if code < 0 else code
                 drain_deadline = time.monotonic() + 2.0
+                if exited is not None:
+                    os.close(exited)
+                    exited = None
         if drain_deadline is not None and time.monotonic() > drain_deadline:
             break  # a leftover process of the container still holds the pipe: stop waiting
-        watched = list(open_outputs) + ([0] if forward_stdin else [])
-        ready, _, _ = select.select(watched, [], [], 0.1) if watched else ([], [], time.sleep(0.1))
+        forward_stdin = forward_stdin and foreground.reading
+        watched = list(open_outputs) + ([0] if forward_stdin else []) + server.fds()
+        ready, _, _ = select.select(watched + ([exited] if exited is not None else []), [], [], 0.1)
         for fd in ready:
+            if fd == exited:
+                continue  # reaped at the top of the loop
+            if fd not in open_outputs and fd != 0:
+                if fd in server.fds():
+                    server.handle(fd, stdin_w, pty)
+                continue
             try:
                 data = os.read(fd, 65536)
             except OSError:  # EIO: the pty's last slave is closed
@@ -284,9 +365,12 @@ def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogW
                     forward_stdin = False
                     if stdin_w not in outputs:  # a pipe: EOF reaches the container; a pty stays open
                         os.close(stdin_w)
+                        stdin_w = None
                     continue
+                data = foreground.input(data)
                 try:
-                    os.write(stdin_w, data)
+                    if data:
+                        os.write(stdin_w, data)
                 except OSError:
                     forward_stdin = False
                 continue
@@ -295,12 +379,11 @@ def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogW
                 continue
             stream = open_outputs[fd]
             log.write(stream, data)
-            sink = sinks.get(stream)
-            if sink is not None:
-                try:
-                    os.write(sink, data)
-                except OSError:
-                    sinks.pop(stream)  # the CLI went away; the container goes on
+            if foreground is not None:
+                foreground.output(stream, data)
+            server.broadcast(stream, data)
+    if exited is not None:
+        os.close(exited)
     return code if code is not None else KILLED_EXIT
 
 

@@ -4,11 +4,9 @@ anything is written: a bad option leaves nothing behind."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from builder.container.bundle import effective_image_config
 from builder.container.liveness import ZERO_TIME
-from builder.container.names import VALID_NAME
 from builder.container.records import ContainerError
 from oci_runtime.specgen import DEFAULT_PATH
 from oci_runtime.units import rfc3339
@@ -34,10 +32,15 @@ def read_env(env: list[str], env_files: list[str]) -> list[str]:
     return resolved
 
 
-def parse_volume(spec: str, volumes_dir: Path) -> dict:
-    """-v HOST:CTR[:ro|rw] (a bind mount; HOST is made if missing, as docker does) or NAME:CTR[:ro|rw]
-    (a named volume: STORE/volumes/NAME/_data, made on first use) as an inspect Mounts entry."""
+def parse_volume(spec: str) -> dict:
+    """-v HOST:CTR[:ro|rw] (a bind mount; HOST is made if missing, as docker does), NAME:CTR[:ro|rw]
+    (a named volume: STORE/volumes/NAME/_data, made on first use) or /CTR (an anonymous volume) as an
+    inspect Mounts entry (a volume's Source is filled in when it is made)."""
+    from builder.container.volumes import volume_mount
+
     parts = spec.split(":")
+    if len(parts) == 1 and spec.startswith("/"):
+        return volume_mount(None, spec)
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise ContainerError(f"invalid volume specification: {spec!r}")
     host, target = parts[0], parts[1]
@@ -49,10 +52,10 @@ def parse_volume(spec: str, volumes_dir: Path) -> dict:
     common = {"Destination": os.path.normpath(target), "Mode": mode, "RW": mode != "ro"}
     if host.startswith("/"):
         return {"Type": "bind", "Source": os.path.normpath(host), **common, "Propagation": "rprivate"}
-    if not VALID_NAME.match(host) or host.startswith("/"):
-        raise ContainerError(f"invalid volume name {host!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    return {"Type": "volume", "Name": host, "Source": os.fspath(volumes_dir / host / "_data"),
-            "Driver": "local", **common, "Propagation": ""}
+    from builder.volume.store import check_name
+
+    check_name(host)
+    return volume_mount(host, target, mode)
 
 
 def volumes_from(records, refs: list[str]) -> list[dict]:
@@ -63,6 +66,8 @@ def volumes_from(records, refs: list[str]) -> list[dict]:
         if mode not in ("", "ro", "rw"):
             raise ContainerError(f"invalid mode {mode!r} in --volumes-from {ref!r}")
         for m in records.lookup(name).get("Mounts") or []:
+            if m.get("Type") == "tmpfs":
+                continue  # docker shares volumes and binds, not a container's tmpfs
             m = dict(m)
             if mode:
                 m.update(Mode=mode, RW=mode == "rw")
@@ -78,9 +83,13 @@ def new_record(image, ref: str, args, records) -> dict:
                                                          getattr(args, "ip", None),
                                                          list(getattr(args, "network_alias", None) or []),
                                                          args.hostname)
-    volumes_dir = records.dir.parent / "volumes"
-    mounts = volumes_from(records, args.volumes_from) + [parse_volume(v, volumes_dir) for v in args.volume]
-    targets = [m["Destination"] for m in mounts]
+    from builder.container.mounts import parse_mount, parse_tmpfs
+
+    mount_flags = [parse_mount(m) for m in args.mount]
+    tmpfs = parse_tmpfs(args.tmpfs)
+    mounts = volumes_from(records, args.volumes_from) + [parse_volume(v) for v in args.volume] + \
+        [entry for entry, _ in mount_flags]
+    targets = [m["Destination"] for m in mounts] + list(tmpfs)
     if len(set(targets)) != len(targets):
         raise ContainerError(f"duplicate mount point: {sorted(t for t in targets if targets.count(t) > 1)[0]}")
     env = read_env(args.env, args.env_file)
@@ -100,12 +109,26 @@ def new_record(image, ref: str, args, records) -> dict:
     if any(c.upper() in ("ALL", "CAP_ALL") for c in args.cap_add):
         raise ContainerError("--cap-add ALL is not supported yet: name the capabilities")
     resources = _resources(args)
+    from builder.container.logs import log_options
+
+    log_config = {"Type": "json-file", "Config": log_options(args.log_opt)}
     ports = _ports(image.config, args)
+    stop_signal, stop_timeout = _stop_settings(args, cfg)
+    from builder.container.security import parse_security_opts, parse_ulimits
+
+    security = {"Ulimits": parse_ulimits(args.ulimit), "SecurityOpt": parse_security_opts(args.security_opt)}
+    labels = {**(cfg.get("Labels") or {}), **dict((item.split("=", 1) + [""])[:2] for item in args.label)}
     restart = parse_restart(args.restart)
     if args.rm and restart["Name"] != "no":
         raise ContainerError("conflicting options: --restart and --rm")
-    for m in mounts:
-        os.makedirs(m["Source"], exist_ok=True)
+    if args.init:
+        from builder.container.init import host_init_binary
+
+        host_init_binary()  # refused now, not at start
+    from builder.container.volumes import provision
+    from builder.volume.store import Volumes
+
+    mounts = provision(Volumes(records.dir.parent), mounts, (image.config.get("config") or {}).get("Volumes"))
     return {
         "Created": rfc3339(), "Path": command[0], "Args": command[1:], "Image": image.id,
         "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
@@ -114,12 +137,17 @@ def new_record(image, ref: str, args, records) -> dict:
         "Config": {"Hostname": args.hostname or "", "User": cfg.get("User") or "", "Tty": args.tty,
                    "OpenStdin": args.interactive, "AttachStdin": args.interactive, "Env": env,
                    "Cmd": cfg.get("Cmd") or [], "Entrypoint": cfg.get("Entrypoint") or None, "Image": ref,
-                   "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": cfg.get("StopSignal") or "",
-                   "Labels": cfg.get("Labels") or {}, "ExposedPorts": ports["ExposedPorts"]},
+                   "WorkingDir": cfg.get("WorkingDir") or "", "StopSignal": stop_signal, "Labels": labels,
+                   "ExposedPorts": ports["ExposedPorts"],
+                   **({"StopTimeout": stop_timeout} if stop_timeout is not None else {})},
         "HostConfig": {"Binds": list(args.volume), "ReadonlyRootfs": args.read_only,
                        "NetworkMode": network_mode, "AutoRemove": args.rm,
                        "CapAdd": list(args.cap_add), "CapDrop": list(args.cap_drop),
                        "Privileged": bool(getattr(args, "privileged", False)), **resources,
+                       "Init": True if args.init else None, "LogConfig": log_config,
+                       **{k: v for k, v in security.items() if v},
+                       **({"Mounts": [host for _, host in mount_flags]} if mount_flags else {}),
+                       **({"Tmpfs": tmpfs} if tmpfs else {}),
                        "RestartPolicy": restart, "PortBindings": ports["PortBindings"],
                        "PublishAllPorts": ports["PublishAllPorts"]},
         "RestartCount": 0,
@@ -162,6 +190,19 @@ def _resources(args) -> dict:
     if nano_cpus < 0 or (args.pids_limit or 0) < 0:
         raise ContainerError("resource limits must not be negative")
     return {"Memory": memory, "NanoCpus": nano_cpus, "PidsLimit": args.pids_limit or 0}
+
+
+def _stop_settings(args, cfg: dict) -> tuple[str, int | None]:
+    """--stop-signal (else the image's STOPSIGNAL) and --stop-timeout, checked."""
+    from oci_runtime.units import parse_signal
+
+    signal = args.stop_signal or cfg.get("StopSignal") or ""
+    if args.stop_signal:
+        try:
+            parse_signal(args.stop_signal)
+        except ValueError as e:
+            raise ContainerError(f"invalid --stop-signal: {e}") from None
+    return signal, args.stop_timeout
 
 
 def parse_restart(text: str) -> dict:

@@ -28,3 +28,12 @@ def unmount_rootfs(container_dir: Path) -> None:
     target = rootfs_path(container_dir)
     if target.is_dir() and is_mounted(target):
         unmount(target, lazy=True)  # lazy: an exec'd process still leaving must not keep it busy
+
+
+def make_workdir(rootfs: Path, workdir: str | None) -> None:
+    """docker makes a missing working directory at start (root's, 0755), inside the rootfs: a symlink in
+    the image never leads the mkdir out of it."""
+    from builder.builds.files import mkdir_in_root
+
+    if workdir and workdir != "/":
+        mkdir_in_root(Path(rootfs), workdir)

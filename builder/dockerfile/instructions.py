@@ -312,17 +312,19 @@ METADATA = {
 CHANGE_INSTRUCTIONS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
 
 
-def config_from_changes(lines: list[str]) -> dict:
-    """An image's "config" section from `--change` lines, each applied as its Dockerfile instruction."""
+def config_from_changes(lines: list[str], base: dict | None = None) -> dict:
+    """An image's "config" section from `--change` lines, each applied as its Dockerfile instruction to
+    base (import: nothing; commit: the container's config)."""
     from builder.dockerfile.parser import parse
 
     # The parser wants a build stage first; "FROM scratch" is dropped again below.
     dockerfile = parse("FROM scratch\n" + "\n".join(lines), filename="--change")
-    state = ImageState({"config": {}}, [], "")
+    base = copy.deepcopy(base or {})
+    state = ImageState({"config": base}, [], "", env=env_from_config(base))
     ex = Expander(dockerfile.escape)
     for instr in dockerfile.instructions[1:]:
         if instr.cmd not in CHANGE_INSTRUCTIONS:
-            raise BuildError(f"--change: {instr.cmd} is not supported by import (use CMD, ENTRYPOINT, ENV, "
+            raise BuildError(f"--change: {instr.cmd} is not supported (use CMD, ENTRYPOINT, ENV, "
                              "EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR)")
         if instr.cmd == "WORKDIR":
             state.cc["WorkingDir"] = normalize_workdir(state.workdir, ex.word(_rest(instr), state.env))

@@ -60,12 +60,18 @@ def env_dict(env: list[str] | None) -> dict[str, str]:
     return result
 
 
+def _rlim(value: int) -> int:
+    """The spec's uint64 as setrlimit takes it: 2**64-1 (RLIM_INFINITY, as docker and runc write
+    "unlimited") does not fit a C long; Python's RLIM_INFINITY is its signed -1."""
+    return resource.RLIM_INFINITY if value >= 2**63 else value
+
+
 def set_rlimits(rlimits: list[dict] | None) -> None:
     for limit in rlimits or []:
         kind = RLIMITS[limit["type"]]
         try:
-            resource.setrlimit(kind, (limit.get("soft", 0), limit.get("hard", 0)))
-        except (ValueError, OSError) as e:
+            resource.setrlimit(kind, (_rlim(limit.get("soft", 0)), _rlim(limit.get("hard", 0))))
+        except (ValueError, OSError, OverflowError) as e:
             raise RuntimeFailure(f"setting rlimit {limit['type']} to soft {limit.get('soft')} hard "
                                  f"{limit.get('hard')}: {getattr(e, 'strerror', None) or e}") from None
 

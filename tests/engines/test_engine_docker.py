@@ -41,6 +41,54 @@ def test_pydock_image_saved_then_docker_load_runs_under_pyrunc(engine, names, bu
     engine("rmi", "pydock-made:v1")
 
 
+def _pydock(env: dict, *args: str, input: str | None = None):
+    out = run_captured([*PYDOCK, *args], env=env, timeout=300, input=input)
+    assert out.returncode == 0, (args, out.stderr)
+    return out
+
+
+def test_pydock_export_imports_into_docker_and_runs(engine, names, busybox_template, tmp_path):
+    """A container's filesystem from `pydock export` is a rootfs tar that `docker import` takes."""
+    env = {**os.environ, "PYDOCK_ROOT": str(tmp_path / "store")}
+    _pydock(env, "import", str(busybox_tarball(busybox_template, tmp_path / "base.tar")), "base:latest")
+    cid = _pydock(env, "run", "-d", "base:latest", "sh", "-c",
+                  "mkdir -p /srv && echo exported-by-pydock > /srv/proof && rm /bin/true").stdout.strip()
+    _pydock(env, "wait", cid)
+    _pydock(env, "export", "-o", str(tmp_path / "fs.tar"), cid)
+    ref = f"pydock-exported:{names()}"
+    imported = engine("import", tmp_path / "fs.tar", ref)
+    assert imported.returncode == 0, imported.stderr
+    try:
+        run = engine("run", "--rm", *engine.runc, ref, "sh", "-c", "cat /srv/proof; [ -e /bin/true ] || echo gone")
+        assert (run.returncode, run.stdout) == (0, "exported-by-pydock\ngone\n"), run.stderr
+    finally:
+        engine("rmi", ref)
+        _pydock(env, "rm", cid)
+
+
+def test_pydock_commit_saved_loads_into_docker_and_runs(engine, names, busybox_template, tmp_path):
+    """`pydock commit` (with --change) then `pydock save`: docker loads the image and runs it as committed."""
+    env = {**os.environ, "PYDOCK_ROOT": str(tmp_path / "store")}
+    _pydock(env, "import", str(busybox_tarball(busybox_template, tmp_path / "base.tar")), "base:latest")
+    cid = _pydock(env, "run", "-d", "base:latest", "sh", "-c",
+                  "echo committed-by-pydock > /proof && rm /bin/true").stdout.strip()
+    _pydock(env, "wait", cid)
+    ref = f"pydock-committed:{names()}"
+    _pydock(env, "commit", "-c", "ENV WHO=docker", "-c", 'CMD ["sh", "-c", "cat /proof; echo $WHO; '
+            '[ -e /bin/true ] || echo gone"]', "-m", "from pydock", cid, ref)
+    _pydock(env, "save", "-o", str(tmp_path / "committed.tar"), ref)
+    loaded = engine("load", "-i", tmp_path / "committed.tar")
+    assert loaded.returncode == 0 and f"Loaded image: {ref}" in loaded.stdout, loaded.stderr
+    try:
+        run = engine("run", "--rm", *engine.runc, ref)
+        assert (run.returncode, run.stdout) == (0, "committed-by-pydock\ndocker\ngone\n"), run.stderr
+        history = engine("history", "--no-trunc", "--format", "{{.Comment}}", ref)
+        assert history.stdout.splitlines()[0] == "from pydock"
+    finally:
+        engine("rmi", ref)
+        _pydock(env, "rm", cid)
+
+
 def test_pydock_push_then_docker_pull_and_run(engine, names, busybox_template, tmp_path):
     """An image pydock built (plain layers in its store) and pushed (gzip layers) to a registry on loopback
     is pulled by docker (127.0.0.0/8 is an insecure registry to docker: plain http) with pydock's digest,

@@ -20,3 +20,15 @@ def test_cli_helpers():
     data = {"Os": "linux", "Config": {"Env": ["A=1", "B=2"], "Labels": {"k": "v"}}}
     assert render_template("{{.Os}} {{.Config.Env}} {{json .Config.Labels}} {{index .Config.Labels \"k\"}}",
                            data) == 'linux [A=1 B=2] {"k":"v"} v'
+
+
+def test_malformed_templates_are_errors_not_echoed():
+    from builder.cli.formatting import check_template
+
+    with pytest.raises(BuildError, match=r"^template parsing error: template: :1: unclosed action$"):
+        render_template("{{.Nope", {"Nope": 1})
+    with pytest.raises(BuildError, match=r":2: unclosed action"):
+        check_template("{{.A}}\n{{.B")
+    with pytest.raises(BuildError, match="missing value for command"):
+        check_template("x {{ }} y")
+    assert render_template("a }} b {{.A}}", {"A": 1}) == "a }} b 1"  # a lone }} is text, as in Go

@@ -45,6 +45,11 @@ def test_inspect_json_and_format(pydock):
     assert "Env" in data[0]["Config"]
     out = pydock("inspect", "-f", "{{.Os}} {{json .RootFS.Type}}", "busybox", check=True).stdout
     assert out.strip() == 'linux "layers"'
+    proc = pydock("inspect", "-f", "{{.Nope", "busybox")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == "pydock: error: template parsing error: template: :1: unclosed action\n"
+    proc = pydock("inspect", "-f", "{{.Os", "no-such-thing")  # the template is checked first, as docker does
+    assert proc.returncode == 1 and "unclosed action" in proc.stderr
 
 
 def test_save_load_roundtrip(pydock, tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from builder_support import Pydock
 from support import REGISTRY, Registry, free_port, unavailable  # noqa: F401 (the registry tests import them from here)
 
+
 def htpasswd_line(user: str, password: str) -> str:
     tool = shutil.which("htpasswd")
     if tool is None:
@@ -33,6 +34,15 @@ class Client(Pydock):
         full = {"DOCKER_CONFIG": str(self.docker_config), "PYDOCK_INSECURE_REGISTRIES": ""}
         full.update(env or {})
         return super().__call__(*args, env=full, **kw)
+
+
+def push_busybox(tmp_path_factory, busybox_tar, ref: str):
+    """A new store (its own client) with busybox:latest (CMD sh) pushed as ref; returns (client, push run)."""
+    d = tmp_path_factory.mktemp("source")
+    client = Client(d / "store", d / "docker")
+    client("import", "-c", "CMD [\"sh\"]", busybox_tar, "busybox:latest", check=True)
+    client("tag", "busybox:latest", ref, check=True)
+    return client, client("push", ref, check=True)
 
 
 def one_line_error(proc) -> str:

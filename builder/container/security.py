@@ -1,0 +1,123 @@
+"""`--ulimit` and `--security-opt`, read as docker reads them and applied to the container's spec.
+
+--ulimit NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1 is unlimited) replaces the runtime's default for
+that resource. --security-opt no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json
+(docker's profile format: a rule applies when its includes match and its excludes do not, by the
+container's capabilities and the machine's architecture)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from builder.container.records import ContainerError
+
+_RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+            "rss", "rtprio", "rttime", "sigpending", "stack")
+_UNLIMITED = 2**64 - 1
+_ARCHES = {"x86_64": ("SCMP_ARCH_X86_64", "amd64"), "aarch64": ("SCMP_ARCH_AARCH64", "arm64")}
+
+
+def parse_ulimits(specs: list[str]) -> list[dict]:
+    """--ulimit values as docker's HostConfig.Ulimits."""
+    out = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        soft, _, hard = values.partition(":")
+        try:
+            if not sep or name not in _RLIMITS:
+                raise ValueError
+            soft_n = int(soft)
+            hard_n = int(hard) if hard else soft_n
+        except ValueError:
+            raise ContainerError(f"invalid ulimit argument: {spec!r} (NAME=SOFT[:HARD], NAME one of "
+                                 f"{', '.join(_RLIMITS)})") from None
+        if hard_n != -1 and (soft_n == -1 or soft_n > hard_n):
+            raise ContainerError(f"ulimit soft limit must be less than or equal to hard limit: {spec}")
+        out[name] = {"Name": name, "Hard": hard_n, "Soft": soft_n}
+    return list(out.values())
+
+
+def parse_security_opts(specs: list[str]) -> list[str]:
+    """--security-opt values, checked (and a seccomp profile read once, so a bad file fails at create)."""
+    out = []
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if key == "no-new-privileges":
+            if sep and value not in ("true", "false"):
+                raise ContainerError(f"invalid --security-opt {spec!r}: no-new-privileges takes true or false")
+        elif key == "seccomp" and sep and value:
+            if value != "unconfined":
+                _read_profile(value)
+                spec = "seccomp=" + os.path.abspath(value)
+        else:
+            raise ContainerError(f"invalid --security-opt: {spec!r} (no-new-privileges, seccomp=unconfined "
+                                 "or seccomp=PROFILE.json)")
+        out.append(spec)
+    return out
+
+
+def _read_profile(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            profile = json.load(f)
+    except OSError as e:
+        raise ContainerError(f"opening seccomp profile ({path}) failed: {e.strerror}") from None
+    except ValueError as e:
+        raise ContainerError(f"decoding seccomp profile ({path}) failed: {e}") from None
+    if not isinstance(profile, dict) or "defaultAction" not in profile:
+        raise ContainerError(f"decoding seccomp profile ({path}) failed: no defaultAction")
+    return profile
+
+
+def _applies(rule: dict, caps: set[str], arch: tuple[str, str]) -> bool:
+    inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
+    if inc.get("caps") and not set(inc["caps"]) <= caps:
+        return False
+    if inc.get("arches") and not set(inc["arches"]) & set(arch):
+        return False
+    if exc.get("caps") and set(exc["caps"]) & caps:
+        return False
+    return not (exc.get("arches") and set(exc["arches"]) & set(arch))
+
+
+def seccomp_from_profile(profile: dict, caps: list[str]) -> dict:
+    """docker's profile format as the spec's linux.seccomp."""
+    arch = _ARCHES.get(os.uname().machine, ("", ""))
+    architectures = list(profile.get("architectures") or [])
+    for entry in profile.get("archMap") or []:
+        if entry.get("architecture") == arch[0]:
+            architectures = [arch[0], *(entry.get("subArchitectures") or [])]
+    syscalls = []
+    for rule in profile.get("syscalls") or []:
+        if not _applies(rule, set(caps), arch):
+            continue
+        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
+        out = {"names": names, "action": rule["action"]}
+        for key in ("errnoRet", "args"):
+            if rule.get(key) is not None:
+                out[key] = rule[key]
+        syscalls.append(out)
+    seccomp = {"defaultAction": profile["defaultAction"], "architectures": architectures, "syscalls": syscalls}
+    if profile.get("defaultErrnoRet") is not None:
+        seccomp["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    return seccomp
+
+
+def apply_security(spec: dict, host_config: dict) -> None:
+    """--ulimit and --security-opt into the spec."""
+    limits = {r["type"]: r for r in spec["process"].get("rlimits") or []}
+    for u in host_config.get("Ulimits") or []:
+        limits[f"RLIMIT_{u['Name'].upper()}"] = {
+            "type": f"RLIMIT_{u['Name'].upper()}",
+            "soft": _UNLIMITED if u["Soft"] == -1 else u["Soft"], "hard": _UNLIMITED if u["Hard"] == -1 else u["Hard"]}
+    spec["process"]["rlimits"] = list(limits.values())
+    for opt in host_config.get("SecurityOpt") or []:
+        key, _, value = opt.partition("=")
+        if key == "no-new-privileges":
+            spec["process"]["noNewPrivileges"] = value in ("", "true")
+        elif value == "unconfined":
+            spec["linux"].pop("seccomp", None)
+        else:
+            caps = spec["process"].get("capabilities", {}).get("bounding") or []
+            spec["linux"]["seccomp"] = seccomp_from_profile(_read_profile(value), caps)
