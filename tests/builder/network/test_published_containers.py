@@ -234,6 +234,14 @@ def test_a_killed_monitor_and_guard_leave_nothing_after_the_next_command(dock):
     assert doc["Id"] in publish_rules()
     dock("ps", check=True)
     assert publish_rules() == ""
+    # the end nobody recorded is written down when the next command noticed it, and shown as an age
+    state = record(dock, "net-ports-killed")["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 255)
+    assert state["FinishedAt"] != "0001-01-01T00:00:00Z"
+    lines = dock("ps", "-a", check=True).stdout.splitlines()
+    header, row = lines[0], next(line for line in lines if line.endswith("net-ports-killed"))
+    status = row[header.index("STATUS"):header.index("PORTS")].strip()
+    assert status.startswith("Exited (255) ") and status.endswith(" ago") and "years" not in status, status
     os.kill(doc["State"]["Pid"], signal.SIGKILL)  # the container itself, whose guard was killed too
     time.sleep(0.2)
     dock("rm", "-f", "net-ports-killed", check=True)
