@@ -27,10 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchkit import busybox_tar, clean_env, load_average
+from benchkit import busybox_tar, clean_env, load_average, start_engines, stop_engines
 
-REPO = Path(__file__).resolve().parent.parent
-ENGINES = REPO / "scripts" / "engines.sh"
 DOCKER = "/usr/bin/docker"
 PODMAN = "/usr/bin/podman"
 IMAGE = "busybox:bench"
@@ -72,12 +70,7 @@ def main() -> int:
         sys.exit("container_bench.py needs root")
     scratch = Path(tempfile.mkdtemp(prefix="containers-bench.", dir="/tmp"))
     env = clean_env()
-    out = subprocess.run(["bash", str(ENGINES), "start", str(scratch), "docker", "podman"], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            env[key] = value
+    start_engines(scratch, env, "docker", "podman")
     tools = {"pydock": [args.pydock, "--root", str(scratch / "pydock")],
              "docker": [DOCKER, "-H", env["DOCKER_HOST"]],
              # podman's default crun refuses cgroup v1 hybrid hosts: runc, docker's runtime, for both
@@ -118,7 +111,7 @@ def main() -> int:
         for tool, cid in long_running.items():
             subprocess.run(tools[tool] + ["rm", "-f", cid], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-        subprocess.run(["bash", str(ENGINES), "stop", str(scratch)], env=env, stdout=subprocess.DEVNULL)
+        stop_engines(scratch, env)
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0

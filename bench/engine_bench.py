@@ -20,21 +20,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchkit import busybox_tar, load_average
+from benchkit import busybox_tar, load_average, start_engines, stop_engines, timed
 
-REPO = Path(__file__).resolve().parent.parent
-ENGINES = REPO / "scripts" / "engines.sh"
 DOCKER = "/usr/bin/docker"
 IMAGE = "busybox:bench"
-
-
-def timed(cmd: list[str], env: dict) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def summary(name: str, ours: list[float], theirs: list[float]) -> str:
@@ -57,12 +48,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="engine-bench.", dir="/var/tmp"))
     env = dict(os.environ, PYRUNC=os.path.abspath(args.pyrunc))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    out = subprocess.run(["bash", str(ENGINES), "start", str(scratch), "docker"], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            env[key] = value
+    start_engines(scratch, env, "docker")
     docker = [DOCKER, "-H", env.get("DOCKER_HOST", f"unix://{scratch}/docker/docker.sock")]
     try:
         subprocess.run(docker + ["import", str(busybox_tar(scratch / "busybox.tar")), IMAGE], env=env, check=True,
@@ -89,7 +75,7 @@ def main() -> int:
         print(summary("docker exec true", execs["pyrunc"], execs["runc"]))
         print(f"load average: {load_average()}")
     finally:
-        subprocess.run(["bash", str(ENGINES), "stop", str(scratch)], env=env, stdout=subprocess.DEVNULL)
+        stop_engines(scratch, env)
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -34,11 +34,10 @@ import time
 import uuid
 from pathlib import Path
 
-from benchkit import busybox_tar, clean_env, load_average
+from benchkit import busybox_tar, clean_env, load_average, start_engines, stop_engines
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-ENGINES = REPO / "scripts" / "engines.sh"
 DOCKER = "/usr/bin/docker"
 IMAGE = "busybox:publishbench"
 UPLINK = "10.240.0.1"
@@ -108,12 +107,7 @@ def inside(args) -> int:
     try:
         rootfs_tar = busybox_tar(scratch / "busybox.tar")
         pydock_id, pydock_ip = start_pydock_side(pydock, rootfs_tar)
-        out = subprocess.run(["bash", str(ENGINES), "start", str(scratch), "docker"], env=env, check=True,
-                             capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                env[key] = value
+        start_engines(scratch, env, "docker")
         docker = [DOCKER, "-H", env.get("DOCKER_HOST", f"unix://{scratch}/docker/docker.sock")]
         subprocess.run(docker + ["import", str(rootfs_tar), IMAGE], env=env, check=True, stdout=subprocess.DEVNULL)
         cid = subprocess.run(docker + ["run", "-d", "-p", f"{DOCKER_PORT}:5001", *SINK_MOUNTS, IMAGE, *SINK], env=env,
@@ -140,7 +134,7 @@ def inside(args) -> int:
     finally:
         if pydock_id:
             subprocess.run(pydock + ["rm", "-f", pydock_id], stdout=subprocess.DEVNULL)
-        subprocess.run(["bash", str(ENGINES), "stop", str(scratch)], env=env, stdout=subprocess.DEVNULL)
+        stop_engines(scratch, env)
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchkit import busybox_tar, clean_env, load_average
+from benchkit import busybox_tar, clean_env, load_average, timed
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -30,12 +30,6 @@ from builder.network import netns  # noqa: E402 - the same namespace files pydoc
 DOCKER = "/usr/bin/docker"
 PODMAN = "/usr/bin/podman"
 IMAGE = "busybox:bench"
-
-
-def timed(cmd: list[str], env: dict) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def start_dockerd(ns: str, d: Path, env: dict) -> tuple[list[str], subprocess.Popen]:

@@ -171,6 +171,20 @@ def rfc3339(ns: int | None = None, *, fraction: bool = True) -> str:
     return stamp + "Z"
 
 
+def parse_time_bound(text: str, now: float) -> float | None:
+    """Seconds since the epoch from a since/until value as docker reads it (logs --since/--until, prune's
+    until= filter): a Go duration before now ("10m", "1h30m"), a Unix time ("1700000000", "1700000000.5"),
+    or an RFC 3339 time (a date, or a time without a zone, is local time); None when it is none of them."""
+    try:
+        return now - go_duration(text) / 1e9
+    except ValueError:
+        pass
+    whole, dot, fraction = text.partition(".")
+    if whole.isascii() and whole.isdigit() and (not dot or (fraction.isascii() and fraction.isdigit())):
+        return float(text)
+    return parse_rfc3339(text)
+
+
 def parse_rfc3339(text: str) -> float | None:
     """Seconds since the epoch from an RFC 3339 time (any number of fraction digits, "Z" or an offset);
     None when text is empty or not such a time."""

@@ -1,4 +1,5 @@
-"""Output the way docker prints it: sizes, ages, tables and Go-template fields."""
+"""Output the way docker prints it: sizes, ages, tables, Go-template fields, `inspect` documents and the
+report of a `prune`."""
 
 from __future__ import annotations
 
@@ -148,3 +149,22 @@ def _parse(template: str) -> list[tuple[str, str | None]]:
             raise UsageError(f"template parsing error: template: :{line}: missing value for command")
         pieces += [(template[pos:start], None), (template[start:end + 2], template[start + 2:end])]
         pos = end + 2
+
+
+def print_inspect(docs: list[dict], template: str | None) -> None:
+    """`inspect` output: each document through the -f template, or all of them as one JSON list."""
+    if template:
+        for doc in docs:
+            print(render_template(template, doc))
+    else:
+        print(json.dumps(docs, indent=4))
+
+
+def print_prune_report(kind: str, deleted: list[str], reclaimed: int) -> None:
+    """A `prune`'s report: what went ("Deleted Volumes:" and one line each), then the space it freed."""
+    if deleted:
+        print(f"Deleted {kind}:")
+        for line in deleted:
+            print(line)
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from builder.cli.formatting import (check_template, ellipsis, human_duration, human_size, print_formatted,
-                                    print_table, render_template)
+                                    print_inspect, print_table)
 from builder.cli.shared import UsageError, open_store
 from builder.errors import BuildError
 from oci_runtime.units import parse_rfc3339
@@ -130,11 +129,7 @@ def cmd_inspect(args) -> int:
                 continue
             print(f"pydock: error: {e}", file=sys.stderr)
             failed = True
-    if args.format:
-        for r in results:
-            print(render_template(args.format, r))
-    else:
-        print(json.dumps(results, indent=4))
+    print_inspect(results, args.format)
     return 1 if failed else 0
 
 

@@ -3,7 +3,6 @@ builder.network (records in the store, bridges and veths through pyroute2). Erro
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -118,7 +117,7 @@ def network_inspect(args, ref: str) -> dict | None:
 
 
 def cmd_inspect(args) -> int:
-    from builder.cli.formatting import render_template
+    from builder.cli.formatting import print_inspect
     from builder.network.store import NetworkError
 
     networks = _networks(args)
@@ -132,11 +131,7 @@ def cmd_inspect(args) -> int:
             found.append(inspect_doc(networks, networks.lookup(ref)))
         except NetworkError:
             missing.append(ref)
-    if args.format:
-        for doc in found:
-            print(render_template(args.format, doc))
-    else:
-        print(json.dumps(found, indent=4))
+    print_inspect(found, args.format)
     for ref in missing:
         print(f"pydock: error: network {ref} not found", file=sys.stderr)
     return 125 if missing else 0

@@ -5,7 +5,6 @@ and clearing out what nothing uses. There is no daemon: the
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -154,7 +153,7 @@ def confirmed(args, warning: str) -> bool:
 
 
 def cmd_container_prune(args) -> int:
-    from builder.cli.formatting import human_size
+    from builder.cli.formatting import print_prune_report
     from builder.container import control
     from builder.container.liveness import ACTIVE, live_state
     from builder.container.records import Records
@@ -175,31 +174,19 @@ def cmd_container_prune(args) -> int:
 
     # publish rules a failed release left behind
     remove_stale_rules(root, {doc["Id"] for doc in records.all() if live_state(doc)["Status"] not in ACTIVE} | set(deleted))
-    if deleted:
-        print("Deleted Containers:")
-        for container_id in deleted:
-            print(container_id)
-        print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    print_prune_report("Containers", deleted, reclaimed)
     return 0
 
 
 def _filter_time(value: str, now: float) -> float:
-    """docker's filter timestamps: a Go duration before now ("24h", "90m"), an RFC 3339 time or date, or
-    Unix seconds."""
-    from oci_runtime.units import go_duration, parse_rfc3339
+    """docker's until= filter value, in seconds since the epoch (see parse_time_bound)."""
+    from oci_runtime.units import parse_time_bound
 
-    try:
-        return now - go_duration(value) / 1e9
-    except ValueError:
-        pass
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    for text in (value, value + "T00:00:00Z" if re.fullmatch(r"\d{4}-\d\d-\d\d", value) else ""):
-        stamp = parse_rfc3339(text if text[-1:] == "Z" or re.search(r"[+-]\d\d:\d\d$", text) else text + "Z")
-        if text and stamp is not None:
-            return stamp
-    raise UsageError(f"invalid filter 'until={value}': want a duration (24h), a time (RFC 3339) or Unix seconds")
+    stamp = parse_time_bound(value, now)
+    if stamp is None:
+        raise UsageError(f"invalid filter 'until={value}': want a duration (24h), a time (RFC 3339) "
+                         "or Unix seconds")
+    return stamp
 
 
 def prune_filter(values: list[str] | None, now: float):
@@ -239,7 +226,7 @@ def prune_filter(values: list[str] | None, now: float):
 
 def cmd_image_prune(args) -> int:
     from builder.cli.container_views import containers_using
-    from builder.cli.formatting import human_size
+    from builder.cli.formatting import print_prune_report
     from builder.cli.shared import open_store
 
     import time
@@ -259,10 +246,5 @@ def cmd_image_prune(args) -> int:
             word, _, rest = line.partition(": ")
             lines.append(f"{word.lower()}: {rest}")
     reclaimed = max(0, before - _tree_size(store.root / "blobs"))
-    if lines:
-        print("Deleted Images:")
-        for line in lines:
-            print(line)
-        print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    print_prune_report("Images", lines, reclaimed)
     return 0

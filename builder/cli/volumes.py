@@ -3,7 +3,6 @@ output, filters and refusals (a volume a container uses is never removed). Error
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -91,7 +90,7 @@ def cmd_ls(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from builder.cli.formatting import check_template, render_template
+    from builder.cli.formatting import check_template, print_inspect
     from builder.volume.store import VolumeError
 
     if args.format:
@@ -104,11 +103,7 @@ def cmd_inspect(args) -> int:
         except VolumeError:
             print(f"pydock: error: No such volume: {name}", file=sys.stderr)
             failed = True
-    if args.format:
-        for v in found:
-            print(render_template(args.format, v))
-    else:
-        print(json.dumps(found, indent=4))
+    print_inspect(found, args.format)
     return 1 if failed else 0
 
 
@@ -137,7 +132,7 @@ def cmd_rm(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from builder.cli.formatting import human_size
+    from builder.cli.formatting import print_prune_report
     from builder.cli.system import confirmed
     from builder.container.volumes import users
     from builder.volume.store import is_anonymous
@@ -158,12 +153,7 @@ def cmd_prune(args) -> int:
             volumes.remove(volume["Name"])
         deleted.append(volume["Name"])
         reclaimed += size
-    if deleted:
-        print("Deleted Volumes:")
-        for name in deleted:
-            print(name)
-        print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    print_prune_report("Volumes", deleted, reclaimed)
     return 0
 
 

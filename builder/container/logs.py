@@ -223,21 +223,11 @@ def _rotated(f, path: Path) -> bool:
 
 
 def time_bound(text: str, flag: str, now: float | None = None) -> float:
-    """A --since/--until value as docker reads it, in seconds since the epoch: a Go duration before now
-    ("10m", "1h30m"), a Unix time ("1700000000", "1700000000.5"), or an RFC 3339 time (a date, or a
-    time without a zone, is local time)."""
+    """A --since/--until value as docker reads it, in seconds since the epoch (see parse_time_bound)."""
     from builder.container.records import ContainerError
-    from oci_runtime.units import go_duration, parse_rfc3339
+    from oci_runtime.units import parse_time_bound
 
-    now = time.time() if now is None else now
-    try:
-        return now - go_duration(text) / 1e9
-    except ValueError:
-        pass
-    whole, dot, fraction = text.partition(".")
-    if whole.isascii() and whole.isdigit() and (not dot or (fraction.isascii() and fraction.isdigit())):
-        return float(text)
-    stamp = parse_rfc3339(text)
+    stamp = parse_time_bound(text, time.time() if now is None else now)
     if stamp is None:
         raise ContainerError(f"invalid value for {flag}: {text!r} is neither a time (RFC 3339 or Unix) "
                              "nor a duration (e.g. 10m)")

@@ -4,7 +4,6 @@ the whole directory (STORE/containers/names.lock), so two `create`s never take t
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -13,22 +12,13 @@ from pathlib import Path
 from typing import Iterator
 
 from builder.atomicfile import atomic_file
+from builder.filelock import exclusive_lock
 from builder.container import names
 from builder.errors import BuildError
 
 
 class ContainerError(BuildError):
     """A container verb failed because of its input or the container's state (docker's exit 125)."""
-
-
-@contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 class Records:
@@ -46,7 +36,7 @@ class Records:
         """Store a new record (doc gets its Id and Name); the name must be free."""
         if name is not None and not names.VALID_NAME.match(name):
             raise ContainerError(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-        with _flock(self.dir / "names.lock"):
+        with exclusive_lock(self.dir / "names.lock"):
             taken = {d.get("Name", "").lstrip("/") for d in self.all()}
             if name is None:
                 name = next(n for n in (names.generated_name() for _ in range(100)) if n not in taken)
@@ -69,7 +59,7 @@ class Records:
         if not names.VALID_NAME.match(new_name):
             raise ContainerError(f"invalid container name {new_name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         new_name = new_name.lstrip("/")
-        with _flock(self.dir / "names.lock"):
+        with exclusive_lock(self.dir / "names.lock"):
             if any(d["Name"].lstrip("/") == new_name for d in self.all()):
                 raise ContainerError(f'the container name "/{new_name}" is already in use')
             with self.edit(container_id) as doc:
@@ -77,7 +67,7 @@ class Records:
 
     def remove(self, container_id: str) -> None:
         """Delete the record and everything under it (the caller made sure nothing is mounted)."""
-        with _flock(self.dir / "names.lock"):
+        with exclusive_lock(self.dir / "names.lock"):
             doomed = self.dir / f".rm-{container_id}"
             try:
                 os.rename(self.path(container_id), doomed)
@@ -109,7 +99,7 @@ class Records:
         path = self.path(container_id)
         if not path.is_dir():
             raise ContainerError(f"No such container: {container_id}")
-        with _flock(path / "lock"):
+        with exclusive_lock(path / "lock"):
             doc = self.load(container_id)
             yield doc
             _write(path / "config.json", doc)

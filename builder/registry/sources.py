@@ -5,10 +5,10 @@ uploads."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from contextlib import contextmanager
+
+from builder.filelock import exclusive_lock
 
 MAX_PER_BLOB = 10
 
@@ -17,14 +17,8 @@ def _path(store):
     return store.cache_dir / "registry-sources.json"
 
 
-@contextmanager
 def _locked(store):
-    fd = os.open(store.cache_dir / "registry-sources.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return exclusive_lock(store.cache_dir / "registry-sources.lock", 0o644)
 
 
 def _read(store) -> dict:

@@ -6,7 +6,6 @@ com.docker.volume.anonymous."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Iterator
 
 from builder.atomicfile import atomic_file
 from builder.errors import BuildError
+from builder.filelock import exclusive_lock
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 _META = "volume.json"
@@ -42,12 +42,8 @@ class Volumes:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Creating, removing and checking whether a volume is in use, one at a time."""
-        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.dir / ".lock"):
             yield
-        finally:
-            os.close(fd)
 
     def create(self, name: str | None = None, *, driver: str = "local", labels: dict | None = None,
                anonymous: bool = False) -> dict:

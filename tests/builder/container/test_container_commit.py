@@ -12,15 +12,6 @@ from builder_support import Pydock
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("container-commit") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", cid)
-
-
 def image_doc(dock: Pydock, ref: str) -> dict:
     return json.loads(dock("inspect", ref, check=True).stdout)[0]
 

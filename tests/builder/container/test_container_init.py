@@ -13,15 +13,6 @@ from support import wait_for
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("container-init") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", cid)
-
-
 def test_init_is_pid_1_and_the_command_its_child(dock):
     proc = dock("run", "--rm", "--init", "busybox", "ps", "-o", "pid,ppid,comm", check=True)
     rows = [line.split() for line in proc.stdout.splitlines()[1:]]

@@ -16,15 +16,6 @@ pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("container-logs") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", cid)
-
-
-@pytest.fixture(scope="module")
 def three_lines(dock) -> tuple[str, dict[str, str]]:
     """A container that logged a, b and c 1.5 s apart, and each line's time stamp."""
     cid = dock("run", "-d", "busybox", "sh", "-c", "echo a; sleep 1.5; echo b; sleep 1.5; echo c",

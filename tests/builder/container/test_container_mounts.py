@@ -7,19 +7,8 @@ import json
 
 import pytest
 
-from builder_support import Pydock
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("container-mounts") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", "-v", cid)
-    p("volume", "prune", "-af")
 
 
 def mount_line(output: str, path: str) -> list[str]:

@@ -16,15 +16,6 @@ pytestmark = pytest.mark.root
 DOCKER_DEFAULT_CAPEFF = "00000000a80425fb"  # what `docker run busybox grep CapEff /proc/self/status` shows
 
 
-@pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("container-options") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", cid)
-
-
 def cap_eff(dock: Pydock, *flags: str) -> str:
     out = dock("run", "--rm", *flags, "busybox", "grep", "CapEff", "/proc/self/status", check=True).stdout
     return out.split()[1]

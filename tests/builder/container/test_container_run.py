@@ -22,15 +22,6 @@ from support import PYDOCK, wait_for
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("containers") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", cid)
-
-
 def record(dock: Pydock, ref: str) -> dict:
     cid = json.loads(dock("inspect", ref, check=True).stdout)[0]["Id"]
     return json.loads((dock.root / "containers" / cid / "config.json").read_text())

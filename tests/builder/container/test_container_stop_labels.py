@@ -14,15 +14,6 @@ from support import wait_for
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("container-stop") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", cid)
-
-
 def config(dock: Pydock, cid: str) -> dict:
     return json.loads(dock("inspect", cid, check=True).stdout)[0]["Config"]
 

@@ -15,15 +15,6 @@ from support import wait_for
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("container-verbs") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", cid)
-
-
 def full_id(dock: Pydock, ref: str) -> str:
     return json.loads(dock("inspect", ref, check=True).stdout)[0]["Id"]
 

@@ -14,18 +14,14 @@ pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
-def dock(tmp_path_factory, busybox_tar) -> Pydock:
-    p = Pydock(tmp_path_factory.mktemp("container-volumes") / "store")
-    p("import", busybox_tar, "busybox:latest", check=True)
+def dock(dock, tmp_path_factory) -> Pydock:
+    """The shared busybox store, plus an image that declares VOLUME /data."""
     ctx = tmp_path_factory.mktemp("volume-image")
     (ctx / "Dockerfile").write_text("FROM busybox\n"
                                     "RUN mkdir /data && echo seeded > /data/seed && chown -R 1000:1000 /data\n"
                                     "VOLUME /data\n")
-    p("build", "-q", "-t", "withvol", ctx, check=True)
-    yield p
-    for cid in p("ps", "-aq", "--no-trunc").stdout.split():
-        p("rm", "-f", "-v", cid)
-    p("volume", "prune", "-af")
+    dock("build", "-q", "-t", "withvol", ctx, check=True)
+    return dock
 
 
 def names(dock: Pydock, *args: str) -> list[str]:

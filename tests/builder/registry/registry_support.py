@@ -98,6 +98,15 @@ class Client(Pydock):
         return super().__call__(*args, env=full, **kw)
 
 
+def push_busybox(tmp_path_factory, busybox_tar, ref: str):
+    """A new store (its own client) with busybox:latest (CMD sh) pushed as ref; returns (client, push run)."""
+    d = tmp_path_factory.mktemp("source")
+    client = Client(d / "store", d / "docker")
+    client("import", "-c", "CMD [\"sh\"]", busybox_tar, "busybox:latest", check=True)
+    client("tag", "busybox:latest", ref, check=True)
+    return client, client("push", ref, check=True)
+
+
 def one_line_error(proc) -> str:
     assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()

@@ -9,27 +9,16 @@ import json
 import pytest
 
 from builder_support import make_context
-from registry_support import Client, Registry
+from registry_support import Client, push_busybox
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    r = Registry(tmp_path_factory.mktemp("registry"))
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
 def base(tmp_path_factory, registry, busybox_tar) -> str:
     """busybox pushed to the registry: every store pulls the same base image (same digest)."""
-    d = tmp_path_factory.mktemp("source")
-    client = Client(d / "store", d / "docker")
-    client("import", "-c", "CMD [\"sh\"]", busybox_tar, "busybox:latest", check=True)
     ref = f"{registry.host}/busybox:latest"
-    client("tag", "busybox:latest", ref, check=True)
-    client("push", ref, check=True)
+    push_busybox(tmp_path_factory, busybox_tar, ref)
     return ref
 
 

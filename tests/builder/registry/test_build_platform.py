@@ -15,18 +15,11 @@ import requests
 from builder.image import mediatypes as mt
 from builder.image.platform import host_platform
 from builder_support import make_context
-from registry_support import Client, Registry, one_line_error
+from registry_support import Client, one_line_error, push_busybox
 
 pytestmark = pytest.mark.root
 
 FOREIGN = "linux/arm64/v8" if host_platform().architecture != "arm64" else "linux/amd64"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    r = Registry(tmp_path_factory.mktemp("registry"))
-    yield r
-    r.stop()
 
 
 def _put_blob(registry, repo: str, data: bytes) -> dict:
@@ -45,11 +38,7 @@ def _put_blob(registry, repo: str, data: bytes) -> dict:
 def multi(tmp_path_factory, registry, busybox_tar) -> str:
     """HOST/multi:latest, an OCI index: busybox for this host, and the same files as an image for FOREIGN
     (its config says so; nothing in it is ever run)."""
-    d = tmp_path_factory.mktemp("source")
-    client = Client(d / "store", d / "docker")
-    client("import", "-c", "CMD [\"sh\"]", busybox_tar, "busybox:latest", check=True)
-    client("tag", "busybox:latest", f"{registry.host}/multi:host", check=True)
-    client("push", f"{registry.host}/multi:host", check=True)
+    push_busybox(tmp_path_factory, busybox_tar, f"{registry.host}/multi:host")
     base = f"http://{registry.host}/v2/multi"
     host_manifest = requests.get(f"{base}/manifests/host", headers={"Accept": mt.OCI_MANIFEST}).content
     manifest = json.loads(host_manifest)

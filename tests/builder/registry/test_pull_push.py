@@ -11,24 +11,14 @@ import requests
 
 from builder.image import mediatypes as mt
 from builder.image.platform import host_platform
-from registry_support import Client, Registry, one_line_error
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    r = Registry(tmp_path_factory.mktemp("registry"))
-    yield r
-    r.stop()
+from registry_support import Client, one_line_error, push_busybox
 
 
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory, registry, busybox_tar):
     """A store with busybox, pushed as HOST/busybox:latest; returns (client, manifest digest)."""
-    d = tmp_path_factory.mktemp("source")
-    client = Client(d / "store", d / "docker")
-    client("import", "-c", "CMD [\"sh\"]", busybox_tar, "busybox:latest", check=True)
-    client("tag", "busybox:latest", f"{registry.host}/busybox:latest", check=True)
-    out = client("push", f"{registry.host}/busybox:latest", check=True).stdout
+    client, push = push_busybox(tmp_path_factory, busybox_tar, f"{registry.host}/busybox:latest")
+    out = push.stdout
     assert f"The push refers to repository [{registry.host}/busybox]" in out
     assert ": Pushed" in out
     digest = json.loads(client("inspect", "busybox:latest", check=True).stdout)[0]["Descriptor"]["digest"]
