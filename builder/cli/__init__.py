@@ -77,12 +77,19 @@ def _failure_status(argv: list[str]) -> int:
     return CONTAINER_FAILURE if _command_word(argv) in CONTAINER_VERBS else 1
 
 
-def _reconcile_networks(args) -> None:
-    """Release the veths, addresses and namespaces of containers whose monitor was killed (reading a few
-    small files when there is nothing to do)."""
+def _reconcile_containers(args) -> None:
+    """Record the end of containers whose monitor was killed and release their veths, addresses and
+    namespaces (reading a few small files when there is nothing to do)."""
+    from pathlib import Path
+
+    from builder.container.liveness import record_dead_monitors
+    from builder.container.records import Records
     from builder.network.endpoints import reconcile
 
-    reconcile(os.path.abspath(args.root))
+    root = os.path.abspath(args.root)
+    if os.path.isdir(os.path.join(root, "containers")):
+        record_dead_monitors(Records(Path(root)))
+    reconcile(root)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 1
         if failure == CONTAINER_FAILURE:
-            _reconcile_networks(args)
+            _reconcile_containers(args)
         return args.func(args)
     except BuildError as e:
         print(f"pydock: error: {e}", file=sys.stderr)

@@ -1,7 +1,10 @@
 """Whether a container's monitor is still there: its pid with the start time we recorded (a reused pid
-after a reboot or a kill is not it). A record that says running without its monitor reads as exited."""
+after a reboot or a kill is not it). A record that says running without its monitor reads as exited, and the next container command writes
+that down with the time it noticed."""
 
 from __future__ import annotations
+
+from builder.errors import BuildError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 ACTIVE = ("starting", "running", "restarting", "paused")  # states with a monitor behind them
@@ -36,3 +39,20 @@ def live_state(doc: dict) -> dict:
     if state["Status"] in ACTIVE and not monitor_alive(doc):
         state.update(Status="exited", Running=False, Restarting=False, Paused=False, Pid=0, ExitCode=state.get("ExitCode") or 255)
     return state
+
+
+def record_dead_monitors(records) -> None:
+    """Write down the end of containers whose monitor and guard died without recording it (both SIGKILLed):
+    exited, 255, finished now, so that ps and inspect show when it was noticed from then on. The check is
+    repeated under the record's lock, the one a monitor holds when it writes."""
+    from oci_runtime.units import rfc3339
+
+    for doc in records.all():
+        if doc["State"]["Status"] not in ACTIVE or monitor_alive(doc):
+            continue
+        try:
+            with records.edit(doc["Id"]) as current:
+                if current["State"]["Status"] in ACTIVE and not monitor_alive(current):
+                    current["State"] = {**live_state(current), "FinishedAt": rfc3339()}
+        except BuildError:
+            continue  # removed meanwhile

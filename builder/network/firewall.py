@@ -1,7 +1,7 @@
 """The store's nftables table (`table ip pydock`, or `pydock-XXXXXXXX` for a store elsewhere: scope.py), written through nft's JSON interface and rebuilt whole
 in one atomic transaction from the networks' records each time a bridge appears or goes: masquerade for
 each non-internal network's subnet leaving through another interface, no forwarding in or out of an
-internal network, and no forwarding between two pydock networks (docker's isolation). Nothing outside
+internal network, and no forwarding between two pydock networks (docker's isolation) except to a published port. Nothing outside
 this table is touched: the host's own firewall stays as it was. Also IPv4 forwarding (net.ipv4.ip_forward)
 for the netns pydock runs in.
 
@@ -83,6 +83,9 @@ def prefix(subnet: str) -> dict:
 
 LOCAL_DESTINATION = match({"fib": {"result": "type", "flags": ["daddr"]}}, "==", "local")
 NOT_LOOPBACK = match(payload("ip", "daddr"), "!=", prefix("127.0.0.0/8"))
+# A connection DNATed to a published port: docker lets any network reach one (through the host's address),
+# so the isolation between networks leaves these alone.
+NOT_PUBLISHED = match({"&": [{"ct": {"key": "status"}}, "dnat"]}, "==", 0)
 
 
 def publish_chains() -> list[dict]:
@@ -115,7 +118,8 @@ def ruleset(bridges: list[dict], extra: list[dict] = ()) -> list[dict]:
         others = [n for n in names if n != name]
         if others:
             commands.append(rule("forward", match(_ifname("iifname"), "==", name),
-                                 match(_ifname("oifname"), "==", {"set": others}), {"drop": None}))
+                                 match(_ifname("oifname"), "==", {"set": others}), NOT_PUBLISHED,
+                                 {"drop": None}))
     return commands + list(extra)
 
 

@@ -1,7 +1,8 @@
 """Links, addresses and routes through pyroute2 (netlink; never the `ip` command): the network's Linux
 bridge in the netns pydock runs in, and a container's veth pair (host end in the bridge, the other end
 as ethN inside the container's namespace, with its address, loopback and default route).
-pyroute2 costs ~100 ms to import: only this module imports it, inside its functions."""
+pyroute2 costs ~100 ms to import: only this module uses it, inside its functions (through netlink_lib,
+which loads only the parts we need)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 from contextlib import contextmanager
 
 from builder.errors import BuildError
+from builder.network.netlink_lib import iproute_class, netlink_error
 
 
 class LinkError(BuildError):
@@ -19,7 +21,7 @@ class LinkError(BuildError):
 @contextmanager
 def _netlink(what: str):
     """A netlink refusal as one line naming what we were doing."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = netlink_error()
 
     try:
         yield
@@ -28,7 +30,7 @@ def _netlink(what: str):
 
 
 def _iproute(netns: str | None = None):
-    from pyroute2 import IPRoute
+    IPRoute = iproute_class()
 
     return IPRoute(netns=netns, flags=0) if netns else IPRoute()
 
@@ -88,7 +90,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> bool:
 
 def delete_link(name: str) -> None:
     """Remove a link (a bridge, or a veth with its peer) if it is there."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = netlink_error()
 
     with host() as ipr:
         for index in ipr.link_lookup(ifname=name):
@@ -103,7 +105,7 @@ def add_veth(host_name: str, bridge: str, netns_path: str, ifname: str, address:
              gateway: str | None, mac: str) -> None:
     """A veth pair: host_name in the bridge, ifname inside the namespace at netns_path with the address
     and MAC, loopback up, and (gateway given) the default route through it."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = netlink_error()
 
     with host() as ipr, _netlink(f"creating veth {host_name} in bridge {bridge}"):
         ipr.link("add", ifname=host_name, kind="veth", peer={"ifname": ifname, "net_ns_fd": netns_path})

@@ -256,6 +256,9 @@ def test_pyroute2_is_imported_only_for_bridge_networking(dock):
                            "busybox", "true"])
     assert none.returncode == bridge.returncode == 0
     assert "pyroute2" not in none.stderr and "pyroute2" in bridge.stderr
+    # only the route netlink parts: not the families pyroute2's package __init__ would pull in
+    for family in ("pyroute2.ndb", "pyroute2.ipset", "pyroute2.conntrack", "pyroute2.iwutil", "pyroute2.ipvs"):
+        assert f"| {family}" not in bridge.stderr, family
 
 
 def test_killed_monitor_and_cli_leave_no_veth_or_address(dock):

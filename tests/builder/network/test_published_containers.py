@@ -128,6 +128,24 @@ def test_httpd_is_reached_from_the_host_its_addresses_and_other_containers(dock)
     assert bindable(18081) and publish_rules() == ""
 
 
+def test_a_published_port_is_reached_from_another_network_but_the_container_itself_is_not(dock):
+    # docker: isolation between networks keeps containers apart, yet a published port is for everyone
+    dock("network", "create", "net-ports-other", check=True)
+    try:
+        dock("run", "-d", "--name", "net-ports-web2", "-p", "18082:80", "busybox", *HTTPD, check=True)
+        assert wait_for(lambda: serves("127.0.0.1", 18082), timeout=15)
+        out = dock("run", "--rm", "--network", "net-ports-other", "busybox", "wget", "-qO-",
+                   f"http://{OTHER_ADDRESS}:18082/")
+        assert (out.returncode, out.stdout) == (0, "hello-net-ports\n"), out.stderr
+        web_ip = record(dock, "net-ports-web2")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        direct = dock("run", "--rm", "--network", "net-ports-other", "busybox", "timeout", "3", "wget", "-qO-",
+                      f"http://{web_ip}:80/")
+        assert direct.returncode != 0 and "hello" not in direct.stdout
+    finally:
+        dock("rm", "-f", "net-ports-web2")
+        dock("network", "rm", "net-ports-other")
+
+
 def test_udp_through_publish_udp(dock):
     dock("run", "-d", "--name", "net-ports-udp", "-p", "15353:5353/udp", *UDP_ECHO, check=True)
 
@@ -216,6 +234,14 @@ def test_a_killed_monitor_and_guard_leave_nothing_after_the_next_command(dock):
     assert doc["Id"] in publish_rules()
     dock("ps", check=True)
     assert publish_rules() == ""
+    # the end nobody recorded is written down when the next command noticed it, and shown as an age
+    state = record(dock, "net-ports-killed")["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 255)
+    assert state["FinishedAt"] != "0001-01-01T00:00:00Z"
+    lines = dock("ps", "-a", check=True).stdout.splitlines()
+    header, row = lines[0], next(line for line in lines if line.endswith("net-ports-killed"))
+    status = row[header.index("STATUS"):header.index("PORTS")].strip()
+    assert status.startswith("Exited (255) ") and status.endswith(" ago") and "years" not in status, status
     os.kill(doc["State"]["Pid"], signal.SIGKILL)  # the container itself, whose guard was killed too
     time.sleep(0.2)
     dock("rm", "-f", "net-ports-killed", check=True)
