@@ -21,7 +21,7 @@ from builder.cli import system
 from builder.cli.shared import Parser
 from builder.errors import BuildError
 
-from builder.network.scope import DEFAULT_ROOT  # noqa: F401 - the CLI's default --root
+DEFAULT_ROOT = "/var/lib/pydock"
 
 # The modules of this package that add commands, in the order `pydock --help` lists them.
 COMMAND_MODULES = ("build", "images", "bundle", "registry", "containers", "container_views", "container_stats",

@@ -172,8 +172,9 @@ def cmd_container_prune(args) -> int:
         reclaimed += size
     from builder.network.ports import remove_stale_rules
 
-    # publish rules a failed release left behind
-    remove_stale_rules(root, {doc["Id"] for doc in records.all() if live_state(doc)["Status"] not in ACTIVE} | set(deleted))
+    # publish rules a failed release left behind (only this store's stopped containers: the table is
+    # shared with any other store in this netns)
+    remove_stale_rules({doc["Id"] for doc in records.all() if live_state(doc)["Status"] not in ACTIVE} | set(deleted))
     print_prune_report("Containers", deleted, reclaimed)
     return 0
 

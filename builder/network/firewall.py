@@ -1,4 +1,4 @@
-"""The store's nftables table (`table ip pydock`, or `pydock-XXXXXXXX` for a store elsewhere: scope.py), written through nft's JSON interface and rebuilt whole
+"""The pydock nftables table (`table ip pydock`), written through nft's JSON interface and rebuilt whole
 in one atomic transaction from the networks' records each time a bridge appears or goes: masquerade for
 each non-internal network's subnet leaving through another interface, no forwarding in or out of an
 internal network, and no forwarding between two pydock networks (docker's isolation) except to a published port. Nothing outside
@@ -21,7 +21,6 @@ import subprocess
 
 from builder.errors import BuildError
 
-# the table of the store this process works for (a pydock process serves one store): set by select()
 TABLE = {"family": "ip", "name": "pydock"}
 PUBLISH_CHAIN = "publish"
 PUBLISH_JUMP = "pydock-publish"  # the comment of the two jumps into the publish chain
@@ -29,13 +28,6 @@ PUBLISH_JUMP = "pydock-publish"  # the comment of the two jumps into the publish
 
 class FirewallError(BuildError):
     pass
-
-
-def select(store_root) -> None:
-    """Work on this store's table from now on."""
-    from builder.network.scope import table_name
-
-    TABLE["name"] = table_name(store_root)
 
 
 def enable_forwarding() -> None:

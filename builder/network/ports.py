@@ -202,11 +202,10 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.01)
 
 
-def remove_stale_rules(store_root, dead: set[str]) -> None:
-    """Delete the rules of these containers of the store (stopped, or removed: what a failed release left)."""
+def remove_stale_rules(dead: set[str]) -> None:
+    """Delete the rules of these containers (stopped, or removed: what a failed release left)."""
     if not dead or not firewall.available():
         return
-    firewall.select(store_root)
     stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") in dead]
     if stale:
         firewall.apply(firewall.delete_commands(stale))
@@ -253,7 +252,6 @@ def release_container(records, container_id: str) -> None:
         doc = records.load(container_id)
     except Exception:  # noqa: BLE001 - the record is gone: container prune finds rules left
         return
-    firewall.select(records.dir.parent)
     proxy_entry = doc.get("PortProxy")
     if not proxy_entry and not ((doc.get("NetworkSettings") or {}).get("Ports")):
         return

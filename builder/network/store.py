@@ -17,9 +17,9 @@ from typing import Iterator
 
 from builder.atomicfile import atomic_file
 from builder.errors import BuildError
-from builder.network.scope import default_bridge
 from oci_runtime.units import rfc3339
 
+DEFAULT_BRIDGE = "pydock0"  # ours, beside docker's docker0
 PREDEFINED = ("bridge", "host", "none")
 DRIVERS = {"bridge": "bridge", "host": "host", "none": "null"}
 
@@ -35,10 +35,7 @@ class Networks:
     """The networks of one store. Use `with networks.locked():` around every read-modify-write."""
 
     def __init__(self, store_root: Path):
-        from builder.network import firewall
-
         self.dir = Path(store_root) / "networks"
-        firewall.select(store_root)  # the rules this store's networks and ports go into
 
     @contextmanager
     def locked(self) -> Iterator["Networks"]:
@@ -141,7 +138,7 @@ class Networks:
             for doc in self.all():
                 if doc["Name"] == "bridge":
                     return doc
-            doc = self.create("bridge", bridge_name=default_bridge(self.dir.parent), taken_routes=taken_routes())
+            doc = self.create("bridge", bridge_name=DEFAULT_BRIDGE, taken_routes=taken_routes())
             doc["Options"].update({"com.docker.network.bridge.default_bridge": "true",
                                    "com.docker.network.bridge.enable_icc": "true",
                                    "com.docker.network.bridge.enable_ip_masquerade": "true",

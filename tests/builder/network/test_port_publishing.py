@@ -218,14 +218,14 @@ time.sleep(600)
     holder.wait()
     out = lab.run(lab.host, """
         import time
-        from builder.network import ports, firewall, scope
+        from builder.network import ports, firewall
         for _ in range(100):
             try:
                 ports.check_free({"8080/tcp": [{"HostIp": "", "HostPort": "18080"}]}); break
             except ports.PublishError:
                 time.sleep(0.05)
         before = len(firewall.rules("publish"))
-        ports.remove_stale_rules(scope.DEFAULT_ROOT, {"net-ports-" + "a" * 54})
+        ports.remove_stale_rules({"net-ports-" + "a" * 54})
         print(before, len(firewall.rules("publish")))
         ports.check_free({"8080/tcp": [{"HostIp": "", "HostPort": "18080"}]})
     """)

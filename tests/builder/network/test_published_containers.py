@@ -264,7 +264,6 @@ def test_a_privileged_port_is_refused_where_it_is_not_allowed(dock):
 def test_container_prune_drops_rules_a_failed_release_left(dock):
     from builder.network import firewall, ports
 
-    firewall.select(dock.root)  # the store's own table
     cid = dock("create", "--name", "net-ports-pruned", "-p", "18086:80", "busybox", "true", check=True).stdout.strip()
     leftover = ports.dnat_commands(cid, {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18086"}]}, "172.17.0.9",
                                    "172.17.0.0/16")
@@ -273,28 +272,3 @@ def test_container_prune_drops_rules_a_failed_release_left(dock):
     assert cid in publish_rules()
     dock("container", "prune", "-f", check=True)
     assert cid not in publish_rules()
-
-
-def test_two_stores_in_one_namespace_keep_their_own_bridge_and_rules(dock, tmp_path, busybox_tar):
-    """A second store publishing in the same netns has its own default bridge, subnet and nftables table:
-    its table rebuilds leave the first store's rules alone, and both containers are reached."""
-    from builder.network.scope import default_bridge, table_name
-
-    other = Pydock(tmp_path / "store")
-    other("import", busybox_tar, "busybox:latest", check=True)
-    try:
-        dock("run", "-d", "--name", "net-ports-first", "-p", "18093:80", "busybox", *HTTPD, check=True)
-        other("run", "-d", "--name", "net-ports-second", "-p", "18094:80", "busybox", *HTTPD, check=True)
-        assert default_bridge(dock.root) != default_bridge(other.root)
-        assert table_name(dock.root) != table_name(other.root)
-        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
-        assert f"table ip {table_name(dock.root)}" in tables and f"table ip {table_name(other.root)}" in tables
-        first, second = (json.loads(d("network", "inspect", "bridge", check=True).stdout)[0] for d in (dock, other))
-        assert first["IPAM"]["Config"][0]["Subnet"] != second["IPAM"]["Config"][0]["Subnet"]
-        # through the DNAT rules (another address of this netns), not only the loopback proxies
-        assert wait_for(lambda: serves(OTHER_ADDRESS, 18093), timeout=15)
-        assert wait_for(lambda: serves(OTHER_ADDRESS, 18094), timeout=15)
-    finally:
-        for cid in other("ps", "-aq", "--no-trunc").stdout.split():
-            other("rm", "-f", cid)
-        dock("rm", "-f", "net-ports-first")
