@@ -11,7 +11,6 @@ redirect_dir=off (a renamed lower dir is copied up, not recorded as a redirect x
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from builder.errors import BuildError
@@ -99,13 +98,9 @@ def unmount(target: Path, *, lazy: bool = False) -> None:
 
 
 def is_mounted(target: Path) -> bool:
-    path = os.fspath(Path(target).resolve())
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mount_point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
-            if mount_point == path:
-                return True
-    return False
+    from oci_runtime.mountinfo import mount_points
+
+    return os.fspath(Path(target).resolve()) in mount_points()
 
 
 def materialize(store, image, dest: Path) -> Path:

@@ -253,12 +253,12 @@ def _syncfs(fd: int) -> None:
 
 
 def _mount_points() -> list[str]:
+    from oci_runtime.mountinfo import mount_points
+
     try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.readlines()
+        return mount_points()
     except OSError:
         return []
-    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in lines]
 
 
 def _unmount_abandoned(path: str, mounts: list[str]) -> bool:

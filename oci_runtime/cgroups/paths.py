@@ -42,22 +42,6 @@ def is_cgroup2_root(root: str = CGROUP_ROOT) -> bool:
     return os.path.exists(os.path.join(root, "cgroup.controllers"))
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        code = field[i + 1:i + 4]
-        if field[i] == "\\" and len(code) == 3 and code.isdigit():
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def known_v1_controllers() -> set[str]:
     names = set()
     try:
@@ -72,6 +56,8 @@ def known_v1_controllers() -> set[str]:
 
 def cgroup_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[CgroupMount]:
     """Every cgroup and cgroup2 mount, in mount order."""
+    from oci_runtime.mountinfo import unescape
+
     controllers: set[str] | None = None
     mounts = []
     with open(mountinfo) as f:
@@ -89,7 +75,7 @@ def cgroup_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[CgroupMount]:
                     controllers = known_v1_controllers()
                 opts = tail[2].split(",") if len(tail) > 2 else []
                 subsystems = tuple(o for o in opts if o in controllers or o.startswith("name="))
-            mounts.append(CgroupMount(_unescape(fields[4]), _unescape(fields[3]), fstype, subsystems))
+            mounts.append(CgroupMount(unescape(fields[4]), unescape(fields[3]), fstype, subsystems))
     return mounts
 
 
