@@ -223,13 +223,6 @@ def _is_device(st: os.stat_result, kind: str, major: int, minor: int) -> bool:
     return wanted(st.st_mode) and os.major(st.st_rdev) == major and os.minor(st.st_rdev) == minor
 
 
-def _unescape(field: str) -> str:
-    """mountinfo's octal escapes (\\040 for a space, ...)."""
-    if "\\" not in field:
-        return field
-    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="surrogateescape")
-
-
 def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
@@ -293,12 +286,18 @@ class RootfsBuilder:
 
     # -- before pivot_root ------------------------------------------------------------------------
     def prepare(self) -> None:
-        # Until pivot_root nothing we mount may reach the host: the tree is a slave (private if asked).
-        # The propagation asked for is applied to the new root after pivot_root (an unbindable tree here
-        # would refuse the rootfs bind mount below).
-        private = self.linux.get("rootfsPropagation") in ("private", "rprivate")
-        flag = (linux.MS_PRIVATE if private else linux.MS_SLAVE) | linux.MS_REC
-        linux.mount(None, "/", None, flag, None, label="/ (propagation)")
+        # The tree is a slave unless the config asks for private or shared propagation (shared: what the
+        # container mounts under a shared bind reaches the host, as with runc). Unbindable waits until after
+        # pivot_root, where the propagation asked for is applied again (here it would refuse the binds below).
+        propagation = self.linux.get("rootfsPropagation") or ""
+        flag = PROPAGATION.get(propagation, 0) if propagation.lstrip("r") in ("private", "shared") else 0
+        linux.mount(None, "/", None, flag or linux.MS_SLAVE | linux.MS_REC, None, label="/ (propagation)")
+        if flag & linux.MS_SHARED:
+            # ...but the rootfs's own bind must not propagate, and pivot_root refuses a shared parent mount
+            from oci_runtime import mountinfo
+
+            mountpoint = mountinfo.containing(self.rootfs).mountpoint
+            linux.mount(None, mountpoint, None, linux.MS_PRIVATE, None, label=mountpoint)
         # pivot_root needs the rootfs to be a mount point of its own
         linux.mount(self.rootfs, self.rootfs, None, linux.MS_BIND | linux.MS_REC, None, label="rootfs")
         self.root = SafeRoot(self.rootfs)
@@ -573,8 +572,15 @@ class RootfsBuilder:
             linux.mount(".", "/", None, linux.MS_MOVE, None, label="/ (move rootfs)")
             os.chroot(".")
         else:
-            linux.pivot_root(".", ".")
-            # the old root is now stacked under "."; keep its unmount from propagating to the host
+            old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.pivot_root(".", ".")
+                # The old root is now stacked on the new one. Make it (and only it: "." must name the old
+                # root's mount, not the new root's, whose shared binds would turn into slaves) a slave so
+                # that its unmount does not propagate to the host, then detach it.
+                os.fchdir(old_root)
+            finally:
+                os.close(old_root)
             linux.mount(None, ".", None, linux.MS_SLAVE | linux.MS_REC, None, label="old root")
             linux.umount2(".", linux.MNT_DETACH)
         os.chdir("/")
@@ -585,13 +591,12 @@ class RootfsBuilder:
         """Without pivot_root the host's mounts stay in our mount namespace, out of sight but not out of the
         kernel's: a full procfs or sysfs mount there lets the container mount a new, unmasked one. Detach
         them (or cover them where detaching is refused), as runc does for --no-pivot."""
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split() for line in f]
+        from oci_runtime import mountinfo
+
         rootfs = self.rootfs.rstrip("/") + "/"
-        for fields in mounts:
-            root, mountpoint = fields[3], _unescape(fields[4])
-            fstype = fields[fields.index("-") + 1]
-            if root != "/" or fstype not in ("proc", "sysfs") or (mountpoint + "/").startswith(rootfs):
+        for m in mountinfo.mounts():
+            mountpoint = m.mountpoint
+            if m.root != "/" or m.fstype not in ("proc", "sysfs") or (mountpoint + "/").startswith(rootfs):
                 continue
             try:
                 linux.mount(None, mountpoint, None, linux.MS_SLAVE | linux.MS_REC, None, label=mountpoint)

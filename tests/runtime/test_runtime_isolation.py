@@ -213,6 +213,35 @@ def test_rootfs_propagation(make_bundle, pyrunc, propagation, tag):
         assert any(f.startswith(tag) for f in fields), out.stdout
 
 
+@pytest.mark.parametrize("propagation, reaches_host", [("rshared", True), (None, False), ("rslave", False)])
+def test_mounts_made_under_a_shared_bind_reach_the_host_only_with_shared_propagation(
+        make_bundle, pyrunc, tmp_path, propagation, reaches_host):
+    """rootfsPropagation rshared: a mount the container makes under an rshared bind of a shared host mount
+    appears on the host (as with runc); the binds stay in their host peer group after pivot_root."""
+    import subprocess
+
+    from oci_runtime.mountinfo import mount_points
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "prop-test", str(shared)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+
+        def edit(spec):
+            spec["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+            spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(shared),
+                                   "options": ["rbind", "rshared"]})
+            if propagation:
+                spec["linux"]["rootfsPropagation"] = propagation
+
+        out = run_in(make_bundle, pyrunc, "mkdir /data/in && mount -t tmpfs inner /data/in", edit=edit)
+        assert out.returncode == 0, out.stderr
+        assert (f"{shared}/in" in mount_points()) == reaches_host
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(shared)], check=False)
+
+
 def test_no_pivot(make_bundle, pyrunc):
 
     bundle = make_bundle(["sh", "-c", "ls /; cat /proc/self/mountinfo | head -1"])
