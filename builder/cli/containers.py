@@ -95,7 +95,8 @@ def cmd_start(args) -> int:
         if args.attach:
             _attach_extras(args, records.path(doc["Id"]), doc)
         try:
-            reader, raw = _start(args, records, doc, attach=args.attach, detach_keys=keys)
+            reader, raw = _start(args, records, doc, attach=args.attach, detach_keys=keys,
+                                 stdin=args.interactive)  # docker: -a alone shows output, sends no input
         except control.StartFailed as e:
             print(f"pydock: error: {e}", file=sys.stderr)
             failed = e.code
@@ -261,15 +262,17 @@ def cmd_exec(args) -> int:
         return command_failure_status(message)
 
 
-def _start(args, records, doc: dict, *, attach: bool, detach_keys: bytes):
+def _start(args, records, doc: dict, *, attach: bool, detach_keys: bytes, stdin: bool = True):
     """control.start, our terminal made raw first when a -it container is to own it (keys typed at once
     must reach it as typed: a cooked terminal holds them for a line, and eats ^Q). Returns the status
     reader and the raw-terminal context to wait in."""
     from builder.container import control
 
-    raw = _raw_terminal(attach and bool(doc["Config"].get("Tty")) and bool(doc["Config"].get("OpenStdin")))
+    stdin = stdin and bool(doc["Config"].get("OpenStdin"))
+    raw = _raw_terminal(attach and stdin and bool(doc["Config"].get("Tty")))
     try:
-        reader = control.start(_store_root(args), records, doc, attach=attach, detach_keys=detach_keys)
+        reader = control.start(_store_root(args), records, doc, attach=attach, detach_keys=detach_keys,
+                               stdin=stdin)
     except BaseException:
         raw.__exit__(None, None, None)
         raise

@@ -163,12 +163,15 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
         resources["cpu"] = {"period": period, "quota": host["NanoCpus"] * period // 10**9}
     if host.get("PidsLimit"):
         resources["pids"] = {"limit": host["PidsLimit"]}
+    from builder.container.mounts import bind_options, root_propagation, tmpfs_spec_mounts
+
     for m in record.get("Mounts") or []:
         if m.get("Type") != "tmpfs":
             spec["mounts"].append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
-                                   "options": ["rbind"] + ([] if m.get("RW", True) else ["ro"])})
-    from builder.container.mounts import tmpfs_spec_mounts
-
+                                   "options": bind_options(m)})
+    propagation = root_propagation(record.get("Mounts") or [])
+    if propagation:
+        spec["linux"]["rootfsPropagation"] = propagation
     spec["mounts"] += tmpfs_spec_mounts(host)
     if host.get("Init"):
         from builder.container.init import apply_init, host_init_binary

@@ -26,15 +26,17 @@ class StartFailed(ContainerError):
         self.code = code
 
 
-def start(store_root: Path, records: Records, doc: dict, *, attach: bool, detach_keys: bytes = b"") -> int:
-    """Start the container's monitor; return the read end of its status pipe once the container runs.
-    Raises StartFailed (with docker's exit code) when it could not start."""
+def start(store_root: Path, records: Records, doc: dict, *, attach: bool, detach_keys: bytes = b"",
+          stdin: bool = True) -> int:
+    """Start the container's monitor; return the read end of its status pipe once the container runs
+    (attach: with our output, and our input too if stdin). Raises StartFailed (with docker's exit code)
+    when it could not start."""
     if live_state(doc)["Status"] in ACTIVE:
         raise ContainerError(f"container {doc['Name'].lstrip('/')} is already running")
     with records.edit(doc["Id"]) as current:
         current["StopRequested"] = False
         current["RestartCount"] = 0
-    status = spawn_monitor(store_root, doc["Id"], attach=attach, detach_keys=detach_keys)
+    status = spawn_monitor(store_root, doc["Id"], attach=attach, detach_keys=detach_keys, stdin=stdin)
     reader = os.fdopen(status, "r", encoding="utf-8", errors="replace")
     line = reader.readline().rstrip("\n")
     if line.startswith("started "):

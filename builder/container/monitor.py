@@ -46,10 +46,12 @@ def runtime_for(store_root: Path):
     return Runtime(root=os.fspath(Path(store_root) / "runtime"))
 
 
-def spawn_monitor(store_root: Path, container_id: str, *, attach: bool, detach_keys: bytes = b"") -> int:
+def spawn_monitor(store_root: Path, container_id: str, *, attach: bool, detach_keys: bytes = b"",
+                  stdin: bool = True) -> int:
     """Start the monitor (double fork + setsid); return the read end of its status pipe. attach: the
-    monitor forwards output to our stdout/stderr and our stdin to the container (foreground run); with a
-    pty, detach_keys typed there let the CLI go ("detached" on the status pipe) and the container run on."""
+    monitor forwards output to our stdout/stderr and (if stdin) our stdin to the container (foreground
+    run); with a pty, detach_keys typed there let the CLI go ("detached" on the status pipe) and the
+    container run on."""
     status_r, status_w = os.pipe()
     child = os.fork()
     if child == 0:
@@ -59,10 +61,12 @@ def spawn_monitor(store_root: Path, container_id: str, *, attach: bool, detach_k
             if os.fork() == 0:
                 if not attach:
                     _to_devnull(0, 1, 2)
+                elif not stdin:
+                    _to_devnull(0)  # our input is not the container's: the monitor never reads it
                 code = 1
                 try:
                     code = run_monitor(Path(store_root), container_id, status_w, attach=attach,
-                                       detach_keys=detach_keys)
+                                       detach_keys=detach_keys, stdin=stdin)
                 finally:
                     os._exit(code)
         finally:
@@ -87,7 +91,7 @@ def _say(status_fd: int, line: str) -> None:
 
 
 def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: bool,
-                detach_keys: bytes = b"") -> int:
+                detach_keys: bytes = b"", stdin: bool = True) -> int:
     from builder.container.attach import AttachServer
 
     records = Records(store_root)
@@ -103,7 +107,7 @@ def run_monitor(store_root: Path, container_id: str, status_fd: int, *, attach: 
         doc["Guard"] = {"Pid": guard_pid, "StartTime": process_start_time(guard_pid)}
     tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
     server = AttachServer(cdir)
-    foreground = _Foreground(status_fd, open_stdin, detach_keys if tty else b"") if attach else None
+    foreground = _Foreground(status_fd, open_stdin and stdin, detach_keys if tty else b"") if attach else None
     restarts, first = 0, True
     while True:
         try:

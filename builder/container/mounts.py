@@ -1,8 +1,10 @@
 """`--mount` and `--tmpfs`, read as docker reads them, and the tmpfs mounts they add to the spec.
 
---mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=...][,tmpfs-mode=...]
-(src/dst/destination/ro as aliases; the type defaults to volume). Unlike -v, a bind mount's source must
-exist. --tmpfs /PATH[:OPTIONS] is kept as docker keeps it (HostConfig.Tmpfs) and is not in .Mounts; a
+--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,bind-propagation=...][,volume-nocopy]
+[,tmpfs-size=...][,tmpfs-mode=...] (src/dst/destination/ro as aliases; the type defaults to volume). Unlike
+-v, a bind mount's source must exist. A bind's propagation (docker's default rprivate) goes into its OCI
+options; a shared or slave one needs its host source on a shared (or slave) mount, as docker checks, and
+makes the container's root propagation rshared (rslave), so that mounts travel through the bind. --tmpfs /PATH[:OPTIONS] is kept as docker keeps it (HostConfig.Tmpfs) and is not in .Mounts; a
 --mount tmpfs is in both. tmpfs mounts are noexec, nosuid and nodev unless the options say otherwise."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from builder.container.records import ContainerError
 
 _TMPFS_DEFAULTS = ["noexec", "nosuid", "nodev"]
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
 
 def _bool(key: str, value: str | None) -> bool:
@@ -47,6 +50,18 @@ def parse_mount(spec: str) -> tuple[dict, dict]:
     source = fields.get("source") or ""
     host = {"Type": kind, "Source": source, "Target": target, **({"ReadOnly": True} if readonly else {})}
     mode = "ro" if readonly else ""
+    propagation = fields.get("bind-propagation")
+    if "bind-propagation" in fields:
+        if kind != "bind":
+            raise ContainerError(f'invalid mount config for type "{kind}": field BindOptions must not be specified')
+        if propagation not in PROPAGATIONS:
+            raise ContainerError(f"invalid value for bind-propagation: {propagation} (one of {', '.join(PROPAGATIONS)})")
+        host["BindOptions"] = {"Propagation": propagation}
+    if "volume-nocopy" in fields:
+        if kind != "volume":
+            raise ContainerError(f'invalid mount config for type "{kind}": field VolumeOptions must not be specified')
+        if _bool("volume-nocopy", fields["volume-nocopy"]):
+            host["VolumeOptions"] = {"NoCopy": True}
     if kind == "bind":
         if not source.startswith("/"):
             raise ContainerError(f'invalid mount config for type "bind": invalid mount path: {source!r} '
@@ -54,7 +69,7 @@ def parse_mount(spec: str) -> tuple[dict, dict]:
         if not os.path.exists(source):
             raise ContainerError(f'invalid mount config for type "bind": bind source path does not exist: {source}')
         return ({"Type": "bind", "Source": os.path.normpath(source), "Destination": os.path.normpath(target),
-                 "Mode": mode, "RW": not readonly, "Propagation": fields.get("bind-propagation") or "rprivate"},
+                 "Mode": mode, "RW": not readonly, "Propagation": propagation or "rprivate"},
                 host)
     if kind == "volume":
         if source:
@@ -112,3 +127,40 @@ def tmpfs_spec_mounts(host_config: dict) -> list[dict]:
 def _tmpfs(path: str, options: list[str]) -> dict:
     return {"destination": os.path.normpath(path), "type": "tmpfs", "source": "tmpfs",
             "options": _TMPFS_DEFAULTS + options}
+
+
+def no_copy(doc: dict, mount: dict) -> bool:
+    """A volume the user asked not to fill from the image (-v NAME:/PATH:nocopy, --mount volume-nocopy)."""
+    if "nocopy" in (mount.get("Mode") or "").split(","):
+        return True
+    return any(m.get("Type") == "volume" and os.path.normpath(m.get("Target") or "") == mount["Destination"]
+               and (m.get("VolumeOptions") or {}).get("NoCopy")
+               for m in (doc.get("HostConfig") or {}).get("Mounts") or [])
+
+
+def bind_options(mount: dict) -> list[str]:
+    """The OCI options of a bind or volume mount: recursive, its propagation, read-only if asked."""
+    return ["rbind", mount.get("Propagation") or "rprivate"] + ([] if mount.get("RW", True) else ["ro"])
+
+
+def root_propagation(mounts: list[dict]) -> str | None:
+    """The rootfs propagation shared or slave binds need (None: the runtime's default), after docker's check
+    that each such bind's host source sits on a mount that can pass mounts on."""
+    from oci_runtime import mountinfo
+
+    wanted = None
+    for m in mounts:
+        kind = (m.get("Propagation") or "").lstrip("r")
+        if m.get("Type") != "bind" or kind not in ("shared", "slave"):
+            continue
+        host = mountinfo.containing(m["Source"])
+        if kind == "shared":
+            if not host.shared:
+                raise ContainerError(f"path {m['Source']} is mounted on {host.mountpoint} but it is not a shared mount")
+            wanted = "rshared"
+        else:
+            if not (host.shared or host.slave):
+                raise ContainerError(f"path {m['Source']} is mounted on {host.mountpoint} but it is not a shared "
+                                     "or slave mount")
+            wanted = wanted or "rslave"
+    return wanted

@@ -32,10 +32,30 @@ def read_env(env: list[str], env_files: list[str]) -> list[str]:
     return resolved
 
 
+def _volume_mode(mode: str, bind: bool) -> tuple[bool, str]:
+    """-v's third part, docker's comma-separated list (ro|rw, a propagation for binds, nocopy for volumes,
+    and the SELinux and macOS words docker accepts and ignores here): (read-only, propagation)."""
+    from builder.container.mounts import PROPAGATIONS
+
+    words = [w for w in mode.split(",")] if mode else []
+    access = [w for w in words if w in ("ro", "rw")]
+    propagation = [w for w in words if w in PROPAGATIONS]
+    unknown = [w for w in words if w not in ("ro", "rw", "nocopy", "z", "Z", "consistent", "cached", "delegated")
+               + PROPAGATIONS]
+    if unknown or len(access) > 1 or len(propagation) > 1 or len(set(words)) != len(words):
+        raise ContainerError(f"invalid mode: {mode}")
+    kind = "bind" if bind else "volume"
+    if bind and "nocopy" in words:
+        raise ContainerError(f'invalid mount config for type "{kind}": field VolumeOptions must not be specified')
+    if not bind and propagation:
+        raise ContainerError(f'invalid mount config for type "{kind}": field BindOptions must not be specified')
+    return access == ["ro"], (propagation or ["rprivate"])[0]
+
+
 def parse_volume(spec: str) -> dict:
-    """-v HOST:CTR[:ro|rw] (a bind mount; HOST is made if missing, as docker does), NAME:CTR[:ro|rw]
-    (a named volume: STORE/volumes/NAME/_data, made on first use) or /CTR (an anonymous volume) as an
-    inspect Mounts entry (a volume's Source is filled in when it is made)."""
+    """-v HOST:CTR[:MODE] (a bind mount; HOST is made if missing, as docker does), NAME:CTR[:MODE] (a named
+    volume: STORE/volumes/NAME/_data, made on first use) or /CTR (an anonymous volume) as an inspect Mounts
+    entry (a volume's Source is filled in when it is made)."""
     from builder.container.volumes import volume_mount
 
     parts = spec.split(":")
@@ -45,17 +65,16 @@ def parse_volume(spec: str) -> dict:
         raise ContainerError(f"invalid volume specification: {spec!r}")
     host, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else ""
-    if mode not in ("", "ro", "rw"):
-        raise ContainerError(f"invalid mode {mode!r} in volume specification: {spec!r}")
     if not target.startswith("/"):
         raise ContainerError(f"invalid volume specification: {spec!r}: mount path must be absolute")
-    common = {"Destination": os.path.normpath(target), "Mode": mode, "RW": mode != "ro"}
+    readonly, propagation = _volume_mode(mode, host.startswith("/"))
     if host.startswith("/"):
-        return {"Type": "bind", "Source": os.path.normpath(host), **common, "Propagation": "rprivate"}
+        return {"Type": "bind", "Source": os.path.normpath(host), "Destination": os.path.normpath(target),
+                "Mode": mode, "RW": not readonly, "Propagation": propagation}
     from builder.volume.store import check_name
 
     check_name(host)
-    return volume_mount(host, target, mode)
+    return dict(volume_mount(host, target, mode), RW=not readonly)
 
 
 def volumes_from(records, refs: list[str]) -> list[dict]:

@@ -56,10 +56,11 @@ def copy_up_all(doc: dict, rootfs) -> None:
     """At a start, before the container runs: the image's content into each of its still-empty volumes."""
     from pathlib import Path
 
+    from builder.container.mounts import no_copy
     from builder.volume.copyup import copy_up
 
     for m in doc.get("Mounts") or []:
-        if m.get("Type") == "volume" and m.get("Source"):
+        if m.get("Type") == "volume" and m.get("Source") and not no_copy(doc, m):
             copy_up(Path(rootfs), m["Destination"], Path(m["Source"]))
 
 

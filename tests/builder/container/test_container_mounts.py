@@ -4,6 +4,7 @@ refusals (a --mount bind source must exist), and what the container sees."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -61,3 +62,96 @@ def test_bad_mounts_are_refused_and_leave_nothing(dock, tmp_path):
     proc = dock("run", "--tmpfs", "/x", "-v", "/x", "busybox", "true")
     assert proc.returncode == 125 and "duplicate mount point" in proc.stderr
     assert (dock("ps", "-aq").stdout, dock("volume", "ls", "-q").stdout) == before
+
+
+@pytest.fixture
+def shared_dir(tmp_path):
+    """A tmpfs of the test's own, made a shared mount (as / is on systemd hosts), unmounted at the end with
+    whatever reached it."""
+    import subprocess
+
+    path = tmp_path / "shared"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "shared-test", str(path)], check=True)
+    subprocess.run(["mount", "--make-shared", str(path)], check=True)
+    yield path
+    subprocess.run(["umount", "-R", "-l", str(path)], check=False)
+
+
+def host_mounts_under(path) -> list[str]:
+    from oci_runtime.mountinfo import mount_points
+
+    return [m for m in mount_points() if m.startswith(f"{path}/")]
+
+
+@pytest.mark.parametrize("how", ["--mount", "-v"])
+def test_rshared_bind_passes_the_containers_mounts_to_the_host(dock, shared_dir, how):
+    spec = (f"type=bind,source={shared_dir},target=/data,bind-propagation=rshared" if how == "--mount"
+            else f"{shared_dir}:/data:rshared")
+    proc = dock("run", "--rm", "--cap-add", "SYS_ADMIN", how, spec, "busybox", "sh", "-c",
+                "mkdir /data/in && mount -t tmpfs made-inside /data/in && touch /data/in/file")
+    assert proc.returncode == 0, proc.stderr
+    assert host_mounts_under(shared_dir) == [f"{shared_dir}/in"]
+    assert (shared_dir / "in" / "file").exists()
+
+
+def test_private_bind_keeps_the_containers_mounts_inside(dock, shared_dir):
+    proc = dock("run", "--rm", "--cap-add", "SYS_ADMIN", "-v", f"{shared_dir}:/data", "busybox", "sh", "-c",
+                "mkdir /data/in && mount -t tmpfs made-inside /data/in && grep -c ' /data/in ' /proc/mounts")
+    assert (proc.returncode, proc.stdout) == (0, "1\n"), proc.stderr
+    assert host_mounts_under(shared_dir) == []
+
+
+def test_rslave_bind_sees_mounts_the_host_makes_later(dock, shared_dir):
+    import subprocess
+
+    cid = dock("run", "-d", "--mount", f"type=bind,src={shared_dir},dst=/data,bind-propagation=rslave",
+               "busybox", "sleep", "60", check=True).stdout.strip()
+    (shared_dir / "late").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "late", str(shared_dir / "late")], check=True)
+    (shared_dir / "late" / "seen").write_text("yes\n")
+    assert dock("exec", cid, "cat", "/data/late/seen", check=True).stdout == "yes\n"
+    doc = json.loads(dock("inspect", cid, check=True).stdout)[0]
+    assert doc["Mounts"][0]["Propagation"] == "rslave"
+    assert doc["HostConfig"]["Mounts"][0]["BindOptions"] == {"Propagation": "rslave"}
+
+
+def test_shared_propagation_needs_a_shared_host_mount(dock, tmp_path):
+    proc = dock("run", "--rm", "--mount", f"type=bind,src={tmp_path},dst=/data,bind-propagation=shared",
+                "busybox", "true")
+    assert proc.returncode == 125 and "but it is not a shared mount" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_nocopy_volumes_are_not_filled_from_the_image(dock):
+    listing = "ls /usr/sbin | wc -l"
+    filled = dock("run", "--rm", "-v", "copied:/usr/sbin", "busybox", "sh", "-c", listing, check=True).stdout
+    assert int(filled) > 0
+    for args in (["-v", "plain-nocopy:/usr/sbin:nocopy"], ["--mount", "src=mount-nocopy,dst=/usr/sbin,volume-nocopy"]):
+        assert dock("run", "--rm", *args, "busybox", "sh", "-c", listing, check=True).stdout == "0\n", args
+    doc = json.loads(dock("volume", "inspect", "plain-nocopy", check=True).stdout)[0]
+    assert os.listdir(doc["Mountpoint"]) == []
+
+
+def test_bad_propagation_and_copy_options_are_refused(dock, tmp_path):
+    before = (dock("ps", "-aq").stdout, dock("volume", "ls", "-q").stdout)
+    for args, words in ((["--mount", f"type=bind,src={tmp_path},dst=/x,bind-propagation=sideways"],
+                         "invalid value for bind-propagation: sideways"),
+                        (["--mount", "type=volume,src=v,dst=/x,bind-propagation=rshared"],
+                         "field BindOptions must not be specified"),
+                        (["--mount", f"type=bind,src={tmp_path},dst=/x,volume-nocopy"],
+                         "field VolumeOptions must not be specified"),
+                        (["-v", f"{tmp_path}:/x:nocopy"], "field VolumeOptions must not be specified"),
+                        (["-v", "v:/x:rslave"], "field BindOptions must not be specified"),
+                        (["-v", f"{tmp_path}:/x:ro,rw"], "invalid mode: ro,rw"),
+                        (["-v", f"{tmp_path}:/x:fast"], "invalid mode: fast")):
+        proc = dock("run", *args, "busybox", "true")
+        assert proc.returncode == 125 and words in proc.stderr and proc.stderr.count("\n") == 1, (args, proc.stderr)
+    assert (dock("ps", "-aq").stdout, dock("volume", "ls", "-q").stdout) == before
+
+
+def test_volume_modes_combine_as_dockers(dock, tmp_path):
+    out = dock("run", "--rm", "-v", f"{tmp_path}:/ro-bind:ro,rprivate,z", "-v", "combo:/vol:ro,nocopy", "busybox",
+               "sh", "-c", "touch /ro-bind/x 2>/dev/null || echo bind-ro; touch /vol/x 2>/dev/null || echo vol-ro",
+               check=True).stdout
+    assert out == "bind-ro\nvol-ro\n"

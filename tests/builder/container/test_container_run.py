@@ -301,3 +301,13 @@ def test_exec_with_a_tty(dock):
             cli.kill()
         os.close(master)
     dock("rm", "-f", "host-of-exec", check=True)
+
+
+def test_start_a_without_i_does_not_send_our_input(dock):
+    dock("create", "-i", "--name", "reads-input", "busybox", "sh", "-c",
+         "if read -t 2 line; then echo got:$line; else echo nothing; fi", check=True)
+    proc = dock("start", "-a", "reads-input", input="typed\n")
+    assert (proc.returncode, proc.stdout) == (0, "nothing\n"), proc.stderr
+    proc = dock("start", "-ai", "reads-input", input="typed\n")
+    assert (proc.returncode, proc.stdout) == (0, "got:typed\n"), proc.stderr
+    dock("rm", "reads-input", check=True)
