@@ -2,7 +2,9 @@
 proxy process (proxy.py: it holds the port, so a port in use is an error before the container starts, and
 it carries loopback and hairpin traffic), and traffic from elsewhere to the host's addresses is DNATed by
 the kernel to the container (firewall.py's `publish` chain: no copy through user space). Random host
-ports come from the kernel's ephemeral range, lowest free first, as docker's allocator does.
+ports come from the kernel's ephemeral range, lowest free first, as docker's allocator does. A binding
+without an address is held on 0.0.0.0 and, where IPv6 works, on [::] with the same port (two entries in
+NetworkSettings.Ports, as docker); IPv6 clients reach the container's IPv4 address through the proxy.
 
 publish() runs in the monitor after the container has its address; unpublish() when it stops (and in the
 guard, and for containers whose monitor died at the next command, through the networks' reconcile)."""
@@ -18,6 +20,17 @@ from builder.network import firewall, proxy
 from builder.network.portspec import split_key, wanted_bindings
 
 ANY_IPV4 = "0.0.0.0"
+ANY_IPV6 = "::"
+
+
+def _ipv6_usable() -> bool:
+    """Whether this network namespace takes IPv6 sockets (not when the kernel has no IPv6 or it is
+    disabled here): a binding without an address is then held on [::] as well, as docker does."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6") as f:
+            return f.read().strip() == "0"
+    except OSError:
+        return False
 
 
 class PublishError(RuntimeError):
@@ -47,6 +60,8 @@ def _bind(host_ip: str, port: int, proto: str) -> socket.socket:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
     try:
+        if family == socket.AF_INET6:  # [::] beside 0.0.0.0 on the same port: two sockets, one per family
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if proto == "tcp":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as docker-proxy: TIME_WAIT is no owner
         sock.bind((host_ip, port))
@@ -66,20 +81,41 @@ def _bind(host_ip: str, port: int, proto: str) -> socket.socket:
     return sock
 
 
-def _hold(host_ip: str, host_port: str, proto: str) -> tuple[socket.socket, int]:
-    """Bind the binding's host port: the given one, the first free one of a range, or a random one."""
+def _bind_all(host_ips: list[str], port: int, proto: str) -> list[socket.socket]:
+    """The port on every address, or on none (what was bound is closed again when one fails)."""
+    socks: list[socket.socket] = []
+    try:
+        for ip in host_ips:
+            socks.append(_bind(ip, port, proto))
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def _hold(host_ips: list[str], host_port: str, proto: str) -> tuple[list[socket.socket], int]:
+    """Bind the binding's host port on each address: the given one, the first port of a range free on all
+    of them, or a random one."""
     if proto == "sctp":
         raise PublishError("publishing sctp ports is not supported")
     if host_port and "-" not in host_port:
-        return _bind(host_ip, int(host_port), proto), int(host_port)
+        return _bind_all(host_ips, int(host_port), proto), int(host_port)
     low, high = (int(p) for p in host_port.split("-")) if host_port else ephemeral_range()
     for port in range(low, high + 1):
         try:
-            return _bind(host_ip, port, proto), port
+            return _bind_all(host_ips, port, proto), port
         except PublishError as e:
             if "already allocated" not in str(e):
                 raise
-    raise PublishError(f"no free host port for {host_ip}:{host_port or 'random'}/{proto}")
+    raise PublishError(f"no free host port for {host_ips[0]}:{host_port or 'random'}/{proto}")
+
+
+def _host_ips(binding: dict) -> list[str]:
+    """The addresses a binding is held on: the one it names, else 0.0.0.0 and (with IPv6) [::]."""
+    if binding.get("HostIp"):
+        return [binding["HostIp"]]
+    return [ANY_IPV4, ANY_IPV6] if _ipv6_usable() else [ANY_IPV4]
 
 
 def check_free(bindings: dict[str, list[dict]]) -> None:
@@ -88,7 +124,8 @@ def check_free(bindings: dict[str, list[dict]]) -> None:
         _, proto = split_key(key)
         for b in entries:
             if b["HostPort"] and "-" not in b["HostPort"] and proto != "sctp":
-                _bind(b["HostIp"] or ANY_IPV4, int(b["HostPort"]), proto).close()
+                for sock in _bind_all(_host_ips(b), int(b["HostPort"]), proto):
+                    sock.close()
 
 
 def dnat_commands(container_id: str, ports: dict, container_ip: str, subnet: str | None) -> list[dict]:
@@ -138,10 +175,11 @@ def publish(doc: dict, container_ip: str, subnet: str | None = None) -> tuple[di
         for key, entries in wanted.items():
             ctr_port, proto = split_key(key)
             for b in entries:
-                host_ip = b.get("HostIp") or ANY_IPV4
-                sock, port = _hold(host_ip, b.get("HostPort") or "", proto)
-                held.append(proxy.Listener(sock, proto, (container_ip, ctr_port)))
-                ports[key] = (ports.get(key) or []) + [{"HostIp": host_ip, "HostPort": str(port)}]
+                host_ips = _host_ips(b)
+                socks, port = _hold(host_ips, b.get("HostPort") or "", proto)
+                for host_ip, sock in zip(host_ips, socks):
+                    held.append(proxy.Listener(sock, proto, (container_ip, ctr_port)))
+                    ports[key] = (ports.get(key) or []) + [{"HostIp": host_ip, "HostPort": str(port)}]
         if not held:
             return ports, None
         rules = dnat_commands(doc["Id"], ports, container_ip, subnet)

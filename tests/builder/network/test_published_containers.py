@@ -65,6 +65,7 @@ def _published_store(tmp_path_factory, busybox_tar):
 
 
 def fetch(host: str, port: int) -> str:
+    host = f"[{host}]" if ":" in host else host
     with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as r:
         return r.read().decode()
 
@@ -77,7 +78,7 @@ def serves(host: str, port: int) -> bool:
 
 
 def udp(host: str, port: int, text: bytes) -> bytes:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(2)
     with s:
         s.sendto(text, (host, port))
@@ -90,15 +91,19 @@ def record(dock: Pydock, ref: str) -> dict:
 
 
 def bindable(port: int, proto: str = "tcp") -> bool:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+    """Free on 0.0.0.0 and on [::]."""
+    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((address, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
 
 
 def publish_rules() -> str:
@@ -113,17 +118,19 @@ def test_httpd_is_reached_from_the_host_its_addresses_and_other_containers(dock)
     for address in (OTHER_ADDRESS, gateway):  # hairpin: a container on the same bridge, through the host
         out = dock("run", "--rm", "busybox", "wget", "-qO-", f"http://{address}:18081/")
         assert (out.returncode, out.stdout) == (0, "hello-net-ports\n"), out.stderr
-    assert dock("port", "net-ports-web", check=True).stdout == "80/tcp -> 0.0.0.0:18081\n"
-    assert dock("port", "net-ports-web", "80/tcp", check=True).stdout == "0.0.0.0:18081\n"
+    assert fetch("::1", 18081) == "hello-net-ports\n"  # held on [::] too, as docker; the proxy carries it
+    assert dock("port", "net-ports-web", check=True).stdout == "80/tcp -> 0.0.0.0:18081\n80/tcp -> [::]:18081\n"
+    assert dock("port", "net-ports-web", "80/tcp", check=True).stdout == "0.0.0.0:18081\n[::]:18081\n"
     missing = dock("port", "net-ports-web", "81")
     assert (missing.returncode, missing.stderr) == (1, "Error: No public port '81/tcp' published for net-ports-web\n")
     ps = dock("ps", check=True).stdout.splitlines()
     header, row = ps[0], next(line for line in ps if line.endswith("net-ports-web"))
-    assert row[header.index("PORTS"):].startswith("0.0.0.0:18081->80/tcp ")
+    assert row[header.index("PORTS"):].startswith("0.0.0.0:18081->80/tcp, [::]:18081->80/tcp ")
     doc = record(dock, "net-ports-web")
     assert doc["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "18081"}]}
     assert doc["Config"]["ExposedPorts"] == {"80/tcp": {}}
-    assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18081"}]}
+    assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18081"},
+                                                          {"HostIp": "::", "HostPort": "18081"}]}
     dock("rm", "-f", "net-ports-web", check=True)
     assert bindable(18081) and publish_rules() == ""
 
@@ -157,7 +164,8 @@ def test_udp_through_publish_udp(dock):
 
     assert wait_for(lambda: answers("127.0.0.1"), timeout=15)
     assert answers(OTHER_ADDRESS)
-    assert dock("port", "net-ports-udp", check=True).stdout == "5353/udp -> 0.0.0.0:15353\n"
+    assert answers("::1")
+    assert dock("port", "net-ports-udp", check=True).stdout == "5353/udp -> 0.0.0.0:15353\n5353/udp -> [::]:15353\n"
     dock("rm", "-f", "net-ports-udp", check=True)
     assert bindable(15353, "udp")
 
@@ -174,6 +182,8 @@ def test_publish_all_and_loopback_only_bindings_get_ports_that_port_reports(dock
         host, _, port = address.rpartition(":")
         assert low <= int(port) <= high, line
         found.setdefault(key, []).append((host, int(port)))
+    for key in ("7000/udp", "7001/udp"):  # a random port is the same number on 0.0.0.0 and [::]
+        assert [h for h, _ in found[key]] == ["0.0.0.0", "[::]"] and len({p for _, p in found[key]}) == 1
     assert sorted(found) == ["7000/udp", "7001/udp", "80/tcp"]
     # -P adds bindings only for exposed ports that -p did not bind (docker's rule)
     assert [h for h, _ in found["80/tcp"]] == ["127.0.0.1"]
@@ -199,6 +209,19 @@ def test_a_port_in_use_is_refused_before_anything_is_created(dock):
     assert "18082" not in publish_rules()
     bad = dock("run", "-p", "80:http", "busybox", "true")
     assert (bad.returncode, bad.stderr) == (125, "pydock: error: invalid containerPort: http\n")
+    holder = socket.socket(socket.AF_INET6)
+    holder.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    holder.bind(("::", 18083))
+    holder.listen(1)
+    try:
+        out = dock("run", "-d", "-p", "18083:80", "busybox", *HTTPD)
+        random = dock("run", "-d", "--name", "net-ports-random6", "-p", "80", "busybox", *HTTPD, check=True)
+    finally:
+        holder.close()
+    assert (out.returncode, out.stderr) == (125, "pydock: error: Bind for [::]:18083 failed: port is already allocated\n")
+    assert bindable(18083)  # 0.0.0.0:18083, bound first, was let go again
+    assert random.returncode == 0
+    dock("rm", "-f", "net-ports-random6", check=True)
 
 
 def test_stop_releases_the_port_for_the_next_container(dock):
