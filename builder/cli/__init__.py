@@ -42,7 +42,7 @@ MODULE_OF = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """pydock's parser: with `command`, only the parsers of the module that holds it (when known)."""
-    p = Parser(prog="pydock", description="Build OCI images from Dockerfiles; manage the local image store.")
+    p = Parser(prog="pydock", description="docker's workflow without a daemon: build images, run containers (a small monitor each), networks, volumes, registries.")
     p.add_argument("--root", default=os.environ.get("PYDOCK_ROOT") or DEFAULT_ROOT,
                    help="image store directory (default: $PYDOCK_ROOT or /var/lib/pydock)")
     p.add_argument("--version", action="version", version=f"pydock version {system.VERSION}",
