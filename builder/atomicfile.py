@@ -12,7 +12,6 @@ Every write error is a BuildError naming the path."""
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,7 +97,7 @@ def atomic_file(path: Path | str, *, durable: bool = True) -> Iterator[BinaryIO]
             except OSError:
                 pass
         return
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")  # (secrets costs 9 ms to import)
     try:
         raw = _open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         with raw:

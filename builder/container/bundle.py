@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 from builder.atomicfile import atomic_file
-from builder.bundle.spec import image_spec
 
 
 def effective_image_config(image_config: dict, options: dict) -> dict:
@@ -142,6 +141,8 @@ def _apply_network(spec: dict, record: dict) -> None:
 def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: Path) -> Path:
     """CONTAINER/bundle/config.json for the record, whose Config holds the resolved process (made by
     effective_image_config at create) and HostConfig the rest. Returns the bundle dir."""
+    from builder.bundle.spec import image_spec  # here: exec needs this module's rules, not the spec builder
+
     config, host = record["Config"], record["HostConfig"]
     resolved = copy.deepcopy(image_config)
     resolved["config"] = dict(resolved.get("config") or {},
