@@ -211,6 +211,7 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
 
     container_id = doc["Id"]
     tty, open_stdin = bool(doc["Config"].get("Tty")), bool(doc["Config"].get("OpenStdin"))
+    pid_file = cdir / "init.pid"
     try:
         store = ImageStore(store_root)
         image = store.resolve(doc["Image"])
@@ -225,32 +226,36 @@ def _start_once(store_root: Path, records: Records, runtime, doc: dict, cdir: Pa
                 runtime.delete(container_id, force=True)  # what a crashed earlier run left
             except Exception:  # noqa: BLE001 - gone meanwhile
                 pass
-        pid_file = cdir / "init.pid"
+        pid_file.unlink(missing_ok=True)
+        # `run --detach`: create and start in one runtime process (one interpreter start fewer than two calls)
         if tty:
-            master, stdin_w, outputs = _create_with_pty(runtime, container_id, bundle, cdir, pid_file)
+            master, stdin_w, outputs = _run_with_pty(runtime, container_id, bundle, cdir, pid_file)
             ends = [master]
         else:
-            stdin_w, outputs, ends = _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin)
+            stdin_w, outputs, ends = _run_with_pipes(runtime, container_id, bundle, pid_file, open_stdin)
         init_pid = int(pid_file.read_text())
-        try:
-            runtime.start(container_id)
-        except RuntimeErrors as e:
-            raise _CannotStart(command_failure_status(str(e)), str(e), reap=init_pid) from None
-    except _CannotStart:
-        raise
-    except RuntimeErrors as e:  # create refused the command (not found, not executable): docker's 126/127
-        raise _CannotStart(command_failure_status(str(e)), str(e)) from None
+    except RuntimeErrors as e:  # the command could not run (not found, not executable): docker's 126/127
+        raise _CannotStart(command_failure_status(str(e)), str(e), reap=_pid_in(pid_file)) from None
     except BaseException as e:  # noqa: BLE001 - reported to the CLI, and recorded
         raise _CannotStart(125, str(e)) from None
     return init_pid, outputs, stdin_w, ends
 
 
-def _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin):
+def _pid_in(pid_file: Path) -> int | None:
+    """The init a failed run left (killed by the runtime, reparented to us: ours to reap), if it wrote one."""
+    try:
+        return int(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _run_with_pipes(runtime, container_id, bundle, pid_file, open_stdin):
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     in_r, in_w = os.pipe() if open_stdin else (None, None)
     try:
-        runtime.create(container_id, bundle, stdin=in_r, stdout=out_w, stderr=err_w, pid_file=os.fspath(pid_file))
+        runtime.run(container_id, bundle, detach=True, stdin=in_r, stdout=out_w, stderr=err_w,
+                    pid_file=os.fspath(pid_file))
     finally:
         for fd in (out_w, err_w, in_r):
             if fd is not None:
@@ -258,7 +263,7 @@ def _create_with_pipes(runtime, container_id, bundle, pid_file, open_stdin):
     return in_w, {out_r: "stdout", err_r: "stderr"}, [out_r, err_r] + ([in_w] if in_w is not None else [])
 
 
-def _create_with_pty(runtime, container_id, bundle, cdir, pid_file):
+def _run_with_pty(runtime, container_id, bundle, cdir, pid_file):
     import tempfile
 
     # a short path of our own: AF_UNIX paths stop at 108 bytes, and the store's may be longer
@@ -268,8 +273,8 @@ def _create_with_pty(runtime, container_id, bundle, cdir, pid_file):
     try:
         listener.bind(path)
         listener.listen(1)
-        runtime.create(container_id, bundle, console_socket=path, pid_file=os.fspath(pid_file))
-        conn, _ = listener.accept()  # init connected during create; the backlog kept it
+        runtime.run(container_id, bundle, detach=True, console_socket=path, pid_file=os.fspath(pid_file))
+        conn, _ = listener.accept()  # init connected during the run; the backlog kept it
         with conn:
             _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
     finally:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 
 VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
@@ -14,9 +14,16 @@ _SURNAMES = ("agnesi", "babbage", "curie", "dijkstra", "euler", "fermat", "gauss
              "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak")
 
 
+# os.urandom, not secrets: the same kernel bytes, without secrets' 8 ms of imports (hmac, random) per command
+
+
 def new_id() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
+
+
+def _pick(words: tuple[str, ...]) -> str:
+    return words[int.from_bytes(os.urandom(4), "big") % len(words)]  # the bias over 2**32 is negligible
 
 
 def generated_name() -> str:
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_SURNAMES)}"
+    return f"{_pick(_ADJECTIVES)}_{_pick(_SURNAMES)}"
