@@ -61,13 +61,40 @@ def wait_exit(reader) -> int | None:
 
 
 def wait_stopped(records: Records, container_id: str, timeout: float | None) -> bool:
-    """Poll the record until the container is no longer running; False on timeout."""
+    """Until the container is no longer running (False on timeout). Its monitor records the end and then
+    exits, unless a restart policy keeps it: we wake when it exits (a pidfd), else look again every 50 ms."""
+    import select
+
     deadline = None if timeout is None else time.monotonic() + timeout
-    while is_running(records, container_id):
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+    monitor = _monitor_pidfd(records, container_id)
+    try:
+        while is_running(records, container_id):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if monitor is None:
+                time.sleep(0.05)
+            elif select.select([monitor], [], [], 0.05)[0]:  # it exited: the record says how, or its guard
+                os.close(monitor)                             # (still finishing) will; look every 50 ms
+                monitor = None
+    finally:
+        if monitor is not None:
+            os.close(monitor)
     return True
+
+
+def _monitor_pidfd(records: Records, container_id: str) -> int | None:
+    """A pidfd of the container's monitor (readable once it has exited), or None when there is none."""
+    from builder.container.liveness import process_start_time
+
+    try:
+        entry = records.load(container_id).get("Monitor") or {}
+        fd = os.pidfd_open(entry["Pid"])
+    except (ContainerError, KeyError, TypeError, OSError):
+        return None
+    if process_start_time(entry["Pid"]) != entry.get("StartTime"):  # another process under a reused pid
+        os.close(fd)
+        return None
+    return fd
 
 
 def signal_container(store_root: Path, container_id: str, signal: str) -> None:

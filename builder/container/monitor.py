@@ -353,6 +353,8 @@ def _pump(init_pid: int, outputs: dict[int, str], stdin_w: int | None, log: LogW
                 if exited is not None:
                     os.close(exited)
                     exited = None
+                if not open_outputs:
+                    break  # exited and drained (the select below would only wait out its timeout)
         if drain_deadline is not None and time.monotonic() > drain_deadline:
             break  # a leftover process of the container still holds the pipe: stop waiting
         forward_stdin = forward_stdin and foreground.reading
