@@ -152,16 +152,20 @@ class Runtime:
               pass_fds=(), status_is_result: bool = False) -> int:
         if input is None and stdin is None:
             stdin = subprocess.DEVNULL
+        stdout = stdout if stdout is not None else subprocess.DEVNULL
+        stderr = stderr if stderr is not None else subprocess.DEVNULL
         with tempfile.NamedTemporaryFile(prefix="pyrunc-log-") as log:
-            proc = subprocess.run(self._argv(args, log.name), input=input, stdin=stdin,
-                                  stdout=stdout if stdout is not None else subprocess.DEVNULL,
-                                  stderr=stderr if stderr is not None else subprocess.DEVNULL, pass_fds=pass_fds)
-            if proc.returncode:
+            argv = self._argv(args, log.name)
+            code = None if input is not None else _forked_runtime(argv, stdin, stdout, stderr, pass_fds)
+            if code is None:
+                code = subprocess.run(argv, input=input, stdin=stdin, stdout=stdout, stderr=stderr,
+                                      pass_fds=pass_fds).returncode
+            if code:
                 record = _logged_error(log.name)
                 # a run or exec whose process failed returns its status; the runtime's own failure raises
                 if record is not None or not status_is_result:
-                    _raise(record, proc.returncode)
-        return proc.returncode
+                    _raise(record, code)
+        return code
 
     def _output(self, args: list[str]) -> str:
         with tempfile.NamedTemporaryFile(prefix="pyrunc-log-") as log:
@@ -169,6 +173,64 @@ class Runtime:
             if proc.returncode:
                 _raise_from_log(log.name, proc.returncode)
         return proc.stdout.decode()
+
+
+def _forked_runtime(argv: list[str], stdin, stdout, stderr, pass_fds) -> int | None:
+    """Run pyrunc_command's argv in a child forked from this interpreter, without exec: the child is
+    the same as the one subprocess would start (its own stdio and pass_fds only, default signal
+    handlers), minus the interpreter start and the imports this process has already done (~15 ms of
+    every call). Only while this process has a single thread (a fork copies no other thread, and their
+    locks could be held); None then, and the caller starts the runtime as a new program."""
+    import threading
+
+    if threading.active_count() != 1:
+        return None
+    opened = []
+
+    def fd_of(value, mode: int) -> int:
+        if value == subprocess.DEVNULL:
+            opened.append(os.open(os.devnull, mode | os.O_CLOEXEC))
+            return opened[-1]
+        return value if isinstance(value, int) else value.fileno()
+
+    try:
+        std = [fd_of(stdin, os.O_RDONLY), fd_of(stdout, os.O_WRONLY), fd_of(stderr, os.O_WRONLY)]
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # or the child would write our buffered output a second time
+        pid = os.fork()
+        if pid == 0:
+            _become_runtime(argv, std, pass_fds)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _become_runtime(argv: list[str], std: list[int], pass_fds) -> None:
+    """In the forked child: stdio and the passed fds only, a new program's signal handlers, then the CLI."""
+    try:
+        import signal
+
+        moved = [os.dup(fd) for fd in std]  # first out of the way: one of them may be 0, 1 or 2
+        for target, fd in enumerate(moved):
+            os.dup2(fd, target)
+        keep = sorted({0, 1, 2, *pass_fds})
+        for low, high in zip(keep, keep[1:] + [os.sysconf("SC_OPEN_MAX")]):
+            os.closerange(low + 1, high)
+        for fd in pass_fds:
+            os.set_inheritable(fd, True)
+        signal.set_wakeup_fd(-1)
+        for sig in signal.valid_signals():
+            handler = signal.getsignal(sig)
+            if callable(handler) and handler is not signal.default_int_handler:
+                signal.signal(sig, signal.SIG_DFL)
+        sys.argv = ["pyrunc", *argv[argv.index("-c") + 2:]]  # what follows `-c CODE`
+        from oci_runtime.cli import main_and_exit
+
+        main_and_exit()
+    finally:
+        os._exit(1)  # only reached when the CLI could not even start
 
 
 def _logged_error(log_path: str) -> dict | None:
