@@ -68,6 +68,17 @@ ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"
             "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
 
 
+def check_capabilities(names: list[str]) -> None:
+    """Refuse, at create, a --cap-add/--cap-drop name docker would refuse (ALL or a capability's name)."""
+    for name in names:
+        upper = name.upper()
+        full = upper if upper == "ALL" or upper.startswith("CAP_") else "CAP_" + upper
+        if full != "ALL" and full not in ALL_CAPS:
+            from builder.container.records import ContainerError
+
+            raise ContainerError(f'unknown capability: "{full}"')
+
+
 def host_capabilities() -> list[str]:
     """Every capability we can pass on: those in our own bounding set (a capability outside it cannot be
     granted; asking for it would only make the start fail)."""
