@@ -2,8 +2,8 @@
 
 --ulimit NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1 is unlimited) replaces the runtime's default for
 that resource. --security-opt no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json
-(docker's profile format: a rule applies when its includes match and its excludes do not, by the
-container's capabilities and the machine's architecture)."""
+(docker's profile format, checked at create and translated by seccomp.py for the container's capabilities;
+it applies to --privileged too, as in docker)."""
 
 from __future__ import annotations
 
