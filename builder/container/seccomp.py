@@ -98,16 +98,13 @@ def without_unknown_names(seccomp: dict) -> dict:
     """The filter less the syscall names this host's libseccomp does not know (calls newer than it, such
     as mseal or listmount on libseccomp 2.5): our runtime refuses them as typos, docker's runc skips them.
     Resolving ~370 names costs well under a millisecond."""
-    from oci_runtime.seccomp.errors import SeccompError
-    from oci_runtime.seccomp.lib import NR_SCMP_ERROR, library
+    from oci_runtime.api import unknown_syscall_names
 
-    try:
-        lib = library()
-    except SeccompError:
-        return seccomp  # the runtime says why it cannot filter
-    rules = []
-    for rule in seccomp.get("syscalls") or []:
-        names = [n for n in rule.get("names") or [] if not isinstance(n, str) or lib.syscall_number(n) != NR_SCMP_ERROR]
+    rules = seccomp.get("syscalls") or []
+    unknown = unknown_syscall_names([n for rule in rules for n in rule.get("names") or [] if isinstance(n, str)])
+    kept = []
+    for rule in rules:
+        names = [n for n in rule.get("names") or [] if n not in unknown]
         if names:
-            rules.append(dict(rule, names=names))
-    return dict(seccomp, syscalls=rules)
+            kept.append(dict(rule, names=names))
+    return dict(seccomp, syscalls=kept)

@@ -69,13 +69,13 @@ def _read_profile(path: str) -> dict:
     if not isinstance(profile, dict) or "defaultAction" not in profile:
         raise ContainerError(f"decoding seccomp profile ({path}) failed: no defaultAction")
     from builder.container.bundle import host_capabilities
-    from oci_runtime.seccomp.errors import SeccompError
-    from oci_runtime.seccomp.profile import parse_profile
+    from oci_runtime.api import check_seccomp
+    from oci_runtime.errors import RuntimeFailure
 
     try:  # with no capability and with all, so rules excluded or included by caps are checked too
         for caps in ([], host_capabilities()):
-            parse_profile(seccomp_from_profile(profile, caps))
-    except (ContainerError, SeccompError) as e:
+            check_seccomp(seccomp_from_profile(profile, caps))
+    except (ContainerError, RuntimeFailure) as e:
         raise ContainerError(f"invalid seccomp profile ({path}): {str(e).removeprefix('seccomp profile: ')}") from None
     return profile
 
