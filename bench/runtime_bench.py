@@ -60,9 +60,10 @@ PR_SET_CHILD_SUBREAPER = 36
 # -- inputs ---------------------------------------------------------------------------------------------
 
 
-def write_bundle(bundle: Path, rootfs: Path, runc: str, args: list[str]) -> Path:
+def write_bundle(bundle: Path, rootfs: Path, runc: str, args: list[str], seccomp: bool = False) -> Path:
     """config.json from `runc spec` (what runc users start from), with a non-terminal process `args` and
-    an absolute root.path, so that several bundles share one rootfs."""
+    an absolute root.path, so that several bundles share one rootfs; with `seccomp`, the default profile
+    pydock gives a container (docker's) for the bundle's capabilities."""
     bundle.mkdir(parents=True, exist_ok=True)
     config_path = bundle / "config.json"
     if config_path.exists():
@@ -72,6 +73,11 @@ def write_bundle(bundle: Path, rootfs: Path, runc: str, args: list[str]) -> Path
     config["process"]["terminal"] = False
     config["process"]["args"] = args
     config["root"]["path"] = str(rootfs)
+    if seccomp:
+        from builder.container.seccomp import default_seccomp, without_unknown_names
+
+        caps = config["process"]["capabilities"]["bounding"]
+        config["linux"]["seccomp"] = without_unknown_names(default_seccomp(caps))
     config_path.write_text(json.dumps(config, indent=2))
     return bundle
 
@@ -355,6 +361,8 @@ def main() -> int:
     parser.add_argument("--runc", default="/usr/sbin/runc", help="runc to compare with (default /usr/sbin/runc)")
     parser.add_argument("--only", default="run,lifecycle,exec,startup,imports",
                         help="comma-separated scenarios (default: all of run,lifecycle,exec,startup,imports)")
+    parser.add_argument("--seccomp", action="store_true",
+                        help="bundles carry docker's default seccomp profile (as pydock writes it)")
     parser.add_argument("--import-runs", type=int, default=5, help="runs per import profile (default 5)")
     parser.add_argument("--workdir", default=None, help="scratch directory (default: a new one under /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
@@ -377,8 +385,9 @@ def main() -> int:
 
     become_subreaper()
     rootfs = build_busybox_rootfs(workdir / "rootfs")
-    bundle_true = write_bundle(workdir / "bundle-true", rootfs, args.runc, ["/bin/true"])
-    bundle_sleep = write_bundle(workdir / "bundle-sleep", rootfs, args.runc, ["/bin/sleep", "3600"])
+    bundle_true = write_bundle(workdir / "bundle-true", rootfs, args.runc, ["/bin/true"], args.seccomp)
+    bundle_sleep = write_bundle(workdir / "bundle-sleep", rootfs, args.runc, ["/bin/sleep", "3600"], args.seccomp)
+    print(f"seccomp: {'docker default profile' if args.seccomp else 'none'}")
     runtimes = [Runtime("pyrunc", pyrunc, str(workdir / "root-pyrunc")),
                 Runtime("runc", [args.runc], str(workdir / "root-runc"))]
     try:

@@ -286,3 +286,25 @@ def delete_container(container_id: str, *, root: str | None = None) -> None:
     """Force-delete a container (idempotent), e.g. after the caller was interrupted."""
     subprocess.run([*pyrunc_command(root), "delete", "--force", container_id],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# -- seccomp profiles, for an engine writing linux.seccomp -----------------------------------------------------
+def check_seccomp(seccomp: dict) -> None:
+    """Raise errors.RuntimeFailure with the runtime's one line (naming the field) when it would refuse this
+    linux.seccomp; no libseccomp needed."""
+    from oci_runtime.seccomp.profile import parse_profile
+
+    parse_profile(seccomp)
+
+
+def unknown_syscall_names(names: list[str]) -> set[str]:
+    """The names this host's libseccomp cannot resolve (the runtime refuses them; runc skips them). Empty when
+    libseccomp is missing: the runtime then says why it cannot filter."""
+    from oci_runtime.seccomp.errors import SeccompError
+    from oci_runtime.seccomp.lib import NR_SCMP_ERROR, library
+
+    try:
+        lib = library()
+    except SeccompError:
+        return set()
+    return {name for name in names if lib.syscall_number(name) == NR_SCMP_ERROR}

@@ -1,9 +1,9 @@
 """The sandbox a RUN command runs in: a container made by our own runtime, over a step's overlay rootfs.
 
 The bundle's rootfs is the workspace's merged dir. Like BuildKit: hostname "buildkitsandbox", generated
-/etc/hosts and /etc/resolv.conf bind-mounted in, docker's default capabilities, a new network namespace
-with only loopback for --network none (the default), the host's for --network host, or one on pydock's
-default bridge network for --network bridge. Mount points the
+/etc/hosts and /etc/resolv.conf bind-mounted in, docker's default capabilities and seccomp profile, a new
+network namespace with only loopback for --network none (the default), the host's for --network host, or one
+on pydock's default bridge network for --network bridge. Mount points the
 runtime needs but the image lacks are created before and removed after, so they never reach the layer.
 """
 
@@ -20,17 +20,13 @@ from pathlib import Path
 from builder.builds.files import mkdir_in_root, resolve_in_root
 from builder.builds.users import image_user
 from builder.bundle.spec import process_spec
+from builder.container.bundle import DOCKER_DEFAULT_CAPS
 from builder.network.etcfiles import resolv_conf
 from oci_runtime.api import delete_container, run_container
 from oci_runtime.users import ExecUser
 from oci_runtime.units import go_quote
 
 HOSTNAME = "buildkitsandbox"
-DOCKER_DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-]
 _STUB_DIRS = ("/proc", "/sys", "/dev")
 _STUB_FILES = ("/etc/hosts", "/etc/resolv.conf")
 
@@ -125,6 +121,10 @@ def _spec(rootfs: Path, bundle: Path, run: RunSpec, user: ExecUser) -> dict:
     caps = list(DOCKER_DEFAULT_CAPS)
     proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
     proc["noNewPrivileges"] = False
+    # BuildKit's sandbox filters RUN as docker filters containers: the default profile for these caps
+    from builder.container.seccomp import default_seccomp, without_unknown_names
+
+    spec["linux"]["seccomp"] = without_unknown_names(default_seccomp(caps))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = 1048576 if hard == resource.RLIM_INFINITY else min(hard, 1048576)
     proc["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": limit, "soft": limit}]

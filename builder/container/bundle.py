@@ -38,14 +38,20 @@ DOCKER_DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNE
                        "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
 
 
-def capability_set(cap_add: list[str], cap_drop: list[str]) -> list[str]:
-    """docker's defaults with --cap-add/--cap-drop applied (names with or without CAP_; --cap-drop ALL).
-    The runtime refuses names it does not know."""
+def capability_set(cap_add: list[str], cap_drop: list[str], privileged: bool = False) -> list[str]:
+    """docker's rules: --privileged gets every capability (its --cap-drop is ignored); --cap-add ALL every
+    one less --cap-drop; --cap-drop ALL only --cap-add's; else the defaults less --cap-drop plus --cap-add.
+    Names with or without CAP_, any case; the runtime refuses names it does not know."""
+    if privileged:
+        return host_capabilities()
+
     def norm(name: str) -> str:
         name = name.upper()
         return name if name == "ALL" or name.startswith("CAP_") else "CAP_" + name
 
     adds, drops = [norm(c) for c in cap_add], [norm(c) for c in cap_drop]
+    if "ALL" in adds:
+        return [c for c in host_capabilities() if c not in drops]
     caps = [] if "ALL" in drops else [c for c in DOCKER_DEFAULT_CAPS if c not in drops]
     return list(dict.fromkeys(caps + adds))
 
@@ -59,6 +65,17 @@ ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"
             "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
             "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
             "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+
+
+def check_capabilities(names: list[str]) -> None:
+    """Refuse, at create, a --cap-add/--cap-drop name docker would refuse (ALL or a capability's name)."""
+    for name in names:
+        upper = name.upper()
+        full = upper if upper == "ALL" or upper.startswith("CAP_") else "CAP_" + upper
+        if full != "ALL" and full not in ALL_CAPS:
+            from builder.container.records import ContainerError
+
+            raise ContainerError(f'unknown capability: "{full}"')
 
 
 def host_capabilities() -> list[str]:
@@ -98,14 +115,10 @@ def host_devices() -> list[dict]:
     return devices
 
 
-def make_privileged(spec: dict, cap_drop: list[str]) -> None:
-    """docker's --privileged: every capability (less --cap-drop), no seccomp filter, the host's devices
-    (all allowed), /sys and the cgroup tree read-write, and no masked or read-only /proc and /sys paths."""
-    dropped = {c.upper() if c.upper().startswith("CAP_") else "CAP_" + c.upper() for c in cap_drop}
-    caps = [] if "CAP_ALL" in dropped else [c for c in host_capabilities() if c not in dropped]
-    spec["process"]["capabilities"] = {kind: list(caps) for kind in ("bounding", "effective", "permitted")}
+def make_privileged(spec: dict) -> None:
+    """docker's --privileged besides its capabilities and seccomp: the host's devices (all allowed), /sys
+    and the cgroup tree read-write, and no masked or read-only /proc and /sys paths."""
     linux = spec["linux"]
-    linux.pop("seccomp", None)
     linux["maskedPaths"] = []
     linux["readonlyPaths"] = []
     linux["devices"] = host_devices()
@@ -150,12 +163,14 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
     spec = image_spec(resolved, rootfs, terminal=bool(config.get("Tty")))
     spec["root"] = {"path": os.fspath(rootfs), "readonly": bool(host.get("ReadonlyRootfs"))}
     spec["hostname"] = config.get("Hostname") or record["Id"][:12]
-    caps = capability_set(host.get("CapAdd") or [], host.get("CapDrop") or [])
+    caps = capability_set(host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))
     spec["process"]["capabilities"] = {kind: list(caps) for kind in ("bounding", "effective", "permitted")}
     spec["process"]["noNewPrivileges"] = False  # docker's default: setuid programs work
-    from builder.container.seccomp import default_seccomp
+    from builder.container.security import container_seccomp
 
-    spec["linux"]["seccomp"] = default_seccomp(caps)  # --security-opt and --privileged may replace it
+    seccomp = container_seccomp(host, caps)
+    if seccomp is not None:
+        spec["linux"]["seccomp"] = seccomp
     resources = spec["linux"].setdefault("resources", {})
     if host.get("Memory"):
         resources["memory"] = {"limit": host["Memory"]}
@@ -183,7 +198,7 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
 
         apply_security(spec, host)
     if host.get("Privileged"):
-        make_privileged(spec, host.get("CapDrop") or [])
+        make_privileged(spec)
     _apply_network(spec, record)
     bundle = Path(container_dir) / "bundle"
     bundle.mkdir(exist_ok=True)

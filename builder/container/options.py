@@ -125,8 +125,9 @@ def new_record(image, ref: str, args, records) -> dict:
     env = list(cfg.get("Env") or [])
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, f"PATH={DEFAULT_PATH}")  # docker records the default PATH too
-    if any(c.upper() in ("ALL", "CAP_ALL") for c in args.cap_add):
-        raise ContainerError("--cap-add ALL is not supported yet: name the capabilities")
+    from builder.container.bundle import check_capabilities
+
+    check_capabilities(args.cap_add + args.cap_drop)
     resources = _resources(args)
     from builder.container.logs import log_options
 

@@ -2,8 +2,8 @@
 
 --ulimit NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1 is unlimited) replaces the runtime's default for
 that resource. --security-opt no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json
-(docker's profile format: a rule applies when its includes match and its excludes do not, by the
-container's capabilities and the machine's architecture)."""
+(docker's profile format, checked at create and translated by seccomp.py for the container's capabilities;
+it applies to --privileged too, as in docker)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import json
 import os
 
 from builder.container.records import ContainerError
+from builder.container.seccomp import seccomp_from_profile
 
 _RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
             "rss", "rtprio", "rttime", "sigpending", "stack")
 _UNLIMITED = 2**64 - 1
-_ARCHES = {"x86_64": ("SCMP_ARCH_X86_64", "amd64"), "aarch64": ("SCMP_ARCH_AARCH64", "arm64")}
 
 
 def parse_ulimits(specs: list[str]) -> list[dict]:
@@ -58,6 +58,7 @@ def parse_security_opts(specs: list[str]) -> list[str]:
 
 
 def _read_profile(path: str) -> dict:
+    """The profile file, checked as docker's daemon would use it (so a bad file fails at create)."""
     try:
         with open(path, encoding="utf-8") as f:
             profile = json.load(f)
@@ -67,45 +68,20 @@ def _read_profile(path: str) -> dict:
         raise ContainerError(f"decoding seccomp profile ({path}) failed: {e}") from None
     if not isinstance(profile, dict) or "defaultAction" not in profile:
         raise ContainerError(f"decoding seccomp profile ({path}) failed: no defaultAction")
+    from builder.container.bundle import host_capabilities
+    from oci_runtime.api import check_seccomp
+    from oci_runtime.errors import RuntimeFailure
+
+    try:  # with no capability and with all, so rules excluded or included by caps are checked too
+        for caps in ([], host_capabilities()):
+            check_seccomp(seccomp_from_profile(profile, caps))
+    except (ContainerError, RuntimeFailure) as e:
+        raise ContainerError(f"invalid seccomp profile ({path}): {str(e).removeprefix('seccomp profile: ')}") from None
     return profile
 
 
-def _applies(rule: dict, caps: set[str], arch: tuple[str, str]) -> bool:
-    inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
-    if inc.get("caps") and not set(inc["caps"]) <= caps:
-        return False
-    if inc.get("arches") and not set(inc["arches"]) & set(arch):
-        return False
-    if exc.get("caps") and set(exc["caps"]) & caps:
-        return False
-    return not (exc.get("arches") and set(exc["arches"]) & set(arch))
-
-
-def seccomp_from_profile(profile: dict, caps: list[str]) -> dict:
-    """docker's profile format as the spec's linux.seccomp."""
-    arch = _ARCHES.get(os.uname().machine, ("", ""))
-    architectures = list(profile.get("architectures") or [])
-    for entry in profile.get("archMap") or []:
-        if entry.get("architecture") == arch[0]:
-            architectures = [arch[0], *(entry.get("subArchitectures") or [])]
-    syscalls = []
-    for rule in profile.get("syscalls") or []:
-        if not _applies(rule, set(caps), arch):
-            continue
-        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
-        out = {"names": names, "action": rule["action"]}
-        for key in ("errnoRet", "args"):
-            if rule.get(key) is not None:
-                out[key] = rule[key]
-        syscalls.append(out)
-    seccomp = {"defaultAction": profile["defaultAction"], "architectures": architectures, "syscalls": syscalls}
-    if profile.get("defaultErrnoRet") is not None:
-        seccomp["defaultErrnoRet"] = profile["defaultErrnoRet"]
-    return seccomp
-
-
 def apply_security(spec: dict, host_config: dict) -> None:
-    """--ulimit and --security-opt into the spec."""
+    """--ulimit and --security-opt no-new-privileges into the spec (seccomp: container_seccomp)."""
     limits = {r["type"]: r for r in spec["process"].get("rlimits") or []}
     for u in host_config.get("Ulimits") or []:
         limits[f"RLIMIT_{u['Name'].upper()}"] = {
@@ -116,8 +92,17 @@ def apply_security(spec: dict, host_config: dict) -> None:
         key, _, value = opt.partition("=")
         if key == "no-new-privileges":
             spec["process"]["noNewPrivileges"] = value in ("", "true")
-        elif value == "unconfined":
-            spec["linux"].pop("seccomp", None)
-        else:
-            caps = spec["process"].get("capabilities", {}).get("bounding") or []
-            spec["linux"]["seccomp"] = seccomp_from_profile(_read_profile(value), caps)
+
+
+def container_seccomp(host_config: dict, caps: list[str]) -> dict | None:
+    """The container's linux.seccomp, as docker chooses it: seccomp=unconfined none, seccomp=FILE that
+    profile (even with --privileged), --privileged none, else the default profile; all for these caps."""
+    from builder.container.seccomp import default_seccomp, without_unknown_names
+
+    for opt in host_config.get("SecurityOpt") or []:
+        key, _, value = opt.partition("=")
+        if key == "seccomp":
+            if value == "unconfined":
+                return None
+            return without_unknown_names(seccomp_from_profile(_read_profile(value), caps))
+    return None if host_config.get("Privileged") else without_unknown_names(default_seccomp(caps))

@@ -236,6 +236,20 @@ def test_run_leaves_no_mount_stubs_in_layers(pydock, tmp_path):
     assert not (rootfs / "etc" / "hosts").exists() and not (rootfs / "etc" / "resolv.conf").exists()
 
 
+def test_run_has_the_default_seccomp_profile(pydock, tmp_path):
+    """As BuildKit's sandbox: filtered, docker's default capabilities, no new user namespace or mount."""
+    _, rootfs, _, _ = _build(pydock, tmp_path, """\
+FROM busybox
+RUN grep -E '^(Seccomp|CapEff):' /proc/self/status > /status.txt; \
+    unshare -U true 2>/unshare.txt || echo refused >> /unshare.txt; echo child ok > /child.txt
+""")
+    status = dict(line.split(":\t") for line in (rootfs / "status.txt").read_text().splitlines())
+    assert status == {"Seccomp": "2", "CapEff": "00000000a80425fb"}
+    unshare = (rootfs / "unshare.txt").read_text()
+    assert "Operation not permitted" in unshare and unshare.endswith("refused\n")
+    assert (rootfs / "child.txt").read_text() == "child ok\n"
+
+
 def test_from_oci_layout_and_stage_index(pydock, tmp_path):
     make_context(tmp_path / "base", "FROM busybox\nRUN echo from-layout > /marker\n")
     pydock.build(tmp_path / "base", "-t", "b", "-o", f"type=oci,dest={tmp_path}/baselayout")
