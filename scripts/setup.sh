@@ -16,6 +16,7 @@ packages=(
   openssl                       # the registry tests' token server signs with a generated certificate
   git                           # pydock build of a git repository context, ADD of a git repository
   openssh-client                # build --ssh: an agent for key files (ssh-agent, ssh-add), and the tests
+  gcc libc6-dev                 # the seccomp tests build a static syscall probe
 )
 . scripts/apt-install.sh
 install_missing "${packages[@]}"
