@@ -226,8 +226,6 @@ def cmd_exec(args) -> int:
     from builder.container.monitor import runtime_for
     from builder.container.options import read_env
     from builder.container.records import ContainerError
-    from builder.container.rootfs import rootfs_path
-    from oci_runtime import users
 
     records = _records(args)
     doc = records.lookup(args.container)
@@ -244,6 +242,9 @@ def cmd_exec(args) -> int:
     if args.workdir:
         process["cwd"] = args.workdir
     if args.user:
+        from builder.container.rootfs import rootfs_path  # (its imports cost ~14 ms: only with -u)
+        from oci_runtime import users
+
         try:
             user = users.lookup(os.fspath(rootfs_path(cdir)), args.user)
         except ValueError as e:
