@@ -3,12 +3,12 @@
 --ulimit NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1 is unlimited) replaces the runtime's default for
 that resource. --security-opt no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json
 (docker's profile format, checked at create and translated by seccomp.py for the container's capabilities;
-it applies to --privileged too, as in docker)."""
+it applies to --privileged too, as in docker). As docker's CLI does, the profile's content, not its path, is
+kept in HostConfig.SecurityOpt: the file may change or go after create."""
 
 from __future__ import annotations
 
 import json
-import os
 
 from builder.container.records import ContainerError
 from builder.container.seccomp import seccomp_from_profile
@@ -48,8 +48,7 @@ def parse_security_opts(specs: list[str]) -> list[str]:
                 raise ContainerError(f"invalid --security-opt {spec!r}: no-new-privileges takes true or false")
         elif key == "seccomp" and sep and value:
             if value != "unconfined":
-                _read_profile(value)
-                spec = "seccomp=" + os.path.abspath(value)
+                spec = "seccomp=" + json.dumps(_read_profile(value), separators=(",", ":"))
         else:
             raise ContainerError(f"invalid --security-opt: {spec!r} (no-new-privileges, seccomp=unconfined "
                                  "or seccomp=PROFILE.json)")
@@ -68,6 +67,11 @@ def _read_profile(path: str) -> dict:
         raise ContainerError(f"decoding seccomp profile ({path}) failed: {e}") from None
     if not isinstance(profile, dict) or "defaultAction" not in profile:
         raise ContainerError(f"decoding seccomp profile ({path}) failed: no defaultAction")
+    _check_profile(profile, path)
+    return profile
+
+
+def _check_profile(profile: dict, path: str) -> None:
     from builder.container.bundle import host_capabilities
     from oci_runtime.api import check_seccomp
     from oci_runtime.errors import RuntimeFailure
@@ -77,7 +81,6 @@ def _read_profile(path: str) -> dict:
             check_seccomp(seccomp_from_profile(profile, caps))
     except (ContainerError, RuntimeFailure) as e:
         raise ContainerError(f"invalid seccomp profile ({path}): {str(e).removeprefix('seccomp profile: ')}") from None
-    return profile
 
 
 def apply_security(spec: dict, host_config: dict) -> None:
@@ -104,5 +107,7 @@ def container_seccomp(host_config: dict, caps: list[str]) -> dict | None:
         if key == "seccomp":
             if value == "unconfined":
                 return None
-            return without_unknown_names(seccomp_from_profile(_read_profile(value), caps))
+            # the profile's JSON, checked at create (a record from before that kept the file's path: the file)
+            profile = json.loads(value) if value.startswith("{") else _read_profile(value)
+            return without_unknown_names(seccomp_from_profile(profile, caps))
     return None if host_config.get("Privileged") else without_unknown_names(default_seccomp(caps))

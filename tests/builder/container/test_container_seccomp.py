@@ -71,7 +71,7 @@ def test_cap_add_all_and_privileged_capabilities_as_docker(dock):
     assert cap_eff("--privileged", "--cap-drop", "CHOWN") == everything  # docker ignores --cap-drop there
 
 
-def test_profile_file_in_dockers_format(probe, dock, tmp_path):
+def test_profile_file_in_dockers_format(probe, probe_dir, dock, tmp_path):
     eacces, einval = 13, 22
     rules = [
         # refused unless the container lacks CAP_CHOWN
@@ -95,6 +95,14 @@ def test_profile_file_in_dockers_format(probe, dock, tmp_path):
     assert probe(*opt, "--cap-add", "SYS_ADMIN", calls=calls)["getuid"] == "EINVAL"
     # an explicit profile applies even to --privileged, as in docker
     assert probe(*opt, "--privileged", "--cap-drop", "CHOWN", calls=calls)["getuid"] == "EINVAL"
+    # the profile's content is kept at create, as docker's CLI sends it: the file may go afterwards
+    cid = dock("create", *opt, "-v", f"{probe_dir}:/probe:ro", "--cap-drop", "CHOWN", "busybox", "/probe/probe",
+               "getppid", check=True).stdout.strip()
+    path.unlink()
+    assert dock("start", "-a", cid).stdout == "getppid=EACCES\n"
+    kept = json.loads(dock("inspect", cid, check=True).stdout)[0]["HostConfig"]["SecurityOpt"]
+    assert kept == ["seccomp=" + json.dumps(profile, separators=(",", ":"))]
+    dock("rm", cid, check=True)
 
 
 @pytest.mark.parametrize("profile, words", [
