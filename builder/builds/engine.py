@@ -55,6 +55,7 @@ class BuildOptions:
     limits: object = None  # RUN steps' resource limits (limits.RunLimits from --ulimit, -m, ...), or None
     load: bool = False  # store the image even when the outputs are filesystem ones (buildx --load)
     no_cache_stages: list[str] = field(default_factory=list)  # --no-cache-filter: stages built without the cache
+    allow_insecure: bool = False  # --allow security.insecure: RUN --security=insecure may run privileged
 
 
 FS_STEPS = ("RUN", "COPY", "ADD", "WORKDIR")  # the instructions that make a layer

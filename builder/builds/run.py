@@ -55,6 +55,10 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
         network = b.opts.network
     if network not in ("none", "host", "bridge"):
         raise BuildError(f"unsupported network mode {network!r} (use none, host or bridge)")
+    insecure = instr.flag("security") == "insecure"
+    if insecure and not b.opts.allow_insecure:
+        raise BuildError("RUN --security=insecure needs the security.insecure entitlement: build with "
+                         "--allow security.insecure")
     args, files = _run_args(b, state, instr)
     env = [f"{k}={v}" for k, v in state.env.items()]
     # Proxy settings reach the command but, as in BuildKit, not the cache key.
@@ -65,7 +69,7 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
     mounts = _run_mounts(b, state, instr)
     payload = {"op": "RUN", "args": args, "env": env, "user": user, "cwd": cwd, "network": network,
                "files": {p: hashlib.sha256(c).hexdigest() for p, c in files.items()},
-               "mounts": [m["key"] for m in mounts]}
+               "mounts": [m["key"] for m in mounts], **({"security": "insecure"} if insecure else {})}
     if b.opts.add_hosts:
         payload["hosts"] = [list(h) for h in b.opts.add_hosts]  # as in BuildKit, a step's hosts are in its key
     created_by = run_history(args, state) + " # buildkit"
@@ -84,7 +88,7 @@ def run_step(b: Builder, state: ImageState, instr) -> None:
             runtime_mounts = [r for r in (_prepare_mount(b, stack, ws, m) for m in mounts) if r is not None]
             status = run_in_workspace(ws, RunSpec(args, env + proxies + secret_env, user, cwd, network, files,
                                                   "pydock-build-" + container_id, runtime_mounts, b.opts.add_hosts,
-                                                  b.opts.limits, Path(b.store.root)),
+                                                  b.opts.limits, Path(b.store.root), insecure),
                                       state_root=Path(ws.dir) / "state", stdout=out, stderr=err)
         if status != 0:
             raise StepFailed(failure_message(args, status))

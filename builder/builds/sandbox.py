@@ -20,7 +20,7 @@ from pathlib import Path
 from builder.builds.files import mkdir_in_root, resolve_in_root
 from builder.builds.users import image_user
 from builder.bundle.spec import process_spec
-from builder.container.bundle import DOCKER_DEFAULT_CAPS
+from builder.container.bundle import DOCKER_DEFAULT_CAPS, host_capabilities, make_privileged
 from builder.network.etcfiles import resolv_conf
 from oci_runtime.api import delete_container, run_container
 from oci_runtime.users import ExecUser
@@ -44,6 +44,7 @@ class RunSpec:
     extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # build --add-host (name, address)
     limits: object = None  # build's resource flags (limits.RunLimits), or None
     store_root: Path | None = None  # the pydock store (its networks), for --network bridge
+    insecure: bool = False  # RUN --security=insecure (with --allow security.insecure): privileged, unfiltered
 
 
 def hosts_file(extra_hosts: list[tuple[str, str]] = ()) -> str:
@@ -118,13 +119,15 @@ def _spec(rootfs: Path, bundle: Path, run: RunSpec, user: ExecUser) -> dict:
     spec = process_spec(run.args, env=run.env, cwd=run.cwd or "/", user=user)
     spec["root"] = {"path": str(rootfs), "readonly": False}
     proc = spec["process"]
-    caps = list(DOCKER_DEFAULT_CAPS)
+    caps = host_capabilities() if run.insecure else list(DOCKER_DEFAULT_CAPS)
     proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
     proc["noNewPrivileges"] = False
-    # BuildKit's sandbox filters RUN as docker filters containers: the default profile for these caps
-    from builder.container.seccomp import default_seccomp, without_unknown_names
+    if run.insecure:  # BuildKit's insecure mode: as `docker run --privileged`
+        make_privileged(spec)
+    else:  # BuildKit's sandbox filters RUN as docker filters containers: the default profile for these caps
+        from builder.container.seccomp import default_seccomp, without_unknown_names
 
-    spec["linux"]["seccomp"] = without_unknown_names(default_seccomp(caps))
+        spec["linux"]["seccomp"] = without_unknown_names(default_seccomp(caps))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = 1048576 if hard == resource.RLIM_INFINITY else min(hard, 1048576)
     proc["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": limit, "soft": limit}]

@@ -93,8 +93,8 @@ def _refuse_unsupported(args) -> None:
         raise UsageError("--squash is not supported (BuildKit has none either): squash with a multi-stage "
                          "Dockerfile, COPY --from=build / /")
     if args.security_opt:
-        raise UsageError("--security-opt is not supported for builds (docker refuses it too); "
-                         "RUN --security=insecure is not supported either")
+        raise UsageError("--security-opt is not supported for builds (docker refuses it too); for a "
+                         "privileged step, RUN --security=insecure with --allow security.insecure")
     if args.isolation not in (None, "", "default"):
         raise UsageError(f"unsupported isolation {args.isolation!r}: only default on Linux")
 
@@ -134,8 +134,8 @@ _REFUSED = {
     "build_context": ("named build contexts are not supported", ()),
     "builder": ("there is one builder, pydock itself", ("default",)),
     "call": ("build methods other than build are not supported", ("build",)),
-    "allow": ("entitlements other than network.host are not supported (RUN --network=host needs none)",
-              ("network.host",)),
+    "allow": ("entitlements other than network.host and security.insecure are not supported",
+              ("network.host", "security.insecure")),
 }
 
 
@@ -238,6 +238,7 @@ def _options(args):
         limits=parse_limits(args),
         load=args.load,
         no_cache_stages=[n for item in args.no_cache_filter or [] for n in item.split(",") if n],
+        allow_insecure="security.insecure" in (args.allow or []),
     )
 
 

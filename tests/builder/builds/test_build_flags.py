@@ -210,7 +210,7 @@ RUN (ulimit -Sn; ulimit -Hn; df -k /dev/shm | tail -1; \\
     (["--attest", "type=sbom"], "--attest type=sbom: attestations (SBOM, provenance) are not supported"),
     (["--provenance", "mode=max"], "provenance attestations are not supported"),
     (["--check"], "--call check: build methods other than build are not supported"),
-    (["--allow", "security.insecure"], "entitlements other than network.host are not supported"),
+    (["--allow", "device"], "entitlements other than network.host and security.insecure are not supported"),
     (["--build-context", "x=/tmp"], "named build contexts are not supported"),
     (["--push"], "--push needs a name to push to"),
     (["--no-cache-filter", "nosuch"], "no stage named 'nosuch'"),

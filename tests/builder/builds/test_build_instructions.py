@@ -250,6 +250,23 @@ RUN grep -E '^(Seccomp|CapEff):' /proc/self/status > /status.txt; \
     assert (rootfs / "child.txt").read_text() == "child ok\n"
 
 
+def test_run_security_insecure_needs_the_entitlement_and_then_runs_privileged(pydock, tmp_path):
+    dockerfile = """\
+FROM busybox
+RUN --security=insecure grep -E '^(Seccomp|CapEff):' /proc/self/status > /status.txt; \
+    mkdir /m && mount -t tmpfs none /m && echo mounted > /mount.txt
+"""
+    ctx = make_context(tmp_path / "refused", dockerfile)
+    before = pydock.snapshot()
+    proc = pydock.build(ctx, check=False)
+    assert proc.returncode == 1 and "needs the security.insecure entitlement" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and pydock.snapshot() == before
+    _, rootfs, _, _ = _build(pydock, tmp_path, dockerfile, None, "--allow", "security.insecure")
+    status = dict(line.split(":\t") for line in (rootfs / "status.txt").read_text().splitlines())
+    assert status["Seccomp"] == "0" and int(status["CapEff"], 16) & (1 << 21)  # unfiltered, CAP_SYS_ADMIN
+    assert (rootfs / "mount.txt").read_text() == "mounted\n"
+
+
 def test_from_oci_layout_and_stage_index(pydock, tmp_path):
     make_context(tmp_path / "base", "FROM busybox\nRUN echo from-layout > /marker\n")
     pydock.build(tmp_path / "base", "-t", "b", "-o", f"type=oci,dest={tmp_path}/baselayout")
