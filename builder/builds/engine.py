@@ -304,28 +304,14 @@ class Builder:
         when the store's is for another platform than FROM --platform asks for)."""
         if self.opts.pull and not ref.startswith("sha256:"):
             return self._pull(ref, platform)
-        try:
-            image = self.store.resolve(ref)
-        except BuildError as e:
-            if ref.startswith("sha256:") or "not found" not in str(e):
-                raise
-            from builder.registry.reference import parse
+        from builder.registry.local import resolve_local
 
-            try:
-                familiar = parse(ref).familiar()
-            except BuildError:
-                raise e from None
-            if familiar != ref:  # "docker.io/library/busybox" is in the store as "busybox:latest"
-                try:
-                    image = self.store.resolve(familiar)
-                    if platform is None or _is_for(image, platform):
-                        return image
-                except BuildError:
-                    pass
+        image = resolve_local(self.store, ref)
+        if image is None:
             try:
                 return self._pull(ref, platform)
             except BuildError as pull_error:
-                raise BuildError(f"{e}, and pulling it failed: {pull_error}") from None
+                raise BuildError(f"image not found: {ref}, and pulling it failed: {pull_error}") from None
         if platform is None or _is_for(image, platform) or ref.startswith("sha256:"):
             return image
         try:

@@ -24,7 +24,7 @@ def _create(args) -> dict:
     from builder.container.options import new_record
 
     store = open_store(args)
-    image = store.resolve(args.image)
+    image = _image_for(store, args.image, args.pull)
     records = _records(args)
     doc = new_record(image, args.image, args, records)
     try:
@@ -35,6 +35,27 @@ def _create(args) -> dict:
 
         release_anonymous(Volumes(_store_root(args)), records.all(), dict(doc, Id=""))  # nothing left behind
         raise
+
+
+def _image_for(store, ref: str, policy: str):
+    """The image run/create names: the store's, or pulled as docker does (--pull missing|always|never), its
+    progress on stderr so that the container's output stays alone on stdout."""
+    from builder.registry.local import resolve_local
+
+    image = None if policy == "always" else resolve_local(store, ref)
+    if image is not None:
+        return image
+    if policy == "never" or ref.startswith("sha256:"):
+        return store.resolve(ref)  # the store's own "image not found"
+    from builder.registry.pull import pull
+    from builder.registry.reference import parse
+
+    if policy == "missing":
+        print(f"Unable to find image '{parse(ref).familiar()}' locally", file=sys.stderr, flush=True)
+    result = pull(store, parse(ref), say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"Status: {'Downloaded newer image' if result.downloaded else 'Image is up to date'} for "
+          f"{result.name or parse(ref).familiar()}", file=sys.stderr, flush=True)
+    return result.image
 
 
 def _check_ports_free(args) -> None:
@@ -387,6 +408,8 @@ def _add_create_options(p) -> None:
     p.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")
     p.add_argument("--cpus", help="number of CPUs (e.g. 0.5)")
     p.add_argument("--pids-limit", type=int, help="maximum number of processes")
+    p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
+                   help="pull the image: when the store lacks it (default), always, or never")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", metavar="COMMAND", nargs="...")
 

@@ -70,7 +70,7 @@ def test_stdin_is_forwarded_with_dash_i(dock):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "nosuchimage"], "image"),
+    (["run", "--pull", "never", "nosuchimage"], "image not found"),
     (["run", "-v", "/tmp:relative", "busybox", "true"], "must be absolute"),
     (["run", "--env-file", "/nonexistent/env", "busybox", "true"], "/nonexistent/env"),
     (["run", "--network", "bridge0", "busybox", "true"], "network"),

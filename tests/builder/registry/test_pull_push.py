@@ -579,3 +579,29 @@ def test_from_platform_picks_that_platform_from_a_list(registry, pushed, fresh, 
     bad = make_context(tmp_path / "bad", f"FROM --platform=linux/riscv64 {registry.host}/plat:v1\n")
     proc = fresh("build", bad)
     assert proc.returncode == 1 and "no matching manifest for linux/riscv64" in proc.stderr
+
+
+def test_run_pulls_a_missing_image_as_docker_does(registry, pushed, fresh):
+    ref = f"{registry.host}/busybox"
+    never = fresh("run", "--rm", "--network", "none", "--pull", "never", ref, "true")
+    assert never.returncode == 125 and never.stderr == f"pydock: error: image not found: {ref}\n"
+    run = fresh("run", "--rm", "--network", "none", ref, "echo", "ran", check=True)
+    assert run.stdout == "ran\n"  # the pull's lines go to stderr, the container's output alone to stdout
+    lines = run.stderr.splitlines()
+    assert lines[0] == f"Unable to find image '{ref}:latest' locally"
+    assert lines[-1] == f"Status: Downloaded newer image for {ref}:latest"
+    assert fresh("images", check=True).stdout.splitlines()[1].split()[:2] == [ref, "latest"]
+    again = fresh("run", "--rm", "--network", "none", ref, "true", check=True)
+    assert again.stderr == ""  # in the store now: no pull
+    always = fresh("create", "--pull", "always", "--network", "none", ref, check=True)
+    assert always.stderr.splitlines()[-1] == f"Status: Image is up to date for {ref}:latest"
+    fresh("rm", always.stdout.strip(), check=True)
+
+
+def test_run_of_an_image_no_registry_has_leaves_nothing(registry, fresh):
+    before = fresh.snapshot()
+    proc = fresh("run", "--network", "none", f"{registry.host}/nosuch:1", "true")
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 125 and len(lines) == 2, proc.stderr
+    assert lines[0] == f"Unable to find image '{registry.host}/nosuch:1' locally" and lines[1].startswith("pydock: error: ")
+    assert {k: v for k, v in fresh.snapshot().items() if k != "containers/"} == before  # (an empty dir: no record)
