@@ -21,8 +21,11 @@ def _uncompressed_size(image) -> int:
 def cmd_images(args) -> int:
     from builder.image.store import split_ref
 
+    if args.format and args.format != "json":
+        check_template(args.format.removeprefix("table"))  # docker parses the template before reading
     store = open_store(args)
     rows = [["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID", "CREATED", "SIZE"]]
+    fields: list[dict] = []  # the same rows with docker's --format names
     ids = []
     now = time.time()
     want = None
@@ -44,8 +47,15 @@ def cmd_images(args) -> int:
             if want and (want[0] != repo or (want[1] and want[1] != tag)):
                 continue
             digest = [digests.get(repo, "<none>")] if args.digests else []
-            rows.append([repo, tag or "<none>", *digest, image_id, when, human_size(_uncompressed_size(image))])
+            size = human_size(_uncompressed_size(image))
+            rows.append([repo, tag or "<none>", *digest, image_id, when, size])
+            fields.append({"Repository": repo, "Tag": tag or "<none>", "Digest": digests.get(repo, "<none>"),
+                           "ID": image_id, "CreatedSince": when, "CreatedAt": image.config.get("created", ""),
+                           "Size": size})
             ids.append(image_id)
+    if args.format and not args.quiet:
+        print_formatted(args.format, fields, IMAGES_HEADERS, IMAGES_TABLE)
+        return 0
     if args.quiet:
         for i in dict.fromkeys(ids):
             print(i)
@@ -194,6 +204,9 @@ def history_rows(image) -> list[tuple[str, str, str, int, str]]:
     return [(*row, image.id if i == 0 else "<missing>") for i, row in enumerate(rows)]
 
 
+IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+                  "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE"}
+IMAGES_TABLE = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
                    "Size": "SIZE", "Comment": "COMMENT"}
 HISTORY_TABLE = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
@@ -258,6 +271,7 @@ def add_parsers(sub) -> None:
     i.add_argument("-q", "--quiet", action="store_true", help="only IDs")
     i.add_argument("--no-trunc", action="store_true", help="full IDs")
     i.add_argument("--digests", action="store_true", help="show the digest a registry knows each image by")
+    i.add_argument("--format", help="docker's: a Go template ({{.Repository}}:{{.Tag}}), table TEMPLATE, or json")
     i.add_argument("-a", "--all", action="store_true", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_images)
 

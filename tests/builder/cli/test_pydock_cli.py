@@ -37,6 +37,18 @@ def test_images_tag_rmi(pydock):
     assert proc.returncode == 1 and "nosuch" in proc.stderr
 
 
+def test_images_format_as_docker(pydock):
+    image_id = pydock("images", "-q", check=True).stdout.strip()
+    assert pydock("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", check=True).stdout == \
+        f"busybox:latest {image_id}\n"
+    table = pydock("images", "--format", "table {{.Repository}}\\t{{.Size}}", check=True).stdout.splitlines()
+    assert table[0].split() == ["REPOSITORY", "SIZE"] and table[1].split()[0] == "busybox"
+    row = json.loads(pydock("images", "--format", "json", check=True).stdout.splitlines()[0])
+    assert (row["Repository"], row["Tag"], row["ID"]) == ("busybox", "latest", image_id)
+    bad = pydock("images", "--format", "{{.Repository")
+    assert bad.returncode == 1 and bad.stderr.startswith("pydock: error: template parsing error")
+
+
 def test_inspect_json_and_format(pydock):
     data = json.loads(pydock("inspect", "busybox", check=True).stdout)
     assert isinstance(data, list) and len(data) == 1
