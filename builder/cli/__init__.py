@@ -59,6 +59,9 @@ CONTAINER_VERBS = {"create", "run", "start", "stop", "restart", "kill", "rm", "w
                    "export", "rename", "top", "pause", "unpause", "commit",
                    "stats", "container", "cp", "attach", "network", "port"}
 CONTAINER_FAILURE = 125
+# Verbs that act on one running container and change nothing the others hold: they need no reconciling of
+# dead monitors (which reads every record), as the state they read is corrected as it is read (live_state).
+NO_RECONCILE = {"exec", "logs", "port", "top", "attach", "wait"}
 
 
 def _command_word(argv: list[str]) -> str | None:
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return 1
-        if failure == CONTAINER_FAILURE:
+        if failure == CONTAINER_FAILURE and args.command not in NO_RECONCILE:
             _reconcile_containers(args)
         return args.func(args)
     except BuildError as e:
