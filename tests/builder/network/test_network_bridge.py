@@ -94,10 +94,10 @@ def test_default_bridge_gives_an_address_route_and_docker_files(dock):
     gateway = re.search(r"default via (\S+) dev eth0", proc.stdout).group(1)
     bridge = json.loads(dock("network", "inspect", "bridge", check=True).stdout)[0]
     assert bridge["IPAM"]["Config"][0]["Gateway"] == gateway
-    assert "pydock0" in dock.ip("-br", "link")
     assert f"{address.group(1)}\t" in proc.stdout and "127.0.0.1\tlocalhost" in proc.stdout
     assert "nameserver 127." not in proc.stdout
     assert veths(dock) == [] and endpoints(dock) == {}  # --rm: everything released
+    assert "pydock-" not in dock.ip("-br", "link")  # the last container gone: the store's default bridge too
 
 
 def test_inspect_shows_dockers_network_settings(dock):
@@ -106,6 +106,9 @@ def test_inspect_shows_dockers_network_settings(dock):
     ranged = dock("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "net-core-insp",
                   check=True).stdout.strip()
     assert ip and ip == ranged
+    bridge_name = dock("network", "inspect", "-f", '{{index .Options "com.docker.network.bridge.name"}}', "bridge",
+                       check=True).stdout.strip()
+    assert bridge_name.startswith("pydock-") and bridge_name in dock.ip("-br", "link")  # the store's own
     doc = json.loads(dock("inspect", "net-core-insp", check=True).stdout)[0]
     assert doc["HostConfig"]["NetworkMode"] == "bridge"
     settings = doc["NetworkSettings"]
