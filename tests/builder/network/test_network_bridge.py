@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -251,11 +252,10 @@ def test_concurrent_runs_get_distinct_addresses(dock):
 
 
 def test_pyroute2_is_imported_only_for_bridge_networking(dock):
-    env = ["env", "PYTHONPROFILEIMPORTTIME=1"]
-    none = run_captured(["nsenter", f"--net={dock.ns}", *env, *PYDOCK, "--root", str(dock.root), "run", "--rm",
-                         "--network", "none", "busybox", "true"])
-    bridge = run_captured(["nsenter", f"--net={dock.ns}", *env, *PYDOCK, "--root", str(dock.root), "run", "--rm",
-                           "busybox", "true"])
+    # -X importtime: the pydock launcher runs Python with -I, which ignores PYTHONPROFILEIMPORTTIME
+    traced = [sys.executable, "-X", "importtime", "-m", "builder", "--root", str(dock.root)]
+    none = run_captured(["nsenter", f"--net={dock.ns}", *traced, "run", "--rm", "--network", "none", "busybox", "true"])
+    bridge = run_captured(["nsenter", f"--net={dock.ns}", *traced, "run", "--rm", "busybox", "true"])
     assert none.returncode == bridge.returncode == 0
     assert "pyroute2" not in none.stderr and "pyroute2" in bridge.stderr
     # only the route netlink parts: not the families pyroute2's package __init__ would pull in
