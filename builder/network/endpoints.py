@@ -277,7 +277,7 @@ def default_bridge_up(networks: Networks) -> dict:
     with pool_lock():
         net = networks.ensure_default_bridge(links.routes_in_use)
         if not links.link_exists(bridge_name(net)):
-            net = networks.move_off(net, links.routes_in_use())
+            net = networks.refresh_idle_default(net, links.routes_in_use())
         ensure_bridge(networks, net)
     return net
 

@@ -179,19 +179,24 @@ class Networks:
             self._save(doc)
             return doc
 
-    def move_off(self, doc: dict, taken: list) -> dict:
-        """The network (bridge down, no endpoints) on a free pool again when its subnet overlaps taken (the
-        routes of this netns: another store may hold the pool it had last time)."""
+    def refresh_idle_default(self, doc: dict, taken: list) -> dict:
+        """The default network while its bridge is down (no endpoints): on a free pool again when its subnet
+        overlaps taken (the routes of this netns: another store may hold the pool it had last time), and
+        under the store's own bridge name (a store made before names were per store has the shared one)."""
         from builder.network import addresses
 
         with self.locked():
             subnet = ipaddress.ip_network(doc["IPAM"]["Config"][0]["Subnet"])
             others = [ipaddress.ip_network(c["Subnet"]) for d in self.all() if d["Id"] != doc["Id"]
                       for c in d["IPAM"]["Config"]]
-            if not any(subnet.overlaps(t) for t in others + list(taken)):
+            own_name = default_bridge_name(self.dir.parent)
+            clash = any(subnet.overlaps(t) for t in others + list(taken))
+            if not clash and doc["Options"].get("com.docker.network.bridge.name") == own_name:
                 return doc
-            net = addresses.free_pool(others + list(taken))
-            doc["IPAM"]["Config"] = [{"Subnet": str(net), "Gateway": str(net.network_address + 1)}]
+            if clash:
+                net = addresses.free_pool(others + list(taken))
+                doc["IPAM"]["Config"] = [{"Subnet": str(net), "Gateway": str(net.network_address + 1)}]
+            doc["Options"]["com.docker.network.bridge.name"] = own_name
             self._save(doc)
             return doc
 

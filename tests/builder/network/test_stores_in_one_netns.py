@@ -132,3 +132,19 @@ def test_a_link_with_the_bridges_name_that_is_no_bridge_is_refused(make_store):
     finally:
         with IPRoute() as ipr:
             ipr.link("del", index=ipr.link_lookup(ifname=name)[0])
+
+
+def test_a_store_made_with_the_shared_bridge_name_takes_its_own(make_store):
+    """Stores made before bridges were per store recorded the shared pydock0: the next start renames it."""
+    p = make_store("older")
+    net = default_network(p)
+    path = p.root / "networks" / net["Id"] / "network.json"
+    doc = json.loads(path.read_text())
+    doc["Options"]["com.docker.network.bridge.name"] = "pydock0"
+    path.write_text(json.dumps(doc))
+    p("run", "-d", "--name", "held", "busybox", "sleep", "60", check=True)
+    name = default_network(p)["Options"]["com.docker.network.bridge.name"]
+    assert name == net["Options"]["com.docker.network.bridge.name"] and name in links()
+    assert "pydock0" not in links()
+    p("rm", "-f", "held", check=True)
+    assert name not in links()
