@@ -170,11 +170,12 @@ def cmd_container_prune(args) -> int:
         control.remove(root, records, doc, force=False)
         deleted.append(doc["Id"])
         reclaimed += size
+    from builder.network.firewall import table_for
     from builder.network.ports import remove_stale_rules
 
-    # publish rules a failed release left behind (only this store's stopped containers: the table is
-    # shared with any other store in this netns)
-    remove_stale_rules({doc["Id"] for doc in records.all() if live_state(doc)["Status"] not in ACTIVE} | set(deleted))
+    # publish rules a failed release left behind in the store's own table
+    stopped = {doc["Id"] for doc in records.all() if live_state(doc)["Status"] not in ACTIVE}
+    remove_stale_rules(table_for(root), stopped | set(deleted))
     print_prune_report("Containers", deleted, reclaimed)
     return 0
 

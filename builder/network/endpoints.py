@@ -21,7 +21,7 @@ from pathlib import Path
 from builder.container.liveness import ACTIVE, live_state
 from builder.container.records import ContainerError, Records
 from builder.network import addresses, etcfiles
-from builder.network.store import PREDEFINED, Networks, NetworkError, bridge_name
+from builder.network.store import PREDEFINED, Networks, NetworkError, bridge_name, pool_lock
 
 USER_MODES_EXCLUDED = ("none", "host", "bridge", "default")
 
@@ -174,10 +174,10 @@ def connect_running(store_root: Path, networks: Networks, records: Records, cont
 
     doc = records.load(container_id)
     if name == "bridge":
-        net = networks.ensure_default_bridge(links.routes_in_use)
+        net = default_bridge_up(networks)
     else:
         net = networks.lookup(wanted.get("NetworkID") or name)
-    ensure_bridge(networks, net)
+        ensure_bridge(networks, net)
     config = net["IPAM"]["Config"][0]
     subnet = ipaddress.ip_network(config["Subnet"])
     hostname = doc["Config"].get("Hostname") or container_id[:12]
@@ -234,8 +234,7 @@ def attach_build(store_root: Path, owner: str, sandbox: Path) -> None:
         try:
             _reconcile_locked(Path(store_root), networks, Records(store_root))
             netns.create(os.fspath(sandbox))
-            net = networks.ensure_default_bridge(links.routes_in_use)
-            ensure_bridge(networks, net)
+            net = default_bridge_up(networks)
             _add_endpoint(networks, net, owner, os.fspath(sandbox), 0,
                           {"Name": owner, "Hostname": owner, "Aliases": [], "OwnerPid": os.getpid(),
                            "OwnerStart": process_start_time(os.getpid())}, None)
@@ -249,7 +248,7 @@ def detach_build(store_root: Path, owner: str, sandbox: Path) -> None:
 
     networks = Networks(store_root)
     with networks.locked():
-        _release_endpoints(networks, owner)
+        _drop_idle_default_bridge(networks, _release_endpoints(networks, owner))
         netns.remove(os.fspath(sandbox))
 
 
@@ -269,8 +268,39 @@ def ensure_bridge(networks: Networks, net: dict) -> None:
             raise
 
 
+def default_bridge_up(networks: Networks) -> dict:
+    """The store's default network with its bridge up. Its pool is picked (again, when the bridge went
+    with the last container) under the netns-wide pool lock, skipping every subnet a link of this netns
+    routes: two stores never share one."""
+    from builder.network import links
+
+    with pool_lock():
+        net = networks.ensure_default_bridge(links.routes_in_use)
+        if not links.link_exists(bridge_name(net)):
+            net = networks.refresh_idle_default(net, links.routes_in_use())
+        ensure_bridge(networks, net)
+    return net
+
+
+def _drop_idle_default_bridge(networks: Networks, left: list[str]) -> None:
+    """When an endpoint on the default network left (left: the networks released) and it was the last one,
+    the bridge goes with its address and route (its pool is free for any store of this netns) and the
+    store's table is rebuilt without it. User-defined networks keep theirs until `network rm`."""
+    if "bridge" not in left:
+        return
+    net = next((d for d in networks.all() if d["Name"] == "bridge"), None)
+    if net is None or networks.endpoints(net["Id"]):
+        return
+    from builder.network import links
+
+    if links.link_exists(bridge_name(net)):
+        links.delete_link(bridge_name(net))
+        sync_firewall(networks)
+
+
 def sync_firewall(networks: Networks, removed: str | None = None) -> None:
-    """Rebuild the pydock table from every bridge network whose bridge exists here."""
+    """Rebuild the store's table from every bridge network of the store whose bridge exists here (other
+    stores' tables stay as they are); the table goes when there is nothing left to put in it."""
     from builder.network import firewall, links
 
     bridges = [{"bridge": bridge_name(d), "subnet": d["IPAM"]["Config"][0]["Subnet"], "internal": d["Internal"]}
@@ -278,7 +308,12 @@ def sync_firewall(networks: Networks, removed: str | None = None) -> None:
                and links.link_exists(bridge_name(d))]
     from builder.network.ports import recorded_rules
 
-    firewall.apply(firewall.ruleset(bridges, recorded_rules(networks.dir.parent)))
+    table = firewall.table_for(networks.dir.parent)
+    extra = recorded_rules(networks.dir.parent)
+    if not bridges and not extra:
+        firewall.remove_table(table)
+        return
+    firewall.apply(firewall.ruleset(table, bridges, extra))
 
 
 def _names(container_id: str, endpoint: dict) -> list[str]:
@@ -296,7 +331,7 @@ def detach(store_root: Path, records: Records, container_id: str) -> None:
     with networks.locked():
         release_container(records, container_id)  # its published ports: the proxy and the DNAT rules
         peers = _peers_of(networks, container_id)
-        _release_endpoints(networks, container_id)
+        left = _release_endpoints(networks, container_id)
         from builder.network import netns
 
         netns.remove(os.fspath(netns_path(store_root, container_id)))
@@ -315,20 +350,23 @@ def detach(store_root: Path, records: Records, container_id: str) -> None:
         except ContainerError:
             pass
         refresh_hosts(networks, records, peers)
+        _drop_idle_default_bridge(networks, left)
 
 
-def _release_endpoints(networks: Networks, owner: str) -> None:
-    """Every endpoint of owner: veth deleted, address returned (pyroute2 only when there is one)."""
+def _release_endpoints(networks: Networks, owner: str) -> list[str]:
+    """Every endpoint of owner: veth deleted, address returned (pyroute2 only when there is one).
+    Returns the names of the networks it left."""
     found = [(net, networks.endpoints(net["Id"])) for net in networks.all()]
     found = [(net, endpoints) for net, endpoints in found if owner in endpoints]
     if not found:
-        return
+        return []
     from builder.network import links
 
     with links.host():
         for net, endpoints in found:
             links.delete_link(endpoints.pop(owner)["HostIf"])
             networks.save_endpoints(net["Id"], endpoints)
+    return [net["Name"] for net, _ in found]
 
 
 def disconnect_one(store_root: Path, records: Records, container_id: str, net: dict) -> None:
@@ -344,6 +382,7 @@ def disconnect_one(store_root: Path, records: Records, container_id: str, net: d
             links.delete_link(endpoint["HostIf"])
             networks.save_endpoints(net["Id"], endpoints)
         refresh_hosts(networks, records, peers | {container_id})
+        _drop_idle_default_bridge(networks, [net["Name"]] if endpoint is not None else [])
 
 
 def _peers_of(networks: Networks, container_id: str) -> set[str]:

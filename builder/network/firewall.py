@@ -1,11 +1,14 @@
-"""The pydock nftables table (`table ip pydock`), written through nft's JSON interface and rebuilt whole
-in one atomic transaction from the networks' records each time a bridge appears or goes: masquerade for
+"""A store's nftables table (`table ip pydock-<tag>`, the tag a short hash of the store's root: every store
+sharing a netns has its own, so one store's rebuild never drops another's rules), written through nft's
+JSON interface and rebuilt whole in one atomic transaction from that store's networks' records each time
+a bridge appears or goes: masquerade for
 each non-internal network's subnet leaving through another interface, no forwarding in or out of an
 internal network, and no forwarding between two pydock networks (docker's isolation) except to a published port. Nothing outside
 this table is touched: the host's own firewall stays as it was. Also IPv4 forwarding (net.ipv4.ip_forward)
 for the netns pydock runs in.
 
-Port publishing (ports.py) lives in the same table:
+Port publishing (ports.py) lives in the same table (several stores' nat chains on one hook coexist: the
+kernel stops at the first chain that sets up a connection's NAT):
   chain prerouting   nat hook, dstnat: traffic to one of our addresses -> publish
   chain output       nat hook, -100: the host's own traffic to a non-loopback local address -> publish
   chain publish      one DNAT rule per published port, its comment the container's id (how a container's
@@ -21,7 +24,7 @@ import subprocess
 
 from builder.errors import BuildError
 
-TABLE = {"family": "ip", "name": "pydock"}
+FAMILY = "ip"
 PUBLISH_CHAIN = "publish"
 PUBLISH_JUMP = "pydock-publish"  # the comment of the two jumps into the publish chain
 
@@ -42,15 +45,26 @@ def available() -> bool:
     return shutil.which("nft") is not None or os.path.exists("/usr/sbin/nft")
 
 
-def _chain(name: str, kind: str | None = None, hook: str | None = None, prio: int = 0) -> dict:
-    chain = {"family": TABLE["family"], "table": TABLE["name"], "name": name}
+def table_for(store_root) -> str:
+    """The nftables table of the store at store_root."""
+    from builder.network.store import store_tag
+
+    return "pydock-" + store_tag(store_root)
+
+
+def _table(table: str) -> dict:
+    return {"table": {"family": FAMILY, "name": table}}
+
+
+def _chain(table: str, name: str, kind: str | None = None, hook: str | None = None, prio: int = 0) -> dict:
+    chain = {"family": FAMILY, "table": table, "name": name}
     if kind:
         chain.update(type=kind, hook=hook, prio=prio, policy="accept")
     return {"add": {"chain": chain}}
 
 
-def rule(chain: str, *expr: dict, comment: str | None = None) -> dict:
-    body = {"family": TABLE["family"], "table": TABLE["name"], "chain": chain, "expr": list(expr)}
+def rule(table: str, chain: str, *expr: dict, comment: str | None = None) -> dict:
+    body = {"family": FAMILY, "table": table, "chain": chain, "expr": list(expr)}
     if comment:
         body["comment"] = comment
     return {"add": {"rule": body}}
@@ -80,36 +94,36 @@ NOT_LOOPBACK = match(payload("ip", "daddr"), "!=", prefix("127.0.0.0/8"))
 NOT_PUBLISHED = match({"&": [{"ct": {"key": "status"}}, "dnat"]}, "==", 0)
 
 
-def publish_chains() -> list[dict]:
+def publish_chains(table: str) -> list[dict]:
     """The publish chain and the jumps into it (for a table that has none yet)."""
-    return [_chain(PUBLISH_CHAIN), _chain("prerouting", "nat", "prerouting", -100),
-            _chain("output", "nat", "output", -100),
-            rule("prerouting", LOCAL_DESTINATION, {"jump": {"target": PUBLISH_CHAIN}}, comment=PUBLISH_JUMP),
-            rule("output", NOT_LOOPBACK, LOCAL_DESTINATION, {"jump": {"target": PUBLISH_CHAIN}},
+    return [_chain(table, PUBLISH_CHAIN), _chain(table, "prerouting", "nat", "prerouting", -100),
+            _chain(table, "output", "nat", "output", -100),
+            rule(table, "prerouting", LOCAL_DESTINATION, {"jump": {"target": PUBLISH_CHAIN}}, comment=PUBLISH_JUMP),
+            rule(table, "output", NOT_LOOPBACK, LOCAL_DESTINATION, {"jump": {"target": PUBLISH_CHAIN}},
                  comment=PUBLISH_JUMP)]
 
 
-def ruleset(bridges: list[dict], extra: list[dict] = ()) -> list[dict]:
+def ruleset(table: str, bridges: list[dict], extra: list[dict] = ()) -> list[dict]:
     """The table's commands. bridges: {"bridge": NAME, "subnet": CIDR, "internal": bool} per network;
     extra: the running containers' publish rules."""
-    table = {"table": {**TABLE}}
-    commands = [{"add": table}, {"delete": table}, {"add": table},
-                _chain("postrouting", "nat", "postrouting", 100), _chain("forward", "filter", "forward", 0),
-                *publish_chains()]
+    commands = [{"add": _table(table)}, {"delete": _table(table)}, {"add": _table(table)},
+                _chain(table, "postrouting", "nat", "postrouting", 100),
+                _chain(table, "forward", "filter", "forward", 0),
+                *publish_chains(table)]
     names = [b["bridge"] for b in bridges]
     for b in bridges:
         name = b["bridge"]
         if b["internal"]:
-            commands.append(rule("forward", match(_ifname("iifname"), "==", name),
+            commands.append(rule(table, "forward", match(_ifname("iifname"), "==", name),
                                  match(_ifname("oifname"), "!=", name), {"drop": None}))
-            commands.append(rule("forward", match(_ifname("oifname"), "==", name),
+            commands.append(rule(table, "forward", match(_ifname("oifname"), "==", name),
                                  match(_ifname("iifname"), "!=", name), {"drop": None}))
             continue
-        commands.append(rule("postrouting", match(payload("ip", "saddr"), "==", prefix(b["subnet"])),
+        commands.append(rule(table, "postrouting", match(payload("ip", "saddr"), "==", prefix(b["subnet"])),
                              match(_ifname("oifname"), "!=", name), {"masquerade": None}))
         others = [n for n in names if n != name]
         if others:
-            commands.append(rule("forward", match(_ifname("iifname"), "==", name),
+            commands.append(rule(table, "forward", match(_ifname("iifname"), "==", name),
                                  match(_ifname("oifname"), "==", {"set": others}), NOT_PUBLISHED,
                                  {"drop": None}))
     return commands + list(extra)
@@ -132,28 +146,29 @@ def _nft(args: list[str], stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def remove_table() -> None:
-    apply([{"add": {"table": {**TABLE}}}, {"delete": {"table": {**TABLE}}}])
+def remove_table(table: str) -> None:
+    apply([{"add": _table(table)}, {"delete": _table(table)}])
 
 
-def rules(chain: str | None = None) -> list[dict]:
-    """The rules of our table (or of one chain), each with its handle and comment; [] without a table."""
+def rules(table: str, chain: str | None = None) -> list[dict]:
+    """The rules of the table (or of one chain), each with its handle and comment; [] without a table."""
     try:
-        out = _nft(["-j", "-a", "list", "table", TABLE["family"], TABLE["name"]])
+        out = _nft(["-j", "-a", "list", "table", FAMILY, table])
     except FirewallError:
         return []
     found = [item["rule"] for item in json.loads(out).get("nftables", []) if "rule" in item]
     return [r for r in found if chain is None or r["chain"] == chain]
 
 
-def ensure_publish_chains() -> None:
+def ensure_publish_chains(table: str) -> None:
     """The table with its publish chains, when no network made it yet (adding what exists changes nothing;
     the jumps are added once)."""
-    if any(r.get("comment") == PUBLISH_JUMP for r in rules()):
+    if any(r.get("comment") == PUBLISH_JUMP for r in rules(table)):
         return
-    apply([{"add": {"table": {**TABLE}}}, *publish_chains()])
+    apply([{"add": _table(table)}, *publish_chains(table)])
 
 
 def delete_commands(found: list[dict]) -> list[dict]:
-    return [{"delete": {"rule": {"family": TABLE["family"], "table": TABLE["name"], "chain": r["chain"],
+    """Deletions of rules as rules() returned them (each names its table)."""
+    return [{"delete": {"rule": {"family": FAMILY, "table": r["table"], "chain": r["chain"],
                                  "handle": r["handle"]}}} for r in found]

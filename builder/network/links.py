@@ -72,10 +72,15 @@ def link_exists(name: str) -> bool:
 
 
 def ensure_bridge(name: str, gateway: str, prefixlen: int) -> bool:
-    """The bridge with the gateway address, up. Returns whether it was made now."""
+    """The bridge with the gateway address, up. Returns whether it was made now; a link of that name that is
+    not a bridge (a veth, a dummy someone made) is refused."""
     with host() as ipr, _netlink(f"creating bridge {name}"):
-        found = ipr.link_lookup(ifname=name)
+        found = ipr.get_links(ifname=name) if ipr.link_lookup(ifname=name) else []
         if found:
+            kind = (found[0].get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or "no kind")
+            if kind != "bridge":
+                raise LinkError(f"cannot use {name} as a network's bridge: a link of that name exists and is "
+                                f"not a bridge ({kind})")
             return False
         ipr.link("add", ifname=name, kind="bridge")
         index = ipr.link_lookup(ifname=name)[0]

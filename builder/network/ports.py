@@ -128,7 +128,7 @@ def check_free(bindings: dict[str, list[dict]]) -> None:
                     sock.close()
 
 
-def dnat_commands(container_id: str, ports: dict, container_ip: str, subnet: str | None) -> list[dict]:
+def dnat_commands(table: str, container_id: str, ports: dict, container_ip: str, subnet: str | None) -> list[dict]:
     """The DNAT rules (nft JSON "add" commands) for a container's published ports (NetworkSettings.Ports
     with the real host ports): one per binding on an IPv4 address other than loopback (127.0.0.1 is the
     proxy's alone: the kernel does not route loopback traffic out). Traffic from the container's own
@@ -148,7 +148,7 @@ def dnat_commands(container_id: str, ports: dict, container_ip: str, subnet: str
             expr += [firewall.match({"meta": {"key": "l4proto"}}, "==", proto),
                      firewall.match(firewall.payload("th", "dport"), "==", int(b["HostPort"])),
                      {"dnat": {"addr": container_ip, "port": ctr_port}}]
-            commands.append(firewall.rule(firewall.PUBLISH_CHAIN, *expr, comment=container_id))
+            commands.append(firewall.rule(table, firewall.PUBLISH_CHAIN, *expr, comment=container_id))
     return commands
 
 
@@ -164,10 +164,10 @@ def _rule_port(rule: dict) -> tuple[str, int] | None:
     return (proto, port) if proto and port else None
 
 
-def publish(doc: dict, container_ip: str, subnet: str | None = None) -> tuple[dict, int | None]:
-    """Hold every wanted host port, add the DNAT rules, start the proxy. Returns NetworkSettings.Ports
-    (every exposed port; the published ones with their real host ports) and the proxy's pid (None when
-    nothing is published). Nothing is left behind when it fails."""
+def publish(table: str, doc: dict, container_ip: str, subnet: str | None = None) -> tuple[dict, int | None]:
+    """Hold every wanted host port, add the DNAT rules (to the store's table), start the proxy. Returns
+    NetworkSettings.Ports (every exposed port; the published ones with their real host ports) and the
+    proxy's pid (None when nothing is published). Nothing is left behind when it fails."""
     wanted = wanted_bindings(doc)
     ports: dict[str, list[dict] | None] = {key: None for key in (doc.get("Config") or {}).get("ExposedPorts") or {}}
     held: list[proxy.Listener] = []
@@ -182,16 +182,16 @@ def publish(doc: dict, container_ip: str, subnet: str | None = None) -> tuple[di
                     ports[key] = (ports.get(key) or []) + [{"HostIp": host_ip, "HostPort": str(port)}]
         if not held:
             return ports, None
-        rules = dnat_commands(doc["Id"], ports, container_ip, subnet)
+        rules = dnat_commands(table, doc["Id"], ports, container_ip, subnet)
         if rules and firewall.available():
-            firewall.ensure_publish_chains()
+            firewall.ensure_publish_chains(table)
             # we hold these ports, so a rule already matching one is a dead container's: it goes first
             taken = {_rule_port(r["add"]["rule"]) for r in rules}
-            stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if _rule_port(r) in taken]
+            stale = [r for r in firewall.rules(table, firewall.PUBLISH_CHAIN) if _rule_port(r) in taken]
             firewall.apply(firewall.delete_commands(stale) + rules)
         pid = proxy.spawn(held)
     except BaseException:
-        remove_rules(doc["Id"])
+        remove_rules(table, doc["Id"])
         raise
     finally:
         for listener in held:
@@ -199,14 +199,14 @@ def publish(doc: dict, container_ip: str, subnet: str | None = None) -> tuple[di
     return ports, pid
 
 
-def remove_rules(container_id: str) -> None:
+def remove_rules(table: str, container_id: str) -> None:
     if firewall.available():
-        mine = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") == container_id]
+        mine = [r for r in firewall.rules(table, firewall.PUBLISH_CHAIN) if r.get("comment") == container_id]
         if mine:
             firewall.apply(firewall.delete_commands(mine))
 
 
-def unpublish(container_id: str, proxy_pid: int | None, proxy_start: int | None = None) -> None:
+def unpublish(table: str, container_id: str, proxy_pid: int | None, proxy_start: int | None = None) -> None:
     """Stop the proxy (releasing the host ports) and delete the container's DNAT rules."""
     if proxy_pid:
         from builder.container.liveness import process_start_time
@@ -217,7 +217,7 @@ def unpublish(container_id: str, proxy_pid: int | None, proxy_start: int | None 
             except ProcessLookupError:
                 pass
             _wait_gone(proxy_pid)
-    remove_rules(container_id)
+    remove_rules(table, container_id)
 
 
 def _wait_gone(pid: int) -> None:
@@ -240,11 +240,11 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.01)
 
 
-def remove_stale_rules(dead: set[str]) -> None:
+def remove_stale_rules(table: str, dead: set[str]) -> None:
     """Delete the rules of these containers (stopped, or removed: what a failed release left)."""
     if not dead or not firewall.available():
         return
-    stale = [r for r in firewall.rules(firewall.PUBLISH_CHAIN) if r.get("comment") in dead]
+    stale = [r for r in firewall.rules(table, firewall.PUBLISH_CHAIN) if r.get("comment") in dead]
     if stale:
         firewall.apply(firewall.delete_commands(stale))
 
@@ -272,14 +272,15 @@ def publish_container(store_root, records, container_id: str) -> dict:
     if address is None or not (wanted_bindings(doc) or (doc.get("Config") or {}).get("ExposedPorts")):
         return doc
     with Networks(store_root).locked():
-        published, pid = publish(doc, *address)
+        table = firewall.table_for(store_root)
+        published, pid = publish(table, doc, *address)
         try:
             with records.edit(container_id) as doc:
                 doc.setdefault("NetworkSettings", {})["Ports"] = published
                 if pid:
                     doc["PortProxy"] = {"Pid": pid, "StartTime": process_start_time(pid)}
         except BaseException:
-            unpublish(container_id, pid)
+            unpublish(table, container_id, pid)
             raise
     return doc
 
@@ -293,7 +294,8 @@ def release_container(records, container_id: str) -> None:
     proxy_entry = doc.get("PortProxy")
     if not proxy_entry and not ((doc.get("NetworkSettings") or {}).get("Ports")):
         return
-    unpublish(container_id, (proxy_entry or {}).get("Pid"), (proxy_entry or {}).get("StartTime"))
+    unpublish(firewall.table_for(records.dir.parent), container_id, (proxy_entry or {}).get("Pid"),
+              (proxy_entry or {}).get("StartTime"))
     with records.edit(container_id) as doc:
         doc.pop("PortProxy", None)
         if doc.get("NetworkSettings"):
@@ -305,10 +307,10 @@ def recorded_rules(store_root) -> list[dict]:
     from builder.container.liveness import ACTIVE, live_state
     from builder.container.records import Records
 
-    commands = []
+    commands, table = [], firewall.table_for(store_root)
     for doc in Records(store_root).all():
         ports = (doc.get("NetworkSettings") or {}).get("Ports")
         address = container_address(doc)
         if doc.get("PortProxy") and ports and address and live_state(doc)["Status"] in ACTIVE:
-            commands += dnat_commands(doc["Id"], ports, *address)
+            commands += dnat_commands(table, doc["Id"], ports, *address)
     return commands

@@ -6,6 +6,7 @@ see one consistent state. The predefined networks bridge, host and none are made
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import ipaddress
 import json
 import os
@@ -19,7 +20,7 @@ from builder.atomicfile import atomic_file
 from builder.errors import BuildError
 from oci_runtime.units import rfc3339
 
-DEFAULT_BRIDGE = "pydock0"  # ours, beside docker's docker0
+POOL_LOCK_DIRS = ("/run", "/tmp")  # the first writable one holds the lock of pool picking
 PREDEFINED = ("bridge", "host", "none")
 DRIVERS = {"bridge": "bridge", "host": "host", "none": "null"}
 
@@ -29,6 +30,36 @@ class NetworkError(BuildError):
 
 
 _HELD: dict[str, list] = {}  # lock path -> [fd, pid, depth]
+
+
+def store_tag(store_root) -> str:
+    """8 hex digits naming a store among the others of a netns (its default bridge, its nftables table)."""
+    return hashlib.sha256(os.fsencode(os.path.realpath(store_root))).hexdigest()[:8]
+
+
+def default_bridge_name(store_root) -> str:
+    """The store's own default bridge (docker has one daemon and docker0; a netns here may hold many
+    stores, each with its default network on its own pool)."""
+    return "pydock-" + store_tag(store_root)  # 15 characters: the kernel's limit
+
+
+@contextmanager
+def pool_lock() -> Iterator[None]:
+    """Held while a default network picks its pool and makes its bridge: stores have separate locks, and
+    this one keeps two of them from taking one free pool at once (taken after a store's lock, never before)."""
+    for folder in POOL_LOCK_DIRS:
+        try:
+            fd = os.open(os.path.join(folder, "pydock-pools.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            break
+        except OSError:
+            continue
+    else:
+        raise NetworkError("cannot open the pool lock pydock-pools.lock in /run or /tmp")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class Networks:
@@ -138,12 +169,34 @@ class Networks:
             for doc in self.all():
                 if doc["Name"] == "bridge":
                     return doc
-            doc = self.create("bridge", bridge_name=DEFAULT_BRIDGE, taken_routes=taken_routes())
+            doc = self.create("bridge", bridge_name=default_bridge_name(self.dir.parent),
+                              taken_routes=taken_routes())
             doc["Options"].update({"com.docker.network.bridge.default_bridge": "true",
                                    "com.docker.network.bridge.enable_icc": "true",
                                    "com.docker.network.bridge.enable_ip_masquerade": "true",
                                    "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
                                    "com.docker.network.driver.mtu": "1500"})
+            self._save(doc)
+            return doc
+
+    def refresh_idle_default(self, doc: dict, taken: list) -> dict:
+        """The default network while its bridge is down (no endpoints): on a free pool again when its subnet
+        overlaps taken (the routes of this netns: another store may hold the pool it had last time), and
+        under the store's own bridge name (a store made before names were per store has the shared one)."""
+        from builder.network import addresses
+
+        with self.locked():
+            subnet = ipaddress.ip_network(doc["IPAM"]["Config"][0]["Subnet"])
+            others = [ipaddress.ip_network(c["Subnet"]) for d in self.all() if d["Id"] != doc["Id"]
+                      for c in d["IPAM"]["Config"]]
+            own_name = default_bridge_name(self.dir.parent)
+            clash = any(subnet.overlaps(t) for t in others + list(taken))
+            if not clash and doc["Options"].get("com.docker.network.bridge.name") == own_name:
+                return doc
+            if clash:
+                net = addresses.free_pool(others + list(taken))
+                doc["IPAM"]["Config"] = [{"Subnet": str(net), "Gateway": str(net.network_address + 1)}]
+            doc["Options"]["com.docker.network.bridge.name"] = own_name
             self._save(doc)
             return doc
 

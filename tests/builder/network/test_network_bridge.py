@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -94,10 +95,10 @@ def test_default_bridge_gives_an_address_route_and_docker_files(dock):
     gateway = re.search(r"default via (\S+) dev eth0", proc.stdout).group(1)
     bridge = json.loads(dock("network", "inspect", "bridge", check=True).stdout)[0]
     assert bridge["IPAM"]["Config"][0]["Gateway"] == gateway
-    assert "pydock0" in dock.ip("-br", "link")
     assert f"{address.group(1)}\t" in proc.stdout and "127.0.0.1\tlocalhost" in proc.stdout
     assert "nameserver 127." not in proc.stdout
     assert veths(dock) == [] and endpoints(dock) == {}  # --rm: everything released
+    assert "pydock-" not in dock.ip("-br", "link")  # the last container gone: the store's default bridge too
 
 
 def test_inspect_shows_dockers_network_settings(dock):
@@ -106,6 +107,9 @@ def test_inspect_shows_dockers_network_settings(dock):
     ranged = dock("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "net-core-insp",
                   check=True).stdout.strip()
     assert ip and ip == ranged
+    bridge_name = dock("network", "inspect", "-f", '{{index .Options "com.docker.network.bridge.name"}}', "bridge",
+                       check=True).stdout.strip()
+    assert bridge_name.startswith("pydock-") and bridge_name in dock.ip("-br", "link")  # the store's own
     doc = json.loads(dock("inspect", "net-core-insp", check=True).stdout)[0]
     assert doc["HostConfig"]["NetworkMode"] == "bridge"
     settings = doc["NetworkSettings"]
@@ -248,11 +252,10 @@ def test_concurrent_runs_get_distinct_addresses(dock):
 
 
 def test_pyroute2_is_imported_only_for_bridge_networking(dock):
-    env = ["env", "PYTHONPROFILEIMPORTTIME=1"]
-    none = run_captured(["nsenter", f"--net={dock.ns}", *env, *PYDOCK, "--root", str(dock.root), "run", "--rm",
-                         "--network", "none", "busybox", "true"])
-    bridge = run_captured(["nsenter", f"--net={dock.ns}", *env, *PYDOCK, "--root", str(dock.root), "run", "--rm",
-                           "busybox", "true"])
+    # -X importtime: the pydock launcher runs Python with -I, which ignores PYTHONPROFILEIMPORTTIME
+    traced = [sys.executable, "-X", "importtime", "-m", "builder", "--root", str(dock.root)]
+    none = run_captured(["nsenter", f"--net={dock.ns}", *traced, "run", "--rm", "--network", "none", "busybox", "true"])
+    bridge = run_captured(["nsenter", f"--net={dock.ns}", *traced, "run", "--rm", "busybox", "true"])
     assert none.returncode == bridge.returncode == 0
     assert "pyroute2" not in none.stderr and "pyroute2" in bridge.stderr
     # only the route netlink parts: not the families pyroute2's package __init__ would pull in

@@ -141,6 +141,7 @@ def udp(host, port, text):
 PUBLISH = """
 import json, os, sys, time
 from builder.network import ports, firewall
+TABLE = "pydock-test"
 doc = {"Id": "net-ports-" + "a" * 54, "Config": {"ExposedPorts": {"8080/tcp": {}, "5353/udp": {}, "9/tcp": {}}},
        "HostConfig": {"NetworkMode": "bridge", "PublishAllPorts": False, "PortBindings": {
            "8080/tcp": [{"HostIp": "", "HostPort": "18080"}, {"HostIp": "127.0.0.1", "HostPort": ""}],
@@ -150,20 +151,20 @@ doc = {"Id": "net-ports-" + "a" * 54, "Config": {"ExposedPorts": {"8080/tcp": {}
 
 def test_published_ports_reach_the_container_from_everywhere(lab):
     out = lab.run(lab.host, PUBLISH, CLIENT, f"""
-        published, pid = ports.publish(doc, "{BRIDGE_NET}.2", "{BRIDGE_NET}.0/24")
+        published, pid = ports.publish(TABLE, doc, "{BRIDGE_NET}.2", "{BRIDGE_NET}.0/24")
         random_port = int(published["8080/tcp"][-1]["HostPort"])
         result = {{"ports": published, "random": random_port, "range": ports.ephemeral_range(),
                   "loopback": tcp("127.0.0.1", 18080), "other": tcp("{OTHER_ADDRESS}", 18080),
                   "random_loopback": tcp("127.0.0.1", random_port),
                   "udp": udp("127.0.0.1", 15353, "ping"), "udp_other": udp("{OTHER_ADDRESS}", 15353, "pong"),
-                  "rules": len([r for r in firewall.rules("publish") if r.get("comment") == doc["Id"]])}}
+                  "rules": len([r for r in firewall.rules(TABLE, "publish") if r.get("comment") == doc["Id"]])}}
         try:
             ports.check_free({{"1/tcp": [{{"HostIp": "", "HostPort": "18080"}}]}})
         except ports.PublishError as e:
             result["in_use"] = str(e)
-        ports.unpublish(doc["Id"], pid)
+        ports.unpublish(TABLE, doc["Id"], pid)
         ports.check_free({{"1/tcp": [{{"HostIp": "", "HostPort": "18080"}}], "2/udp": [{{"HostIp": "", "HostPort": "15353"}}]}})
-        result["rules_after"] = len(firewall.rules("publish"))
+        result["rules_after"] = len(firewall.rules(TABLE, "publish"))
         print(json.dumps(result))
     """)
     result = json.loads(out.stdout)
@@ -184,7 +185,7 @@ def test_published_ports_reach_the_container_from_everywhere(lab):
 
 def test_hairpin_from_a_container_on_the_same_bridge(lab):
     holder = lab.popen(lab.host, PUBLISH, f"""
-ports.publish(doc, "{BRIDGE_NET}.2", "{BRIDGE_NET}.0/24")
+ports.publish(TABLE, doc, "{BRIDGE_NET}.2", "{BRIDGE_NET}.0/24")
 print("published", flush=True)
 time.sleep(600)
 """)
@@ -197,7 +198,7 @@ time.sleep(600)
 
 def test_a_port_in_use_fails_whole_and_a_killed_owner_frees_everything(lab):
     holder = lab.popen(lab.host, PUBLISH, f"""
-ports.publish(doc, "{BRIDGE_NET}.2", "{BRIDGE_NET}.0/24")
+ports.publish(TABLE, doc, "{BRIDGE_NET}.2", "{BRIDGE_NET}.0/24")
 print("published", flush=True)
 time.sleep(600)
 """)
@@ -207,10 +208,10 @@ time.sleep(600)
         doc["HostConfig"]["PortBindings"] = {{"7/tcp": [{{"HostIp": "", "HostPort": "17007"}}],
                                               "8080/tcp": [{{"HostIp": "", "HostPort": "18080"}}]}}
         try:
-            ports.publish(doc, "{BRIDGE_NET}.2", "{BRIDGE_NET}.0/24")
+            ports.publish(TABLE, doc, "{BRIDGE_NET}.2", "{BRIDGE_NET}.0/24")
         except ports.PublishError as e:
             print(e)
-        print(sorted(r["comment"] for r in firewall.rules("publish")))
+        print(sorted(r["comment"] for r in firewall.rules(TABLE, "publish")))
         ports.check_free({{"7/tcp": [{{"HostIp": "", "HostPort": "17007"}}]}})  # the first port was let go
     """)
     lines = out.stdout.splitlines()
@@ -221,14 +222,15 @@ time.sleep(600)
     out = lab.run(lab.host, """
         import time
         from builder.network import ports, firewall
+        TABLE = "pydock-test"
         for _ in range(100):
             try:
                 ports.check_free({"8080/tcp": [{"HostIp": "", "HostPort": "18080"}]}); break
             except ports.PublishError:
                 time.sleep(0.05)
-        before = len(firewall.rules("publish"))
-        ports.remove_stale_rules({"net-ports-" + "a" * 54})
-        print(before, len(firewall.rules("publish")))
+        before = len(firewall.rules(TABLE, "publish"))
+        ports.remove_stale_rules(TABLE, {"net-ports-" + "a" * 54})
+        print(before, len(firewall.rules(TABLE, "publish")))
         ports.check_free({"8080/tcp": [{"HostIp": "", "HostPort": "18080"}]})
     """)
     assert out.stdout.split() == ["2", "0"]

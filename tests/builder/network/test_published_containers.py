@@ -288,9 +288,10 @@ def test_container_prune_drops_rules_a_failed_release_left(dock):
     from builder.network import firewall, ports
 
     cid = dock("create", "--name", "net-ports-pruned", "-p", "18086:80", "busybox", "true", check=True).stdout.strip()
-    leftover = ports.dnat_commands(cid, {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18086"}]}, "172.17.0.9",
-                                   "172.17.0.0/16")
-    firewall.ensure_publish_chains()
+    table = firewall.table_for(dock.root)
+    leftover = ports.dnat_commands(table, cid, {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18086"}]},
+                                   "172.17.0.9", "172.17.0.0/16")
+    firewall.ensure_publish_chains(table)
     firewall.apply(leftover)  # as if nft had failed while the container stopped
     assert cid in publish_rules()
     dock("container", "prune", "-f", check=True)
