@@ -122,15 +122,18 @@ def _check_found_cgroup(mgr, where: str) -> None:
 
 
 def _setup_cgroup(mgr, linux_cfg: dict) -> bool:
-    """Make the cgroup and set its limits; False when an unprivileged user may not make one and asked for no
-    limits (runc's rootless rule: such a container runs in its caller's cgroup)."""
+    """Make the cgroup and set its limits; False when an unprivileged user may not make one and asked for
+    neither limits nor a cgroupsPath (runc's rootless rule: such a container runs in its caller's cgroup)."""
     try:
         mgr.create()
     except OSError as e:
         if os.geteuid() == 0 or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
+        if linux_cfg.get("cgroupsPath"):  # a path asked for by name is not skipped quietly
+            raise RuntimeFailure(f"rootless container: unable to apply cgroup configuration: {e}") from None
         if _limits_asked(linux_cfg.get("resources") or {}):
-            raise RuntimeFailure(f"rootless container: linux.resources needs a cgroup this user may write ({e})") from None
+            raise RuntimeFailure("rootless container: rootless needs no limits + no cgrouppath when no permission "
+                                 f"is granted for cgroups: {e}") from None
         return False
     mgr.set(linux_cfg.get("resources") or {})
     return True

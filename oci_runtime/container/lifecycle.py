@@ -233,16 +233,11 @@ class Container:
         wait_gone(self.pid, self.state.get("pid_start"), 10.0)
 
     def destroy(self) -> None:
-        """Remove what the container owns on the host: its cgroup and its state directory."""
+        """Remove what the container holds on the host: its cgroup and its state directory. Like runc, the
+        cgroup goes even when create found it made; rmdir only takes empty cgroups, so one still holding
+        processes that are not the container's stays (with a warning)."""
         mgr = self.cgroups
-        if mgr is not None and not self.state.get("cgroup_owned", True):  # a cgroup we found is left as it was,
-            found = self.state.get("cgroup_found")  # but not the directories we made beside it (v1)
-            if found is not None:
-                try:
-                    mgr.destroy(keep=frozenset(found))
-                except OSError as e:
-                    logger.warning(f"removing cgroup of {self.id}: {e}")
-        elif mgr is not None:
+        if mgr is not None and self.state.get("cgroup_owned", True):
             try:
                 if mgr.pids():  # leftovers of a killed create, or processes outliving init without a pid ns
                     mgr.kill_all(SIGKILL)
@@ -251,6 +246,7 @@ class Container:
                         time.sleep(0.01)
             except OSError:
                 pass
+        if mgr is not None:
             try:
                 mgr.destroy()
             except OSError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -98,20 +99,51 @@ def join(kind: str, fd: int, path: str = "") -> None:
 
 def write_id_maps(pid: int, linux: dict) -> None:
     """Written by the runtime (outside) for the child that just unshared its user namespace. An unprivileged
-    runtime may map only its own ids, and the gid map only once setgroups(2) is denied in the namespace."""
-    if os.geteuid() != 0:
+    runtime may map only its own ids itself (the gid map only once setgroups(2) is denied in the namespace);
+    for more it asks the setuid newuidmap/newgidmap (its subordinate ids in /etc/subuid, /etc/subgid), and
+    then setgroups stays allowed, as runc does."""
+    rootless = os.geteuid() != 0
+    gid_maps = linux.get("gidMappings") or []
+    own_gid_only = [(m.get("containerID"), m.get("hostID"), m.get("size")) for m in gid_maps] == [(0, os.getegid(), 1)]
+    if rootless and own_gid_only:
         try:
             with open(f"/proc/{pid}/setgroups", "w") as f:
                 f.write("deny")
         except OSError as e:
             raise RuntimeFailure(f"denying setgroups in /proc/{pid}/setgroups: {e.strerror}") from None
-    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
-        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key) or [])
+    for name, key, tool in (("uid_map", "uidMappings", "newuidmap"), ("gid_map", "gidMappings", "newgidmap")):
+        maps = linux.get(key) or []
+        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
         try:
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(lines)
         except OSError as e:
-            raise RuntimeFailure(f"writing {key} to /proc/{pid}/{name}: {e.strerror}") from None
+            helper = _find_program(tool) if rootless and e.errno == errno.EPERM else None
+            if helper is None:
+                raise RuntimeFailure(f"writing {key} to /proc/{pid}/{name}: {e.strerror}") from None
+            args = [str(v) for m in maps for v in (m["containerID"], m["hostID"], m["size"])]
+            if _run_program(helper, [tool, str(pid), *args]) != 0:
+                raise RuntimeFailure(f"writing {key} for pid {pid} with {helper} failed (is the range in "
+                                     f"/etc/sub{name[:3]}?)") from None
+
+
+def _find_program(name: str) -> str | None:
+    for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+        path = os.path.join(d or ".", name)
+        if os.access(path, os.X_OK) and os.path.isfile(path):
+            return path
+    return None
+
+
+def _run_program(path: str, argv: list[str]) -> int:
+    """Its exit status; fork/exec, so that subprocess stays off the start path."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.execv(path, argv)
+        finally:
+            os._exit(127)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 
 
 def write_time_offsets(offsets: dict | None) -> None:

@@ -98,3 +98,44 @@ def test_limits_without_a_writable_cgroup_are_refused_clearly(user, home):
     out = as_user(user, home, "run", "--bundle", bundle, "rll")
     assert out.returncode == 1 and "rootless container" in out.stderr and out.stderr.count("\n") == 1
     assert os.listdir(os.path.join(home, "run", "pyrunc")) == []
+
+
+def test_a_cgroups_path_without_a_writable_cgroup_is_refused(user, home):
+    """runc skips a cgroup it may not make only when none was named; a cgroupsPath is an error."""
+    bundle = rootless_bundle(user, home, ["true"],
+                             edit=lambda spec: spec["linux"].update(cgroupsPath="/pyrunc-rootless-test/ctr"))
+    out = as_user(user, home, "run", "--bundle", bundle, "rlp")
+    assert out.returncode == 1 and "unable to apply cgroup configuration" in out.stderr, out.stderr
+    assert "permission denied" in out.stderr and out.stderr.count("\n") == 1
+    assert os.listdir(os.path.join(home, "run", "pyrunc")) == []
+
+
+@pytest.fixture
+def subordinate_ids(user):
+    """Subordinate ids for the user in /etc/subuid and /etc/subgid (put back as they were afterwards)."""
+    if shutil.which("newuidmap") is None or shutil.which("newgidmap") is None:
+        pytest.skip("newuidmap/newgidmap (Debian's uidmap) not installed")
+    saved = {}
+    for path in ("/etc/subuid", "/etc/subgid"):
+        saved[path] = Path(path).read_text() if os.path.exists(path) else None
+        kept = [line for line in (saved[path] or "").splitlines() if not line.startswith(f"{USER}:")]
+        Path(path).write_text("".join(f"{line}\n" for line in kept) + f"{USER}:300000:65536\n")
+    yield 300000
+    for path, text in saved.items():
+        if text is None:
+            os.unlink(path)
+        else:
+            Path(path).write_text(text)
+
+
+def test_more_than_the_users_own_ids_are_mapped_with_newuidmap(user, home, subordinate_ids):
+    """As runc: a map the kernel refuses to an unprivileged writer goes through the setuid helpers."""
+    def edit(spec):
+        spec["linux"]["uidMappings"].append({"containerID": 1, "hostID": subordinate_ids, "size": 1000})
+        spec["linux"]["gidMappings"].append({"containerID": 1, "hostID": subordinate_ids, "size": 1000})
+    bundle = rootless_bundle(user, home, ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map"], edit=edit)
+    out = as_user(user, home, "run", "--bundle", bundle, "rlm")
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert rows == [["0", str(user.pw_uid), "1"], ["1", str(subordinate_ids), "1000"],
+                    ["0", str(user.pw_gid), "1"], ["1", str(subordinate_ids), "1000"]]

@@ -274,23 +274,29 @@ def test_joining_a_populated_cgroup_warns(make_bundle, pyrunc):
         holder.wait()
 
 
-@pytest.mark.skipif(not V1 or not os.path.isdir("/sys/fs/cgroup/pids"), reason="cgroup v1 layout with pids")
-def test_a_cgroup_found_in_one_hierarchy_stays_and_the_ones_made_go(make_bundle, pyrunc):
-    """runc's update test makes the cpu directory first (to give it a realtime budget): delete leaves that one,
-    which is not ours, and removes the directories create made in the other hierarchies."""
-    inner = f"/pyrunc-test-found/{os.getpid()}"
-    found = f"/sys/fs/cgroup/pids{inner}"
+@pytest.mark.skipif(not V1 or not os.path.isdir("/sys/fs/cgroup/cpu/"), reason="cgroup v1 layout with cpu")
+def test_delete_removes_a_cgroup_it_found_as_runc_does(make_bundle, pyrunc):
+    """runc's update test makes the cpu directories first, to give them a realtime budget; delete removes
+    the found one too (runc does), so the parent can go and its budget is free for the next cgroup."""
+    parent = f"pyrunc-test-found-{os.getpid()}"
+    inner = f"/{parent}/ctr"
+    cpu_root = "/sys/fs/cgroup/cpu"
+    found = f"{cpu_root}{inner}"
     os.makedirs(found)
     try:
+        for d in (f"{cpu_root}/{parent}", found):  # a budget, as runc's test gives (the root's period too)
+            if os.path.exists(f"{d}/cpu.rt_runtime_us"):
+                with open(f"{d}/cpu.rt_runtime_us", "w") as f:
+                    f.write("10000")
         bundle = make_bundle(["true"], edit=lambda spec: spec["linux"].update(cgroupsPath=inner))
         out = pyrunc("run", "--bundle", bundle, "found")
         assert out.returncode == 0, out.stderr
-        assert os.path.isdir(found)
-        made = [d for d in os.listdir("/sys/fs/cgroup") if os.path.isdir(f"/sys/fs/cgroup/{d}{inner}") and d != "pids"]
-        assert made == []
+        left = [d for d in os.listdir("/sys/fs/cgroup") if os.path.isdir(f"/sys/fs/cgroup/{d}{inner}")]
+        assert left == []
+        os.rmdir(f"{cpu_root}/{parent}")  # empty now, so the budget it held goes back to the root
     finally:
         for d in os.listdir("/sys/fs/cgroup"):
-            for path in (f"/sys/fs/cgroup/{d}{inner}", f"/sys/fs/cgroup/{d}/pyrunc-test-found"):
+            for path in (f"/sys/fs/cgroup/{d}{inner}", f"/sys/fs/cgroup/{d}/{parent}"):
                 if os.path.isdir(path) and not os.path.islink(f"/sys/fs/cgroup/{d}"):
                     try:
                         os.rmdir(path)
