@@ -134,6 +134,42 @@ def test_a_link_with_the_bridges_name_that_is_no_bridge_is_refused(make_store):
             ipr.link("del", index=ipr.link_lookup(ifname=name)[0])
 
 
+def test_a_bridge_with_the_bridges_name_and_another_address_is_refused(make_store):
+    from pyroute2 import IPRoute
+
+    p = make_store("addressed")
+    name = default_network(p)["Options"]["com.docker.network.bridge.name"]
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="bridge")
+        ipr.addr("add", index=ipr.link_lookup(ifname=name)[0], address="10.77.0.1", prefixlen=24)
+    try:
+        out = p("run", "--rm", "busybox", "true")
+        assert out.returncode == 125
+        assert len(out.stderr.strip().splitlines()) == 1
+        assert out.stderr.startswith(f"pydock: error: cannot use bridge {name}: it has 10.77.0.1/24, not the "
+                                     "network's gateway ")
+        assert p("ps", "-aq").stdout == ""
+    finally:
+        with IPRoute() as ipr:
+            ipr.link("del", index=ipr.link_lookup(ifname=name)[0])
+
+
+def test_a_bridge_left_without_an_address_is_taken_over(make_store):
+    """A run killed between making the bridge and addressing it leaves a bare bridge: the next run uses it."""
+    from pyroute2 import IPRoute
+
+    p = make_store("bare")
+    name = default_network(p)["Options"]["com.docker.network.bridge.name"]
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="bridge")
+    p("run", "-d", "--name", "held", "busybox", "sleep", "60", check=True)
+    gateway = default_network(p)["IPAM"]["Config"][0]["Gateway"]
+    assert f"inet {gateway}/" in subprocess.run(["ip", "-4", "addr", "show", name], capture_output=True,
+                                                 text=True, check=True).stdout
+    p("rm", "-f", "held", check=True)
+    assert name not in links()
+
+
 def test_a_store_made_with_the_shared_bridge_name_takes_its_own(make_store):
     """Stores made before bridges were per store recorded the shared pydock0: the next start renames it."""
     p = make_store("older")
