@@ -102,6 +102,23 @@ def test_two_stores_publish_ports_side_by_side(make_store):
     assert bridges[0] not in links() and pydock_tables() == []
 
 
+def test_networks_of_two_stores_are_isolated(make_store):
+    """As two networks of one store: no forwarding between them (default and user-defined ones alike)."""
+    a, b = make_store("iso-a"), make_store("iso-b")
+    a("run", "-d", "--name", "held", "busybox", "sleep", "60", check=True)
+    a_ip = a("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "held",
+             check=True).stdout.strip()
+    assert a("run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", a_ip).returncode == 0
+    b("network", "create", "iso-net", check=True)
+    for network in ("bridge", "iso-net"):
+        out = b("run", "--rm", "--network", network, "busybox", "sh", "-c",
+                "ping -c 1 -W 2 $(ip route | awk '/default/ {print $3}') >/dev/null && "
+                f"! ping -c 1 -W 2 {a_ip}")
+        assert out.returncode == 0, (network, out.stdout, out.stderr)
+    a("rm", "-f", "held", check=True)
+    b("network", "rm", "iso-net", check=True)
+
+
 def test_many_stores_in_turn_do_not_exhaust_the_pools(make_store):
     """More stores than the 15 default /16 pools, each running and removing a container in turn."""
     stores = [make_store(f"s{n}") for n in range(20)]
