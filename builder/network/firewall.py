@@ -1,11 +1,10 @@
 """A store's nftables table (`table ip pydock-<tag>`, the tag a short hash of the store's root: every store
 sharing a netns has its own, so one store's rebuild never drops another's rules), written through nft's
 JSON interface and rebuilt whole in one atomic transaction from that store's networks' records each time
-a bridge appears or goes: masquerade for
-each non-internal network's subnet leaving through another interface, no forwarding in or out of an
-internal network, and no forwarding between two pydock networks, of this store or another (docker's isolation), except to a
-published port. Nothing outside
-this table is touched: the host's own firewall stays as it was. Also IPv4 forwarding (net.ipv4.ip_forward)
+a bridge appears or goes: masquerade for each non-internal network's subnet leaving through another
+interface, no forwarding in or out of an internal network, and no forwarding between two pydock networks,
+of this store or another (docker's isolation), except to a published port. Nothing outside this table is
+touched: the host's own firewall stays as it was. Also IPv4 forwarding (net.ipv4.ip_forward)
 for the netns pydock runs in.
 
 Port publishing (ports.py) lives in the same table (several stores' nat chains on one hook coexist: the
