@@ -1,10 +1,10 @@
 """A store's nftables table (`table ip pydock-<tag>`, the tag a short hash of the store's root: every store
 sharing a netns has its own, so one store's rebuild never drops another's rules), written through nft's
 JSON interface and rebuilt whole in one atomic transaction from that store's networks' records each time
-a bridge appears or goes: masquerade for
-each non-internal network's subnet leaving through another interface, no forwarding in or out of an
-internal network, and no forwarding between two pydock networks (docker's isolation) except to a published port. Nothing outside
-this table is touched: the host's own firewall stays as it was. Also IPv4 forwarding (net.ipv4.ip_forward)
+a bridge appears or goes: masquerade for each non-internal network's subnet leaving through another
+interface, no forwarding in or out of an internal network, and no forwarding between two pydock networks,
+of this store or another (docker's isolation), except to a published port. Nothing outside this table is
+touched: the host's own firewall stays as it was. Also IPv4 forwarding (net.ipv4.ip_forward)
 for the netns pydock runs in.
 
 Port publishing (ports.py) lives in the same table (several stores' nat chains on one hook coexist: the
@@ -91,6 +91,10 @@ LOCAL_DESTINATION = match({"fib": {"result": "type", "flags": ["daddr"]}}, "==",
 NOT_LOOPBACK = match(payload("ip", "daddr"), "!=", prefix("127.0.0.0/8"))
 # A connection DNATed to a published port: docker lets any network reach one (through the host's address),
 # so the isolation between networks leaves these alone.
+# The bridge names pydock gives (a store's default bridge, a user-defined network's): forwarding from one
+# of this store's networks into any of them is dropped too, so networks of different stores sharing a netns
+# are as isolated as networks of one store.
+OTHER_STORES_BRIDGES = ("pydock-*", "br-*")
 NOT_PUBLISHED = match({"&": [{"ct": {"key": "status"}}, "dnat"]}, "==", 0)
 
 
@@ -126,6 +130,11 @@ def ruleset(table: str, bridges: list[dict], extra: list[dict] = ()) -> list[dic
             commands.append(rule(table, "forward", match(_ifname("iifname"), "==", name),
                                  match(_ifname("oifname"), "==", {"set": others}), NOT_PUBLISHED,
                                  {"drop": None}))
+        # other stores' bridges are not in this table's records: their default names match a wildcard
+        for pattern in OTHER_STORES_BRIDGES:
+            commands.append(rule(table, "forward", match(_ifname("iifname"), "==", name),
+                                 match(_ifname("oifname"), "!=", name), match(_ifname("oifname"), "==", pattern),
+                                 NOT_PUBLISHED, {"drop": None}))
     return commands + list(extra)
 
 

@@ -81,6 +81,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> bool:
             if kind != "bridge":
                 raise LinkError(f"cannot use {name} as a network's bridge: a link of that name exists and is "
                                 f"not a bridge ({kind})")
+            _check_bridge_address(ipr, name, found[0]["index"], gateway, prefixlen)
             return False
         ipr.link("add", ifname=name, kind="bridge")
         index = ipr.link_lookup(ifname=name)[0]
@@ -91,6 +92,20 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> bool:
             ipr.link("del", index=index)
             raise
         return True
+
+
+def _check_bridge_address(ipr, name: str, index: int, gateway: str, prefixlen: int) -> None:
+    """An existing bridge must carry the network's gateway address. One with no IPv4 address at all is ours
+    from a run killed between creating it and addressing it: it gets the address. One with other addresses
+    belongs to another network or to someone else, and is refused."""
+    found = [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(family=2, index=index)]
+    if f"{gateway}/{prefixlen}" in found:
+        return
+    if found:
+        raise LinkError(f"cannot use bridge {name}: it has {', '.join(found)}, not the network's gateway "
+                        f"{gateway}/{prefixlen}")
+    ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
+    ipr.link("set", index=index, state="up")
 
 
 def delete_link(name: str) -> None:

@@ -102,6 +102,23 @@ def test_two_stores_publish_ports_side_by_side(make_store):
     assert bridges[0] not in links() and pydock_tables() == []
 
 
+def test_networks_of_two_stores_are_isolated(make_store):
+    """As two networks of one store: no forwarding between them (default and user-defined ones alike)."""
+    a, b = make_store("iso-a"), make_store("iso-b")
+    a("run", "-d", "--name", "held", "busybox", "sleep", "60", check=True)
+    a_ip = a("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "held",
+             check=True).stdout.strip()
+    assert a("run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", a_ip).returncode == 0
+    b("network", "create", "iso-net", check=True)
+    for network in ("bridge", "iso-net"):
+        out = b("run", "--rm", "--network", network, "busybox", "sh", "-c",
+                "ping -c 1 -W 2 $(ip route | awk '/default/ {print $3}') >/dev/null && "
+                f"! ping -c 1 -W 2 {a_ip}")
+        assert out.returncode == 0, (network, out.stdout, out.stderr)
+    a("rm", "-f", "held", check=True)
+    b("network", "rm", "iso-net", check=True)
+
+
 def test_many_stores_in_turn_do_not_exhaust_the_pools(make_store):
     """More stores than the 15 default /16 pools, each running and removing a container in turn."""
     stores = [make_store(f"s{n}") for n in range(20)]
@@ -132,6 +149,42 @@ def test_a_link_with_the_bridges_name_that_is_no_bridge_is_refused(make_store):
     finally:
         with IPRoute() as ipr:
             ipr.link("del", index=ipr.link_lookup(ifname=name)[0])
+
+
+def test_a_bridge_with_the_bridges_name_and_another_address_is_refused(make_store):
+    from pyroute2 import IPRoute
+
+    p = make_store("addressed")
+    name = default_network(p)["Options"]["com.docker.network.bridge.name"]
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="bridge")
+        ipr.addr("add", index=ipr.link_lookup(ifname=name)[0], address="10.77.0.1", prefixlen=24)
+    try:
+        out = p("run", "--rm", "busybox", "true")
+        assert out.returncode == 125
+        assert len(out.stderr.strip().splitlines()) == 1
+        assert out.stderr.startswith(f"pydock: error: cannot use bridge {name}: it has 10.77.0.1/24, not the "
+                                     "network's gateway ")
+        assert p("ps", "-aq").stdout == ""
+    finally:
+        with IPRoute() as ipr:
+            ipr.link("del", index=ipr.link_lookup(ifname=name)[0])
+
+
+def test_a_bridge_left_without_an_address_is_taken_over(make_store):
+    """A run killed between making the bridge and addressing it leaves a bare bridge: the next run uses it."""
+    from pyroute2 import IPRoute
+
+    p = make_store("bare")
+    name = default_network(p)["Options"]["com.docker.network.bridge.name"]
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="bridge")
+    p("run", "-d", "--name", "held", "busybox", "sleep", "60", check=True)
+    gateway = default_network(p)["IPAM"]["Config"][0]["Gateway"]
+    assert f"inet {gateway}/" in subprocess.run(["ip", "-4", "addr", "show", name], capture_output=True,
+                                                 text=True, check=True).stdout
+    p("rm", "-f", "held", check=True)
+    assert name not in links()
 
 
 def test_a_store_made_with_the_shared_bridge_name_takes_its_own(make_store):
