@@ -52,7 +52,7 @@ def exec_process(container: Container, process: dict, *, console_sock=None, deta
     if config_linux.get("seccomp"):
         from oci_runtime.seccomp.filter import prepare_filter
 
-        seccomp = prepare_filter(config_linux["seccomp"], strict=True)
+        seccomp = prepare_filter(config_linux["seccomp"], strict=True, keep_in=container.dir.path)
 
     own_pty = None
     if process.get("terminal") and console_sock is None:

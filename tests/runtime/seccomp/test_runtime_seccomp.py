@@ -45,6 +45,23 @@ def test_docker_like_default_deny_profile(make_bundle, pyrunc):
     assert "listing-ok" in out.stdout and "unshare-denied" in out.stdout
 
 
+def test_every_exec_gets_the_containers_deny_profile(make_bundle, pyrunc):
+    """exec keeps the filter it built in the container's state: the second exec is filtered all the same."""
+    def edit(spec):
+        spec["linux"]["seccomp"] = docker_like_profile()
+        spec["process"]["noNewPrivileges"] = False
+
+    assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"], edit=edit), "dx").returncode == 0
+    try:
+        for _ in range(2):
+            out = pyrunc("exec", "dx", "sh", "-c", "ls / >/dev/null && echo listing-ok; "
+                         "unshare -U true 2>&1 || echo unshare-denied; grep Seccomp: /proc/self/status")
+            assert out.returncode == 0, out.stderr
+            assert "listing-ok" in out.stdout and "unshare-denied" in out.stdout and "Seccomp:\t2" in out.stdout
+    finally:
+        pyrunc("delete", "--force", "dx")
+
+
 def test_unknown_architecture_refused_before_create(make_bundle, pyrunc, state_root):
     profile = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_NOPE"]}
     out = run(make_bundle, pyrunc, "true", profile)
