@@ -133,38 +133,24 @@ def test_many_stores_in_turn_do_not_exhaust_the_pools(make_store):
     assert pydock_tables() == []
 
 
-def test_a_link_with_the_bridges_name_that_is_no_bridge_is_refused(make_store):
+@pytest.mark.parametrize("kind", ["veth", "bridge with another address"])
+def test_a_link_with_the_bridges_name_that_is_not_ours_is_refused(make_store, kind):
     from pyroute2 import IPRoute
 
-    p = make_store("taken")
+    p = make_store("taken-" + kind.split()[0])
     name = default_network(p)["Options"]["com.docker.network.bridge.name"]
     with IPRoute() as ipr:
-        ipr.link("add", ifname=name, kind="veth", peer={"ifname": "nsstaken1"})
+        if kind == "veth":
+            ipr.link("add", ifname=name, kind="veth", peer={"ifname": "nsstaken1"})
+            expected = f"cannot use {name} as a network's bridge: a link of that name exists and is not a bridge (veth)"
+        else:
+            ipr.link("add", ifname=name, kind="bridge")
+            ipr.addr("add", index=ipr.link_lookup(ifname=name)[0], address="10.77.0.1", prefixlen=24)
+            expected = f"cannot use bridge {name}: it has 10.77.0.1/24, not the network's gateway "
     try:
         out = p("run", "--rm", "busybox", "true")
-        assert out.returncode == 125
-        assert out.stderr.strip() == (f"pydock: error: cannot use {name} as a network's bridge: a link of that "
-                                      "name exists and is not a bridge (veth)")
-        assert p("ps", "-aq").stdout == ""
-    finally:
-        with IPRoute() as ipr:
-            ipr.link("del", index=ipr.link_lookup(ifname=name)[0])
-
-
-def test_a_bridge_with_the_bridges_name_and_another_address_is_refused(make_store):
-    from pyroute2 import IPRoute
-
-    p = make_store("addressed")
-    name = default_network(p)["Options"]["com.docker.network.bridge.name"]
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=name, kind="bridge")
-        ipr.addr("add", index=ipr.link_lookup(ifname=name)[0], address="10.77.0.1", prefixlen=24)
-    try:
-        out = p("run", "--rm", "busybox", "true")
-        assert out.returncode == 125
-        assert len(out.stderr.strip().splitlines()) == 1
-        assert out.stderr.startswith(f"pydock: error: cannot use bridge {name}: it has 10.77.0.1/24, not the "
-                                     "network's gateway ")
+        assert out.returncode == 125 and len(out.stderr.strip().splitlines()) == 1
+        assert out.stderr.startswith(f"pydock: error: {expected}"), out.stderr
         assert p("ps", "-aq").stdout == ""
     finally:
         with IPRoute() as ipr:
