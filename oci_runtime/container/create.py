@@ -24,8 +24,9 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
     linux_cfg = config.get("linux") or {}
     seccomp = None
     if linux_cfg.get("seccomp"):
-        from oci_runtime.seccomp.filter import prepare_filter
-        seccomp = prepare_filter(linux_cfg["seccomp"], strict=True)
+        from oci_runtime.seccomp.filter import cache_dir, prepare_filter
+
+        seccomp = prepare_filter(linux_cfg["seccomp"], strict=True, keep_in=cache_dir())
     state_dir = StateDir(root, container_id)
     state_dir.claim()
     mgr = None

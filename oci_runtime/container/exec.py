@@ -50,9 +50,9 @@ def exec_process(container: Container, process: dict, *, console_sock=None, deta
     seccomp = None
     config_linux = (container.state.get("config") or {}).get("linux") or {}
     if config_linux.get("seccomp"):
-        from oci_runtime.seccomp.filter import prepare_filter
+        from oci_runtime.seccomp.filter import cache_dir, prepare_filter
 
-        seccomp = prepare_filter(config_linux["seccomp"], strict=True, keep_in=container.dir.path)
+        seccomp = prepare_filter(config_linux["seccomp"], strict=True, keep_in=cache_dir())
 
     own_pty = None
     if process.get("terminal") and console_sock is None:

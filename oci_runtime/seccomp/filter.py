@@ -216,10 +216,35 @@ def features() -> dict:
     }
 
 
-# A container's exec builds the filter its init got at create again (~13 ms of CPU, libseccomp compiling
-# the BPF). keep_in (the container's state directory) keeps the finished program of a filter we load
-# ourselves (one with the ENOSYS stub, no notify listener), named by what it was built from: the profile,
-# the kernel (which flags it supports) and the libseccomp that compiled it.
+# Every create and exec compiles its profile again (libseccomp building the BPF for each ABI: ~15 ms of CPU
+# for docker's default profile), mostly the same few profiles. The finished program of a filter we load
+# ourselves (one with the ENOSYS stub, no notify listener) is kept in a cache of root's under /run (gone at
+# reboot, outside every state root: a failed create leaves nothing there), named by what it was built
+# from: the profile, the kernel (which flags it supports) and the libseccomp that compiled it.
+CACHE_DIR = "/run/pyrunc-seccomp"
+
+
+def cache_dir() -> str | None:
+    """The cache directory, made on first use; None when not root or when what is there is not root's own
+    private directory (then nothing is read from or written to it)."""
+    import stat
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        os.mkdir(CACHE_DIR, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        st = os.lstat(CACHE_DIR)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o077:
+        return None
+    return CACHE_DIR
+
 
 def _kept_path(seccomp: dict, directory: str) -> str:
     import hashlib
@@ -252,7 +277,7 @@ def _keep(path: str, flt: SeccompFilter) -> None:
         with open(fd, "wb") as f:
             f.write(" ".join(flt.flags).encode() + b"\n" + flt._program)
         os.rename(tmp, path)
-    except OSError:  # only a cache: the next exec builds it again
+    except OSError:  # only a cache: the next create or exec builds it again
         try:
             os.unlink(tmp)
         except OSError:

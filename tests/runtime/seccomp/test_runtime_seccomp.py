@@ -46,7 +46,7 @@ def test_docker_like_default_deny_profile(make_bundle, pyrunc):
 
 
 def test_every_exec_gets_the_containers_deny_profile(make_bundle, pyrunc):
-    """exec keeps the filter it built in the container's state: the second exec is filtered all the same."""
+    """exec loads the program create kept in the cache: every exec is filtered all the same."""
     def edit(spec):
         spec["linux"]["seccomp"] = docker_like_profile()
         spec["process"]["noNewPrivileges"] = False
@@ -60,6 +60,36 @@ def test_every_exec_gets_the_containers_deny_profile(make_bundle, pyrunc):
             assert "listing-ok" in out.stdout and "unshare-denied" in out.stdout and "Seccomp:\t2" in out.stdout
     finally:
         pyrunc("delete", "--force", "dx")
+
+
+def test_containers_from_the_program_cache_are_filtered_as_the_first(make_bundle, pyrunc):
+    """The second container with a profile loads the program the first one compiled (one file a profile)."""
+    from oci_runtime.seccomp.filter import CACHE_DIR
+
+    profile = docker_like_profile()
+    # a rule of this run's own for a call the profile refuses anyway: a profile no earlier run has cached
+    profile["syscalls"].append({"names": ["acct"], "action": "SCMP_ACT_ERRNO", "errnoRet": 2 + os.getpid() % 100})
+    before = set(os.listdir(CACHE_DIR)) if os.path.isdir(CACHE_DIR) else set()
+    for _ in range(2):
+        out = run(make_bundle, pyrunc, "ls / >/dev/null && echo listing-ok; unshare -U true 2>&1 || echo unshare-denied",
+                  profile, nnp=False)
+        assert out.returncode == 0, out.stderr
+        assert "listing-ok" in out.stdout and "unshare-denied" in out.stdout, out.stdout
+    new = set(os.listdir(CACHE_DIR)) - before
+    for name in new:
+        os.unlink(os.path.join(CACHE_DIR, name))
+    assert len(new) == 1
+
+
+def test_a_cache_directory_that_is_not_roots_private_one_is_ignored():
+    from oci_runtime.seccomp import filter as seccomp_filter
+
+    assert seccomp_filter.cache_dir() == seccomp_filter.CACHE_DIR
+    os.chmod(seccomp_filter.CACHE_DIR, 0o755)
+    try:
+        assert seccomp_filter.cache_dir() is None
+    finally:
+        os.chmod(seccomp_filter.CACHE_DIR, 0o700)
 
 
 def test_unknown_architecture_refused_before_create(make_bundle, pyrunc, state_root):
