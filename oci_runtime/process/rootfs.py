@@ -287,12 +287,13 @@ class RootfsBuilder:
     # -- before pivot_root ------------------------------------------------------------------------
     def prepare(self) -> None:
         # The tree is a slave unless the config asks for private or shared propagation (shared: what the
-        # container mounts under a shared bind reaches the host, as with runc). Unbindable waits until after
-        # pivot_root, where the propagation asked for is applied again (here it would refuse the binds below).
-        propagation = self.linux.get("rootfsPropagation") or ""
-        flag = PROPAGATION.get(propagation, 0) if propagation.lstrip("r") in ("private", "shared") else 0
-        linux.mount(None, "/", None, flag or linux.MS_SLAVE | linux.MS_REC, None, label="/ (propagation)")
-        if flag & linux.MS_SHARED:
+        # container mounts under a shared bind reaches the host, as with runc), recursively as after
+        # pivot_root, where the propagation asked for is applied again. Unbindable waits until then (here it
+        # would refuse the binds below).
+        propagation = (self.linux.get("rootfsPropagation") or "").lstrip("r")
+        flag = PROPAGATION[propagation] if propagation in ("private", "shared") else linux.MS_SLAVE
+        linux.mount(None, "/", None, flag | linux.MS_REC, None, label="/ (propagation)")
+        if flag == linux.MS_SHARED:
             # ...but the rootfs's own bind must not propagate, and pivot_root refuses a shared parent mount
             from oci_runtime import mountinfo
 

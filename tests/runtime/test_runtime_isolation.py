@@ -213,7 +213,8 @@ def test_rootfs_propagation(make_bundle, pyrunc, propagation, tag):
         assert any(f.startswith(tag) for f in fields), out.stdout
 
 
-@pytest.mark.parametrize("propagation, reaches_host", [("rshared", True), (None, False), ("rslave", False)])
+@pytest.mark.parametrize("propagation, reaches_host", [("rshared", True), (None, False), ("rslave", False),
+                                                     ("private", False)])
 def test_mounts_made_under_a_shared_bind_reach_the_host_only_with_shared_propagation(
         make_bundle, pyrunc, tmp_path, propagation, reaches_host):
     """rootfsPropagation rshared: a mount the container makes under an rshared bind of a shared host mount
