@@ -43,8 +43,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
         # Recorded before anything is made, so that `delete --force` can clean up after a create that was
         # killed at any point (its status reads "stopped": pid 0).
         first = {"id": container_id, "ociVersion": config.get("ociVersion", ""), "pid": 0, "bundle": bundle.path,
-                 "cgroup": mgr.to_state() if mgr is not None else None, "cgroup_owned": cgroup_owned,
-                 "cgroup_found": found}
+                 "cgroup": mgr.to_state() if mgr is not None else None, "cgroup_owned": cgroup_owned}
         state_dir.save(first)
         if mgr is not None and not _setup_cgroup(mgr, linux_cfg):
             mgr = None  # rootless without a cgroup we may write: none, as runc does
@@ -63,7 +62,7 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
             "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
                       if k in ("prestart", "poststart", "poststop")},
             "cgroup": mgr.to_state() if mgr is not None else None, "cgroup_owned": cgroup_owned,
-            "cgroup_found": found, "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
+            "own_pidns": bundle.ns.creates("pid"), "config": _config_for_exec(config),
             "resources": linux_cfg.get("resources") or {},
         }
         state_dir.save(state)

@@ -17,13 +17,12 @@ from oci_runtime.jsonio import dumps, load_file
 DEFAULT_ROOT = "/run/pyrunc"
 STATE_FILE = "state.json"
 CLEANUP_FILE = "cleanup.json"
-CLEANUP_KEYS = ("id", "pid", "pid_start", "cgroup", "cgroup_owned", "cgroup_found")
+CLEANUP_KEYS = ("id", "pid", "pid_start", "cgroup", "cgroup_owned")
 _MAX_STATE_BYTES = 16 << 20
 # The type of every field pyrunc writes; a state file that disagrees was not written by us.
 _FIELD_TYPES = {"id": str, "ociVersion": str, "pid": int, "pid_start": int, "bundle": str, "rootfs": str,
                 "created": str, "owner": str, "annotations": dict, "hooks": dict, "cgroup": (dict, type(None)),
-                "own_pidns": bool, "config": dict, "resources": dict, "cgroup_owned": bool,
-                "cgroup_found": list}
+                "own_pidns": bool, "config": dict, "resources": dict, "cgroup_owned": bool}
 FIFO_NAME = "exec.fifo"
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_CHARS = _ID_FIRST | frozenset("_.+-")
