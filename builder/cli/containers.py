@@ -50,11 +50,12 @@ def _image_for(store, ref: str, policy: str):
     from builder.registry.pull import pull
     from builder.registry.reference import parse
 
+    reference = parse(ref)
     if policy == "missing":
-        print(f"Unable to find image '{parse(ref).familiar()}' locally", file=sys.stderr, flush=True)
-    result = pull(store, parse(ref), say=lambda line: print(line, file=sys.stderr, flush=True))
+        print(f"Unable to find image '{reference.familiar()}' locally", file=sys.stderr, flush=True)
+    result = pull(store, reference, say=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"Status: {'Downloaded newer image' if result.downloaded else 'Image is up to date'} for "
-          f"{result.name or parse(ref).familiar()}", file=sys.stderr, flush=True)
+          f"{result.name or reference.familiar()}", file=sys.stderr, flush=True)
     return result.image
 
 

@@ -38,18 +38,19 @@ DOCKER_DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNE
                        "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
 
 
+def capability_name(name: str) -> str:
+    """A --cap-add/--cap-drop name as the runtime spells it: with CAP_, upper case (ALL stays ALL)."""
+    name = name.upper()
+    return name if name == "ALL" or name.startswith("CAP_") else "CAP_" + name
+
+
 def capability_set(cap_add: list[str], cap_drop: list[str], privileged: bool = False) -> list[str]:
     """docker's rules: --privileged gets every capability (its --cap-drop is ignored); --cap-add ALL every
     one less --cap-drop; --cap-drop ALL only --cap-add's; else the defaults less --cap-drop plus --cap-add.
     Names with or without CAP_, any case; the runtime refuses names it does not know."""
     if privileged:
         return host_capabilities()
-
-    def norm(name: str) -> str:
-        name = name.upper()
-        return name if name == "ALL" or name.startswith("CAP_") else "CAP_" + name
-
-    adds, drops = [norm(c) for c in cap_add], [norm(c) for c in cap_drop]
+    adds, drops = [capability_name(c) for c in cap_add], [capability_name(c) for c in cap_drop]
     if "ALL" in adds:
         return [c for c in host_capabilities() if c not in drops]
     caps = [] if "ALL" in drops else [c for c in DOCKER_DEFAULT_CAPS if c not in drops]
@@ -70,8 +71,7 @@ ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"
 def check_capabilities(names: list[str]) -> None:
     """Refuse, at create, a --cap-add/--cap-drop name docker would refuse (ALL or a capability's name)."""
     for name in names:
-        upper = name.upper()
-        full = upper if upper == "ALL" or upper.startswith("CAP_") else "CAP_" + upper
+        full = capability_name(name)
         if full != "ALL" and full not in ALL_CAPS:
             from builder.container.records import ContainerError
 

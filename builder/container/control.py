@@ -84,14 +84,14 @@ def wait_stopped(records: Records, container_id: str, timeout: float | None) -> 
 
 def _monitor_pidfd(records: Records, container_id: str) -> int | None:
     """A pidfd of the container's monitor (readable once it has exited), or None when there is none."""
-    from builder.container.liveness import process_start_time
+    from builder.container.liveness import alive
 
     try:
         entry = records.load(container_id).get("Monitor") or {}
         fd = os.pidfd_open(entry["Pid"])
     except (ContainerError, KeyError, TypeError, OSError):
         return None
-    if process_start_time(entry["Pid"]) != entry.get("StartTime"):  # another process under a reused pid
+    if not alive(entry):  # checked after pidfd_open, which pins the process: not another under a reused pid
         os.close(fd)
         return None
     return fd

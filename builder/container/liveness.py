@@ -23,14 +23,15 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _alive(entry: dict | None) -> bool:
+def alive(entry: dict | None) -> bool:
+    """The process a record's {"Pid", "StartTime"} entry names is still that process."""
     pid = (entry or {}).get("Pid") or 0
     return bool(pid) and process_start_time(pid) == entry.get("StartTime")
 
 
 def monitor_alive(doc: dict) -> bool:
     """The monitor, or its guard still finishing the container after the monitor was killed."""
-    return _alive(doc.get("Monitor")) or _alive(doc.get("Guard"))
+    return alive(doc.get("Monitor")) or alive(doc.get("Guard"))
 
 
 def live_state(doc: dict) -> dict:

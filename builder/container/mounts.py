@@ -4,8 +4,9 @@
 [,tmpfs-size=...][,tmpfs-mode=...] (src/dst/destination/ro as aliases; the type defaults to volume). Unlike
 -v, a bind mount's source must exist. A bind's propagation (docker's default rprivate) goes into its OCI
 options; a shared or slave one needs its host source on a shared (or slave) mount, as docker checks, and
-makes the container's root propagation rshared (rslave), so that mounts travel through the bind. --tmpfs /PATH[:OPTIONS] is kept as docker keeps it (HostConfig.Tmpfs) and is not in .Mounts; a
---mount tmpfs is in both. tmpfs mounts are noexec, nosuid and nodev unless the options say otherwise."""
+makes the container's root propagation rshared (rslave), so that mounts travel through the bind.
+--tmpfs /PATH[:OPTIONS] is kept as docker keeps it (HostConfig.Tmpfs) and is not in .Mounts; a --mount
+tmpfs is in both. tmpfs mounts are noexec, nosuid and nodev unless the options say otherwise."""
 
 from __future__ import annotations
 

@@ -14,10 +14,8 @@ _SURNAMES = ("agnesi", "babbage", "curie", "dijkstra", "euler", "fermat", "gauss
              "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak")
 
 
-# os.urandom, not secrets: the same kernel bytes, without secrets' 8 ms of imports (hmac, random) per command
-
-
 def new_id() -> str:
+    # os.urandom, not secrets: the same kernel bytes, without secrets' 8 ms of imports (hmac, random)
     return os.urandom(32).hex()
 
 
