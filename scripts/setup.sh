@@ -17,6 +17,7 @@ packages=(
   git                           # pydock build of a git repository context, ADD of a git repository
   openssh-client                # build --ssh: an agent for key files (ssh-agent, ssh-add), and the tests
   gcc libc6-dev                 # the seccomp tests build a static syscall probe
+  uidmap                        # newuidmap/newgidmap: rootless pyrunc maps more than its user's own ids
 )
 . scripts/apt-install.sh
 install_missing "${packages[@]}"

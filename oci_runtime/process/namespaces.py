@@ -118,21 +118,17 @@ def write_id_maps(pid: int, linux: dict) -> None:
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(lines)
         except OSError as e:
-            helper = _find_program(tool) if rootless and e.errno == errno.EPERM else None
+            helper = None
+            if rootless and e.errno == errno.EPERM:
+                import shutil  # only on this path: the common start never loads it
+
+                helper = shutil.which(tool)
             if helper is None:
                 raise RuntimeFailure(f"writing {key} to /proc/{pid}/{name}: {e.strerror}") from None
             args = [str(v) for m in maps for v in (m["containerID"], m["hostID"], m["size"])]
             if _run_program(helper, [tool, str(pid), *args]) != 0:
                 raise RuntimeFailure(f"writing {key} for pid {pid} with {helper} failed (is the range in "
                                      f"/etc/sub{name[:3]}?)") from None
-
-
-def _find_program(name: str) -> str | None:
-    for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
-        path = os.path.join(d or ".", name)
-        if os.access(path, os.X_OK) and os.path.isfile(path):
-            return path
-    return None
 
 
 def _run_program(path: str, argv: list[str]) -> int:
