@@ -16,6 +16,7 @@ from builder.container.seccomp import seccomp_from_profile
 _RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
             "rss", "rtprio", "rttime", "sigpending", "stack")
 _UNLIMITED = 2**64 - 1
+MAX_PROFILE_BYTES = 16 << 20  # docker's default profile is ~25 KiB; config.json has the same bound
 
 
 def parse_ulimits(specs: list[str]) -> list[dict]:
@@ -58,9 +59,10 @@ def parse_security_opts(specs: list[str]) -> list[str]:
 
 def _read_profile(path: str) -> dict:
     """The profile file, checked as docker's daemon would use it (so a bad file fails at create)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            profile = json.load(f)
+    from oci_runtime.jsonio import load_file
+
+    try:  # a regular file or a pipe, bounded: never a device such as /dev/zero read for ever
+        profile = load_file(path, MAX_PROFILE_BYTES, pipes=True)
     except OSError as e:
         raise ContainerError(f"opening seccomp profile ({path}) failed: {e.strerror}") from None
     except ValueError as e:

@@ -123,3 +123,12 @@ def test_bad_profile_is_one_line_and_leaves_nothing(dock, tmp_path, profile, wor
     proc = dock("run", "--security-opt", f"seccomp={path}", "busybox", "true")
     assert proc.returncode == 125 and words in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert dock("ps", "-aq").stdout == before
+
+
+
+@pytest.mark.parametrize("path, words", [("/dev/zero", "not a regular file"), ("/tmp", "not a regular file")])
+def test_a_profile_path_that_is_no_file_is_refused_without_reading_it(dock, path, words):
+    before = dock("ps", "-aq").stdout
+    proc = dock("run", "--security-opt", f"seccomp={path}", "busybox", "true", timeout=30)
+    assert proc.returncode == 125 and words in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert dock("ps", "-aq").stdout == before
