@@ -1,7 +1,5 @@
 """python -m builder: the pydock command."""
 
-import sys
+from builder.cli import main_and_exit
 
-from builder.cli import main
-
-sys.exit(main())
+main_and_exit()

@@ -119,3 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"pydock: error: {e.strerror or e}{':' if where else ''}{where}", file=sys.stderr)
         return failure
+
+
+def main_and_exit() -> None:
+    """The pydock command: run it, then leave without the interpreter's finalization (see exiting.py)."""
+    from oci_runtime.exiting import exit_now
+
+    exit_now(main())

@@ -12,6 +12,7 @@ import sys
 from oci_runtime import SPEC_VERSION, VERSION, log
 from oci_runtime.container.state import DEFAULT_ROOT
 from oci_runtime.errors import RuntimeFailure, error_kind
+from oci_runtime.exiting import exit_now
 
 
 # The module of cli/ that defines each command and alias; a command imports only its own module.
@@ -112,17 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_and_exit() -> None:
-    """Run the command and leave without the interpreter's finalization (module teardown, GC): it takes
-    ~9 ms, and engines wait for us. containerd's shim only starts watching the container's memory cgroup
-    for OOM kills once `start` has exited, so a process killed in that window would go unreported."""
-    code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            code = code or 1
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    main_and_exit()
+    """Run the command and leave without the interpreter's finalization. Besides its cost (see exiting.py):
+    containerd's shim only starts watching the container's memory cgroup for OOM kills once `start` has
+    exited, so a process killed in that window would go unreported."""
+    exit_now(main())
