@@ -8,6 +8,7 @@ pydock/docker and pydock/podman for:
 
 - `run --rm --network none IMAGE true`
 - `run -d --network none IMAGE sleep 3600`, then `exec C true`, then `rm -f C` (timed as one cycle)
+- `run -d` of a shell that leaves on SIGTERM, then `stop C`, then `rm C` (one cycle)
 - `exec C true` alone, into a long-running container of each
 
 Needs root and `bash scripts/engines.sh install`. Measure a regular install (see bench/README.md):
@@ -32,6 +33,7 @@ from benchkit import busybox_tar, clean_env, load_average, start_engines, stop_e
 DOCKER = "/usr/bin/docker"
 PODMAN = "/usr/bin/podman"
 IMAGE = "busybox:bench"
+STOPPABLE = 'trap "exit 0" TERM; sleep 3600 & wait'
 RM_NOW = {PODMAN: ["-t", "0"]}  # podman's rm -f waits 10 s for a SIGTERM first; docker and pydock kill at once
 
 
@@ -87,6 +89,10 @@ def main() -> int:
             "run -d + exec true + rm -f": lambda cli: [
                 cli + ["run", "-d", "--network", "none", IMAGE, "sleep", "3600"],
                 cli + ["exec", "{}", "true"], cli + ["rm", "-f", *RM_NOW.get(cli[0], []), "{}"]],
+            # PID 1 a shell that leaves on SIGTERM (a plain `sleep` as PID 1 ignores it: stop would wait 10 s)
+            "run -d + stop + rm": lambda cli: [
+                cli + ["run", "-d", "--network", "none", IMAGE, "sh", "-c", STOPPABLE],
+                cli + ["stop", "{}"], cli + ["rm", "{}"]],
         }
         for name, make in cases.items():
             times: dict[str, list[float]] = {tool: [] for tool in tools}
