@@ -11,13 +11,16 @@ import pytest
 pytestmark = pytest.mark.root
 
 V1 = os.path.isdir("/sys/fs/cgroup/memory")
+# Parents of this session's own (two suites running at once must not share or remove each other's)
+TEST = f"pyrunc-test-{os.getpid()}"
+REL = f"pyrunc-rel-{os.getpid()}"
 
 
 @pytest.fixture(autouse=True)
 def remove_test_parents():
     """The runtime removes a container's own cgroup, not the parents a cgroupsPath made: these tests do."""
     yield
-    for parent in ("pyrunc-test", "pyrunc-rel"):
+    for parent in (TEST, REL):
         for base, dirs, _ in os.walk("/sys/fs/cgroup"):
             if parent in dirs:
                 for sub, _, _ in sorted(os.walk(os.path.join(base, parent)), key=lambda t: -t[0].count("/")):
@@ -52,7 +55,7 @@ def cgroup_dir(pid: int, controller: str) -> str:
 @pytest.mark.skipif(not V1, reason="cgroup v1 layout")
 def test_limits_applied_before_the_process_runs(make_bundle, pyrunc):
     def limits(spec):
-        spec["linux"]["cgroupsPath"] = "/pyrunc-test/limits"
+        spec["linux"]["cgroupsPath"] = f"/{TEST}/limits"
         spec["linux"]["resources"].update({
             "memory": {"limit": 64 * 1024 * 1024, "reservation": 32 * 1024 * 1024},
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
@@ -65,7 +68,7 @@ def test_limits_applied_before_the_process_runs(make_bundle, pyrunc):
     out = pyrunc("run", "--bundle", bundle, "lim")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(64 * 1024 * 1024), "512", "50000", "40", "0"]
-    assert not os.path.exists("/sys/fs/cgroup/memory/pyrunc-test/limits")  # removed with the container
+    assert not os.path.exists(f"/sys/fs/cgroup/memory/{TEST}/limits")  # removed with the container
 
 
 @pytest.mark.skipif(not V1, reason="cgroup v1 layout")
@@ -143,11 +146,11 @@ def test_kill_all_without_pid_namespace(make_bundle, pyrunc):
 @pytest.mark.skipif(not V1, reason="cgroup v1 layout")
 def test_relative_and_default_cgroup_paths(make_bundle, pyrunc):
     def relative(spec):
-        spec["linux"]["cgroupsPath"] = "pyrunc-rel/inner"
+        spec["linux"]["cgroupsPath"] = f"{REL}/inner"
 
     assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"], edit=relative), "rel").returncode == 0
     pid = state(pyrunc, "rel")["pid"]
-    assert cgroup_dir(pid, "pids").endswith("/pyrunc-rel/inner")
+    assert cgroup_dir(pid, "pids").endswith(f"/{REL}/inner")
     assert pyrunc("delete", "--force", "rel").returncode == 0
 
     assert pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"]), "dflt").returncode == 0
@@ -170,13 +173,13 @@ def test_escaping_cgroup_path_refused(make_bundle, pyrunc, state_root):
 @pytest.mark.skipif(not V1, reason="cgroup v1 layout")
 def test_refused_limit_is_a_clear_error_and_leaves_nothing(make_bundle, pyrunc, state_root):
     def bad(spec):
-        spec["linux"]["cgroupsPath"] = "/pyrunc-test/refused"
+        spec["linux"]["cgroupsPath"] = f"/{TEST}/refused"
         spec["linux"]["resources"]["cpu"] = {"cpus": "999"}
 
     out = pyrunc("create", "--bundle", make_bundle(edit=bad), "ref")
     assert out.returncode != 0 and "cpuset.cpus" in out.stderr
     assert os.listdir(state_root) == []
-    assert not os.path.exists("/sys/fs/cgroup/cpuset/pyrunc-test/refused")
+    assert not os.path.exists(f"/sys/fs/cgroup/cpuset/{TEST}/refused")
 
 
 @pytest.mark.parametrize("v2", [False, True], ids=["host-layout", "cgroup2"])
@@ -229,12 +232,12 @@ def test_cgroup2_lifecycle(make_bundle, pyrunc, monkeypatch):
 @pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/freezer"), reason="no v1 freezer")
 def test_a_frozen_cgroup_is_refused_not_joined(make_bundle, pyrunc, state_root):
     """runc's rule: joining a frozen cgroup would stop init there and create would never return."""
-    frozen = "/sys/fs/cgroup/freezer/pyrunc-test/frozen"
+    frozen = f"/sys/fs/cgroup/freezer/{TEST}/frozen"
     os.makedirs(frozen)
     with open(f"{frozen}/freezer.state", "w") as f:
         f.write("FROZEN")
     try:
-        bundle = make_bundle(["true"], edit=lambda spec: spec["linux"].update(cgroupsPath="/pyrunc-test/frozen"))
+        bundle = make_bundle(["true"], edit=lambda spec: spec["linux"].update(cgroupsPath=f"/{TEST}/frozen"))
         out = pyrunc("run", "-d", "--bundle", bundle, "frozen", timeout=20)
         assert out.returncode == 1 and "unexpectedly frozen" in out.stderr, out.stderr
         assert os.listdir(state_root) == [] and os.path.isdir(frozen)  # theirs: left as it was
@@ -259,13 +262,13 @@ def test_kill_defaults_to_sigterm_and_signal_0_only_checks(make_bundle, pyrunc):
 def test_joining_a_populated_cgroup_warns(make_bundle, pyrunc):
     import subprocess
 
-    path = "/sys/fs/cgroup/freezer/pyrunc-test/shared"  # the hierarchy a v1 container's processes are read from
+    path = f"/sys/fs/cgroup/freezer/{TEST}/shared"  # the hierarchy a v1 container's processes are read from
     os.makedirs(path)
     holder = subprocess.Popen(["sleep", "100"])
     try:
         with open(f"{path}/cgroup.procs", "w") as f:
             f.write(str(holder.pid))
-        bundle = make_bundle(["true"], edit=lambda spec: spec["linux"].update(cgroupsPath="/pyrunc-test/shared"))
+        bundle = make_bundle(["true"], edit=lambda spec: spec["linux"].update(cgroupsPath=f"/{TEST}/shared"))
         out = pyrunc("run", "--bundle", bundle, "shared")
         assert out.returncode == 0 and "container's cgroup is not empty" in out.stderr, out.stderr
         assert holder.poll() is None  # not ours: left alone
