@@ -57,7 +57,8 @@ class Query:
         for value in filters.get("status", []):
             if value not in STATES:
                 raise ContainerError(f"invalid filter 'status={value}'")
-        self.all = all_ or "status" in filters or "exited" in filters  # listing stopped ones is the point
+        # status= lists stopped containers by itself; exited= only with -a (docker's "only useful with --all")
+        self.all = all_ or "status" in filters
         for value in filters.get("health", []):
             if value not in HEALTH:
                 raise ContainerError(f"Unrecognised filter value for health: {value}")

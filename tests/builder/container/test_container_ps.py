@@ -143,15 +143,17 @@ def test_filters_by_id_name_and_label(dock, box):
     assert names(dock, "-f", "label=a", "-f", "label=c") == []
 
 
-def test_status_and_exited_filters_list_stopped_containers_without_a(dock, box):
+def test_status_lists_stopped_containers_without_a_and_exited_needs_it(dock, box):
     assert names(dock, "-f", "status=exited") == ["done"]
     assert names(dock, "-f", "status=created") == ["child", "fresh"]
     assert names(dock, "-f", "status=running") == ["web"]
     assert names(dock, "-f", "status=created", "-f", "status=running") == ["child", "fresh", "web"]
     assert names(dock, "-f", "status=paused") == []
-    assert names(dock, "-f", "exited=3") == ["done"]
-    assert names(dock, "-f", "exited=0") == []  # never-started ones have no exit code
-    assert names(dock, "-f", "exited=0", "-f", "exited=3") == ["done"]
+    assert names(dock, "-f", "exited=3") == []  # docker: exited= is "only useful with --all"
+    assert names(dock, "-a", "-f", "exited=3") == ["done"]
+    assert names(dock, "-a", "-f", "exited=0") == []  # never-started ones have no exit code
+    assert names(dock, "-a", "-f", "exited=0", "-f", "exited=3") == ["done"]
+    assert names(dock, "-n", "5", "-f", "exited=3") == ["done"]  # -n lists every state
 
 
 def test_ancestor_before_and_since(dock, box):
