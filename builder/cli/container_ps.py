@@ -41,47 +41,69 @@ def cmd_ps(args) -> int:
     # sizes cost a walk of each upper dir: only with -s, or when the template shows them
     sizes = args.size or (fmt not in ("table", "json") and re.search(r"\.Size\b", fmt) is not None)
     now = time.time()
-    rows = [_fields(doc, state, trunc, now, _size_text(records, store, doc) if sizes else "0B")
-            for doc, state in chosen]
+    rows = [_fields(doc, state, trunc, now, _size_text(records, store, doc) if sizes else "0B",
+                    _image_text(doc, trunc)) for doc, state in chosen]
     print_formatted(fmt, rows, PS_HEADERS, PS_TABLE + ("\t{{.Size}}" if args.size else ""))
     return 0
 
 
 class _LazyStore:
-    """The image store, opened when a size or an ancestor needs it; images read once each."""
+    """The image store, opened when first needed; each reference looked up once."""
 
     def __init__(self, args):
         self.args, self._store, self._images = args, None, {}
 
     def image(self, ref: str):
+        """The image ref names (a name as `run` takes it, an id or id prefix), or None."""
         from builder.cli.shared import open_store
+        from builder.errors import BuildError
+        from builder.registry.local import resolve_local
 
         if ref not in self._images:
             self._store = self._store or open_store(self.args)
-            self._images[ref] = self._store.resolve(ref)
+            try:
+                self._images[ref] = resolve_local(self._store, ref)
+            except BuildError:
+                self._images[ref] = None
         return self._images[ref]
 
 
 def _ancestor_test(store: _LazyStore, refs: list[str]):
     """ancestor=: the images named (name[:tag], id or id prefix; unknown ones match nothing, as docker) and
     the images made from one of them: their layers and history start with the ancestor's."""
-    from builder.errors import BuildError
-
-    ancestors = []
-    for ref in refs:
-        try:
-            ancestors.append(store.image(ref))
-        except BuildError:
-            continue
+    ancestors = [image for image in map(store.image, refs) if image is not None]
 
     def test(image_id: str) -> bool:
-        try:
-            image = store.image(image_id)
-        except BuildError:
-            return False
-        return any(image.id == a.id or _descends(image, a) for a in ancestors)
+        image = store.image(image_id)
+        return image is not None and any(image.id == a.id or _descends(image, a) for a in ancestors)
 
     return test
+
+
+def _image_text(doc: dict, trunc: bool) -> str:
+    """docker's IMAGE: the reference the container was made from; truncated, an image id is 12 digits and
+    a name loses its digest and docker.io/[library/]. (docker also shows the id once the name has moved to
+    another image: that needs the image store, ~12 ms more per ps, and is left out.)"""
+    ref, image_id = doc["Config"].get("Image") or "", doc["Image"]
+    if not ref:
+        return "<no image>"
+    if not trunc:
+        return ref
+    short = image_id.partition(":")[2][:12]
+    if ref.partition(":")[2][:12] == short or ref[:12] == short:
+        return short
+    if "@" not in ref and not ref.startswith(("docker.io/", "index.docker.io/")):
+        return ref  # already docker's familiar form (parsing costs an import of ~9 ms)
+    import dataclasses
+
+    from builder.errors import BuildError
+    from builder.registry.reference import parse
+
+    try:
+        name = parse(ref, default_tag=False)
+    except BuildError:
+        return ref
+    return dataclasses.replace(name, digest=None).familiar()
 
 
 def _descends(image, ancestor) -> bool:
@@ -106,17 +128,14 @@ def _port_triples(doc: dict, state: dict) -> list[tuple[int, int, str]]:
 def _size_text(records, store: _LazyStore, doc: dict) -> str:
     """docker's SIZE: what the container wrote, then "(virtual ...)" with its image's size added."""
     from builder.container.rootfs import upper_size
-    from builder.errors import BuildError
 
     written = upper_size(records.path(doc["Id"]))
-    try:
-        virtual = written + store.image(doc["Image"]).size
-    except BuildError:
-        virtual = written
+    image = store.image(doc["Image"])
+    virtual = written + (image.size if image is not None else 0)
     return f"{human_size(written)} (virtual {human_size(virtual)})" if virtual > 0 else human_size(written)
 
 
-def _fields(doc: dict, state: dict, trunc: bool, now: float, size: str) -> dict:
+def _fields(doc: dict, state: dict, trunc: bool, now: float, size: str, image: str) -> dict:
     from builder.cli.container_views import _command_text, _ports_text, _seconds_since, status_text
     from builder.container.listing import state_word
     from oci_runtime.units import parse_rfc3339
@@ -127,7 +146,7 @@ def _fields(doc: dict, state: dict, trunc: bool, now: float, size: str) -> dict:
     created = parse_rfc3339(doc["Created"]) or 0
     return {
         "ID": doc["Id"][:12] if trunc else doc["Id"],
-        "Image": doc["Config"]["Image"],
+        "Image": image,
         "Command": _command_text(doc, trunc),
         # Go's time.Time.String() of the second it was made, in local time
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(int(created))),

@@ -213,3 +213,17 @@ def test_publish_and_expose(dock, box):
 def test_bad_filters_are_refused_with_nothing_printed(dock, box, flag, error):
     proc = dock("ps", "-a", "-f", "name=web", "-f", flag)
     assert (proc.returncode, proc.stdout, proc.stderr) == (125, "", f"pydock: error: {error}\n")
+
+
+def test_image_column_as_docker_shortens_it(dock, box):
+    image_id = json.loads(dock("inspect", "busybox", check=True).stdout)[0]["Id"]
+    made = [dock("create", "--name", name, ref, "true", check=True).stdout.strip()
+            for name, ref in (("by-id", image_id), ("by-prefix", image_id[7:17]), ("by-full-name", "docker.io/library/busybox:latest"))]
+    try:
+        fmt = "{{.Names}} {{.Image}}"
+        assert dock("ps", "-a", "-f", "name=^by-", "--format", fmt, check=True).stdout.splitlines() == [
+            "by-full-name busybox:latest", f"by-prefix {image_id[7:17]}", f"by-id {image_id[7:19]}"]  # as typed
+        assert dock("ps", "-a", "--no-trunc", "-f", "name=^by-", "--format", fmt, check=True).stdout.splitlines() == [
+            "by-full-name docker.io/library/busybox:latest", f"by-prefix {image_id[7:17]}", f"by-id {image_id}"]
+    finally:
+        dock("rm", *made)
