@@ -24,8 +24,8 @@ def cmd_ps(args) -> int:
     from builder.container.records import Records
 
     fmt = args.format or "table"
-    if fmt != "json" and not args.quiet:
-        check_template(fmt.removeprefix("table"))  # docker parses the template before listing
+    if fmt != "json":
+        check_template(fmt.removeprefix("table"))  # docker parses the template before listing, even with -q
     limit = args.last if args.last != -1 else (1 if args.latest else -1)
     query = Query(parse_filters(args.filter), all_=args.all, limit=limit)
     records = Records(Path(os.path.abspath(args.root)))

@@ -104,6 +104,8 @@ def test_bad_templates_are_refused(dock, box):
     proc = dock("ps", "--format", "{{.Names")
     assert proc.returncode == 125 and proc.stdout == ""
     assert proc.stderr == "pydock: error: template parsing error: template: :1: unclosed action\n"
+    proc = dock("ps", "-q", "--format", "{{.Names")
+    assert proc.returncode == 125 and proc.stdout == ""
 
 
 def test_size_shows_what_the_container_wrote_and_its_virtual_size(dock, box):
