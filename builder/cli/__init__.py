@@ -2,8 +2,8 @@
 
 One module per noun: build.py (build), images.py (images, rmi, tag, inspect, history, save, load, import),
 bundle.py (bundle), registry.py (pull, push, login, logout, search), containers.py (create, run, start,
-stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (ps, port, logs, export,
-commit, inspect of containers), container_stats.py (stats), container_cp.py (cp), container_attach.py (attach),
+stop, restart, kill, rm, wait, pause, unpause, rename, top, exec), container_views.py (port, logs, export,
+commit, inspect of containers; its ps is in container_ps.py), container_stats.py (stats), container_cp.py (cp), container_attach.py (attach),
 volumes.py (volume), networks.py (network create/ls/inspect/rm/prune/connect/disconnect) and system.py (version,
 info, container prune, image prune); each verb is a thin wrapper over the build
 engine, the image store, the bundle package, the registry client or builder.container. Errors are one line,

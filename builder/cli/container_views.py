@@ -1,4 +1,5 @@
-"""pydock ps, logs, export, commit and the container side of inspect: reading containers' records and logs."""
+"""pydock port, logs, export, commit and the container side of inspect (ps is container_ps.py): reading
+containers' records and logs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from builder.cli.formatting import human_duration, print_table
+from builder.cli.formatting import human_duration
 from builder.container.liveness import ZERO_TIME
 
 
@@ -45,27 +46,6 @@ def _command_text(doc: dict, truncate: bool) -> str:
     if truncate and len(text) > 20:
         text = text[:19] + "…"
     return json.dumps(text, ensure_ascii=False)
-
-
-def cmd_ps(args) -> int:
-    from builder.container.liveness import ACTIVE, live_state
-
-    now = time.time()
-    docs = [(doc, live_state(doc)) for doc in _records(args).all()]
-    docs = [(d, s) for d, s in docs if args.all or s["Status"] in ACTIVE]
-    docs.sort(key=lambda ds: ds[0]["Created"], reverse=True)
-    if args.quiet:
-        for doc, _ in docs:
-            print(doc["Id"] if args.no_trunc else doc["Id"][:12])
-        return 0
-    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
-    for doc, state in docs:
-        rows.append([doc["Id"] if args.no_trunc else doc["Id"][:12], doc["Config"]["Image"],
-                     _command_text(doc, not args.no_trunc),
-                     f"{human_duration(_seconds_since(doc['Created'], now))} ago", status_text(state, now), _ports_text(doc, state),
-                     doc["Name"].lstrip("/")])
-    print_table(rows)
-    return 0
 
 
 def _running_ports(doc: dict, state: dict) -> dict:
@@ -242,11 +222,9 @@ def add_parsers(sub) -> None:
     p.add_argument("reference", metavar="REPOSITORY[:TAG]", nargs="?")
     p.set_defaults(func=cmd_commit)
 
-    p = sub.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running ones)")
-    p.add_argument("-q", "--quiet", action="store_true", help="only ids")
-    p.add_argument("--no-trunc", action="store_true", help="do not truncate ids and commands")
-    p.set_defaults(func=cmd_ps)
+    from builder.cli.container_ps import add_ps_parser
+
+    add_ps_parser(sub)
 
     p = sub.add_parser("port", help="list a container's published ports")
     p.add_argument("container", metavar="CONTAINER")

@@ -65,9 +65,10 @@ def print_table(rows: list[list[str]]) -> None:
 def print_formatted(fmt: str, rows: list[dict], headers: dict[str, str], default_table: str) -> None:
     """docker's --format for a list command: "table [TEMPLATE]" (a header row, columns aligned), "json"
     (one JSON object a line) or a plain Go template a line; \\t and \\n in it are a tab and a newline."""
-    if fmt == "json":
+    if fmt == "json":  # the fields, not the methods (a `.Label "key"` takes an argument)
         for row in rows:
-            print(json.dumps(row, sort_keys=True, separators=(",", ":")))
+            print(json.dumps({k: v for k, v in row.items() if not callable(v)}, sort_keys=True, ensure_ascii=False,
+                             separators=(",", ":")))
         return
     table = fmt.startswith("table")
     template = (fmt[len("table"):].strip() or default_table) if table else fmt
@@ -76,7 +77,8 @@ def print_formatted(fmt: str, rows: list[dict], headers: dict[str, str], default
         for row in rows:
             print(render_template(template, row))
         return
-    lines = [render_template(template, headers)] + [render_template(template, row) for row in rows]
+    # docker ignores an error in the header row (a `.Label "key"` has no header): it keeps what came before
+    lines = [render_template(template, headers, partial=True)] + [render_template(template, row) for row in rows]
     print_table([line.split("\t") for line in lines])
 
 
@@ -93,9 +95,10 @@ def _go_format(value) -> str:
     return str(value)
 
 
-def render_template(template: str, data: dict) -> str:
-    """The small part of Go templates people use with inspect: {{.A.B}}, {{json .A.B}}, {{index .A "k"}},
-    {{range .A}}...{{end}} (not nested)."""
+def render_template(template: str, data: dict, partial: bool = False) -> str:
+    """The small part of Go templates people use with inspect and the list commands: {{.A.B}},
+    {{json .A.B}}, {{index .A "k"}}, {{range .A}}...{{end}} (not nested), and a method with string arguments,
+    {{.Label "k"}} (a callable in data). partial: on an error, the text rendered before it."""
     import re
 
     def lookup(path: str):
@@ -107,13 +110,22 @@ def render_template(template: str, data: dict) -> str:
     def repl(action: str) -> str:
         expr = action.strip()
         if expr.startswith("json "):
-            return json.dumps(lookup(expr[5:].strip()), separators=(",", ":"))
+            return json.dumps(lookup(expr[5:].strip()), separators=(",", ":"), ensure_ascii=False)
         idx = re.fullmatch(r'index\s+(\S+)\s+"([^"]*)"', expr)
         if idx:
             base = lookup(idx.group(1))
             return _go_format(base.get(idx.group(2)) if isinstance(base, dict) else None)
+        call = re.fullmatch(r'(\.\S*)((?:\s+"[^"]*")+)', expr)
+        if call:
+            method = lookup(call.group(1))
+            if not callable(method):
+                raise UsageError(f"template: can't give argument to non-function {call.group(1)}")
+            return _go_format(method(*re.findall(r'"([^"]*)"', call.group(2))))
         if expr.startswith("."):
-            return _go_format(lookup(expr))
+            value = lookup(expr)
+            if callable(value):
+                raise UsageError(f"template: wrong number of args for {expr[1:]}: want 1 got 0")
+            return _go_format(value)
         raise UsageError(f"unsupported template expression {{{{{expr}}}}}")
 
     check_template(template)  # an unclosed action is an error, never text printed back
@@ -125,7 +137,15 @@ def render_template(template: str, data: dict) -> str:
         return "".join(render_template(m.group(2), item) for item in items or [])
 
     template = re.sub(r"\{\{\s*range\s+([^}]*?)\s*\}\}(.*?)\{\{\s*end\s*\}\}", each, template, flags=re.S)
-    return "".join(text if action is None else repl(action) for text, action in _parse(template))
+    out = []
+    for text, action in _parse(template):
+        try:
+            out.append(text if action is None else repl(action))
+        except UsageError:
+            if not partial:
+                raise
+            break
+    return "".join(out)
 
 
 def check_template(template: str) -> None:

@@ -128,21 +128,6 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_image_prune)
 
 
-def _tree_size(path: Path) -> int:
-    """Bytes of the regular files under path (each inode once; symlinks not followed)."""
-    total, seen = 0, set()
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
-
-
 def confirmed(args, warning: str) -> bool:
     if args.force:
         return True
@@ -157,6 +142,7 @@ def cmd_container_prune(args) -> int:
     from builder.container import control
     from builder.container.liveness import ACTIVE, live_state
     from builder.container.records import Records
+    from builder.container.rootfs import upper_size
 
     if not confirmed(args, "This will remove all stopped containers."):
         return 0
@@ -166,7 +152,7 @@ def cmd_container_prune(args) -> int:
     for doc in records.all():
         if live_state(doc)["Status"] in ACTIVE:
             continue
-        size = _tree_size(records.path(doc["Id"]) / "upper")
+        size = upper_size(records.path(doc["Id"]))
         control.remove(root, records, doc, force=False)
         deleted.append(doc["Id"])
         reclaimed += size
@@ -230,6 +216,7 @@ def cmd_image_prune(args) -> int:
     from builder.cli.container_views import containers_using
     from builder.cli.formatting import print_prune_report
     from builder.cli.shared import open_store
+    from builder.container.rootfs import tree_size
 
     import time
 
@@ -239,7 +226,7 @@ def cmd_image_prune(args) -> int:
     if not confirmed(args, warning):
         return 0
     store = open_store(args)
-    before = _tree_size(store.root / "blobs")
+    before = tree_size(store.root / "blobs")
     lines = []
     for names, image in store.images():
         if (names and not args.all) or spared(image) or containers_using(args, image.id):
@@ -247,6 +234,6 @@ def cmd_image_prune(args) -> int:
         for line in store.remove(image.id, force=True):
             word, _, rest = line.partition(": ")
             lines.append(f"{word.lower()}: {rest}")
-    reclaimed = max(0, before - _tree_size(store.root / "blobs"))
+    reclaimed = max(0, before - tree_size(store.root / "blobs"))
     print_prune_report("Images", lines, reclaimed)
     return 0

@@ -30,6 +30,28 @@ def unmount_rootfs(container_dir: Path) -> None:
         unmount(target, lazy=True)  # lazy: an exec'd process still leaving must not keep it busy
 
 
+def tree_size(path: Path) -> int:
+    """Bytes of the files under path (each inode once; symlinks not followed, directories not counted)."""
+    import os
+
+    total, seen = 0, set()
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def upper_size(container_dir: Path) -> int:
+    """What the container wrote: the size of its upper dir (0 before its first start)."""
+    return tree_size(Path(container_dir) / "upper")
+
+
 def make_workdir(rootfs: Path, workdir: str | None) -> None:
     """docker makes a missing working directory at start (root's, 0755), inside the rootfs: a symlink in
     the image never leads the mkdir out of it."""

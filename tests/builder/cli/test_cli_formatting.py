@@ -32,3 +32,15 @@ def test_malformed_templates_are_errors_not_echoed():
     with pytest.raises(BuildError, match="missing value for command"):
         check_template("x {{ }} y")
     assert render_template("a }} b {{.A}}", {"A": 1}) == "a }} b 1"  # a lone }} is text, as in Go
+
+
+def test_methods_with_arguments_and_json_as_docker_prints_them():
+    data = {"Names": "web", "Label": lambda key: {"a": "1"}.get(key, ""), "Cmd": "a > b …"}
+    assert render_template('{{.Names}} {{.Label "a"}}/{{.Label "zz"}}', data) == "web 1/"
+    assert render_template("{{json .Cmd}}", data) == '"a > b …"'  # no \\u escapes, as docker's json
+    with pytest.raises(BuildError, match="can't give argument to non-function .Names"):
+        render_template('{{.Names "x"}}', data)
+    with pytest.raises(BuildError, match="wrong number of args for Label"):
+        render_template("{{.Label}}", data)
+    # a header row stops at an action it cannot render, keeping what came before (docker's table headers)
+    assert render_template('A{{.Names}}\t{{.Label "a"}}\tB', {"Names": "N"}, partial=True) == "AN\t"
