@@ -16,7 +16,8 @@ from support import REPO
 
 # What builder/ may import from the runtime: the library interface and the helpers meant to be shared.
 RUNTIME_PUBLIC = {"oci_runtime", "oci_runtime.api", "oci_runtime.units", "oci_runtime.users", "oci_runtime.linux",
-                  "oci_runtime.mountinfo", "oci_runtime.specgen", "oci_runtime.errors", "oci_runtime.jsonio"}
+                  "oci_runtime.mountinfo", "oci_runtime.specgen", "oci_runtime.errors", "oci_runtime.jsonio",
+                  "oci_runtime.exiting"}
 
 
 def module_name(path: Path) -> str:
