@@ -11,6 +11,8 @@ object per SOCK_SEQPACKET message, tagged with its kind. Every kind of message i
                               it (pidfd_getfd), gives it to the agent, and answers OK
   READY   init -> runtime     waiting on exec.fifo
   ERROR   child -> runtime    msg: why the child failed (it exits right after)
+  LOG     child -> runtime    msg: a debug line, sent with --debug only; the runtime writes it to its log (the
+                              child may no longer reach the log file, and must not hold it open)
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import _socket as socket  # the C module: `socket` costs milliseconds of enum se
 
 from oci_runtime.errors import child_failed
 from oci_runtime.jsonio import dumps, loads
+from oci_runtime.log import logger
 
-GO, USERNS, PID, HOOKS, OK, SECCOMP, READY, ERROR = "go", "userns", "pid", "hooks", "ok", "seccomp", "ready", "error"
+GO, USERNS, PID, HOOKS, OK, SECCOMP, READY, ERROR, LOG = ("go", "userns", "pid", "hooks", "ok", "seccomp", "ready",
+                                                          "error", "log")
 _MAX_MESSAGE = 1 << 16
 
 
@@ -49,6 +53,14 @@ class Channel:
         if not msg or msg.get("t") != kind:
             os._exit(1)
         return msg
+
+    def debug(self, msg: str) -> None:
+        """In a child: a debug line for the runtime's log (runc's stage names lead the text: scripts grep for them)."""
+        if logger.debugging:
+            try:
+                self.send(LOG, msg=msg)
+            except OSError:
+                pass  # refused by the container's own seccomp filter: the line is lost, the container is not
 
     def fail(self, e: BaseException, code: int = 1):
         """In a child: report the failure to the runtime and end (never returns)."""

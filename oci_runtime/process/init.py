@@ -21,6 +21,7 @@ def run_init(spec, channel: Channel) -> None:
     process = config.get("process")
     hooks = config.get("hooks") or {}
     ns = spec.bundle.ns
+    channel.debug("child process in init(): setting up the container's rootfs, hooks and process")
     os.setsid()
     if not spec.no_new_keyring:
         _join_session_keyring(spec.container_id)
@@ -65,6 +66,8 @@ def run_init(spec, channel: Channel) -> None:
                                       bind_console=builder is not None, hand_over=channel.hand_over_listener)
     elif spec.console_sock is not None:
         spec.console_sock.close()
+    channel.debug("init: closing the pipe to signal completion: the container is set up, init now waits on "
+                  "exec.fifo for start")
     channel.send(READY)
     channel.close()
 
