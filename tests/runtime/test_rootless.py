@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import PYRUNC, build_busybox_rootfs, run_captured
+from support import PYRUNC, build_busybox_rootfs, run_captured, wait_for
 
 pytestmark = pytest.mark.root  # root makes the user and the rootfs; the runtime then runs as the user
 
@@ -139,3 +139,16 @@ def test_more_than_the_users_own_ids_are_mapped_with_newuidmap(user, home, subor
     rows = [line.split() for line in out.stdout.splitlines()]
     assert rows == [["0", str(user.pw_uid), "1"], ["1", str(subordinate_ids), "1000"],
                     ["0", str(user.pw_gid), "1"], ["1", str(subordinate_ids), "1000"]]
+
+
+def test_kill_all_after_the_container_stopped_is_not_an_error(user, home):
+    """Without a cgroup, init is all `kill --all` knows of; once it is gone nothing is left to signal (runc: 0)."""
+    bundle = rootless_bundle(user, home, ["sleep", "1000"])
+    assert as_user(user, home, "run", "-d", "--bundle", bundle, "rlk").returncode == 0
+    assert as_user(user, home, "kill", "rlk", "KILL").returncode == 0
+    assert wait_for(lambda: json.loads(as_user(user, home, "state", "rlk").stdout)["status"] == "stopped")
+    out = as_user(user, home, "kill", "--all", "rlk", "0")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    out = as_user(user, home, "kill", "rlk", "0")  # without --all: init alone was asked for, and it is gone
+    assert out.returncode != 0 and "container not running" in out.stderr
+    assert as_user(user, home, "delete", "rlk").returncode == 0
