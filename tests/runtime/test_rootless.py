@@ -152,3 +152,53 @@ def test_kill_all_after_the_container_stopped_is_not_an_error(user, home):
     out = as_user(user, home, "kill", "rlk", "0")  # without --all: init alone was asked for, and it is gone
     assert out.returncode != 0 and "container not running" in out.stderr
     assert as_user(user, home, "delete", "rlk").returncode == 0
+
+
+class ListenerCatcher:
+    """A seccomp agent that takes the listener and closes it at once: a notified call then fails with ENOSYS."""
+
+    def __init__(self, path: str):
+        import socket
+        import threading
+
+        self.state = None
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(path)
+        os.chmod(path, 0o666)  # the runtime connecting is the unprivileged user
+        self._server.listen(1)
+        self._server.settimeout(60)
+        self._thread = threading.Thread(target=self._take_one, daemon=True)
+        self._thread.start()
+
+    def _take_one(self) -> None:
+        import socket
+
+        conn, _ = self._server.accept()
+        with conn:
+            data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 4)
+        for fd in fds:
+            os.close(fd)
+        self.state = json.loads(data)
+
+    def join(self) -> None:
+        self._thread.join(60)
+        self._server.close()
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_the_seccomp_listener_reaches_the_agent(user, home, nnp):
+    """init is not dumpable, so an unprivileged runtime cannot take the listener from it (pidfd_getfd needs
+    ptrace access): init sends it over its socket to the runtime."""
+    agent = ListenerCatcher(os.path.join(home, "agent.sock"))
+
+    def edit(spec):
+        spec["process"]["noNewPrivileges"] = nnp
+        spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                    "listenerPath": os.path.join(home, "agent.sock"),
+                                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    bundle = rootless_bundle(user, home, ["sh", "-c", "mkdir /tmp/x 2>&1; echo status=$?"], edit=edit)
+    out = as_user(user, home, "run", "--bundle", bundle, "rls")
+    assert out.returncode == 0, out.stderr  # (before join: without a connection the agent waits in vain)
+    agent.join()
+    assert "Function not implemented" in out.stdout and "status=1" in out.stdout  # the agent had it, and let go
+    assert agent.state["state"]["id"] == "rls" and agent.state["fds"] == ["seccompFd"]
