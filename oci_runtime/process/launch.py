@@ -49,6 +49,9 @@ class LaunchSpec:
         self.extra_env = extra_env or {}
         self.seccomp = seccomp
         self.fifo_fd = self.proc_fd = -1
+        # runc's rule: init that joins no namespace may be dumpable while it waits for start, which an
+        # unprivileged runtime needs to exec into it (see init._wait_for_start); a root runtime does not
+        self.dumpable_when_created = os.geteuid() != 0 and not bundle.ns.join
         self.bind_sources: dict[int, int] = {}  # mounts[i] -> a detached copy of its source (open_tree)
 
 

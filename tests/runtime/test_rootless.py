@@ -202,3 +202,22 @@ def test_the_seccomp_listener_reaches_the_agent(user, home, nnp):
     agent.join()
     assert "Function not implemented" in out.stdout and "status=1" in out.stdout  # the agent had it, and let go
     assert agent.state["state"]["id"] == "rls" and agent.state["fds"] == ["seccompFd"]
+
+
+def test_exec_into_a_created_container(user, home):
+    """exec opens init's /proc/PID/ns files, which takes ptrace access: init waits for start dumpable (runc's
+    rule without joined namespaces), and so holds no fd of the host's /proc (it reached exec.fifo through it)."""
+    bundle = rootless_bundle(user, home, ["sleep", "1000"])
+    assert as_user(user, home, "create", "--bundle", bundle, "rlx").returncode == 0
+    try:
+        pid = json.loads(as_user(user, home, "state", "rlx").stdout)["pid"]
+        host_proc = os.stat("/proc")
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            held = os.stat(f"/proc/{pid}/fd/{name}")
+            assert (held.st_dev, held.st_ino) != (host_proc.st_dev, host_proc.st_ino), name
+        out = as_user(user, home, "exec", "rlx", "echo", "in-created")
+        assert out.returncode == 0 and out.stdout == "in-created\n", out.stderr
+        assert as_user(user, home, "start", "rlx").returncode == 0
+        assert json.loads(as_user(user, home, "state", "rlx").stdout)["status"] == "running"
+    finally:
+        as_user(user, home, "delete", "--force", "rlx")
