@@ -221,3 +221,25 @@ def test_exec_into_a_created_container(user, home):
         assert json.loads(as_user(user, home, "state", "rlx").stdout)["status"] == "running"
     finally:
         as_user(user, home, "delete", "--force", "rlx")
+
+
+def test_a_configured_dev_ptmx_is_the_devpts_one(user, home):
+    """A device entry for /dev/ptmx (docker adds one) gives way to the pts/ptmx symlink as in runc: in a user
+    namespace it used to be bound from the host first, and that mount then could not be replaced (EBUSY)."""
+    def edit(spec):
+        spec["linux"]["devices"] = [{"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2}]
+    bundle = rootless_bundle(user, home, ["sh", "-c", "readlink /dev/ptmx; ls -lLn /dev/ptmx"], edit=edit)
+    out = as_user(user, home, "run", "--bundle", bundle, "rlt")
+    assert out.returncode == 0, out.stderr
+    link, node = out.stdout.splitlines()
+    assert link == "pts/ptmx" and node.startswith("crw-rw-rw-") and node.split()[4:6] == ["5,", "2"]
+
+
+def test_a_mount_on_dev_ptmx_is_refused_in_one_line(user, home):
+    def edit(spec):
+        spec["mounts"].append({"destination": "/dev/ptmx", "type": "bind", "source": "/dev/null", "options": ["bind"]})
+    bundle = rootless_bundle(user, home, ["true"], edit=edit)
+    out = as_user(user, home, "run", "--bundle", bundle, "rlb")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and '"/dev/ptmx"' in out.stderr, out.stderr
+    assert "Device or resource busy" in out.stderr and "Errno" not in out.stderr
+    assert os.listdir(os.path.join(home, "run", "pyrunc")) == []
