@@ -243,3 +243,24 @@ def test_a_mount_on_dev_ptmx_is_refused_in_one_line(user, home):
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and '"/dev/ptmx"' in out.stderr, out.stderr
     assert "Device or resource busy" in out.stderr and "Errno" not in out.stderr
     assert os.listdir(os.path.join(home, "run", "pyrunc")) == []
+
+
+def test_someone_elses_cgroup_of_the_same_name_is_left_alone(user, home):
+    """A root container's cgroup at the path ours would have (the same id): an unprivileged runtime may not join
+    it, so it neither warns about its processes nor touches it, and runs without a cgroup as when it may not
+    make one."""
+    from oci_runtime.cgroups import open_manager
+
+    mgr = open_manager(None, "rlg")  # where the user's runtime, our child, looks for it
+    mgr.create()
+    sleeper = subprocess.Popen(["sleep", "100"])
+    try:
+        mgr.apply(sleeper.pid)
+        bundle = rootless_bundle(user, home, ["true"])
+        out = as_user(user, home, "run", "--bundle", bundle, "rlg")
+        assert out.returncode == 0 and out.stderr == "", out.stderr
+        assert mgr.pids() == [sleeper.pid]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        mgr.destroy()
