@@ -91,9 +91,9 @@ def _wait_for_start(fifo_fd: int, proc_fd: int, dumpable: bool) -> int:
     dumpable: become dumpable for the wait, as runc's init is when it joins no namespace. An unprivileged
     runtime needs that to `exec` into a created container (opening our /proc/PID/ns files takes ptrace access,
     which a non-dumpable process grants only with CAP_SYS_PTRACE in the host's user namespace, where its memory
-    belongs until it execs). A dumpable process
-    can be ptraced from inside the container, so it must not hold the host's /proc first: the fifo is then
-    reopened through the container's own /proc, if that leads to our fifo; else we stay non-dumpable.
+    belongs until it execs). A dumpable process can be ptraced from inside the container, so it must not hold
+    the host's /proc first: the fifo is then reopened through the container's own /proc, if that leads to our
+    fifo; else we stay non-dumpable.
     """
     via = proc_fd
     if dumpable:
