@@ -19,6 +19,7 @@ class Logger:
         self.path = path
         self.fmt = fmt
         self.threshold = _LEVELS["debug" if debug else "info"]
+        self.debugging = debug  # checked before building a debug message: with --debug off they cost nothing
 
     def _line(self, level: str, msg: str, kind: str | None) -> str:
         from oci_runtime.units import rfc3339  # only when something is logged

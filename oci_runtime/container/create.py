@@ -37,6 +37,10 @@ def create(root: str, container_id: str, bundle_dir: str, *, console_sock=None, 
         # a cgroup we find is not ours to empty or remove; on a v1 host it may be there in some hierarchies
         # only, and the directories we make in the others are ours
         found = mgr.existing_dirs() if mgr is not None else []
+        if found and os.geteuid() != 0 and not _may_join(found):
+            # someone else's cgroup of the same name (a root container with our id): never joined, not checked
+            _go_without_cgroup(linux_cfg, f"{found[0]}: cgroup.procs is not writable")
+            mgr, found = None, []
         cgroup_owned = mgr is not None and not found
         if mgr is not None and not cgroup_owned:
             _check_found_cgroup(mgr, linux_cfg.get("cgroupsPath") or container_id)
@@ -129,14 +133,24 @@ def _setup_cgroup(mgr, linux_cfg: dict) -> bool:
     except OSError as e:
         if os.geteuid() == 0 or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        if linux_cfg.get("cgroupsPath"):  # a path asked for by name is not skipped quietly
-            raise RuntimeFailure(f"rootless container: unable to apply cgroup configuration: {e}") from None
-        if _limits_asked(linux_cfg.get("resources") or {}):
-            raise RuntimeFailure("rootless container: rootless needs no limits + no cgrouppath when no permission "
-                                 f"is granted for cgroups: {e}") from None
+        _go_without_cgroup(linux_cfg, str(e))
         return False
     mgr.set(linux_cfg.get("resources") or {})
     return True
+
+
+def _go_without_cgroup(linux_cfg: dict, why: str) -> None:
+    """An unprivileged runtime denied its cgroup: runs without one, unless the config asked for it by path or
+    for limits (runc's rootless rule); `why` names the denial."""
+    if linux_cfg.get("cgroupsPath"):  # a path asked for by name is not skipped quietly
+        raise RuntimeFailure(f"rootless container: unable to apply cgroup configuration: {why}")
+    if _limits_asked(linux_cfg.get("resources") or {}):
+        raise RuntimeFailure("rootless container: rootless needs no limits + no cgrouppath when no permission "
+                             f"is granted for cgroups: {why}")
+
+
+def _may_join(dirs: list[str]) -> bool:
+    return all(os.access(os.path.join(d, "cgroup.procs"), os.W_OK) for d in dirs)
 
 
 def _limits_asked(resources: dict) -> bool:

@@ -27,7 +27,7 @@ from oci_runtime.container.lifecycle import CREATED, PAUSED, RUNNING, STOPPED, C
 from oci_runtime.errors import BadState, RuntimeFailure
 from oci_runtime.log import logger
 from oci_runtime.process import setup as proc_setup
-from oci_runtime.process.channel import ERROR, GO, OK, PID, SECCOMP, Channel, fork_announced, fork_child
+from oci_runtime.process.channel import ERROR, GO, LOG, OK, PID, SECCOMP, Channel, fork_announced, fork_child
 from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, NamespacePlan, open_joins
 
 
@@ -134,7 +134,9 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
         parent.send(GO, join_self=mgr is not None and not sub_cgroups)
         error = None
         while msg := parent.recv():  # until the socket closes: the process exec'd (close-on-exec) or died
-            if msg["t"] == PID:
+            if msg["t"] == LOG:
+                logger.debug(msg["msg"])
+            elif msg["t"] == PID:
                 pid = msg["pid"]
             elif msg["t"] == SECCOMP:  # the process's listener, for the agent (PID always came first)
                 seccomp.hand_over(pid, msg["fd"], container.hook_state(RUNNING))
@@ -194,12 +196,23 @@ def _join_and_run(channel: Channel, ns_fds, process, seccomp, console_sock, pres
         go = channel.expect(GO)
         if go.get("join_self"):
             cgroups.join_self()
+        channel.debug("nsexec container setup: the process joining the container's namespaces (no stage1 is "
+                      "needed without a user or time namespace to join)")
         _join(ns_fds, skip="pid")
-        os.setsid()
-        proc_setup.prepare(process, console_sock=console_sock, preserve_fds=preserve_fds, seccomp=seccomp,
-                           in_userns=in_userns, bind_console=False, hand_over=channel.hand_over_listener).execute()
+        _run_process(channel, process, seccomp, console_sock, preserve_fds, in_userns)
     except BaseException as e:  # noqa: BLE001 - every failure must reach the runtime
         channel.fail(e, 127)
+
+
+def _run_process(channel: Channel, process, seccomp, console_sock, preserve_fds, in_userns) -> None:
+    """In the container's namespaces: set the process up and exec it (failures go to the caller)."""
+    channel.debug("child process in init(): setting up the exec'd process (terminal, limits, user, "
+                  "capabilities, cwd)")
+    os.setsid()
+    prepared = proc_setup.prepare(process, console_sock=console_sock, preserve_fds=preserve_fds, seccomp=seccomp,
+                                  in_userns=in_userns, bind_console=False, hand_over=channel.hand_over_listener)
+    channel.debug(f"setns_init: about to exec {prepared.executable}")
+    prepared.execute()
 
 
 def _join(ns_fds, skip: str = "") -> None:
@@ -222,15 +235,12 @@ def _stage1(channel: Channel, ns_fds, process, seccomp, console_sock, preserve_f
     go = channel.expect(GO)
     if go.get("join_self"):
         cgroups.join_self()
+    channel.debug("nsexec container setup: stage1 joining the container's namespaces")
     _join(ns_fds)
-
-    def run_process() -> None:
-        os.setsid()
-        proc_setup.prepare(process, console_sock=console_sock, preserve_fds=preserve_fds, seccomp=seccomp,
-                           in_userns=in_userns, bind_console=False, hand_over=channel.hand_over_listener).execute()
-
+    channel.debug("nsexec container setup: stage1 is in the namespaces, forking the process into them")
     try:
-        fork_announced(channel, run_process, 127)  # the pid namespace applies to our children only
+        fork_announced(channel, lambda: _run_process(channel, process, seccomp, console_sock, preserve_fds,
+                                                     in_userns), 127)  # the pid namespace applies to our children only
     except OSError as e:
         if e.errno == 12:  # ENOMEM: the pid namespace's init has exited
             raise BadState("cannot exec: the container is stopping (its init has exited)") from None

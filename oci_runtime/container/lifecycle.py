@@ -190,8 +190,8 @@ class Container:
         if all_processes and self.cgroups is not None:
             self.cgroups.kill_all(sig)
             return
-        if status == STOPPED:
-            raise BadState("container not running")
+        if status == STOPPED:  # --all without a cgroup (rootless): init was all we knew of, and it is gone
+            return  # runc's rule: nothing is left to signal, which is not an error
         try:
             os.kill(self.pid, sig)
         except ProcessLookupError:

@@ -21,6 +21,7 @@ def run_init(spec, channel: Channel) -> None:
     process = config.get("process")
     hooks = config.get("hooks") or {}
     ns = spec.bundle.ns
+    channel.debug("child process in init(): setting up the container's rootfs, hooks and process")
     os.setsid()
     if not spec.no_new_keyring:
         _join_session_keyring(spec.container_id)
@@ -65,13 +66,13 @@ def run_init(spec, channel: Channel) -> None:
                                       bind_console=builder is not None, hand_over=channel.hand_over_listener)
     elif spec.console_sock is not None:
         spec.console_sock.close()
+    channel.debug("init: closing the pipe to signal completion: the container is set up, init now waits on "
+                  "exec.fifo for start")
     channel.send(READY)
     channel.close()
 
     # Block until `pyrunc start` opens the fifo for reading; from now on errors go to it.
-    fifo = os.open(f"self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
-    os.close(fifo_fd)
-    os.close(proc_fd)
+    fifo = _wait_for_start(fifo_fd, proc_fd, spec.dumpable_when_created)
     try:
         if prepared is not None:
             prepared.load_late_seccomp()
@@ -82,6 +83,46 @@ def run_init(spec, channel: Channel) -> None:
         prepared.execute()
     except BaseException as e:  # noqa: BLE001 - report to `start`, which prints it
         child_failed(lambda text: os.write(fifo, text.encode() or b"exec failed"), e, 127)
+
+
+def _wait_for_start(fifo_fd: int, proc_fd: int, dumpable: bool) -> int:
+    """Open exec.fifo for writing, which blocks until `start` opens it; return that fd (both given fds closed).
+
+    dumpable: become dumpable for the wait, as runc's init is when it joins no namespace. An unprivileged
+    runtime needs that to `exec` into a created container (opening our /proc/PID/ns files takes ptrace access,
+    which a non-dumpable process grants only with CAP_SYS_PTRACE in the host's user namespace, where its memory
+    belongs until it execs). A dumpable process can be ptraced from inside the container, so it must not hold
+    the host's /proc first: the fifo is then reopened through the container's own /proc, if that leads to our
+    fifo; else we stay non-dumpable.
+    """
+    via = proc_fd
+    if dumpable:
+        own = _own_proc_reaching(fifo_fd)
+        if own >= 0:
+            os.close(proc_fd)
+            via = own
+            linux.prctl(linux.PR_SET_DUMPABLE, 1)
+    try:
+        return os.open(f"self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=via)
+    finally:
+        os.close(fifo_fd)
+        os.close(via)
+
+
+def _own_proc_reaching(fifo_fd: int) -> int:
+    """The container's /proc (an O_PATH fd) if its self/fd/N is our exec.fifo, else -1."""
+    try:
+        own = os.open("/proc", linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        found, ours = os.stat(f"self/fd/{fifo_fd}", dir_fd=own), os.fstat(fifo_fd)
+        if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
+            return own
+    except OSError:
+        pass
+    os.close(own)
+    return -1
 
 
 def _join_session_keyring(container_id: str) -> None:

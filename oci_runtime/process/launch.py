@@ -23,9 +23,10 @@ import os
 
 from oci_runtime import linux
 from oci_runtime.errors import RuntimeFailure
+from oci_runtime.log import logger
 from oci_runtime.process import namespaces
-from oci_runtime.process.channel import (ERROR, GO, HOOKS, OK, PID, READY, SECCOMP, USERNS, Channel, fork_announced,
-                                         fork_child)
+from oci_runtime.process.channel import (ERROR, GO, HOOKS, LOG, OK, PID, READY, SECCOMP, USERNS, Channel,
+                                         fork_announced, fork_child)
 from oci_runtime.process.hooks import run_hooks
 from oci_runtime.process.init import run_init
 from oci_runtime.process.rootfs import open_bind_sources
@@ -48,6 +49,9 @@ class LaunchSpec:
         self.extra_env = extra_env or {}
         self.seccomp = seccomp
         self.fifo_fd = self.proc_fd = -1
+        # runc's rule: init that joins no namespace may be dumpable while it waits for start, which an
+        # unprivileged runtime needs to exec into it (see init._wait_for_start); a root runtime does not
+        self.dumpable_when_created = os.geteuid() != 0 and not bundle.ns.join
         self.bind_sources: dict[int, int] = {}  # mounts[i] -> a detached copy of its source (open_tree)
 
 
@@ -153,7 +157,9 @@ def _drive(spec: LaunchSpec, channel: Channel, stage1: int, init_pid: int = 0) -
             if msg is None:
                 raise RuntimeFailure("container init exited unexpectedly before it was ready")
             kind = msg["t"]
-            if kind == USERNS:
+            if kind == LOG:
+                logger.debug(msg["msg"])
+            elif kind == USERNS:
                 namespaces.write_id_maps(stage1, linux_cfg)
                 channel.send(OK)
             elif kind == PID:
@@ -201,6 +207,7 @@ def _stage1(spec: LaunchSpec, channel: Channel, ns_fds: list[tuple[str, int]]) -
     go = channel.expect(GO)
     if go.get("join_self"):
         spec.cgroups.join_self()
+    channel.debug("nsexec container setup: stage1 joining and creating the container's namespaces")
     ns = spec.bundle.ns
     paths = dict(ns.join)
     for kind, fd in ns_fds:
@@ -228,6 +235,7 @@ def _stage1(spec: LaunchSpec, channel: Channel, ns_fds: list[tuple[str, int]]) -
             raise RuntimeFailure(f"creating namespaces: {e.strerror}") from None
     if ns.creates("time"):
         namespaces.write_time_offsets((spec.bundle.config.get("linux") or {}).get("timeOffsets"))
+    channel.debug("nsexec container setup: stage1 is in the namespaces, forking init into them")
     fork_announced(channel, lambda: run_init(spec, channel))
 
 
@@ -237,6 +245,8 @@ def _direct_init(spec: LaunchSpec, channel: Channel, ns_fds: list[tuple[str, int
     go = channel.expect(GO)  # non-dumpable since the fork
     if go.get("join_self"):
         spec.cgroups.join_self()
+    channel.debug("nsexec container setup: init joining and creating the container's namespaces (no stage1 is "
+                  "needed without a user or time namespace)")
     ns = spec.bundle.ns
     paths = dict(ns.join)
     for kind, fd in ns_fds:

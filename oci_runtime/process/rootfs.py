@@ -498,8 +498,14 @@ class RootfsBuilder:
         for dev in devices:
             if dev["path"] not in configured:
                 self._create_device(dev, required=False)
+        devpts_ptmx = self._mounts_devpts()
         for dev in self.linux.get("devices") or []:
+            if devpts_ptmx and posixpath.normpath(dev.get("path", "")) == "/dev/ptmx":
+                continue  # /dev/ptmx becomes the devpts one (create_dev_symlinks), as in runc: no node to make
             self._create_device(dev, required=True)
+
+    def _mounts_devpts(self) -> bool:
+        return any(container_path(m.get("destination", "")) == "/dev/pts" for m in self.config.get("mounts") or [])
 
     def _create_device(self, dev: dict, *, required: bool) -> None:
         """Make the node. Something already at its path is kept if it is that very device; otherwise a
@@ -550,7 +556,7 @@ class RootfsBuilder:
         links = list(DEV_SYMLINKS)
         if os.path.exists("/proc/kcore"):
             links.append(("/proc/kcore", "/dev/core"))
-        if any(container_path(m.get("destination", "")) == "/dev/pts" for m in self.config.get("mounts") or []):
+        if self._mounts_devpts():
             links.append(("pts/ptmx", "/dev/ptmx"))
         dfd = self.root.ensure("/dev")
         try:
@@ -560,8 +566,12 @@ class RootfsBuilder:
                     os.symlink(target, name, dir_fd=dfd)
                 except FileExistsError:
                     if name == "ptmx":  # a ptmx device node from the image gives way to the devpts one
-                        os.unlink(name, dir_fd=dfd)
-                        os.symlink(target, name, dir_fd=dfd)
+                        try:
+                            os.unlink(name, dir_fd=dfd)
+                            os.symlink(target, name, dir_fd=dfd)
+                        except OSError as e:  # e.g. a mount on /dev/ptmx (EBUSY)
+                            raise RuntimeFailure(f'making "{link}" a symlink to the devpts one ("{target}"): '
+                                                 f"{e.strerror}") from None
         finally:
             os.close(dfd)
 

@@ -116,12 +116,9 @@ class SeccompFilter:
         send_listener_fd(self.profile.listener_path, notify_fd, state,
                          state.get("pid", 0) if pid is None else pid, self.profile.listener_metadata)
 
-    def hand_over(self, pid: int, fd_number: int, state: dict) -> None:
-        """Take the listener fd `fd_number` of process `pid` (which loaded this filter) and send it to the
-        agent at linux.seccomp.listenerPath with the container's state."""
-        from oci_runtime.seccomp.listener import fd_from_process
-
-        fd = fd_from_process(pid, fd_number)
+    def hand_over(self, pid: int, fd: int, state: dict) -> None:
+        """Send the listener `fd` of process `pid` (which loaded this filter; fd is the runtime's copy, closed
+        here) to the agent at linux.seccomp.listenerPath with the container's state."""
         try:
             self.send_listener(fd, state, pid)
         finally:

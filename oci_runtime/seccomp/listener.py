@@ -13,7 +13,6 @@ from oci_runtime import SPEC_VERSION
 from oci_runtime.seccomp.errors import SeccompError
 
 SECCOMP_FD_NAME = "seccompFd"
-SYS_PIDFD_GETFD = 438           # the same number on every architecture (added after the unification)
 
 
 def container_process_state(state: dict, pid: int, metadata: str) -> dict:
@@ -49,27 +48,3 @@ def send_listener_fd(listener_path: str, notify_fd: int, state: dict, pid: int, 
         raise SeccompError(f"failed to connect with seccomp agent: cannot send the notify fd to "
                            f"linux.seccomp.listenerPath {listener_path!r}: {err.strerror or err}") from None
 
-
-def fd_from_process(pid: int, target_fd: int) -> int:
-    """A duplicate (O_CLOEXEC) of fd `target_fd` of process `pid`, through pidfd_getfd(2).
-
-    Lets the runtime take the listener fd from the container's init, which only has to report the
-    fd number (as runc does); needs ptrace access to the process, which the runtime as its parent has.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError as err:
-        raise SeccompError(f"cannot take the seccomp notify fd from process {pid}: "
-                           f"pidfd_open: {err.strerror}") from None
-    try:
-        fd = libc.syscall(ctypes.c_long(SYS_PIDFD_GETFD), ctypes.c_int(pidfd), ctypes.c_int(target_fd),
-                          ctypes.c_uint(0))
-        if fd < 0:
-            raise SeccompError(f"cannot take the seccomp notify fd {target_fd} from process {pid}: "
-                               f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
-        return fd
-    finally:
-        os.close(pidfd)

@@ -181,6 +181,21 @@ def test_exec_reads_a_process_from_a_pipe_and_logs_debug_lines(running, pyrunc):
     assert "level=debug" in out.stderr and "the process is pid" in out.stderr
 
 
+# the stage names runc writes with --debug, which scripts (runc's own test suite) look for
+EXEC_STAGES = ("nsexec container setup", "child process in init()", "setns_init: about to exec")
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["direct", "stage1"])
+def test_exec_debug_names_the_child_stages_in_the_log_only(running, pyrunc, rootfs, tmp_path, userns):
+    running(edit=userns_edit(rootfs, 200000) if userns else None)
+    log = tmp_path / "exec.log"
+    out = pyrunc("--debug", "--log", log, "exec", "ex", "true")
+    assert out.returncode == 0 and "level=debug" not in out.stderr, out.stderr
+    text = log.read_text()
+    assert all(stage in text for stage in EXEC_STAGES), text
+    assert all(stage not in pyrunc("exec", "ex", "true").stderr for stage in EXEC_STAGES)
+
+
 def test_exec_pid_file_that_cannot_be_written_is_255(running, pyrunc, tmp_path):
     running()
     out = pyrunc("exec", "--pid-file", tmp_path / "missing" / "pid", "ex", "true")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support import PYRUNC, run_captured
+from support import PYRUNC, run_captured, userns_edit
 
 
 
@@ -279,6 +279,26 @@ def test_debug_lines_and_the_log_file(make_bundle, pyrunc, tmp_path):
     assert pyrunc("--debug", "--log", debug_log, "--log-format", "json", "run", "--bundle",
                   make_bundle(["true"]), "dbg2").returncode == 0
     assert any(json.loads(line)["level"] == "debug" for line in debug_log.read_text().splitlines())
+
+
+# the stage names runc writes with --debug, which scripts (runc's own test suite) look for
+CREATE_STAGES = ("nsexec container setup", "child process in init()", "init: closing the pipe to signal completion")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("userns", [False, True], ids=["direct", "stage1"])
+def test_debug_names_the_child_stages(make_bundle, pyrunc, rootfs, tmp_path, userns):
+    edit = userns_edit(rootfs, 200000) if userns else None
+    out = pyrunc("--debug", "run", "--bundle", make_bundle(["true"], edit=edit), "stages")
+    assert out.returncode == 0 and all(stage in out.stderr for stage in CREATE_STAGES), out.stderr
+    log = tmp_path / "debug.json"
+    out = pyrunc("--debug", "--log", log, "--log-format", "json", "run", "--bundle", make_bundle(["true"], edit=edit),
+                 "stages2")
+    assert out.returncode == 0 and "debug" not in out.stderr, out.stderr
+    messages = [json.loads(line)["msg"] for line in log.read_text().splitlines()]
+    assert all(any(stage in msg for msg in messages) for stage in CREATE_STAGES), messages
+    out = pyrunc("run", "--bundle", make_bundle(["true"], edit=edit), "quiet")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
 
 
 @pytest.mark.parametrize("argv", [["-h"], ["--help"], ["help"]])

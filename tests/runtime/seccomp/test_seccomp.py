@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from oci_runtime.seccomp.filter import SeccompError, features, prepare_filter
-from oci_runtime.seccomp.listener import fd_from_process
+from oci_runtime.process.channel import OK, SECCOMP, channel_pair
 
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -411,35 +411,37 @@ def test_notify_hands_a_listener_to_the_agent_which_answers(tmp_path):
                                        listenerPath=str(agent.path), listenerMetadata="agent-args"))
     assert flt.notify_required
     agent.start()
+    runtime_end, child_end = channel_pair()
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(r)
+            runtime_end.close()
             listener = flt.load()
-            os.write(w, f"{listener}\n".encode())       # the init reports the fd number, like runc
-            os.write(w, f"{os.getppid()}\n".encode())   # waits for the agent's answer
+            child_end.hand_over_listener(listener)     # the fd travels with the message; back once the agent has it
+            os.write(w, f"{os.getppid()}\n".encode())   # answered by the agent
         except BaseException:  # noqa: BLE001
             os._exit(70)
         os._exit(0)
     os.close(w)
+    child_end.close()
     try:
-        first = _read_until(r, eof=False)
-        child_fd = int(first.split(b"\n")[0])
-        fd = fd_from_process(pid, child_fd)           # the runtime side takes its own copy
-        try:
-            state = {"ociVersion": "1.0.2", "id": "ctr", "status": "creating", "pid": pid,
-                     "bundle": str(tmp_path), "annotations": {}}
-            flt.send_listener(fd, state)
-        finally:
-            os.close(fd)
+        msg = runtime_end.recv()
+        assert msg["t"] == SECCOMP
+        state = {"ociVersion": "1.0.2", "id": "ctr", "status": "creating", "pid": pid,
+                 "bundle": str(tmp_path), "annotations": {}}
+        flt.hand_over(pid, msg["fd"], state)          # the runtime's copy of the listener, closed once sent
+        runtime_end.send(OK)
         child = _collect(pid, r)
     except BaseException:
         _reap(pid)
         raise
+    finally:
+        runtime_end.close()
     agent.join()
     assert child.status == 0
-    assert (first + child.output).split() == [str(child_fd).encode(), b"4242"]   # getppid() answered by the agent
+    assert child.output.split() == [b"4242"]   # getppid() answered by the agent
     assert agent.notification == {"pid": pid, "nr": _nr("getppid"), "arch": NATIVE_AUDIT_ARCH}
     assert agent.state == {"ociVersion": "1.0.2", "fds": ["seccompFd"], "pid": pid,
                            "metadata": "agent-args", "state": state}
