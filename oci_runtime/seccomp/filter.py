@@ -259,12 +259,11 @@ def _sha256_hex(data: bytes) -> str:
 
 
 def _kept_path(seccomp: dict, directory: str) -> str:
-    import json
-
+    from oci_runtime import jsonio  # json.dumps's text (the key of programs kept before), without json's imports
     from oci_runtime.seccomp.lib import library
 
     uname = os.uname()
-    source = json.dumps([seccomp, uname.release, uname.machine, library().version_text], sort_keys=True)
+    source = jsonio.dumps([seccomp, uname.release, uname.machine, library().version_text], sort_keys=True)
     return os.path.join(directory, f"seccomp-{_sha256_hex(source.encode())[:32]}.bpf")
 
 
