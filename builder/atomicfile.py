@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
+from io import BufferedWriter
 from pathlib import Path
-from typing import BinaryIO, Iterator
 
 from builder.errors import BuildError
 
@@ -23,7 +24,7 @@ from builder.errors import BuildError
 class _Output:
     """A binary file whose write errors are BuildErrors naming the path."""
 
-    def __init__(self, f: BinaryIO, path: Path):
+    def __init__(self, f: BufferedWriter, path: Path):
         self._f = f
         self._path = path
 
@@ -59,7 +60,7 @@ class _Output:
         return self._f.closed
 
 
-def _open(path: Path, flags: int) -> BinaryIO:
+def _open(path: Path, flags: int) -> BufferedWriter:
     try:
         return os.fdopen(os.open(path, flags | os.O_CLOEXEC, 0o644), "wb")
     except OSError as e:
@@ -80,7 +81,7 @@ def writes_through(path: Path | str) -> bool:
 
 
 @contextmanager
-def atomic_file(path: Path | str, *, durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_file(path: Path | str, *, durable: bool = True) -> Iterator[BufferedWriter]:
     """`with atomic_file(path) as f:` write f. A regular (or new) file: on success the written data
     replaces `path` (fsync()ed first when durable); on failure `path` is left as it was. Anything else
     (device, FIFO, symlink) is opened and written through. Errors are BuildErrors naming `path`."""

@@ -122,13 +122,17 @@ def _default(obj: object) -> object:
 
 _compact = _json.make_encoder(None, _default, _encode_string, None, ":", ",", False, False, True)
 _spaced = _json.make_encoder(None, _default, _encode_string, None, ": ", ", ", False, False, True)
+_spaced_sorted = _json.make_encoder(None, _default, _encode_string, None, ": ", ", ", True, False, True)
 
 
-def dumps(obj: object, indent: int | str | None = None, compact: bool = False) -> str:
-    """json.dumps(obj) (or separators=(",", ":") with compact=True, or indent=...)."""
+def dumps(obj: object, indent: int | str | None = None, compact: bool = False, sort_keys: bool = False) -> str:
+    """json.dumps(obj) (or separators=(",", ":") with compact=True, or indent=...; sort_keys=True without
+    those two)."""
     if indent is not None:
         unit = indent if isinstance(indent, str) else " " * indent
         return "".join(_indented(obj, unit, 0))
+    if sort_keys:
+        return "".join(_spaced_sorted(obj, 0))
     return "".join((_compact if compact else _spaced)(obj, 0))
 
 

@@ -48,9 +48,37 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pydock version {system.VERSION}",
                    help="print pydock's version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in [MODULE_OF[command]] if command in MODULE_OF else COMMAND_MODULES:
-        importlib.import_module(f"builder.cli.{name}").add_parsers(sub)
+    known = command in MODULE_OF
+    for name in [MODULE_OF[command]] if known else COMMAND_MODULES:
+        importlib.import_module(f"builder.cli.{name}").add_parsers(_OnlyCommand(sub, command) if known else sub)
     return p
+
+
+class _OnlyCommand:
+    """The subparsers action, building the parser of one command only: its module's other commands get a
+    stand-in that takes their options and keeps none (run's and create's alone are ~200 add_argument calls
+    that `pydock exec` would build and never use)."""
+
+    def __init__(self, sub, command: str):
+        self._sub, self._command = sub, command
+
+    def add_parser(self, name: str, **kwargs):
+        if name == self._command or self._command in kwargs.get("aliases", ()):
+            return self._sub.add_parser(name, **kwargs)
+        return _UNUSED_PARSER
+
+    def __getattr__(self, name: str):
+        return getattr(self._sub, name)
+
+
+class _UnusedParser:
+    """Takes any parser call (add_argument, groups, set_defaults...) and does nothing."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self
+
+
+_UNUSED_PARSER = _UnusedParser()
 
 
 # docker's exit status for its own failures in the container verbs (126/127 and the container's own

@@ -243,7 +243,7 @@ def cmd_exec(args) -> int:
     import json
 
     from builder.container import control
-    from builder.container.bundle import effective_image_config
+    from builder.container.bundle import merged_env
     from builder.container.liveness import live_state
     from builder.container.monitor import runtime_for
     from builder.container.options import read_env
@@ -259,8 +259,7 @@ def cmd_exec(args) -> int:
     process = json.loads((cdir / "bundle" / "config.json").read_text())["process"]
     process["args"] = list(args.cmd)
     process["terminal"] = bool(args.tty)
-    process["env"] = effective_image_config({"config": {"Env": process["env"]}},
-                                            {"Env": read_env(args.env, [])})["config"]["Env"]
+    process["env"] = merged_env(process["env"], read_env(args.env, []))
     if args.workdir:
         process["cwd"] = args.workdir
     if args.user:

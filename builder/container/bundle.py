@@ -3,7 +3,6 @@ applied the way docker applies them, turned into a spec by builder.bundle.spec (
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -13,6 +12,8 @@ from builder.atomicfile import atomic_file
 
 def effective_image_config(image_config: dict, options: dict) -> dict:
     """The image config with run's overrides: --entrypoint (which drops the image's Cmd), CMD, -e, -w, -u."""
+    import copy  # here: exec merges only the environment (merged_env) and needs no copy
+
     merged = copy.deepcopy(image_config)
     cfg = merged.setdefault("config", {}) or {}
     merged["config"] = cfg
@@ -21,15 +22,20 @@ def effective_image_config(image_config: dict, options: dict) -> dict:
         cfg["Cmd"] = []
     if options.get("Cmd"):
         cfg["Cmd"] = options["Cmd"]
-    env = {e.split("=", 1)[0]: e for e in cfg.get("Env") or []}
-    for e in options.get("Env") or []:
-        env[e.split("=", 1)[0]] = e
-    cfg["Env"] = list(env.values())
+    cfg["Env"] = merged_env(cfg.get("Env") or [], options.get("Env") or [])
     if options.get("WorkingDir"):
         cfg["WorkingDir"] = options["WorkingDir"]
     if options.get("User"):
         cfg["User"] = options["User"]
     return merged
+
+
+def merged_env(env: list[str], overrides: list[str]) -> list[str]:
+    """NAME=VALUE entries with overrides' replacing those of the same name, in place (new names last)."""
+    merged = {e.split("=", 1)[0]: e for e in env}
+    for e in overrides:
+        merged[e.split("=", 1)[0]] = e
+    return list(merged.values())
 
 
 # docker's default capability set (the runtime's own default is runc's smaller one)
@@ -155,6 +161,8 @@ def write_bundle(container_dir: Path, record: dict, image_config: dict, rootfs: 
     """CONTAINER/bundle/config.json for the record, whose Config holds the resolved process (made by
     effective_image_config at create) and HostConfig the rest. Returns the bundle dir."""
     from builder.bundle.spec import image_spec  # here: exec needs this module's rules, not the spec builder
+
+    import copy
 
     config, host = record["Config"], record["HostConfig"]
     resolved = copy.deepcopy(image_config)

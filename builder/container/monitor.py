@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import time
 from pathlib import Path
 
@@ -264,6 +263,7 @@ def _run_with_pipes(runtime, container_id, bundle, pid_file, open_stdin):
 
 
 def _run_with_pty(runtime, container_id, bundle, cdir, pid_file):
+    import socket  # here: exec and the other commands that import this module need no socket
     import tempfile
 
     # a short path of our own: AF_UNIX paths stop at 108 bytes, and the store's may be longer

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from builder.atomicfile import atomic_file
 from builder.filelock import exclusive_lock
@@ -51,6 +50,8 @@ class Records:
                 _write(tmp / "config.json", doc)
                 os.rename(tmp, self.path(container_id))
             except BaseException:
+                import shutil
+
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         return doc
@@ -73,6 +74,8 @@ class Records:
                 os.rename(self.path(container_id), doomed)
             except FileNotFoundError:
                 return
+            import shutil  # here only: every command reads records, few remove one
+
             shutil.rmtree(doomed, ignore_errors=True)
 
     # -- reading and updating

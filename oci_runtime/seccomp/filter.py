@@ -243,15 +243,25 @@ def cache_dir() -> str | None:
     return CACHE_DIR
 
 
-def _kept_path(seccomp: dict, directory: str) -> str:
-    import hashlib
-    import json
+def _sha256_hex(data: bytes) -> str:
+    """sha256 from Python's own module: hashlib loads OpenSSL's first (~4 ms of every exec)."""
+    try:
+        from _sha256 import sha256  # Python 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # 3.12 and later
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
 
+
+def _kept_path(seccomp: dict, directory: str) -> str:
+    from oci_runtime import jsonio  # json.dumps's text (the key of programs kept before), without json's imports
     from oci_runtime.seccomp.lib import library
 
     uname = os.uname()
-    source = json.dumps([seccomp, uname.release, uname.machine, library().version_text], sort_keys=True)
-    return os.path.join(directory, f"seccomp-{hashlib.sha256(source.encode()).hexdigest()[:32]}.bpf")
+    source = jsonio.dumps([seccomp, uname.release, uname.machine, library().version_text], sort_keys=True)
+    return os.path.join(directory, f"seccomp-{_sha256_hex(source.encode())[:32]}.bpf")
 
 
 def _read_kept(path: str) -> tuple[tuple[str, ...], bytes] | None:

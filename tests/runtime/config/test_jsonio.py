@@ -26,6 +26,7 @@ def test_round_trips_like_json(doc):
     assert jsonio.dumps(doc, compact=True) == json.dumps(doc, separators=(",", ":"))
     assert jsonio.dumps(doc, indent=2) == json.dumps(doc, indent=2)
     assert jsonio.dumps(doc, indent="\t") == json.dumps(doc, indent="\t")
+    assert jsonio.dumps(doc, sort_keys=True) == json.dumps(doc, sort_keys=True)  # the seccomp cache key
     text = json.dumps(doc)
     assert jsonio.loads(text) == json.loads(text)
     assert jsonio.loads(text.encode()) == json.loads(text)
