@@ -27,7 +27,7 @@ from oci_runtime.container.lifecycle import CREATED, PAUSED, RUNNING, STOPPED, C
 from oci_runtime.errors import BadState, RuntimeFailure
 from oci_runtime.log import logger
 from oci_runtime.process import setup as proc_setup
-from oci_runtime.process.channel import ERROR, GO, LOG, OK, PID, SECCOMP, Channel, fork_announced, fork_child
+from oci_runtime.process.channel import ERROR, GO, OK, PID, SECCOMP, Channel, fork_announced, fork_child
 from oci_runtime.process.namespaces import FLAGS, JOIN_ORDER, PROC_NAMES, NamespacePlan, open_joins
 
 
@@ -134,9 +134,7 @@ def spawn(container: Container, process: dict, seccomp, console_sock, preserve_f
         parent.send(GO, join_self=mgr is not None and not sub_cgroups)
         error = None
         while msg := parent.recv():  # until the socket closes: the process exec'd (close-on-exec) or died
-            if msg["t"] == LOG:
-                logger.debug(msg["msg"])
-            elif msg["t"] == PID:
+            if msg["t"] == PID:
                 pid = msg["pid"]
             elif msg["t"] == SECCOMP:  # the process's listener, for the agent (PID always came first)
                 seccomp.hand_over(pid, msg["fd"], container.hook_state(RUNNING))

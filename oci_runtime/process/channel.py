@@ -45,7 +45,13 @@ class Channel:
 
     def recv(self) -> dict | None:
         """The next message, or None once the other end has closed (or exec'd: the socket is close-on-exec).
+        LOG messages are written to the runtime's log here and never returned (only children send them).
         A SECCOMP message's fd is ours (close-on-exec) as its "fd"; an fd attached to anything else is closed."""
+        while (msg := self._recv_one()) is not None and msg.get("t") == LOG:
+            logger.debug(msg["msg"])
+        return msg
+
+    def _recv_one(self) -> dict | None:
         data, ancillary, _, _ = self.sock.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(_FD_SIZE), socket.MSG_CMSG_CLOEXEC)
         msg = loads(data) if data else None
         for level, kind, payload in ancillary:

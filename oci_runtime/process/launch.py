@@ -23,10 +23,9 @@ import os
 
 from oci_runtime import linux
 from oci_runtime.errors import RuntimeFailure
-from oci_runtime.log import logger
 from oci_runtime.process import namespaces
-from oci_runtime.process.channel import (ERROR, GO, HOOKS, LOG, OK, PID, READY, SECCOMP, USERNS, Channel,
-                                         fork_announced, fork_child)
+from oci_runtime.process.channel import (ERROR, GO, HOOKS, OK, PID, READY, SECCOMP, USERNS, Channel, fork_announced,
+                                         fork_child)
 from oci_runtime.process.hooks import run_hooks
 from oci_runtime.process.init import run_init
 from oci_runtime.process.rootfs import open_bind_sources
@@ -157,9 +156,7 @@ def _drive(spec: LaunchSpec, channel: Channel, stage1: int, init_pid: int = 0) -
             if msg is None:
                 raise RuntimeFailure("container init exited unexpectedly before it was ready")
             kind = msg["t"]
-            if kind == LOG:
-                logger.debug(msg["msg"])
-            elif kind == USERNS:
+            if kind == USERNS:
                 namespaces.write_id_maps(stage1, linux_cfg)
                 channel.send(OK)
             elif kind == PID:
